@@ -1,0 +1,316 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATUS_UNSPECIFIED: _ClassVar[Status]
+    STATUS_OK: _ClassVar[Status]
+    STATUS_ABSTAIN: _ClassVar[Status]
+    STATUS_TIMEOUT: _ClassVar[Status]
+    STATUS_ERROR: _ClassVar[Status]
+STATUS_UNSPECIFIED: Status
+STATUS_OK: Status
+STATUS_ABSTAIN: Status
+STATUS_TIMEOUT: Status
+STATUS_ERROR: Status
+
+class VerifierRef(_message.Message):
+    __slots__ = ("name", "version", "weight", "weight_set", "params")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_SET_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    weight: float
+    weight_set: bool
+    params: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., weight: _Optional[float] = ..., weight_set: _Optional[bool] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class RewardSpec(_message.Message):
+    __slots__ = ("components",)
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    components: _containers.RepeatedCompositeFieldContainer[VerifierRef]
+    def __init__(self, components: _Optional[_Iterable[_Union[VerifierRef, _Mapping]]] = ...) -> None: ...
+
+class Sample(_message.Message):
+    __slots__ = ("id", "prompt", "completion", "reference", "spec", "metadata")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    prompt: str
+    completion: str
+    reference: _struct_pb2.Value
+    spec: RewardSpec
+    metadata: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., prompt: _Optional[str] = ..., completion: _Optional[str] = ..., reference: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., spec: _Optional[_Union[RewardSpec, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ComponentResult(_message.Message):
+    __slots__ = ("name", "version", "weight", "status", "reward", "reason", "latency_ms", "params_hash")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_HASH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    weight: float
+    status: Status
+    reward: float
+    reason: str
+    latency_ms: float
+    params_hash: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., weight: _Optional[float] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., latency_ms: _Optional[float] = ..., params_hash: _Optional[str] = ...) -> None: ...
+
+class SampleResult(_message.Message):
+    __slots__ = ("id", "status", "reward", "reason", "components", "latency_ms", "sample_index")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: Status
+    reward: float
+    reason: str
+    components: _containers.RepeatedCompositeFieldContainer[ComponentResult]
+    latency_ms: float
+    sample_index: int
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., components: _Optional[_Iterable[_Union[ComponentResult, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., sample_index: _Optional[int] = ...) -> None: ...
+
+class ScoreRequest(_message.Message):
+    __slots__ = ("run_id", "step", "samples", "spec")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    step: int
+    samples: _containers.RepeatedCompositeFieldContainer[Sample]
+    spec: RewardSpec
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., spec: _Optional[_Union[RewardSpec, _Mapping]] = ...) -> None: ...
+
+class ScoreResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SampleResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SampleResult, _Mapping]]] = ...) -> None: ...
+
+class GroupRequest(_message.Message):
+    __slots__ = ("run_id", "step", "group_id", "samples", "spec")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    step: int
+    group_id: str
+    samples: _containers.RepeatedCompositeFieldContainer[Sample]
+    spec: RewardSpec
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[int] = ..., group_id: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., spec: _Optional[_Union[RewardSpec, _Mapping]] = ...) -> None: ...
+
+class GroupResult(_message.Message):
+    __slots__ = ("group_id", "step", "results")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    step: int
+    results: _containers.RepeatedCompositeFieldContainer[SampleResult]
+    def __init__(self, group_id: _Optional[str] = ..., step: _Optional[int] = ..., results: _Optional[_Iterable[_Union[SampleResult, _Mapping]]] = ...) -> None: ...
+
+class ParamInfo(_message.Message):
+    __slots__ = ("name", "type", "default_json", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    default_json: str
+    description: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., default_json: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class VerifierInfo(_message.Message):
+    __slots__ = ("name", "version", "description", "params", "params_schema_json", "available", "unavailable_reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    description: str
+    params: _containers.RepeatedCompositeFieldContainer[ParamInfo]
+    params_schema_json: str
+    available: bool
+    unavailable_reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., params: _Optional[_Iterable[_Union[ParamInfo, _Mapping]]] = ..., params_schema_json: _Optional[str] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
+
+class ListVerifiersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListVerifiersResponse(_message.Message):
+    __slots__ = ("verifiers",)
+    VERIFIERS_FIELD_NUMBER: _ClassVar[int]
+    verifiers: _containers.RepeatedCompositeFieldContainer[VerifierInfo]
+    def __init__(self, verifiers: _Optional[_Iterable[_Union[VerifierInfo, _Mapping]]] = ...) -> None: ...
+
+class StartRunRequest(_message.Message):
+    __slots__ = ("name", "config", "run_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    config: _struct_pb2.Struct
+    run_id: str
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("run_id", "name", "state", "created_at", "finished_at", "last_step", "score_count", "config")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_STEP_FIELD_NUMBER: _ClassVar[int]
+    SCORE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    name: str
+    state: str
+    created_at: str
+    finished_at: str
+    last_step: int
+    score_count: int
+    config: _struct_pb2.Struct
+    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., last_step: _Optional[int] = ..., score_count: _Optional[int] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class LogStepRequest(_message.Message):
+    __slots__ = ("run_id", "step", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    step: int
+    metrics: _containers.ScalarMap[str, float]
+    def __init__(self, run_id: _Optional[str] = ..., step: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class LogStepResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FinishRunRequest(_message.Message):
+    __slots__ = ("run_id", "state", "summary")
+    class SummaryEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    state: str
+    summary: _containers.ScalarMap[str, float]
+    def __init__(self, run_id: _Optional[str] = ..., state: _Optional[str] = ..., summary: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ListRunsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ListRunsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
+
+class QueryScoresRequest(_message.Message):
+    __slots__ = ("run_id", "step_min", "step_max", "verifier", "status", "limit")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_MIN_FIELD_NUMBER: _ClassVar[int]
+    STEP_MAX_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    step_min: int
+    step_max: int
+    verifier: str
+    status: Status
+    limit: int
+    def __init__(self, run_id: _Optional[str] = ..., step_min: _Optional[int] = ..., step_max: _Optional[int] = ..., verifier: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ScoreRecord(_message.Message):
+    __slots__ = ("score_id", "run_id", "step", "group_id", "sample_index", "sample_id", "verifier", "verifier_version", "params_hash", "weight", "status", "reward", "reason", "latency_ms", "prompt_sha256", "completion_sha256", "reference_sha256", "created_at", "total_reward")
+    SCORE_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_HASH_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_SHA256_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_REWARD_FIELD_NUMBER: _ClassVar[int]
+    score_id: int
+    run_id: str
+    step: int
+    group_id: str
+    sample_index: int
+    sample_id: str
+    verifier: str
+    verifier_version: str
+    params_hash: str
+    weight: float
+    status: Status
+    reward: float
+    reason: str
+    latency_ms: float
+    prompt_sha256: str
+    completion_sha256: str
+    reference_sha256: str
+    created_at: str
+    total_reward: float
+    def __init__(self, score_id: _Optional[int] = ..., run_id: _Optional[str] = ..., step: _Optional[int] = ..., group_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., sample_id: _Optional[str] = ..., verifier: _Optional[str] = ..., verifier_version: _Optional[str] = ..., params_hash: _Optional[str] = ..., weight: _Optional[float] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., latency_ms: _Optional[float] = ..., prompt_sha256: _Optional[str] = ..., completion_sha256: _Optional[str] = ..., reference_sha256: _Optional[str] = ..., created_at: _Optional[str] = ..., total_reward: _Optional[float] = ...) -> None: ...

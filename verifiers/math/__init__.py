@@ -1,0 +1,1 @@
+"""Math answer verifier (placeholder until verifiers/math/ lands)."""

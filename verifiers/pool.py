@@ -1,0 +1,125 @@
+"""A pool of killable worker processes for CPU-heavy or adversarial verifier calls.
+
+Why processes and not `signal.alarm`: an alarm only fires on the main thread, so inside a
+threaded server it silently never fires (Math-Verify's users got all-zero rewards that
+way). A worker that overruns its wall-clock limit is killed and replaced by the pool
+(pebble), and the caller gets a TIMEOUT result; the pool keeps serving.
+
+Each worker caps its own address space with RLIMIT_AS (`memory_limit_bytes`), so SymPy
+blowing up on `10^(10^10)` ends as a MemoryError -> ERROR result, not an OOM-killed host.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import resource
+import time
+from typing import Any
+
+from pebble import ProcessExpired, ProcessPool
+
+from .core import Status, VerifierResult
+from .errors import VerifierError
+
+
+def _init_worker(memory_limit_bytes: int | None) -> None:
+    if memory_limit_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
+    import verifiers  # noqa: F401  (registers the built-in verifiers; pays imports once)
+
+
+def _warm() -> int:
+    return os.getpid()
+
+
+def _run(name: str, version: str, completion: str, reference: Any,
+         params: dict[str, Any]) -> tuple[VerifierResult | VerifierError, int]:
+    """Worker side: one verifier call. Request errors are returned, not raised, so they
+    keep their type across the process boundary."""
+    from . import registry
+
+    try:
+        cls = registry.get(name, version)
+        parsed = registry.parse_params(cls, params)
+        return cls().verify(completion, reference, parsed), os.getpid()
+    except VerifierError as e:
+        return e, os.getpid()
+    except MemoryError:
+        return VerifierResult.error("memory limit exceeded in the verifier worker"), os.getpid()
+    except RecursionError:
+        return VerifierResult.error("input too deeply nested (recursion limit)"), os.getpid()
+    except Exception as e:  # a verifier bug is an ERROR result with its reason
+        return VerifierResult.error(f"verifier raised {type(e).__name__}: {e}"), os.getpid()
+
+
+class VerifierPool:
+    """Runs `verify` calls in `workers` processes with a hard wall-clock limit each.
+
+    `submit` returns a future of `(VerifierResult, worker_pid)`; it raises the
+    request's VerifierError (unknown verifier, bad params, bad reference) from
+    `future.result()`. A call that overruns `timeout_s` resolves to TIMEOUT within
+    about 0.1 s of the limit (pebble's watchdog period) and its worker is replaced.
+    """
+
+    def __init__(self, workers: int = 2, memory_limit_bytes: int | None = 2 << 30,
+                 start_method: str = "forkserver"):
+        self.workers = workers
+        self.memory_limit_bytes = memory_limit_bytes
+        self._pool = ProcessPool(max_workers=workers, initializer=_init_worker,
+                                 initargs=(memory_limit_bytes,),
+                                 context=multiprocessing.get_context(start_method))
+
+    def warm_up(self, timeout_s: float = 120.0) -> None:
+        """Start every worker and pay its imports now rather than on the first request."""
+        futs = [self._pool.schedule(_warm) for _ in range(self.workers * 2)]
+        for f in futs:
+            f.result(timeout=timeout_s)
+
+    def submit(self, name: str, version: str, completion: str, reference: Any,
+               params: dict[str, Any], timeout_s: float) -> "cf.Future[tuple[VerifierResult, int]]":
+        out: cf.Future = cf.Future()
+        started = time.monotonic()
+        inner = self._pool.schedule(_run, args=(name, version, completion, reference, params),
+                                    timeout=timeout_s)
+
+        def done(f: cf.Future) -> None:
+            try:
+                value, pid = f.result()
+            except cf.TimeoutError:
+                out.set_result((VerifierResult.timeout(
+                    f"{name} ran past its {timeout_s:g} s wall-clock limit; worker killed"), -1))
+                return
+            except ProcessExpired as e:
+                out.set_result((VerifierResult.error(
+                    f"{name} worker died (exit code {e.exitcode}); likely the memory limit"), -1))
+                return
+            except cf.CancelledError:
+                out.set_result((VerifierResult.error(f"{name} call cancelled (pool shutting down)"), -1))
+                return
+            except Exception as e:  # pickling failures and the like
+                out.set_result((VerifierResult.error(f"{name} call failed: {type(e).__name__}: {e}"), -1))
+                return
+            if isinstance(value, VerifierError):
+                out.set_exception(value)
+            else:
+                out.set_result((value, pid))
+
+        inner.add_done_callback(done)
+        return out
+
+    def close(self, wait: bool = True) -> None:
+        self._pool.close() if wait else self._pool.stop()
+        self._pool.join()
+
+
+def run_inline(name: str, version: str, completion: str, reference: Any,
+               params: dict[str, Any]) -> VerifierResult:
+    """Run a (non-isolated) verifier call in this thread; request errors propagate."""
+    value, _ = _run(name, version, completion, reference, params)
+    if isinstance(value, VerifierError):
+        raise value
+    return value
+
+
+__all__ = ["VerifierPool", "run_inline", "Status"]

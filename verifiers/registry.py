@@ -1,0 +1,66 @@
+"""The verifier registry: verifiers by name and version, with typed parameters.
+
+Adding a verifier is one module plus one `@register` on its class; the built-in
+modules are imported by `verifiers/__init__.py`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from .core import Params, Verifier
+from .errors import InvalidParamsError, UnknownVerifierError
+
+_REGISTRY: dict[str, dict[str, type[Verifier]]] = {}
+
+
+def register(cls: type[Verifier]) -> type[Verifier]:
+    """Class decorator: make `cls` available as `cls.name` @ `cls.version`."""
+    versions = _REGISTRY.setdefault(cls.name, {})
+    if cls.version in versions and versions[cls.version] is not cls:
+        raise ValueError(f"verifier {cls.name}@{cls.version} is registered twice")
+    versions[cls.version] = cls
+    return cls
+
+
+def _version_key(v: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in v.replace("-", ".").split("."))
+
+
+def known() -> list[str]:
+    """Every registered `name@version`, sorted."""
+    return sorted(f"{n}@{v}" for n, vs in _REGISTRY.items() for v in vs)
+
+
+def latest() -> list[type[Verifier]]:
+    """The newest version of each registered verifier, sorted by name."""
+    return [vs[max(vs, key=_version_key)] for _, vs in sorted(_REGISTRY.items())]
+
+
+def get(name: str, version: str | None = None) -> type[Verifier]:
+    """The class registered as `name` (`version`, or the newest when None/empty).
+
+    Raises UnknownVerifierError listing what is registered.
+    """
+    versions = _REGISTRY.get(name)
+    if not versions:
+        raise UnknownVerifierError(name, known())
+    if not version:
+        return versions[max(versions, key=_version_key)]
+    if version not in versions:
+        raise UnknownVerifierError(name, known(), version)
+    return versions[version]
+
+
+def parse_params(cls: type[Verifier], raw: dict[str, Any] | None) -> Params:
+    """Validate raw parameters against `cls.Params`.
+
+    Raises InvalidParamsError whose message names each bad field.
+    """
+    try:
+        return cls.Params.model_validate(raw or {})
+    except ValidationError as e:
+        fields = "; ".join(f"params.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+                           for err in e.errors())
+        raise InvalidParamsError(f"{cls.name}@{cls.version}: {fields}") from None
