@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import InvalidReferenceError
+
 
 class Status(str, enum.Enum):
     """Outcome of one verifier call (mirrors `rewards.v1.Status`)."""
@@ -83,9 +85,17 @@ class Verifier:
     Params: ClassVar[type[Params]] = Params
     isolated: ClassVar[bool] = False
     timeout_s: ClassVar[float] = 5.0
+    requires_reference: ClassVar[bool] = True
 
     def verify(self, completion: str, reference: Any, params: Any) -> VerifierResult:
         raise NotImplementedError
+
+    @classmethod
+    def check_reference(cls, reference: Any) -> None:
+        """Cheap up-front check of the reference's presence and shape, run before any
+        work is scheduled. Raises InvalidReferenceError saying what is wrong."""
+        if cls.requires_reference and (reference is None or reference == ""):
+            raise InvalidReferenceError(f"{cls.name} needs a reference (the gold answer or tests)")
 
     @classmethod
     def available(cls) -> tuple[bool, str]:

@@ -61,6 +61,6 @@ def parse_params(cls: type[Verifier], raw: dict[str, Any] | None) -> Params:
     try:
         return cls.Params.model_validate(raw or {})
     except ValidationError as e:
-        fields = "; ".join(f"params.{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+        fields = "; ".join(".".join(["params", *(str(x) for x in err["loc"])]) + f": {err['msg']}"
                            for err in e.errors())
         raise InvalidParamsError(f"{cls.name}@{cls.version}: {fields}") from None

@@ -1,0 +1,149 @@
+"""Assemble and run the server: gRPC (asyncio), health, reflection, scorer and store.
+
+`serve(config)` runs in the foreground until SIGTERM/SIGINT; `start_server(config)` runs
+it on a background thread (tests, the demo) and returns a handle with the bound port.
+
+Shutdown order (SIGTERM): health -> NOT_SERVING; stop accepting RPCs and let in-flight
+ones finish (`grace_s`); close the worker pools; drain the score writer. A score that
+was returned to a client is therefore in the database when the process exits.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from rewards.v1 import rewards_pb2 as pb
+from rewards.v1 import rewards_pb2_grpc as pb_grpc
+
+from .config import ServerConfig
+from .scoring import Scorer
+from .servicer import RewardServicer
+from .store import ScoreStore
+
+log = logging.getLogger("reward_server")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardService"].full_name
+
+
+@dataclass
+class _Parts:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    scorer: Scorer
+    store: ScoreStore
+    port: int
+
+
+async def _build(config: ServerConfig) -> _Parts:
+    store = ScoreStore(config.database_url, auto_migrate=config.auto_migrate,
+                       batch_rows=config.writer_batch_rows, flush_ms=config.writer_flush_ms)
+    scorer = Scorer(config.workers, config.worker_memory_limit_bytes, config.inline_threads)
+    await asyncio.to_thread(scorer.warm_up)
+    opts = [("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes)]
+    server = grpc.aio.server(options=opts)
+    pb_grpc.add_RewardServiceServicer_to_server(RewardServicer(config, scorer, store), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise OSError(f"could not bind {config.host}:{config.port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("reward server listening on %s:%d (database %s, %d workers)", config.host, port,
+             config.database_url, config.workers)
+    return _Parts(server, health_servicer, scorer, store, port)
+
+
+async def _shutdown(parts: _Parts, grace_s: float) -> None:
+    await parts.health.enter_graceful_shutdown()
+    await parts.server.stop(grace_s)
+    await asyncio.to_thread(parts.scorer.close)
+    await asyncio.to_thread(parts.store.close)
+    log.info("reward server stopped; %d score rows written", parts.store.rows_written)
+
+
+def serve(config: ServerConfig, ready: "callable | None" = None) -> None:
+    """Run in the foreground until SIGTERM or SIGINT, then shut down gracefully."""
+
+    async def main() -> None:
+        parts = await _build(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if ready:
+            ready(parts.port)
+        await stop.wait()
+        log.info("signal received: finishing in-flight work (up to %.0f s)", config.grace_s)
+        await _shutdown(parts, config.grace_s)
+
+    asyncio.run(main())
+
+
+class RunningServer:
+    """A server on a background thread: `.port`, `.address`, `.store`, `.stop()`."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._parts: _Parts | None = None
+        self._thread = threading.Thread(target=self._run, name="reward-server", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error:
+            raise self._error
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._parts = self._loop.run_until_complete(_build(self.config))
+        except BaseException as e:
+            self._error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+
+    @property
+    def port(self) -> int:
+        return self._parts.port
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    @property
+    def store(self) -> ScoreStore:
+        return self._parts.store
+
+    def stop(self, grace_s: float | None = None) -> None:
+        if self._parts is None or not self._thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(
+            _shutdown(self._parts, self.config.grace_s if grace_s is None else grace_s), self._loop)
+        fut.result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+
+    def __enter__(self) -> "RunningServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_server(config: ServerConfig) -> RunningServer:
+    """Start a server on a background thread and return once it serves."""
+    return RunningServer(config)

@@ -1,0 +1,76 @@
+"""Server configuration: a typed model read from a TOML file and environment variables.
+
+Precedence (highest first): command-line flags, environment variables
+(`REWARD_SERVER_<FIELD>`, e.g. `REWARD_SERVER_DATABASE_URL`), the TOML file
+(`--config FILE` or `REWARD_SERVER_CONFIG`), defaults. Unknown TOML keys are rejected
+with the key's name.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field."""
+
+
+class ServerConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REWARD_SERVER_", extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for all interfaces")
+    port: int = Field(50051, ge=0, le=65535, description="0 picks a free port")
+    database_url: str = Field("sqlite:///rewards.db", description="SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…")
+    auto_migrate: bool = Field(True, description="apply Alembic migrations at start; if false, refuse an old schema")
+    store_texts: bool = Field(True, description="keep prompt/completion/reference texts beside their hashes")
+    workers: int = Field(max(1, (os.cpu_count() or 2)), ge=1, description="verifier worker processes")
+    worker_memory_limit_bytes: int = Field(2 << 30, ge=64 << 20, description="address-space cap per worker")
+    inline_threads: int = Field(8, ge=1, description="threads for cheap inline verifiers")
+    timeout_s: float | None = Field(None, gt=0, description="override every verifier's wall-clock limit")
+    max_message_bytes: int = Field(16 << 20, ge=1024, description="largest request accepted")
+    max_samples_per_request: int = Field(4096, ge=1)
+    grace_s: float = Field(30.0, ge=0, description="SIGTERM: time allowed for in-flight work")
+    writer_batch_rows: int = Field(1000, ge=1, description="score rows per database transaction")
+    writer_flush_ms: int = Field(50, ge=1, description="longest a score waits before its batch is written")
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if "://" not in v:
+            raise ValueError("must be a SQLAlchemy URL such as sqlite:///rewards.db")
+        return v
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _CONFIG_FILE.get("path")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ServerConfig:
+    """Build the config from `path` (TOML), the environment and `overrides` (non-None only).
+
+    Raises ConfigError naming each invalid field.
+    """
+    path = path or os.environ.get("REWARD_SERVER_CONFIG")
+    if path and not Path(path).is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    _CONFIG_FILE["path"] = Path(path) if path else None
+    try:
+        return ServerConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'config'}: {err['msg']}" for err in e.errors())
+        raise ConfigError(f"invalid configuration: {msgs}") from None
+    finally:
+        _CONFIG_FILE["path"] = None

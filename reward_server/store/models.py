@@ -1,0 +1,83 @@
+"""ORM tables. Schema changes go through an Alembic migration in reward_server/migrations."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    """A training run: what its scores and steps hang from."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class StepRow(Base):
+    """One training step's metrics, as the trainer logged them."""
+
+    __tablename__ = "steps"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(BigInteger)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("run_id", "step", name="uq_steps_run_step"),)
+
+
+class ScoreRow(Base):
+    """One scored sample component, with everything needed to answer "why this reward?".
+
+    A sample scored by a spec of k components is k rows sharing (request_id,
+    sample_index); `total_reward`/`total_status` repeat the sample's combined outcome.
+    """
+
+    __tablename__ = "scores"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    request_id: Mapped[str] = mapped_column(String(32))
+    group_id: Mapped[str] = mapped_column(String(128), default="")
+    sample_index: Mapped[int] = mapped_column(Integer)
+    sample_id: Mapped[str] = mapped_column(String(128), default="")
+    component_index: Mapped[int] = mapped_column(Integer)
+    verifier: Mapped[str] = mapped_column(String(64))
+    verifier_version: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params_hash: Mapped[str] = mapped_column(String(16))
+    weight: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(8))
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    latency_ms: Mapped[float] = mapped_column(Float)
+    total_status: Mapped[str] = mapped_column(String(8))
+    total_reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    prompt_sha256: Mapped[str] = mapped_column(String(64))
+    completion_sha256: Mapped[str] = mapped_column(String(64))
+    reference_sha256: Mapped[str] = mapped_column(String(64))
+    prompt_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    completion_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reference_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (
+        Index("ix_scores_run_step", "run_id", "step"),
+        Index("ix_scores_verifier_created", "verifier", "created_at"),
+        Index("ix_scores_created", "created_at"),
+    )

@@ -1,0 +1,246 @@
+"""The score store: schema management, a batched background writer, and queries.
+
+Writes never sit on the request path: `add_scores` appends rows to an in-memory queue
+and returns; one writer thread inserts them in batches (`writer_batch_rows` rows or
+`writer_flush_ms`, whichever comes first). `close()` drains the queue, so a score that
+was returned to a client is in the database once the server has shut down gracefully.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import Run, ScoreRow, StepRow
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class SchemaOutOfDateError(RuntimeError):
+    """The database schema is older than this server; the message says what to run."""
+
+
+class RunNotFoundError(LookupError):
+    """No run with that id."""
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            # WAL: readers do not block the writer thread, and the writer does not block them.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(current revision of the database, newest revision this code knows)."""
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Apply every pending Alembic migration (`reward-server db upgrade`)."""
+    cfg = _alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+_STOP = object()
+
+
+class ScoreStore:
+    """Runs, steps and scores in one database. Thread-safe."""
+
+    def __init__(self, url: str, *, auto_migrate: bool = True, batch_rows: int = 1000, flush_ms: int = 50):
+        self.url = url
+        self.engine = make_engine(url)
+        current, head = schema_revisions(self.engine)
+        if current != head:
+            if not auto_migrate:
+                raise SchemaOutOfDateError(
+                    f"database schema is at revision {current or 'none'}, this server needs {head}: "
+                    f"run `reward-server db upgrade --database-url {url}`")
+            upgrade_schema(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._batch_rows, self._flush_s = batch_rows, flush_ms / 1000
+        self._queue: queue.Queue = queue.Queue()
+        self._pending = 0
+        self._cond = threading.Condition()
+        self.rows_written = 0
+        self.write_errors = 0
+        self._writer = threading.Thread(target=self._write_loop, name="score-writer", daemon=True)
+        self._writer.start()
+
+    # -- writes ---------------------------------------------------------------------
+    def add_scores(self, rows: list[dict[str, Any]]) -> None:
+        """Queue score rows (dicts of ScoreRow columns) for the writer. Returns at once."""
+        if not rows:
+            return
+        with self._cond:
+            self._pending += len(rows)
+        self._queue.put(rows)
+
+    def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            batch: list[dict[str, Any]] = []
+            item = self._queue.get()
+            deadline = time.monotonic() + self._flush_s
+            while True:
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.extend(item)
+                if len(batch) >= self._batch_rows:
+                    break
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+            if batch:
+                self._insert(batch)
+
+    def _insert(self, batch: list[dict[str, Any]]) -> None:
+        for attempt in range(5):
+            try:
+                with self._sessions.begin() as s:
+                    s.execute(insert(ScoreRow), batch)
+                break
+            except Exception:  # a transient lock or connection drop must not lose scores
+                log.exception("score write failed (attempt %d/5, %d rows)", attempt + 1, len(batch))
+                time.sleep(0.2 * 2 ** attempt)
+        else:
+            self.write_errors += len(batch)
+        with self._cond:
+            self.rows_written += len(batch)
+            self._pending -= len(batch)
+            self._cond.notify_all()
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Block until every queued row is written. False if `timeout_s` passed first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout=timeout_s)
+
+    def close(self) -> None:
+        """Write everything queued, then stop the writer and release connections."""
+        if self._writer.is_alive():
+            self._queue.put(_STOP)
+            self._writer.join()
+        self.engine.dispose()
+
+    # -- runs and steps -------------------------------------------------------------
+    def start_run(self, run_id: str, name: str, config: dict[str, Any]) -> Run:
+        with self._sessions.begin() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                run = Run(id=run_id, name=name, config=config, state="running")
+                s.add(run)
+            else:  # a resumed run keeps its history
+                run.state = "running"
+            s.flush()
+            return run
+
+    def get_run(self, run_id: str) -> Run:
+        with self._sessions() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise RunNotFoundError(f"no run with run_id {run_id!r}")
+            return run
+
+    def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        with self._sessions.begin() as s:
+            if s.get(Run, run_id) is None:
+                raise RunNotFoundError(f"no run with run_id {run_id!r}; call StartRun first")
+            row = s.scalar(select(StepRow).where(StepRow.run_id == run_id, StepRow.step == step))
+            if row is None:
+                s.add(StepRow(run_id=run_id, step=step, metrics=metrics))
+            else:
+                row.metrics = {**row.metrics, **metrics}
+
+    def finish_run(self, run_id: str, state: str, summary: dict[str, float]) -> Run:
+        with self._sessions.begin() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise RunNotFoundError(f"no run with run_id {run_id!r}")
+            run.state, run.summary, run.finished_at = state, summary, datetime.now(timezone.utc)
+            s.flush()
+            return run
+
+    def run_stats(self, run_id: str) -> tuple[int, int]:
+        """(last logged step or -1, number of score rows) of a run."""
+        with self._sessions() as s:
+            last = s.scalar(select(func.max(StepRow.step)).where(StepRow.run_id == run_id))
+            count = s.scalar(select(func.count()).select_from(ScoreRow).where(ScoreRow.run_id == run_id))
+            return (-1 if last is None else last), int(count or 0)
+
+    def list_runs(self, limit: int = 100) -> list[Run]:
+        with self._sessions() as s:
+            return list(s.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit)))
+
+    def steps(self, run_id: str) -> list[StepRow]:
+        with self._sessions() as s:
+            return list(s.scalars(select(StepRow).where(StepRow.run_id == run_id).order_by(StepRow.step)))
+
+    # -- queries --------------------------------------------------------------------
+    def query_scores(self, *, run_id: str | None = None, step_min: int | None = None,
+                     step_max: int | None = None, verifier: str | None = None,
+                     status: str | None = None, limit: int | None = None,
+                     chunk_rows: int = 1000) -> Iterator[ScoreRow]:
+        """Stored score rows in id order, filtered; streamed in chunks (keyset pagination)."""
+        self.flush()
+        q = select(ScoreRow)
+        if run_id:
+            q = q.where(ScoreRow.run_id == run_id)
+        if step_min is not None:
+            q = q.where(ScoreRow.step >= step_min)
+        if step_max is not None:
+            q = q.where(ScoreRow.step <= step_max)
+        if verifier:
+            q = q.where(ScoreRow.verifier == verifier)
+        if status:
+            q = q.where(ScoreRow.status == status)
+        last_id, sent = 0, 0
+        while limit is None or sent < limit:
+            n = chunk_rows if limit is None else min(chunk_rows, limit - sent)
+            with self._sessions() as s:
+                rows = list(s.scalars(q.where(ScoreRow.id > last_id).order_by(ScoreRow.id).limit(n)))
+            if not rows:
+                return
+            yield from rows
+            sent += len(rows)
+            last_id = rows[-1].id
+
+    def session(self) -> Session:
+        return self._sessions()

@@ -1,0 +1,86 @@
+"""Prompts from the `reasoning-gym` package, split into train and a held-out set.
+
+The held-out split never reaches training (neither SFT nor GRPO): it is drawn from its
+own seed and every question that also appears in the training split is dropped from it.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+# The completion format taught by the SFT warm start and checked by the `format`
+# verifier ("r1"): <think>…</think><answer>…</answer>.
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+SYSTEM_PROMPT = ("Solve the problem. Think briefly inside <think></think>, then give only the "
+                 "final answer inside <answer></answer>.")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reasoning-gym item: the question, its gold answer and the dataset metadata."""
+
+    question: str
+    answer: str
+    metadata: dict[str, Any]
+
+
+def load_problems(task: str, size: int, seed: int, **task_config: Any) -> list[Problem]:
+    """`size` items of reasoning-gym dataset `task` (e.g. "basic_arithmetic")."""
+    import reasoning_gym
+
+    ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **task_config)
+    return [Problem(str(x["question"]), str(x["answer"]), dict(x["metadata"])) for x in ds]
+
+
+def train_heldout_split(task: str, train_size: int, heldout_size: int, seed: int,
+                        **task_config: Any) -> tuple[list[Problem], list[Problem]]:
+    """Disjoint train and held-out lists (by question text); deterministic given `seed`.
+
+    The held-out list may be shorter than `heldout_size` if the task has few distinct
+    questions.
+    """
+    train = load_problems(task, train_size, seed, **task_config)
+    seen = {p.question for p in train}
+    pool = load_problems(task, heldout_size * 4, seed + 1_000_003, **task_config)
+    heldout: list[Problem] = []
+    for p in pool:
+        if p.question not in seen:
+            seen.add(p.question)
+            heldout.append(p)
+        if len(heldout) == heldout_size:
+            break
+    return train, heldout
+
+
+def sft_completion(problem: Problem) -> str:
+    """The warm-start target: the expression in <think>, the gold answer in <answer>."""
+    thought = str(problem.metadata.get("expression", problem.question)).replace(" ", "")
+    return f"{THINK_OPEN}{thought}{THINK_CLOSE}{ANSWER_OPEN}{problem.answer}{ANSWER_CLOSE}"
+
+
+def format_prompt(problem: Problem, tokenizer: Any, template: str = "plain") -> str:
+    """The text the policy is conditioned on.
+
+    "plain": the question and a newline (the tiny char-level model);
+    "chat": the tokenizer's chat template with SYSTEM_PROMPT (instruct models).
+    """
+    if template == "plain":
+        return problem.question + "\n"
+    if template == "chat":
+        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": problem.question}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    raise ValueError(f"prompt template must be 'plain' or 'chat', got {template!r}")
+
+
+def batches(problems: list[Problem], batch_size: int, seed: int) -> Iterator[list[Problem]]:
+    """Endless shuffled batches (reshuffled each epoch), deterministic given `seed`."""
+    rng = random.Random(seed)
+    order = list(range(len(problems)))
+    while True:
+        rng.shuffle(order)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            yield [problems[j] for j in order[i:i + batch_size]]
