@@ -142,10 +142,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         for cls in registry.latest():
             ok, why = cls.available()
             schema = cls.Params.model_json_schema()
-            params = [pb.ParamInfo(name=n, type=str(f.annotation).replace("typing.", ""),
-                                   default_json=convert.json.dumps(f.get_default(call_default_factory=True), default=str),
-                                   description=f.description or "")
-                      for n, f in cls.Params.model_fields.items()]
+            params = [pb.ParamInfo(name=n, type=t, default_json=d, description=desc)
+                      for n, t, d, desc in registry.describe_params(cls)]
             out.append(pb.VerifierInfo(name=cls.name, version=cls.version, description=cls.description,
                                        params=params, params_schema_json=convert.json.dumps(schema),
                                        available=ok, unavailable_reason=why))

@@ -5,6 +5,7 @@ modules are imported by `verifiers/__init__.py`.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -63,4 +64,14 @@ def parse_params(cls: type[Verifier], raw: dict[str, Any] | None) -> Params:
     except ValidationError as e:
         fields = "; ".join(".".join(["params", *(str(x) for x in err["loc"])]) + f": {err['msg']}"
                            for err in e.errors())
-        raise InvalidParamsError(f"{cls.name}@{cls.version}: {fields}") from None
+        raise InvalidParamsError(f"{fields} ({cls.name}@{cls.version})") from None
+
+
+def _type_name(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+def describe_params(cls: type[Verifier]) -> list[tuple[str, str, str, str]]:
+    """(name, type, default as JSON, description) of each of `cls`'s parameters."""
+    return [(n, _type_name(f.annotation), json.dumps(f.get_default(call_default_factory=True), default=str),
+             f.description or "") for n, f in cls.Params.model_fields.items()]

@@ -1,0 +1,307 @@
+"""`rewardctl`: score files, list verifiers, and read the reward history.
+
+    rewardctl score FILE.jsonl [--server HOST:PORT] [-o OUT.jsonl]
+    rewardctl verifiers [--server HOST:PORT]
+    rewardctl runs --server HOST:PORT
+    rewardctl history --run ID [--step-min N] [--step-max N] [--verifier NAME] [--status S]
+                      [--format table|jsonl|csv] --server HOST:PORT
+
+`--server` defaults to $REWARD_SERVER_ADDRESS; `score` and `verifiers` run in-process
+when neither is given.
+
+Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,
+"params": object?, "prompt": str?, "id": any?} or, for a weighted spec,
+"verifiers": [{"name", "weight", "params"}]. Output line: the input plus "reward"
+(float|null), "status", "reason", "components" and "latency_ms". A bad line does not stop
+the file: its output line carries the error status (INVALID_ARGUMENT, NOT_FOUND) and why.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import grpc
+from google.protobuf import json_format
+from tqdm import tqdm
+
+from rewards.v1 import rewards_pb2 as pb
+from rewards.v1 import rewards_pb2_grpc as pb_grpc
+
+from .errors import status_code_for
+
+STATUS_NAMES = {pb.STATUS_OK: "OK", pb.STATUS_ABSTAIN: "ABSTAIN", pb.STATUS_TIMEOUT: "TIMEOUT",
+                pb.STATUS_ERROR: "ERROR", pb.STATUS_UNSPECIFIED: "UNSPECIFIED"}
+BATCH = 256
+
+
+class LineError(ValueError):
+    pass
+
+
+def line_to_sample(obj: Any, lineno: int) -> pb.Sample:
+    """One JSONL object -> a Sample with its own spec. Raises LineError naming the field."""
+    if not isinstance(obj, dict):
+        raise LineError(f"line {lineno}: expected a JSON object")
+    if not isinstance(obj.get("completion"), str):
+        raise LineError(f"line {lineno}: completion: required, a string")
+    if "verifiers" in obj:
+        comps = obj["verifiers"]
+        if not isinstance(comps, list) or not all(isinstance(c, dict) for c in comps):
+            raise LineError(f"line {lineno}: verifiers: a list of {{name, weight, params}} objects")
+    elif isinstance(obj.get("verifier"), str):
+        comps = [{"name": obj["verifier"], "params": obj.get("params") or {}}]
+    else:
+        raise LineError(f"line {lineno}: verifier: required (a name), or verifiers: [...]")
+    spec = pb.RewardSpec()
+    for c in comps:
+        ref = spec.components.add(name=str(c.get("name", "")), version=str(c.get("version", "")))
+        if "weight" in c:
+            ref.weight, ref.weight_set = float(c["weight"]), True
+        if c.get("params"):
+            ref.params.update(c["params"])
+    sample = pb.Sample(id=str(obj.get("id", lineno)), prompt=str(obj.get("prompt", "")),
+                       completion=obj["completion"], spec=spec)
+    if obj.get("reference") is not None:
+        json_format.ParseDict(obj["reference"], sample.reference)
+    return sample
+
+
+def result_to_json(r: pb.SampleResult) -> dict[str, Any]:
+    return {"reward": r.reward if r.HasField("reward") else None, "status": STATUS_NAMES[r.status],
+            "reason": r.reason,
+            "components": [{"name": c.name, "version": c.version, "weight": c.weight,
+                            "status": STATUS_NAMES[c.status], "reward": c.reward if c.HasField("reward") else None,
+                            "reason": c.reason, "latency_ms": round(c.latency_ms, 3)} for c in r.components],
+            "latency_ms": round(r.latency_ms, 3)}
+
+
+class _RemoteScorer:
+    def __init__(self, address: str):
+        self.stub = pb_grpc.RewardServiceStub(_channel(address))
+
+    def score(self, samples: list[pb.Sample]) -> list[dict[str, Any]]:
+        try:
+            resp = self.stub.Score(pb.ScoreRequest(samples=samples), timeout=600)
+            return [result_to_json(r) for r in resp.results]
+        except grpc.RpcError as e:
+            if e.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND) or len(samples) == 1:
+                if len(samples) == 1:
+                    return [{"reward": None, "status": e.code().name, "reason": e.details()}]
+                raise
+        # One bad line fails the batch: score line by line to pin it down.
+        return [self.score([s])[0] for s in samples]
+
+
+class _LocalScorer:
+    """The server's own scoring path (validation, pool, combination) without gRPC or a store."""
+
+    def __init__(self, workers: int):
+        from .scoring import Scorer
+
+        self.scorer = Scorer(workers, 2 << 30)
+        self.loop = asyncio.new_event_loop()
+
+    def score(self, samples: list[pb.Sample]) -> list[dict[str, Any]]:
+        from . import convert
+
+        out: list[dict[str, Any] | None] = [None] * len(samples)
+        valid = []
+        for i, s in enumerate(samples):
+            try:
+                valid.append((i, convert.samples_from_pb([s], pb.RewardSpec(), "line", None)[0]))
+            except Exception as e:
+                code = status_code_for(e)
+                if code is None:
+                    raise
+                out[i] = {"reward": None, "status": code.name, "reason": str(e)}
+        outcomes = self.loop.run_until_complete(self.scorer.score_many([s for _, s in valid]))
+        for (i, _), o in zip(valid, outcomes):
+            out[i] = result_to_json(convert.outcome_to_pb(o))
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.scorer.close()
+        self.loop.close()
+
+
+def _channel(address: str) -> grpc.Channel:
+    ch = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
+    try:
+        grpc.channel_ready_future(ch).result(timeout=10)
+    except grpc.FutureTimeoutError:
+        sys.exit(f"rewardctl: no reward server answers at {address} (start one with `reward-server`)")
+    return ch
+
+
+def _read_lines(f: TextIO) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    for n, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line), None
+        except json.JSONDecodeError as e:
+            yield n, None, f"line {n}: not valid JSON: {e.msg} at column {e.colno}"
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    scorer: Any = _RemoteScorer(args.server) if args.server else _LocalScorer(args.workers)
+    out = open(args.output, "w") if args.output else sys.stdout
+    counts: Counter[str] = Counter()
+    rewards: list[float] = []
+    with open(args.file) as f:
+        total = sum(1 for line in f if line.strip())
+    with open(args.file) as f, tqdm(total=total, unit="sample", disable=None, file=sys.stderr) as bar:
+        batch: list[tuple[dict[str, Any], pb.Sample | None, str | None]] = []
+
+        def flush() -> None:
+            samples = [s for _, s, _ in batch if s is not None]
+            results = iter(scorer.score(samples) if samples else [])
+            for obj, s, err in batch:
+                res = next(results) if s is not None else {"reward": None, "status": "INVALID_ARGUMENT", "reason": err}
+                counts[res["status"]] += 1
+                if res["reward"] is not None:
+                    rewards.append(res["reward"])
+                out.write(json.dumps({**obj, **res}) + "\n")
+            bar.update(len(batch))
+            batch.clear()
+
+        for n, obj, err in _read_lines(f):
+            if obj is None:
+                batch.append(({"line": n}, None, err))
+            else:
+                try:
+                    batch.append((obj if isinstance(obj, dict) else {"line": n, "value": obj},
+                                  line_to_sample(obj, n), None))
+                except (LineError, ValueError, TypeError, json_format.ParseError) as e:
+                    batch.append((obj if isinstance(obj, dict) else {"line": n}, None, str(e)))
+            if len(batch) >= BATCH:
+                flush()
+        if batch:
+            flush()
+    if args.output:
+        out.close()
+    if isinstance(scorer, _LocalScorer):
+        scorer.close()
+    mean = sum(rewards) / len(rewards) if rewards else float("nan")
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    print(f"scored {sum(counts.values())} samples ({summary}); mean reward of OK samples {mean:.4f}", file=sys.stderr)
+    return 0
+
+
+def cmd_verifiers(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    if args.server:
+        infos = pb_grpc.RewardServiceStub(_channel(args.server)).ListVerifiers(pb.ListVerifiersRequest()).verifiers
+        rows = [(v.name, v.version, "yes" if v.available else f"no: {v.unavailable_reason}",
+                 ", ".join(f"{p.name}: {p.type} = {p.default_json}" for p in v.params), v.description) for v in infos]
+    else:
+        from verifiers import registry
+
+        rows = []
+        for cls in registry.latest():
+            ok, why = cls.available()
+            params = ", ".join(f"{n}: {t} = {d}" for n, t, d, _ in registry.describe_params(cls))
+            rows.append((cls.name, cls.version, "yes" if ok else f"no: {why}", params, cls.description))
+    table = Table("verifier", "version", "available", "parameters", "description")
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    runs = pb_grpc.RewardServiceStub(_channel(args.server)).ListRuns(pb.ListRunsRequest(limit=args.limit)).runs
+    table = Table("run_id", "name", "state", "created", "last step", "scores")
+    for r in runs:
+        table.add_row(r.run_id, r.name, r.state, r.created_at[:19], str(r.last_step), str(r.score_count))
+    Console().print(table)
+    return 0
+
+
+HISTORY_FIELDS = ["score_id", "run_id", "step", "group_id", "sample_index", "verifier", "verifier_version",
+                  "status", "reward", "total_reward", "reason", "latency_ms", "completion_sha256", "created_at"]
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    req = pb.QueryScoresRequest(run_id=args.run, verifier=args.verifier or "", limit=args.limit)
+    if args.step_min is not None:
+        req.step_min = args.step_min
+    if args.step_max is not None:
+        req.step_max = args.step_max
+    if args.status:
+        req.status = pb.Status.Value(f"STATUS_{args.status.upper()}")
+    records = pb_grpc.RewardServiceStub(_channel(args.server)).QueryScores(req)
+
+    def as_dict(r: pb.ScoreRecord) -> dict[str, Any]:
+        d = {k: getattr(r, k) for k in HISTORY_FIELDS}
+        d["status"] = STATUS_NAMES[r.status]
+        d["reward"] = r.reward if r.HasField("reward") else None
+        d["total_reward"] = r.total_reward if r.HasField("total_reward") else None
+        return d
+
+    if args.format == "jsonl":
+        for r in records:
+            print(json.dumps(as_dict(r)))
+    elif args.format == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=HISTORY_FIELDS)
+        w.writeheader()
+        for r in records:
+            w.writerow(as_dict(r))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        cols = ["score_id", "step", "group_id", "sample_index", "verifier", "status", "reward", "reason"]
+        table = Table(*cols)
+        for r in records:
+            d = as_dict(r)
+            table.add_row(*(str(d[c])[:60] for c in cols))
+        Console().print(table)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="rewardctl", description=__doc__.split("\n")[0])
+    default_server = os.environ.get("REWARD_SERVER_ADDRESS")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("score", help="score a JSONL file of samples")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="output JSONL (default stdout)")
+    p.add_argument("--server", default=default_server, help="HOST:PORT; in-process when omitted")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="in-process worker processes")
+    p.set_defaults(fn=cmd_score)
+    p = sub.add_parser("verifiers", help="list verifiers, versions and parameters")
+    p.add_argument("--server", default=default_server)
+    p.set_defaults(fn=cmd_verifiers)
+    p = sub.add_parser("runs", help="list runs in the store")
+    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(fn=cmd_runs)
+    p = sub.add_parser("history", help="stored scores of a run")
+    p.add_argument("--run", required=True)
+    p.add_argument("--step-min", type=int)
+    p.add_argument("--step-max", type=int)
+    p.add_argument("--verifier")
+    p.add_argument("--status", choices=["ok", "abstain", "timeout", "error"])
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
+    p.set_defaults(fn=cmd_history)
+    args = ap.parse_args(argv)
+    sys.exit(args.fn(args))
+
+
+if __name__ == "__main__":
+    main()
