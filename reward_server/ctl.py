@@ -6,7 +6,8 @@
     rewardctl history --run ID [--step-min N] [--step-max N] [--verifier NAME] [--status S]
                       [--format table|jsonl|csv] --server HOST:PORT
 
-`--server` defaults to $REWARD_SERVER_ADDRESS; `score` and `verifiers` run in-process
+`--server` defaults to $REWARD_SERVER_ADDRESS ($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s,
+bounds the wait for it); `score` and `verifiers` run in-process
 when neither is given.
 
 Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,
@@ -131,10 +132,13 @@ class _LocalScorer:
         self.loop.close()
 
 
+CONNECT_TIMEOUT_S = float(os.environ.get("REWARDCTL_CONNECT_TIMEOUT_S", "10"))
+
+
 def _channel(address: str) -> grpc.Channel:
     ch = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
     try:
-        grpc.channel_ready_future(ch).result(timeout=10)
+        grpc.channel_ready_future(ch).result(timeout=CONNECT_TIMEOUT_S)
     except grpc.FutureTimeoutError:
         sys.exit(f"rewardctl: no reward server answers at {address} (start one with `reward-server`)")
     return ch
