@@ -6,6 +6,7 @@ own seed and every question that also appears in the training split is dropped f
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -55,9 +56,30 @@ def train_heldout_split(task: str, train_size: int, heldout_size: int, seed: int
     return train, heldout
 
 
+_CHAIN = re.compile(r"^\s*-?\d+(\s*[+-]\s*-?\d+)+\s*$")
+
+
+def chain_thought(expression: str) -> str | None:
+    """Left-to-right partial sums of a flat +/- chain: "8 + 2 - 7" -> "8+2=10,10-7=3".
+
+    None when the expression is not such a chain (then the expression itself is used).
+    """
+    if not _CHAIN.match(expression):
+        return None
+    terms = re.findall(r"([+-])\s*(-?\d+)", " + " + expression.strip())
+    acc = int(terms[0][0] + terms[0][1]) if terms[0][0] == "-" else int(terms[0][1])
+    steps = []
+    for op, num in terms[1:]:
+        new = acc + int(num) if op == "+" else acc - int(num)
+        steps.append(f"{acc}{op}{num}={new}")
+        acc = new
+    return ",".join(steps)
+
+
 def sft_completion(problem: Problem) -> str:
-    """The warm-start target: the expression in <think>, the gold answer in <answer>."""
-    thought = str(problem.metadata.get("expression", problem.question)).replace(" ", "")
+    """The warm-start target: a short worked thought in <think>, the gold answer in <answer>."""
+    expression = str(problem.metadata.get("expression", problem.question))
+    thought = chain_thought(expression) or expression.replace(" ", "")
     return f"{THINK_OPEN}{thought}{THINK_CLOSE}{ANSWER_OPEN}{problem.answer}{ANSWER_CLOSE}"
 
 
