@@ -38,6 +38,7 @@ class Component:
     params_json: dict[str, Any]
     params_hash: str
     isolated: bool
+    thread_pool: str
     timeout_s: float
 
 
@@ -96,7 +97,7 @@ def build_component(raw: dict[str, Any], where: str, timeout_override_s: float |
         raise InvalidRequestError(f"{where}.weight: must be a finite number")
     dumped = params.model_dump(mode="json")
     return Component(name=cls.name, version=cls.version, weight=weight, params=params, params_json=dumped,
-                     params_hash=params_hash(dumped), isolated=cls.isolated,
+                     params_hash=params_hash(dumped), isolated=cls.isolated, thread_pool=cls.thread_pool,
                      timeout_s=timeout_override_s or cls.timeout_s)
 
 
@@ -127,9 +128,13 @@ def combine(sample: SampleInput, outcomes: list[ComponentOutcome], latency_ms: f
 class Scorer:
     """Scores samples concurrently; owns the worker pool and the inline thread pool."""
 
-    def __init__(self, workers: int, memory_limit_bytes: int | None, inline_threads: int = 8):
+    def __init__(self, workers: int, memory_limit_bytes: int | None, inline_threads: int = 8,
+                 sandbox_threads: int = 2):
         self.pool = VerifierPool(workers=workers, memory_limit_bytes=memory_limit_bytes)
-        self.inline = cf.ThreadPoolExecutor(max_workers=inline_threads, thread_name_prefix="inline-verifier")
+        # Separate thread pools so that a queue of slow sandboxed programs never delays
+        # the cheap inline checks.
+        self.threads = {"inline": cf.ThreadPoolExecutor(inline_threads, thread_name_prefix="inline-verifier"),
+                        "sandbox": cf.ThreadPoolExecutor(sandbox_threads, thread_name_prefix="sandbox-verifier")}
         self._pid = os.getpid()
 
     def warm_up(self) -> None:
@@ -140,11 +145,11 @@ class Scorer:
         if c.isolated:
             fut = self.pool.submit(c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s)
         else:
-            fut = self.inline.submit(lambda: (run_inline(c.name, c.version, sample.completion, sample.reference,
-                                                         c.params_json), self._pid))
+            fut = self.threads[c.thread_pool].submit(
+                lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json), self._pid))
         try:
             result, pid = await asyncio.wrap_future(fut)
-            worker = f"{'pool' if c.isolated else 'inline'}:{pid}" if pid > 0 else "pool:killed"
+            worker = f"{'pool' if c.isolated else c.thread_pool}:{pid}" if pid > 0 else "pool:killed"
         except InvalidReferenceError as e:
             result, worker = VerifierResult.error(f"invalid reference: {e}"), "-"
         except VerifierError as e:  # validated up front; only a race with a registry change lands here
@@ -162,5 +167,6 @@ class Scorer:
         return list(await asyncio.gather(*(self.score(s) for s in samples)))
 
     def close(self) -> None:
-        self.inline.shutdown(wait=True)
+        for ex in self.threads.values():
+            ex.shutdown(wait=True)
         self.pool.close()

@@ -75,7 +75,9 @@ class Verifier:
     """Base class. Subclasses set the class attributes and implement `verify`.
 
     `isolated = True` runs the call in the killable worker pool (CPU-heavy or
-    adversarial work such as SymPy); `False` runs it inline (cheap regex checks).
+    adversarial work such as SymPy); `False` runs it on a thread pool of the server's
+    named `thread_pool` ("inline" for cheap checks; "sandbox" for verifiers that wait on
+    sandboxed subprocesses, so slow programs never starve the other verifiers).
     `timeout_s` is the default wall-clock limit per call in the pool.
     """
 
@@ -84,6 +86,7 @@ class Verifier:
     description: ClassVar[str] = ""
     Params: ClassVar[type[Params]] = Params
     isolated: ClassVar[bool] = False
+    thread_pool: ClassVar[str] = "inline"
     timeout_s: ClassVar[float] = 5.0
     requires_reference: ClassVar[bool] = True
 
