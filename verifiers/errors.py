@@ -24,6 +24,9 @@ class UnknownVerifierError(VerifierError):
         what = f"{name}@{version}" if version else name
         super().__init__(f"unknown verifier {what!r}; known: {', '.join(known) or '(none)'}")
 
+    def __reduce__(self):  # keep the fields across the worker-process boundary
+        return type(self), (self.name, self.known, self.version)
+
 
 class InvalidParamsError(VerifierError):
     """Parameters that fail the verifier's schema; the message names the field."""

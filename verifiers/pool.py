@@ -14,7 +14,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import resource
-import time
+import threading
 from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
@@ -66,22 +66,36 @@ class VerifierPool:
                  start_method: str = "forkserver"):
         self.workers = workers
         self.memory_limit_bytes = memory_limit_bytes
-        self._pool = ProcessPool(max_workers=workers, initializer=_init_worker,
-                                 initargs=(memory_limit_bytes,),
-                                 context=multiprocessing.get_context(start_method))
+        self._context = multiprocessing.get_context(start_method)
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPool:
+        return ProcessPool(max_workers=self.workers, initializer=_init_worker,
+                           initargs=(self.memory_limit_bytes,), context=self._context)
+
+    def _schedule(self, fn: Any, args: tuple = (), timeout: float | None = None) -> cf.Future:
+        try:
+            return self._pool.schedule(fn, args=args, timeout=timeout)
+        except RuntimeError:
+            # pebble puts a pool in ERROR state after an internal failure (for instance a
+            # result that cannot be unpickled); replace it rather than fail every later call.
+            with self._lock:
+                if not self._pool.active:
+                    self._pool.stop()
+                    self._pool = self._new_pool()
+            return self._pool.schedule(fn, args=args, timeout=timeout)
 
     def warm_up(self, timeout_s: float = 120.0) -> None:
         """Start every worker and pay its imports now rather than on the first request."""
-        futs = [self._pool.schedule(_warm) for _ in range(self.workers * 2)]
+        futs = [self._schedule(_warm) for _ in range(self.workers * 2)]
         for f in futs:
             f.result(timeout=timeout_s)
 
     def submit(self, name: str, version: str, completion: str, reference: Any,
                params: dict[str, Any], timeout_s: float) -> "cf.Future[tuple[VerifierResult, int]]":
         out: cf.Future = cf.Future()
-        started = time.monotonic()
-        inner = self._pool.schedule(_run, args=(name, version, completion, reference, params),
-                                    timeout=timeout_s)
+        inner = self._schedule(_run, (name, version, completion, reference, params), timeout_s)
 
         def done(f: cf.Future) -> None:
             try:

@@ -1,1 +1,12 @@
-"""Math answer verifier (placeholder until verifiers/math/ lands)."""
+"""The `math` verifier: final-answer equivalence with SymPy (registers on import).
+
+    extract.py      the final answer in a completion; unwrapping the reference
+    normalize.py    string clean-up of LaTeX noise, units, conditions
+    parse.py        answer string → tree (lists, tuples, sets, intervals, relations, leaves)
+    guards.py       refusing input too large or deep to evaluate safely
+    equivalence.py  the equality policy
+    verifier.py     `MathVerifier` ("math" 1.0.0) and its `MathParams`
+"""
+from .verifier import MathParams, MathVerifier
+
+__all__ = ["MathVerifier", "MathParams"]

@@ -21,14 +21,18 @@ from dataclasses import dataclass
 BARE_ANSWER_MAX_CHARS = 200
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
-_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 # "The final answer is $x$." / "Final Answer: 5" / "answer: 5"; `**` markdown allowed.
 _PHRASE_RE = re.compile(
-    r"(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*(?:\*\*)?\s*:?\s*", re.I)
+    r"(?<![A-Za-z])(?:the\s+)?(?:final\s+)?answer\s*(?:is\b|:)\s*(?:\*\*)?\s*:?\s*", re.I)
 # Numbers: 1,000 · -3.5 · .5 · 3/4 (thousands groups only with exactly three digits).
-_NUMBER_RE = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:/\d+)?(?![\w])")
-# Three plain words in a row outside \text{} mean prose, not an answer.
+_NUMBER_RE = re.compile(r"(?<![\w.])-?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:/\d+)?(?![\w])")
+# Boxes / answer phrases tried from the end before giving up (each try may scan far).
+MAX_BOX_TRIES = 8
+# Prose, not an answer: three plain words in a row, or four words of 2+ letters, outside
+# \text{} ("and"/"or" do not count: `1 and 3` is an answer).
 _PROSE_RE = re.compile(r"(?<![\\\w])[A-Za-z][a-z']*\s+[A-Za-z][a-z']*\s+[A-Za-z][a-z']*\b")
+_WORD_RE = re.compile(r"(?<![\\\w])(?!(?:and|or)\b)[A-Za-z][a-z']+\b")
+PROSE_MIN_WORDS = 4
 _TEXT_CMD_RE = re.compile(r"\\(?:text|mbox|textbf|mathrm|textrm|mathbf)\s*\{[^{}]*\}")
 
 
@@ -63,10 +67,12 @@ def _matching_brace(text: str, open_pos: int) -> int | None:
 def last_boxed(text: str) -> str | None:
     """Content of the last complete `\\boxed{…}` or `\\fbox{…}` in `text`, or None.
 
-    A box that never closes (a truncated completion) is skipped in favour of an earlier one.
+    A last box that never closes (the completion was cut) counts when what follows it is
+    one short line, `\\boxed{\\frac{1}{2}` → `\\frac{1}{2}`; otherwise earlier boxes are tried.
     `\\boxed 5` (no braces) takes the next token.
     """
-    for m in reversed(list(_BOX_RE.finditer(text))):
+    boxes = list(_BOX_RE.finditer(text))
+    for k, m in enumerate(reversed(boxes[-MAX_BOX_TRIES:])):
         j = m.end()
         while j < len(text) and text[j] == " ":
             j += 1
@@ -74,11 +80,25 @@ def last_boxed(text: str) -> str | None:
             end = _matching_brace(text, j)
             if end is not None:
                 return text[j + 1:end].strip()
+            tail = text[j + 1:].strip()
+            if k == 0 and "\n" not in tail and len(tail) <= BARE_ANSWER_MAX_CHARS:
+                return tail  # the completion stops right where the box should close
         elif m.end() < len(text) and text[m.end()] == " ":
             tok = re.match(r"\s*([^\s$]+)", text[m.end():])
             if tok:
                 return tok.group(1)
     return None
+
+
+def _last_answer_tag(text: str) -> str | None:
+    """Content of the last `<answer>…</answer>` (case-insensitive), found from the end in
+    linear time (a regex over many unclosed tags is quadratic)."""
+    lower = text.lower()
+    close = lower.rfind("</answer>")
+    if close < 0:
+        return None
+    open_ = lower.rfind("<answer>", 0, close)
+    return None if open_ < 0 else text[open_ + len("<answer>"):close]
 
 
 def _strip_wrappers(s: str) -> str:
@@ -100,9 +120,9 @@ def _strip_wrappers(s: str) -> str:
 def _phrase(text: str) -> str | None:
     """The rest of the sentence after the last "answer is" / "answer:"."""
     matches = list(_PHRASE_RE.finditer(text))
-    for m in reversed(matches):
-        rest = text[m.end():]
-        line = rest.split("\n", 1)[0]
+    for m in reversed(matches[-MAX_BOX_TRIES:]):
+        eol = text.find("\n", m.end())
+        line = text[m.end():eol if eol >= 0 else len(text)]
         # A sentence ends at ". " + capital or at the line end; decimals like 3.5 stay.
         stop = re.search(r"\.\s+(?=[A-Z])", line)
         if stop:
@@ -118,14 +138,17 @@ def _bare(text: str) -> str | None:
     s = _strip_wrappers(text)
     if not s or "\n" in s or len(s) > BARE_ANSWER_MAX_CHARS:
         return None
-    if _PROSE_RE.search(_TEXT_CMD_RE.sub(" ", s)):
+    math_part = _TEXT_CMD_RE.sub(" ", s)
+    if _PROSE_RE.search(math_part) or len(_WORD_RE.findall(math_part)) >= PROSE_MIN_WORDS:
         return None
     return s
 
 
 def _last_number(text: str) -> str | None:
-    found = [m.group(0) for m in _NUMBER_RE.finditer(text) if re.search(r"\d", m.group(0))]
-    return found[-1] if found else None
+    last = None
+    for last in _NUMBER_RE.finditer(text):
+        pass
+    return last.group(0) if last else None
 
 
 def extract_answer(completion: str) -> Extraction | None:
@@ -134,9 +157,9 @@ def extract_answer(completion: str) -> Extraction | None:
     if boxed:
         return Extraction(boxed, "boxed")
     region, tag = completion, False
-    tags = _ANSWER_TAG_RE.findall(completion)
-    if tags and tags[-1].strip():
-        region, tag = tags[-1], True
+    content = _last_answer_tag(completion)
+    if content and content.strip():
+        region, tag = content, True
     phrase = _phrase(region)
     if phrase:
         return Extraction(phrase, "phrase")

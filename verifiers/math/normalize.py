@@ -15,10 +15,11 @@ import re
 
 # Control characters a non-raw Python/JSON string makes of LaTeX commands:
 # "\frac" -> form feed + "rac", "\boxed" -> backspace + "oxed", "\vec" -> VT + "ec".
-_CONTROL_REPAIRS = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v", "\r": "\\r"}
-# "\t"/"\n" are also real whitespace, so only repair them in front of a known command tail.
+_CONTROL_REPAIRS = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
+# "\t", "\n", "\r" are also real whitespace: only repaired in front of a command's tail.
 _TAB_COMMANDS = re.compile(r"\t(?=(?:ext|imes|heta|frac|an|au|o\b|riangle|ilde|extbf)\w*)")
 _NEWLINE_COMMANDS = re.compile(r"\n(?=(?:eq|e\b|u\b|abla|ot|mid|eg|leq|geq|ewline)\w*)")
+_RETURN_COMMANDS = re.compile(r"\r(?=(?:ight|angle|floor|ceil|ho\b|brace|brack)\w*)")
 
 _UNICODE = [
     ("−", "-"), ("–", "-"), ("—", "-"), ("≤", r"\leq "), ("⩽", r"\leq "), ("≥", r"\geq "),
@@ -44,6 +45,7 @@ _SYNONYMS = [
     (re.compile(r"\\langle(?![a-zA-Z])"), "("),
     (re.compile(r"\\rangle(?![a-zA-Z])"), ")"),
     (re.compile(r"\\(?:varnothing|emptyset)(?![a-zA-Z])"), r"\\{\\}"),
+    (re.compile(r"\\mathbb\s*\{?R\}?|\\R(?![a-zA-Z])"), r"(-\\infty, \\infty)"),
     (re.compile(r"\\(?:dots|ldots|cdots)(?![a-zA-Z])"), r"\\ldots "),
     (re.compile(r"\\(?:degree|textdegree)(?![a-zA-Z])"), r"^{\\circ}"),
     (re.compile(r"\^\s*\{?\s*\\circ\s*\}?"), r"^{\\circ}"),
@@ -56,7 +58,8 @@ _SYNONYMS = [
 ]
 # Sizing and spacing commands: no meaning.
 _SIZING = re.compile(r"\\(?:left|right|middle|bigg|Bigg|big|Big)[lr]?(?![a-zA-Z])\s*\.?")
-_THOUSANDS_THIN = re.compile(r"(\d),\\!\s*(?=\d{3}(?!\d))|(\d)\{,\}(?=\d{3}(?!\d))")
+# Digit groups joined by a thin space or a braced comma: `1\,000`, `11,\!111`, `1{,}000`.
+_THOUSANDS_THIN = re.compile(r"(?<=\d)(?:,\\!|\\,|\\!|\{,\})\s*(?=\d{3}(?!\d))")
 _SPACES = re.compile(r"\\(?:quad|qquad|enspace|thinspace|medspace|thickspace|displaystyle|textstyle"
                      r"|limits|nolimits)(?![a-zA-Z])|\\hspace\*?\{[^{}]*\}|(?<!\\)\\[,;:! ]|~")
 _FONT = re.compile(r"\\(?:textbf|textit|textrm|textnormal|textsf|texttt|mathrm|mathbf|mathit|mathsf"
@@ -67,6 +70,18 @@ _BARE_FUNCS = re.compile(r"(?<![\\a-zA-Z])(arcsin|arccos|arctan|sinh|cosh|tanh|s
 _DOUBLE_BACKSLASH_CMD = re.compile(r"\\\\(?=[a-zA-Z])")
 _SUB_BRACE = re.compile(r"_\{(\w)\}")
 _WS = re.compile(r"\s+")
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar|dot)\{(\d+)\}")
+_DOUBLE_ESCAPED = re.compile(r"(?<!\\)\\\\(?:begin|frac|sqrt|dfrac|text|left)(?![a-zA-Z])")
+_STRAY_DOT = re.compile(r"(?<=[^\d\s.])\s*\.\s*(?=[\]\)])")
+_DANGLING = re.compile(r"(?:\^|_)\s*$")
+
+
+def _repeating_to_frac(m: re.Match) -> str:
+    """`0.1\\overline{6}` → `\\frac{15}{90}`: a repeating decimal as its exact fraction."""
+    whole, fixed, rep = m.group(1) or "0", m.group(2), m.group(3)
+    num = int(whole + fixed + rep) - int(whole + fixed)
+    den = int("9" * len(rep) + "0" * len(fixed))
+    return f"\\frac{{{num}}}{{{den}}}"
 
 
 def repair_escapes(s: str) -> str:
@@ -74,6 +89,7 @@ def repair_escapes(s: str) -> str:
     for bad, good in _CONTROL_REPAIRS.items():
         s = s.replace(bad, good)
     s = _TAB_COMMANDS.sub(r"\\t", s)
+    s = _RETURN_COMMANDS.sub(r"\\r", s)
     return _NEWLINE_COMMANDS.sub(r"\\n", s)
 
 
@@ -141,26 +157,57 @@ def _brace_args(s: str, cmd: str, nargs: int) -> str:
     return "".join(out)
 
 
+def _brace_paren_exponents(s: str) -> str:
+    """`2^(n+1)` → `2^{(n+1)}`: plain-text exponents in parentheses mean the whole group."""
+    out = []
+    i = 0
+    while True:
+        j = s.find("^", i)
+        if j < 0:
+            out.append(s[i:])
+            return "".join(out)
+        k = j + 1
+        while k < len(s) and s[k] == " ":
+            k += 1
+        out.append(s[i:j + 1])
+        if k < len(s) and s[k] == "(":
+            depth = 0
+            for end in range(k, len(s)):
+                depth += {"(": 1, ")": -1}.get(s[end], 0)
+                if depth == 0:
+                    break
+            if depth == 0:
+                out.append("{(" + _brace_paren_exponents(s[k + 1:end]) + ")}")
+                i = end + 1
+                continue
+        i = j + 1
+
+
 def clean(s: str) -> str:
     """The answer with meaningless LaTeX removed and synonyms unified (see module docstring)."""
     s = repair_escapes(s)
+    if _DOUBLE_ESCAPED.search(s):  # the whole answer was escaped twice: `\\frac`, `\\begin`
+        s = s.replace("\\\\", "\\")
     if not re.search(r"\\begin\{(?:[pbvB]?matrix|cases|array)", s):
         s = _DOUBLE_BACKSLASH_CMD.sub(r"\\", s)
     for bad, good in _UNICODE:
         s = s.replace(bad, good)
     s = s.replace("\\$", "").replace("$", "")  # math delimiters and currency alike
     s = _SIZING.sub("", s)
-    s = _THOUSANDS_THIN.sub(lambda m: (m.group(1) or m.group(2)) + ",", s)
+    s = _THOUSANDS_THIN.sub("", s)
     s = _SPACES.sub(" ", s)
     for rx, rep in _SYNONYMS:
         s = rx.sub(rep, s)
     s = _unwrap_font(s)
     s = _SCI.sub(r"\1\\times 10^{\2}", s)
+    s = _REPEATING.sub(_repeating_to_frac, s)
     s = _SUB_BRACE.sub(r"_\1", s)
+    s = _brace_paren_exponents(s)
     s = _brace_args(s, "\\frac", 2)
     s = _brace_args(s, "\\sqrt", 1)
     s = _WS.sub(" ", s).strip()
-    s = s.rstrip("\\").rstrip()
+    s = _STRAY_DOT.sub("", s)  # `(a, \sqrt{2}.]`: a full stop is not part of the interval
+    s = _DANGLING.sub("", s).rstrip("\\").rstrip()
     if s.endswith(".") and not s.endswith(".."):
         s = s[:-1].rstrip()
     return s
@@ -174,16 +221,17 @@ def text_to_math(s: str) -> str:
 
 
 def text_key(s: str) -> str:
-    """A comparison key for text answers: words only, lower case, single spaces."""
-    s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)
-    s = re.sub(r"\\[a-zA-Z]+", " ", s)
-    s = re.sub(r"[^0-9a-zA-Z]+", " ", s.lower())
-    return s.strip()
+    """A comparison key for text answers: lower case, font commands, braces and spaces
+    dropped, outer brackets and end punctuation stripped; operators and other commands
+    kept (`x > 3` and `x < 3` stay different)."""
+    s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s).lower()
+    s = re.sub(r"[{}$\s]+", "", s)
+    return s.strip(".,;:!?()[]")
 
 
 # A condition after the value: "… for some integer t", "…, where c > 0", "… (n ≥ 1)".
-_CONDITION = re.compile(r"(?:,\s*)?(?:\\text\{\s*(?:for|where|if|when|with)\b|\b(?:for\s+(?:all|any|some|every|each)"
-                        r"|where|\\forall)\b).*$", re.I)
+_CONDITION = re.compile(r"(?:,\s*)?(?:\\text\{\s*(?:for|where|if|when|with)\b"
+                        r"|\b(?:for\s+(?:all|any|some|every|each)|where)\b|\\forall\b).*$", re.I)
 
 
 def strip_conditions(s: str) -> str:
@@ -204,9 +252,11 @@ def strip_conditions(s: str) -> str:
 _SHORT_UNITS = ("cm", "mm", "km", "kg", "mg", "ml", "ft", "yd", "mi", "lb", "oz", "hr", "hrs", "min",
                 "mph", "kmh", "rs", "sq", "cc", "am", "pm", "th", "st", "nd", "rd")
 _UNIT_WORD = rf"(?:[A-Za-z]{{3,}}|(?:{'|'.join(_SHORT_UNITS)})\b)[A-Za-z.']*"
-_UNIT_TAIL = re.compile(
-    rf"(?<=[\d}}%)])\s*(?:\\text\{{[^{{}}]*\}}|(?<=\s){_UNIT_WORD}(?:\s+[A-Za-z.']+){{0,3}})"
-    rf"(?:\s*(?:\^\{{?\d\}}?|[²³]))?\s*$")
+_POWER = r"(?:\s*(?:\^\{?\d\}?|[²³]))?"
+# `… \text{ cm}^2` after any value (`24\pi \text{ cm}^2`); a bare word only after a number,
+# a brace or a bracket, with a space (`10 square units`, not the product `2x`).
+_TEXT_UNIT_TAIL = re.compile(rf"\s*\\text\{{[^{{}}]*\}}{_POWER}\s*$")
+_WORD_UNIT_TAIL = re.compile(rf"(?<=[\d}}%)])\s+{_UNIT_WORD}(?:\s+[A-Za-z.']+){{0,3}}{_POWER}\s*$")
 _ORDINAL = re.compile(r"(?<=\d)\s*(?:\^\{?\\text\{(?:st|nd|rd|th)\}\}?|\^\{?(?:st|nd|rd|th)\}?|(?:st|nd|rd|th)\b)")
 
 
@@ -220,11 +270,11 @@ def strip_units(s: str) -> str:
     """
     s = _ORDINAL.sub("", s)
     for _ in range(2):
-        m = _UNIT_TAIL.search(s)
-        if not m or m.start() == 0:
+        m = _TEXT_UNIT_TAIL.search(s) or _WORD_UNIT_TAIL.search(s)
+        if not m:
             break
         head = s[:m.start()].rstrip()
-        if not head or not re.search(r"[\d}%)]$", head):
-            break
+        if not head or re.search(r"[-+*/=^_,(\[{<>]$|\\(?:cdot|times)$", head):
+            break  # nothing, or an unfinished expression, before it: not a unit
         s = head
     return s
