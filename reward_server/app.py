@@ -43,7 +43,7 @@ class _Parts:
 async def _build(config: ServerConfig) -> _Parts:
     store = ScoreStore(config.database_url, auto_migrate=config.auto_migrate,
                        batch_rows=config.writer_batch_rows, flush_ms=config.writer_flush_ms)
-    scorer = Scorer(config.workers, config.worker_memory_limit_bytes, config.inline_threads, config.sandbox_threads)
+    scorer = Scorer(config.workers, config.worker_memory_limit_bytes, config.thread_pools)
     await asyncio.to_thread(scorer.warm_up)
     opts = [("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes)]

@@ -29,9 +29,10 @@ class ServerConfig(BaseSettings):
     store_texts: bool = Field(True, description="keep prompt/completion/reference texts beside their hashes")
     workers: int = Field(max(1, (os.cpu_count() or 2)), ge=1, description="verifier worker processes")
     worker_memory_limit_bytes: int = Field(2 << 30, ge=64 << 20, description="address-space cap per worker")
-    inline_threads: int = Field(8, ge=1, description="threads for cheap inline verifiers")
-    sandbox_threads: int = Field(max(1, (os.cpu_count() or 2)), ge=1,
-                                 description="sandboxed programs run at once (code verifier)")
+    thread_pools: dict[str, int] = Field(
+        default_factory=lambda: {"inline": 8, "sandbox": max(1, os.cpu_count() or 2), "judge": 64, "model": 64},
+        description="threads per verifier thread pool: inline checks, sandboxed programs (the per-host "
+                    "concurrency limit), remote judges, local models")
     timeout_s: float | None = Field(None, gt=0, description="override every verifier's wall-clock limit")
     max_message_bytes: int = Field(16 << 20, ge=1024, description="largest request accepted")
     max_samples_per_request: int = Field(4096, ge=1)

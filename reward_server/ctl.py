@@ -106,7 +106,7 @@ class _LocalScorer:
     def __init__(self, workers: int):
         from .scoring import Scorer
 
-        self.scorer = Scorer(workers, 2 << 30)
+        self.scorer = Scorer(workers, 2 << 30, {"sandbox": workers})
         self.loop = asyncio.new_event_loop()
 
     def score(self, samples: list[pb.Sample]) -> list[dict[str, Any]]:

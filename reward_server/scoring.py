@@ -128,13 +128,13 @@ def combine(sample: SampleInput, outcomes: list[ComponentOutcome], latency_ms: f
 class Scorer:
     """Scores samples concurrently; owns the worker pool and the inline thread pool."""
 
-    def __init__(self, workers: int, memory_limit_bytes: int | None, inline_threads: int = 8,
-                 sandbox_threads: int = 2):
+    def __init__(self, workers: int, memory_limit_bytes: int | None, thread_pools: dict[str, int] | None = None):
         self.pool = VerifierPool(workers=workers, memory_limit_bytes=memory_limit_bytes)
-        # Separate thread pools so that a queue of slow sandboxed programs never delays
-        # the cheap inline checks.
-        self.threads = {"inline": cf.ThreadPoolExecutor(inline_threads, thread_name_prefix="inline-verifier"),
-                        "sandbox": cf.ThreadPoolExecutor(sandbox_threads, thread_name_prefix="sandbox-verifier")}
+        # One thread pool per kind of waiting (inline checks, sandboxed programs, remote
+        # judges, local models), so that a queue of slow work of one kind never delays another.
+        sizes = {"inline": 8, "sandbox": 2, "judge": 64, "model": 64, **(thread_pools or {})}
+        self.threads = {name: cf.ThreadPoolExecutor(n, thread_name_prefix=f"{name}-verifier")
+                        for name, n in sizes.items()}
         self._pid = os.getpid()
 
     def warm_up(self) -> None:
@@ -145,7 +145,7 @@ class Scorer:
         if c.isolated:
             fut = self.pool.submit(c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s)
         else:
-            fut = self.threads[c.thread_pool].submit(
+            fut = self.threads.get(c.thread_pool, self.threads["inline"]).submit(
                 lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json), self._pid))
         try:
             result, pid = await asyncio.wrap_future(fut)

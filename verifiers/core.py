@@ -77,7 +77,8 @@ class Verifier:
     `isolated = True` runs the call in the killable worker pool (CPU-heavy or
     adversarial work such as SymPy); `False` runs it on a thread pool of the server's
     named `thread_pool` ("inline" for cheap checks; "sandbox" for verifiers that wait on
-    sandboxed subprocesses, so slow programs never starve the other verifiers).
+    sandboxed subprocesses, so slow programs never starve the other verifiers; "judge" for
+    remote model endpoints; "model" for local models behind a micro-batcher).
     `timeout_s` is the default wall-clock limit per call in the pool.
     """
 
