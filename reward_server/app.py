@@ -22,13 +22,42 @@ from grpc_reflection.v1alpha import reflection
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
-from .config import ServerConfig
+from .config import ConfigError, ServerConfig, SpecConfig
 from .scoring import Scorer
 from .servicer import RewardServicer
 from .store import ScoreStore
 
 log = logging.getLogger("reward_server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardService"].full_name
+
+
+def spec_config_to_pb(spec: "SpecConfig") -> pb.RewardSpec:
+    def refs(items: list) -> list[pb.VerifierRef]:
+        out = []
+        for c in items:
+            ref = pb.VerifierRef(name=c.name, version=c.version, weight=c.weight, weight_set=True, gate=c.gate)
+            if c.gate_min is not None:
+                ref.gate_min = c.gate_min
+            if c.params:
+                ref.params.update(c.params)
+            out.append(ref)
+        return out
+
+    msg = pb.RewardSpec(components=refs(spec.components), task_key=spec.task_key)
+    for task, items in spec.routes.items():
+        msg.routes[task].components.extend(refs(items))
+    return msg
+
+
+class _StartupContext:
+    """Stands in for a gRPC context when the server calls its own handlers at start:
+    an abort becomes a ConfigError naming the config entry."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise ConfigError(f"{self.where}: {details}")
 
 
 @dataclass
@@ -43,12 +72,26 @@ class _Parts:
 async def _build(config: ServerConfig) -> _Parts:
     store = ScoreStore(config.database_url, auto_migrate=config.auto_migrate,
                        batch_rows=config.writer_batch_rows, flush_ms=config.writer_flush_ms)
-    scorer = Scorer(config.workers, config.worker_memory_limit_bytes, config.thread_pools)
+    scorer = Scorer(config.workers, config.worker_memory_limit_bytes, config.thread_pools,
+                    cache_ttl_s=config.cache_ttl_s, cache_max_entries=config.cache_max_entries)
+    try:
+        return await _serve_parts(config, store, scorer)
+    except BaseException:
+        await asyncio.to_thread(scorer.close)
+        await asyncio.to_thread(store.close)
+        raise
+
+
+async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) -> _Parts:
     await asyncio.to_thread(scorer.warm_up)
     opts = [("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes)]
     server = grpc.aio.server(options=opts)
-    pb_grpc.add_RewardServiceServicer_to_server(RewardServicer(config, scorer, store), server)
+    servicer = RewardServicer(config, scorer, store)
+    for name, spec in config.specs.items():  # validated and stored as the next version when changed
+        await servicer.PutSpec(pb.PutSpecRequest(name=name, spec=spec_config_to_pb(spec), description=spec.description),
+                               _StartupContext(f"config specs.{name}"))
+    pb_grpc.add_RewardServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         serve(config, ready=ready)
-    except SchemaOutOfDateError as e:
+    except (SchemaOutOfDateError, ConfigError) as e:
         sys.exit(f"reward-server: {e}")
     except OSError as e:
         sys.exit(f"reward-server: {e}")

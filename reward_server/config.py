@@ -11,12 +11,32 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the field."""
+
+
+class ComponentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    version: str = ""
+    weight: float = 1.0
+    params: dict[str, Any] = Field(default_factory=dict)
+    gate: bool = False
+    gate_min: float | None = None
+
+
+class SpecConfig(BaseModel):
+    """A named reward spec in the TOML file: [[specs.NAME.components]] and [[specs.NAME.routes.TASK]]."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    components: list[ComponentConfig] = Field(default_factory=list)
+    routes: dict[str, list[ComponentConfig]] = Field(default_factory=dict)
+    task_key: str = "task"
 
 
 class ServerConfig(BaseSettings):
@@ -34,6 +54,10 @@ class ServerConfig(BaseSettings):
         description="threads per verifier thread pool: inline checks, sandboxed programs (the per-host "
                     "concurrency limit), remote judges, local models")
     timeout_s: float | None = Field(None, gt=0, description="override every verifier's wall-clock limit")
+    cache_ttl_s: float = Field(600.0, ge=0, description="result cache window; 0 turns the cache off")
+    cache_max_entries: int = Field(100_000, ge=0)
+    specs: dict[str, SpecConfig] = Field(default_factory=dict,
+                                         description="named reward specs stored (as new versions when changed) at start")
     max_message_bytes: int = Field(16 << 20, ge=1024, description="largest request accepted")
     max_samples_per_request: int = Field(4096, ge=1)
     grace_s: float = Field(30.0, ge=0, description="SIGTERM: time allowed for in-flight work")

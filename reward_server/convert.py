@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -12,7 +13,8 @@ from rewards.v1 import rewards_pb2 as pb
 from verifiers.core import Status
 
 from .errors import InvalidRequestError
-from .scoring import Component, SampleInput, SampleOutcome, build_component, check_sample, reference_text, sha256
+from .scoring import (Component, SampleInput, SampleOutcome, Spec, build_component, check_sample, reference_text,
+                      sha256)
 from .store.models import Run, ScoreRow
 
 STATUS_TO_PB = {Status.OK: pb.STATUS_OK, Status.ABSTAIN: pb.STATUS_ABSTAIN,
@@ -31,29 +33,68 @@ def py_to_struct(d: dict[str, Any] | None) -> struct_pb2.Struct:
     return s
 
 
-def spec_components(spec: pb.RewardSpec, where: str, timeout_override_s: float | None) -> tuple[Component, ...]:
+# (name, version or 0 for newest) -> (name, version, body); raises RunNotFound-like LookupError
+SpecLookup = Callable[[str, int], tuple[str, int, pb.RewardSpec]]
+
+
+def parse_spec_ref(ref: str, where: str) -> tuple[str, int]:
+    """"math-r1" -> ("math-r1", 0 = newest); "math-r1@3" -> ("math-r1", 3)."""
+    name, _, version = ref.partition("@")
+    if version and not version.isdigit():
+        raise InvalidRequestError(f"{where}.name: version in {ref!r} must be an integer (name@3)")
+    return name, int(version or 0)
+
+
+def component_list(refs: Any, where: str, timeout_override_s: float | None) -> tuple[Component, ...]:
     comps = []
-    for j, ref in enumerate(spec.components):
-        raw: dict[str, Any] = {"name": ref.name, "version": ref.version,
+    for j, ref in enumerate(refs):
+        raw: dict[str, Any] = {"name": ref.name, "version": ref.version, "gate": ref.gate,
                                "weight": ref.weight if (ref.weight_set or ref.weight != 0) else 1.0}
+        if ref.HasField("gate_min"):
+            raw["gate_min"] = ref.gate_min
         if ref.HasField("params"):
             raw["params"] = value_to_py(ref.params)
-        comps.append(build_component(raw, f"{where}.components[{j}]", timeout_override_s))
+        comps.append(build_component(raw, f"{where}[{j}]", timeout_override_s))
     return tuple(comps)
 
 
-def samples_from_pb(samples: Any, default_spec: pb.RewardSpec, where: str,
-                    timeout_override_s: float | None) -> list[SampleInput]:
+def is_empty_spec(spec: pb.RewardSpec) -> bool:
+    return not (spec.components or spec.name or spec.routes)
+
+
+def spec_from_pb(spec: pb.RewardSpec, where: str, timeout_override_s: float | None,
+                 lookup: SpecLookup | None = None) -> Spec:
+    """Validate a spec message: inline components and routes, or a stored spec by name."""
+    if spec.name:
+        if spec.components or spec.routes:
+            raise InvalidRequestError(f"{where}.name: a stored spec is used as a whole; "
+                                      f"do not also give components or routes")
+        if lookup is None:
+            raise InvalidRequestError(f"{where}.name: stored specs need a server")
+        name, version, body = lookup(*parse_spec_ref(spec.name, where))
+        inner = spec_from_pb(body, f"{where}<{name}@{version}>", timeout_override_s)
+        return Spec(inner.components, inner.routes, inner.task_key, name, version)
+    routes = {task: component_list(lst.components, f"{where}.routes[{task}].components", timeout_override_s)
+              for task, lst in spec.routes.items()}
+    return Spec(component_list(spec.components, f"{where}.components", timeout_override_s), routes,
+                spec.task_key or "task")
+
+
+def samples_from_pb(samples: Any, default_spec: pb.RewardSpec, where: str, timeout_override_s: float | None,
+                    lookup: SpecLookup | None = None) -> list[SampleInput]:
     """Validate and convert request samples. Raises InvalidRequestError / UnknownVerifierError."""
-    default = spec_components(default_spec, f"{where}.spec", timeout_override_s) if default_spec.components else ()
+    default = None if is_empty_spec(default_spec) else spec_from_pb(default_spec, f"{where}.spec",
+                                                                     timeout_override_s, lookup)
     out = []
     for i, s in enumerate(samples):
         w = f"{where}.samples[{i}]"
-        comps = spec_components(s.spec, f"{w}.spec", timeout_override_s) if s.spec.components else default
+        spec = default if is_empty_spec(s.spec) else spec_from_pb(s.spec, f"{w}.spec", timeout_override_s, lookup)
         reference = value_to_py(s.reference) if s.HasField("reference") else None
         meta = value_to_py(s.metadata) if s.HasField("metadata") else {}
-        sample = SampleInput(index=i, id=s.id, prompt=s.prompt, completion=s.completion,
-                             reference=reference, components=comps, metadata=meta)
+        comps = spec.for_sample(meta, w) if spec else ()
+        sample = SampleInput(index=i, id=s.id, prompt=s.prompt, completion=s.completion, reference=reference,
+                             components=comps, metadata=meta, spec_name=spec.name if spec else "",
+                             spec_version=spec.version if spec else 0)
         check_sample(sample, w)
         out.append(sample)
     if not out:
@@ -63,13 +104,15 @@ def samples_from_pb(samples: Any, default_spec: pb.RewardSpec, where: str,
 
 def outcome_to_pb(o: SampleOutcome) -> pb.SampleResult:
     res = pb.SampleResult(id=o.sample.id, status=STATUS_TO_PB[o.status], reason=o.reason,
-                          latency_ms=o.latency_ms, sample_index=o.sample.index)
+                          latency_ms=o.latency_ms, sample_index=o.sample.index, spec_name=o.sample.spec_name,
+                          spec_version=o.sample.spec_version)
     if o.reward is not None:
         res.reward = o.reward
     for co in o.components:
         c = pb.ComponentResult(name=co.component.name, version=co.component.version, weight=co.component.weight,
                                status=STATUS_TO_PB[co.result.status], reason=co.result.reason,
-                               latency_ms=co.latency_ms, params_hash=co.component.params_hash)
+                               latency_ms=co.latency_ms, params_hash=co.component.params_hash,
+                               cached=co.cached, gate=co.component.gate)
         if co.result.reward is not None:
             c.reward = co.result.reward
         res.components.append(c)
@@ -89,11 +132,12 @@ def outcome_rows(o: SampleOutcome, *, run_id: str | None, step: int | None, grou
                 sample_index=s.index, sample_id=str(s.id)[:128], total_status=o.status.value,
                 total_reward=o.reward, prompt_sha256=sha256(s.prompt), completion_sha256=sha256(s.completion),
                 reference_sha256=sha256(ref), prompt_text=s.prompt if store_texts else None,
-                completion_text=s.completion if store_texts else None, reference_json=ref if store_texts else None)
+                completion_text=s.completion if store_texts else None, reference_json=ref if store_texts else None,
+                spec_name=s.spec_name or None, spec_version=s.spec_version or None)
     return [dict(base, component_index=j, verifier=co.component.name, verifier_version=co.component.version,
                  params=co.component.params_json, params_hash=co.component.params_hash, weight=co.component.weight,
                  status=co.result.status.value, reward=co.result.reward, reason=co.result.reason,
-                 latency_ms=co.latency_ms, worker=co.worker)
+                 latency_ms=co.latency_ms, worker=co.worker, cached=co.cached, gate=co.component.gate)
             for j, co in enumerate(o.components)]
 
 
@@ -123,3 +167,16 @@ def score_row_to_pb(r: ScoreRow) -> pb.ScoreRecord:
     if r.total_reward is not None:
         rec.total_reward = r.total_reward
     return rec
+
+
+def spec_to_json(spec: pb.RewardSpec) -> dict[str, Any]:
+    return json_format.MessageToDict(spec, preserving_proto_field_name=True)
+
+
+def spec_from_json(body: dict[str, Any]) -> pb.RewardSpec:
+    return json_format.ParseDict(body, pb.RewardSpec())
+
+
+def stored_spec_to_pb(row: Any) -> pb.StoredSpec:
+    return pb.StoredSpec(name=row.name, version=row.version, spec=spec_from_json(row.body),
+                         description=row.description, created_at=iso(row.created_at))

@@ -7,7 +7,8 @@
     │   └── InvalidReferenceError  -> INVALID_ARGUMENT
     ├── InvalidRequestError        -> INVALID_ARGUMENT (message names the field)
     ├── TooLargeError              -> RESOURCE_EXHAUSTED (message gives the limit)
-    └── store.RunNotFoundError     -> NOT_FOUND
+    ├── store.RunNotFoundError     -> NOT_FOUND
+    └── store.SpecNotFoundError    -> NOT_FOUND (message lists the stored specs)
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ class TooLargeError(ValueError):
 
 
 def status_code_for(exc: BaseException) -> grpc.StatusCode | None:
-    from .store.store import RunNotFoundError
+    from .store.store import RunNotFoundError, SpecNotFoundError
 
-    if isinstance(exc, (UnknownVerifierError, RunNotFoundError)):
+    if isinstance(exc, (UnknownVerifierError, RunNotFoundError, SpecNotFoundError)):
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, (InvalidRequestError, InvalidParamsError, InvalidReferenceError)):
         return grpc.StatusCode.INVALID_ARGUMENT

@@ -1,10 +1,19 @@
 """Scoring: validate a reward spec, dispatch each component to the worker pool (isolated
-verifiers) or the inline thread pool (cheap ones), and combine the results.
+verifiers) or a thread pool (the others), and combine the results.
 
-Combination rule: reward = Σ weight_i · reward_i over the spec's components. The sample's
-status is OK only when every component with a non-zero weight is OK; otherwise it takes
-the most severe component status (ERROR > TIMEOUT > ABSTAIN) and carries no reward.
-Components with weight 0 are logged only: they are scored and stored, never counted.
+Combination rule: reward = Σ weight_i · reward_i over the sample's components.
+- The sample's status is OK only when every counted component (weight ≠ 0, or a gate) is
+  OK; otherwise it takes the most severe component status (ERROR > TIMEOUT > ABSTAIN) and
+  carries no reward. Components with weight 0 that are not gates are logged only.
+- Gates: when any gate component is OK but below its `gate_min` (default 1.0), the total
+  is 0 ("format must be right before correctness counts").
+
+Routing: a spec's `routes` map a task type (the sample's `metadata[task_key]`) to extra
+components; "*" is the fallback.
+
+Cache: identical (verifier, version, params hash, completion, reference) within
+`cache_ttl_s` returns the stored result (OK and ABSTAIN only: a TIMEOUT or ERROR is
+worth retrying), marked `cached`.
 """
 from __future__ import annotations
 
@@ -13,9 +22,12 @@ import concurrent.futures as cf
 import hashlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from cachetools import TTLCache
 
 from verifiers import registry
 from verifiers.core import Params, Status, VerifierResult, params_hash
@@ -25,6 +37,7 @@ from verifiers.pool import VerifierPool, run_inline
 from .errors import InvalidRequestError
 
 _SEVERITY = {Status.ERROR: 3, Status.TIMEOUT: 2, Status.ABSTAIN: 1, Status.OK: 0}
+FALLBACK_ROUTE = "*"
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,36 @@ class Component:
     isolated: bool
     thread_pool: str
     timeout_s: float
+    gate: bool = False
+    gate_min: float = 1.0
+
+    @property
+    def counted(self) -> bool:
+        return self.weight != 0 or self.gate
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated reward spec: common components, routes by task, and where it came from."""
+
+    components: tuple[Component, ...] = ()
+    routes: dict[str, tuple[Component, ...]] = field(default_factory=dict)
+    task_key: str = "task"
+    name: str = ""
+    version: int = 0
+
+    def for_sample(self, metadata: dict[str, Any], where: str) -> tuple[Component, ...]:
+        if not self.routes:
+            return self.components
+        task = metadata.get(self.task_key)
+        route = self.routes.get(str(task)) if task is not None else None
+        if route is None:
+            route = self.routes.get(FALLBACK_ROUTE)
+        if route is None:
+            raise InvalidRequestError(
+                f"{where}.metadata.{self.task_key}: {task!r} has no route in the spec "
+                f"(routes: {', '.join(sorted(self.routes))}); add a '*' route or set the task")
+        return self.components + route
 
 
 @dataclass(frozen=True)
@@ -51,6 +94,8 @@ class SampleInput:
     reference: Any
     components: tuple[Component, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
+    spec_name: str = ""
+    spec_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +104,7 @@ class ComponentOutcome:
     result: VerifierResult
     latency_ms: float
     worker: str
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,7 +126,7 @@ def reference_text(reference: Any) -> str:
 
 
 def build_component(raw: dict[str, Any], where: str, timeout_override_s: float | None) -> Component:
-    """Validate one raw component `{name, version?, weight?, params?}`.
+    """Validate one raw component `{name, version?, weight?, params?, gate?, gate_min?}`.
 
     Raises UnknownVerifierError (NOT_FOUND) or InvalidRequestError naming `where`.
     """
@@ -95,10 +141,13 @@ def build_component(raw: dict[str, Any], where: str, timeout_override_s: float |
     weight = float(raw.get("weight", 1.0))
     if weight != weight or weight in (float("inf"), float("-inf")):
         raise InvalidRequestError(f"{where}.weight: must be a finite number")
+    gate_min = raw.get("gate_min")
+    gate_min = 1.0 if gate_min is None else float(gate_min)
     dumped = params.model_dump(mode="json")
     return Component(name=cls.name, version=cls.version, weight=weight, params=params, params_json=dumped,
                      params_hash=params_hash(dumped), isolated=cls.isolated, thread_pool=cls.thread_pool,
-                     timeout_s=timeout_override_s or cls.timeout_s)
+                     timeout_s=timeout_override_s or cls.timeout_s, gate=bool(raw.get("gate", False)),
+                     gate_min=gate_min)
 
 
 def check_sample(sample: SampleInput, where: str) -> None:
@@ -114,34 +163,79 @@ def check_sample(sample: SampleInput, where: str) -> None:
 
 
 def combine(sample: SampleInput, outcomes: list[ComponentOutcome], latency_ms: float) -> SampleOutcome:
-    counted = [o for o in outcomes if o.component.weight != 0]
+    """The sample's status and total reward from its components' outcomes (rule: module doc)."""
+    counted = [o for o in outcomes if o.component.counted]
     failed = [o for o in counted if o.result.status is not Status.OK]
     if failed:
         worst = max(failed, key=lambda o: _SEVERITY[o.result.status])
         reason = "; ".join(f"{o.component.name}: {o.result.status.value}: {o.result.reason}" for o in failed)
         return SampleOutcome(sample, worst.result.status, None, reason, tuple(outcomes), latency_ms)
+    closed = [o for o in counted if o.component.gate and (o.result.reward or 0.0) < o.component.gate_min]
+    if closed:
+        reason = "; ".join(f"gate {o.component.name}={o.result.reward:g} < {o.component.gate_min:g}: "
+                           f"{o.result.reason}" for o in closed)
+        return SampleOutcome(sample, Status.OK, 0.0, reason, tuple(outcomes), latency_ms)
     reward = sum(o.component.weight * (o.result.reward or 0.0) for o in counted)
     reason = "; ".join(f"{o.component.name}={o.result.reward:g}×{o.component.weight:g}" for o in counted)
     return SampleOutcome(sample, Status.OK, reward, reason, tuple(outcomes), latency_ms)
 
 
-class Scorer:
-    """Scores samples concurrently; owns the worker pool and the inline thread pool."""
+class ResultCache:
+    """Thread-safe TTL cache of verifier results; counts hits and misses."""
 
-    def __init__(self, workers: int, memory_limit_bytes: int | None, thread_pools: dict[str, int] | None = None):
+    def __init__(self, ttl_s: float, max_entries: int):
+        self.enabled = ttl_s > 0 and max_entries > 0
+        self._cache: TTLCache = TTLCache(maxsize=max(1, max_entries), ttl=max(ttl_s, 1e-9))
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(c: Component, sample: SampleInput) -> tuple[str, ...]:
+        ref = "" if sample.reference is None else reference_text(sample.reference)
+        return (c.name, c.version, c.params_hash, sha256(sample.completion), sha256(ref))
+
+    def get(self, key: tuple[str, ...]) -> VerifierResult | None:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            return hit
+
+    def put(self, key: tuple[str, ...], result: VerifierResult) -> None:
+        if result.status in (Status.OK, Status.ABSTAIN):
+            with self._lock:
+                self._cache[key] = result
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+class Scorer:
+    """Scores samples concurrently; owns the worker pool, the thread pools and the cache."""
+
+    def __init__(self, workers: int, memory_limit_bytes: int | None, thread_pools: dict[str, int] | None = None,
+                 cache_ttl_s: float = 0.0, cache_max_entries: int = 100_000):
         self.pool = VerifierPool(workers=workers, memory_limit_bytes=memory_limit_bytes)
         # One thread pool per kind of waiting (inline checks, sandboxed programs, remote
         # judges, local models), so that a queue of slow work of one kind never delays another.
         sizes = {"inline": 8, "sandbox": 2, "judge": 64, "model": 64, **(thread_pools or {})}
         self.threads = {name: cf.ThreadPoolExecutor(n, thread_name_prefix=f"{name}-verifier")
                         for name, n in sizes.items()}
+        self.cache = ResultCache(cache_ttl_s, cache_max_entries)
         self._pid = os.getpid()
 
     def warm_up(self) -> None:
         self.pool.warm_up()
 
-    async def _score_component(self, sample: SampleInput, c: Component) -> ComponentOutcome:
+    async def _score_component(self, sample: SampleInput, c: Component, use_cache: bool) -> ComponentOutcome:
         t0 = time.perf_counter()
+        key = ResultCache.key(c, sample) if use_cache and self.cache.enabled else None
+        if key is not None and (hit := self.cache.get(key)) is not None:
+            return ComponentOutcome(c, hit, (time.perf_counter() - t0) * 1000, "cache", cached=True)
         if c.isolated:
             fut = self.pool.submit(c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s)
         else:
@@ -156,17 +250,23 @@ class Scorer:
             result, worker = VerifierResult.error(str(e)), "-"
         except Exception as e:
             result, worker = VerifierResult.error(f"{type(e).__name__}: {e}"), "-"
+        if key is not None:
+            self.cache.put(key, result)
         return ComponentOutcome(c, result, (time.perf_counter() - t0) * 1000, worker)
 
-    async def score(self, sample: SampleInput) -> SampleOutcome:
+    async def score(self, sample: SampleInput, use_cache: bool = True) -> SampleOutcome:
         t0 = time.perf_counter()
-        outcomes = await asyncio.gather(*(self._score_component(sample, c) for c in sample.components))
+        outcomes = await asyncio.gather(*(self._score_component(sample, c, use_cache) for c in sample.components))
         return combine(sample, list(outcomes), (time.perf_counter() - t0) * 1000)
 
-    async def score_many(self, samples: list[SampleInput]) -> list[SampleOutcome]:
-        return list(await asyncio.gather(*(self.score(s) for s in samples)))
+    async def score_many(self, samples: list[SampleInput], use_cache: bool = True) -> list[SampleOutcome]:
+        return list(await asyncio.gather(*(self.score(s, use_cache) for s in samples)))
 
     def close(self) -> None:
         for ex in self.threads.values():
             ex.shutdown(wait=True)
         self.pool.close()
+
+
+__all__ = ["Component", "Spec", "SampleInput", "SampleOutcome", "ComponentOutcome", "Scorer", "ResultCache",
+           "build_component", "check_sample", "combine"]

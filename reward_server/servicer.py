@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import re
+import time
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +27,7 @@ from .scoring import Scorer, SampleInput
 from .store import ScoreStore
 
 log = logging.getLogger(__name__)
+SPEC_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
@@ -56,6 +59,33 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     def __init__(self, config: ServerConfig, scorer: Scorer, store: ScoreStore):
         self.config, self.scorer, self.store = config, scorer, store
         self._known_runs: set[str] = set()
+        # Stored spec versions are immutable, so they are cached for good; "newest"
+        # lookups are cached briefly so a PutSpec elsewhere is seen within NEWEST_TTL_S.
+        self._spec_versions: dict[tuple[str, int], tuple[str, int, pb.RewardSpec]] = {}
+        self._spec_newest: dict[str, tuple[float, int]] = {}
+
+    NEWEST_TTL_S = 2.0
+
+    # -- stored specs -------------------------------------------------------------
+    def _load_spec(self, name: str, version: int) -> tuple[str, int, pb.RewardSpec]:
+        """Blocking: fetch a stored spec into the caches."""
+        if not version:
+            hit = self._spec_newest.get(name)
+            if hit and hit[0] > time.monotonic():
+                version = hit[1]
+        if version and (name, version) in self._spec_versions:
+            return self._spec_versions[(name, version)]
+        row = self.store.get_spec(name, version)
+        entry = (row.name, row.version, convert.spec_from_json(row.body))
+        self._spec_versions[(row.name, row.version)] = entry
+        if not version:
+            self._spec_newest[name] = (time.monotonic() + self.NEWEST_TTL_S, row.version)
+        return entry
+
+    async def _preload_specs(self, specs: list[pb.RewardSpec], where: str) -> None:
+        for spec in specs:
+            if spec.name:
+                await asyncio.to_thread(self._load_spec, *convert.parse_spec_ref(spec.name, where))
 
     # -- helpers ------------------------------------------------------------------
     async def _check_run(self, run_id: str) -> None:
@@ -63,11 +93,12 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             await asyncio.to_thread(self.store.get_run, run_id)  # raises RunNotFoundError
             self._known_runs.add(run_id)
 
-    def _samples(self, samples: Any, spec: pb.RewardSpec, where: str) -> list[SampleInput]:
+    async def _samples(self, samples: Any, spec: pb.RewardSpec, where: str) -> list[SampleInput]:
         if len(samples) > self.config.max_samples_per_request:
             raise TooLargeError(f"{where}.samples: {len(samples)} samples, the limit is "
                                 f"{self.config.max_samples_per_request} per message; split the batch")
-        return convert.samples_from_pb(samples, spec, where, self.config.timeout_s)
+        await self._preload_specs([spec, *(s.spec for s in samples)], where)
+        return convert.samples_from_pb(samples, spec, where, self.config.timeout_s, self._load_spec)
 
     async def _score_and_store(self, samples: list[SampleInput], *, run_id: str, step: int,
                                group_id: str) -> list[pb.SampleResult]:
@@ -82,7 +113,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     # -- scoring ------------------------------------------------------------------
     @_rpc
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
-        samples = self._samples(request.samples, request.spec, "request")
+        samples = await self._samples(request.samples, request.spec, "request")
         await self._check_run(request.run_id)
         results = await self._score_and_store(samples, run_id=request.run_id, step=request.step, group_id="")
         return pb.ScoreResponse(results=results)
@@ -104,7 +135,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                     where = f"group[{g.group_id or '?'}]"
                     if not g.group_id:
                         raise InvalidRequestError(f"{where}.group_id: required (unique within the run's step)")
-                    samples = self._samples(g.samples, g.spec, where)
+                    samples = await self._samples(g.samples, g.spec, where)
                     await self._check_run(g.run_id)
                     t = asyncio.create_task(score_group(g, samples))
                     tasks.add(t)
@@ -148,6 +179,43 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                                        params=params, params_schema_json=convert.json.dumps(schema),
                                        available=ok, unavailable_reason=why))
         return pb.ListVerifiersResponse(verifiers=out)
+
+    @_rpc
+    async def DryRun(self, request: pb.DryRunRequest, context: Any) -> pb.DryRunResponse:
+        (sample,) = await self._samples([request.sample], request.spec, "request")
+        (outcome,) = await self.scorer.score_many([sample], use_cache=False)
+        return pb.DryRunResponse(result=convert.outcome_to_pb(outcome))
+
+    @_rpc
+    async def PutSpec(self, request: pb.PutSpecRequest, context: Any) -> pb.StoredSpec:
+        if not SPEC_NAME.fullmatch(request.name):
+            raise InvalidRequestError(f"name: {request.name!r} must match {SPEC_NAME.pattern} (no '@': "
+                                      "versions are assigned by the server)")
+        if request.spec.name:
+            raise InvalidRequestError("spec.name: a stored spec holds components and routes, not another name")
+        if not (request.spec.components or request.spec.routes):
+            raise InvalidRequestError("spec.components: give at least one component or route")
+        convert.spec_from_pb(request.spec, "spec", self.config.timeout_s)  # validate before storing
+        row, _ = await asyncio.to_thread(self.store.put_spec, request.name, convert.spec_to_json(request.spec),
+                                         request.description)
+        self._spec_newest.pop(request.name, None)
+        return convert.stored_spec_to_pb(row)
+
+    @_rpc
+    async def GetSpec(self, request: pb.GetSpecRequest, context: Any) -> pb.StoredSpec:
+        row = await asyncio.to_thread(self.store.get_spec, request.name, request.version)
+        return convert.stored_spec_to_pb(row)
+
+    @_rpc
+    async def ListSpecs(self, request: pb.ListSpecsRequest, context: Any) -> pb.ListSpecsResponse:
+        rows = await asyncio.to_thread(self.store.list_specs)
+        return pb.ListSpecsResponse(specs=[convert.stored_spec_to_pb(r) for r in rows])
+
+    @_rpc
+    async def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.Stats:
+        c = self.scorer.cache
+        return pb.Stats(cache_hits=c.hits, cache_misses=c.misses, cache_hit_rate=c.hit_rate,
+                        score_rows_written=self.store.rows_written, score_rows_pending=self.store.pending)
 
     # -- runs ---------------------------------------------------------------------
     @_rpc

@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.sql import false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -75,9 +76,27 @@ class ScoreRow(Base):
     completion_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     reference_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker: Mapped[str] = mapped_column(String(64), default="")
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    gate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    spec_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    spec_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (
         Index("ix_scores_run_step", "run_id", "step"),
         Index("ix_scores_verifier_created", "verifier", "created_at"),
         Index("ix_scores_created", "created_at"),
     )
+
+
+class SpecRow(Base):
+    """A named reward spec, one row per version; versions are never changed or deleted."""
+
+    __tablename__ = "reward_specs"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_reward_specs_name_version"),)

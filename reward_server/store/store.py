@@ -7,6 +7,8 @@ was returned to a client is in the database once the server has shut down gracef
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import queue
 import threading
@@ -23,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Run, ScoreRow, StepRow
+from .models import Run, ScoreRow, SpecRow, StepRow
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -35,6 +37,10 @@ class SchemaOutOfDateError(RuntimeError):
 
 class RunNotFoundError(LookupError):
     """No run with that id."""
+
+
+class SpecNotFoundError(LookupError):
+    """No stored reward spec with that name (or version)."""
 
 
 def _alembic_config(engine: Engine) -> AlembicConfig:
@@ -148,6 +154,11 @@ class ScoreStore:
             self._pending -= len(batch)
             self._cond.notify_all()
 
+    @property
+    def pending(self) -> int:
+        """Rows queued and not yet written."""
+        return self._pending
+
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every queued row is written. False if `timeout_s` passed first."""
         with self._cond:
@@ -212,6 +223,42 @@ class ScoreStore:
     def steps(self, run_id: str) -> list[StepRow]:
         with self._sessions() as s:
             return list(s.scalars(select(StepRow).where(StepRow.run_id == run_id).order_by(StepRow.step)))
+
+    # -- reward specs ---------------------------------------------------------------
+    def put_spec(self, name: str, body: dict[str, Any], description: str = "") -> tuple[SpecRow, bool]:
+        """Store `body` as the next version of `name` unless it equals the newest one.
+
+        Returns (row, created). Versions count from 1 and are immutable.
+        """
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        with self._sessions.begin() as s:
+            newest = s.scalar(select(SpecRow).where(SpecRow.name == name).order_by(SpecRow.version.desc()).limit(1))
+            if newest is not None and newest.body_sha256 == digest:
+                return newest, False
+            row = SpecRow(name=name, version=(newest.version + 1) if newest else 1, body=body,
+                          body_sha256=digest, description=description)
+            s.add(row)
+            s.flush()
+            return row, True
+
+    def get_spec(self, name: str, version: int = 0) -> SpecRow:
+        """Version `version` of spec `name` (0 = newest). Raises SpecNotFoundError."""
+        with self._sessions() as s:
+            q = select(SpecRow).where(SpecRow.name == name)
+            q = q.where(SpecRow.version == version) if version else q.order_by(SpecRow.version.desc()).limit(1)
+            row = s.scalar(q)
+        if row is None:
+            known = ", ".join(r.name for r in self.list_specs()) or "(none)"
+            what = f"{name}@{version}" if version else name
+            raise SpecNotFoundError(f"no stored reward spec {what!r}; stored: {known}")
+        return row
+
+    def list_specs(self) -> list[SpecRow]:
+        """The newest version of every stored spec, by name."""
+        with self._sessions() as s:
+            newest = (select(SpecRow.name, func.max(SpecRow.version).label("v")).group_by(SpecRow.name).subquery())
+            return list(s.scalars(select(SpecRow).join(newest, (SpecRow.name == newest.c.name)
+                                                       & (SpecRow.version == newest.c.v)).order_by(SpecRow.name)))
 
     # -- queries --------------------------------------------------------------------
     def query_scores(self, *, run_id: str | None = None, step_min: int | None = None,

@@ -22,24 +22,47 @@ STATUS_TIMEOUT: Status
 STATUS_ERROR: Status
 
 class VerifierRef(_message.Message):
-    __slots__ = ("name", "version", "weight", "weight_set", "params")
+    __slots__ = ("name", "version", "weight", "weight_set", "params", "gate", "gate_min")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_SET_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    GATE_MIN_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     weight: float
     weight_set: bool
     params: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., weight: _Optional[float] = ..., weight_set: _Optional[bool] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    gate: bool
+    gate_min: float
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., weight: _Optional[float] = ..., weight_set: _Optional[bool] = ..., params: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., gate: _Optional[bool] = ..., gate_min: _Optional[float] = ...) -> None: ...
 
-class RewardSpec(_message.Message):
+class ComponentList(_message.Message):
     __slots__ = ("components",)
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     components: _containers.RepeatedCompositeFieldContainer[VerifierRef]
     def __init__(self, components: _Optional[_Iterable[_Union[VerifierRef, _Mapping]]] = ...) -> None: ...
+
+class RewardSpec(_message.Message):
+    __slots__ = ("components", "name", "routes", "task_key")
+    class RoutesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ComponentList
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ComponentList, _Mapping]] = ...) -> None: ...
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    TASK_KEY_FIELD_NUMBER: _ClassVar[int]
+    components: _containers.RepeatedCompositeFieldContainer[VerifierRef]
+    name: str
+    routes: _containers.MessageMap[str, ComponentList]
+    task_key: str
+    def __init__(self, components: _Optional[_Iterable[_Union[VerifierRef, _Mapping]]] = ..., name: _Optional[str] = ..., routes: _Optional[_Mapping[str, ComponentList]] = ..., task_key: _Optional[str] = ...) -> None: ...
 
 class Sample(_message.Message):
     __slots__ = ("id", "prompt", "completion", "reference", "spec", "metadata")
@@ -58,7 +81,7 @@ class Sample(_message.Message):
     def __init__(self, id: _Optional[str] = ..., prompt: _Optional[str] = ..., completion: _Optional[str] = ..., reference: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., spec: _Optional[_Union[RewardSpec, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ComponentResult(_message.Message):
-    __slots__ = ("name", "version", "weight", "status", "reward", "reason", "latency_ms", "params_hash")
+    __slots__ = ("name", "version", "weight", "status", "reward", "reason", "latency_ms", "params_hash", "cached", "gate")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +90,8 @@ class ComponentResult(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     PARAMS_HASH_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     weight: float
@@ -75,10 +100,12 @@ class ComponentResult(_message.Message):
     reason: str
     latency_ms: float
     params_hash: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., weight: _Optional[float] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., latency_ms: _Optional[float] = ..., params_hash: _Optional[str] = ...) -> None: ...
+    cached: bool
+    gate: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., weight: _Optional[float] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., latency_ms: _Optional[float] = ..., params_hash: _Optional[str] = ..., cached: _Optional[bool] = ..., gate: _Optional[bool] = ...) -> None: ...
 
 class SampleResult(_message.Message):
-    __slots__ = ("id", "status", "reward", "reason", "components", "latency_ms", "sample_index")
+    __slots__ = ("id", "status", "reward", "reason", "components", "latency_ms", "sample_index", "spec_name", "spec_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +113,8 @@ class SampleResult(_message.Message):
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SPEC_NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: Status
     reward: float
@@ -93,7 +122,9 @@ class SampleResult(_message.Message):
     components: _containers.RepeatedCompositeFieldContainer[ComponentResult]
     latency_ms: float
     sample_index: int
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., components: _Optional[_Iterable[_Union[ComponentResult, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., sample_index: _Optional[int] = ...) -> None: ...
+    spec_name: str
+    spec_version: int
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., components: _Optional[_Iterable[_Union[ComponentResult, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., sample_index: _Optional[int] = ..., spec_name: _Optional[str] = ..., spec_version: _Optional[int] = ...) -> None: ...
 
 class ScoreRequest(_message.Message):
     __slots__ = ("run_id", "step", "samples", "spec")
@@ -314,3 +345,77 @@ class ScoreRecord(_message.Message):
     created_at: str
     total_reward: float
     def __init__(self, score_id: _Optional[int] = ..., run_id: _Optional[str] = ..., step: _Optional[int] = ..., group_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., sample_id: _Optional[str] = ..., verifier: _Optional[str] = ..., verifier_version: _Optional[str] = ..., params_hash: _Optional[str] = ..., weight: _Optional[float] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., latency_ms: _Optional[float] = ..., prompt_sha256: _Optional[str] = ..., completion_sha256: _Optional[str] = ..., reference_sha256: _Optional[str] = ..., created_at: _Optional[str] = ..., total_reward: _Optional[float] = ...) -> None: ...
+
+class StoredSpec(_message.Message):
+    __slots__ = ("name", "version", "spec", "description", "created_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    spec: RewardSpec
+    description: str
+    created_at: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., spec: _Optional[_Union[RewardSpec, _Mapping]] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ...) -> None: ...
+
+class PutSpecRequest(_message.Message):
+    __slots__ = ("name", "spec", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    spec: RewardSpec
+    description: str
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[RewardSpec, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class GetSpecRequest(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class ListSpecsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSpecsResponse(_message.Message):
+    __slots__ = ("specs",)
+    SPECS_FIELD_NUMBER: _ClassVar[int]
+    specs: _containers.RepeatedCompositeFieldContainer[StoredSpec]
+    def __init__(self, specs: _Optional[_Iterable[_Union[StoredSpec, _Mapping]]] = ...) -> None: ...
+
+class DryRunRequest(_message.Message):
+    __slots__ = ("sample", "spec")
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    sample: Sample
+    spec: RewardSpec
+    def __init__(self, sample: _Optional[_Union[Sample, _Mapping]] = ..., spec: _Optional[_Union[RewardSpec, _Mapping]] = ...) -> None: ...
+
+class DryRunResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: SampleResult
+    def __init__(self, result: _Optional[_Union[SampleResult, _Mapping]] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Stats(_message.Message):
+    __slots__ = ("cache_hits", "cache_misses", "cache_hit_rate", "score_rows_written", "score_rows_pending")
+    CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_MISSES_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_ROWS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    SCORE_ROWS_PENDING_FIELD_NUMBER: _ClassVar[int]
+    cache_hits: int
+    cache_misses: int
+    cache_hit_rate: float
+    score_rows_written: int
+    score_rows_pending: int
+    def __init__(self, cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., score_rows_written: _Optional[int] = ..., score_rows_pending: _Optional[int] = ...) -> None: ...

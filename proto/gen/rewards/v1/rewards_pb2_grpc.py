@@ -49,6 +49,31 @@ class RewardServiceStub:
                 request_serializer=rewards_dot_v1_dot_rewards__pb2.ListVerifiersRequest.SerializeToString,
                 response_deserializer=rewards_dot_v1_dot_rewards__pb2.ListVerifiersResponse.FromString,
                 _registered_method=True)
+        self.DryRun = channel.unary_unary(
+                '/rewards.v1.RewardService/DryRun',
+                request_serializer=rewards_dot_v1_dot_rewards__pb2.DryRunRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_rewards__pb2.DryRunResponse.FromString,
+                _registered_method=True)
+        self.PutSpec = channel.unary_unary(
+                '/rewards.v1.RewardService/PutSpec',
+                request_serializer=rewards_dot_v1_dot_rewards__pb2.PutSpecRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_rewards__pb2.StoredSpec.FromString,
+                _registered_method=True)
+        self.GetSpec = channel.unary_unary(
+                '/rewards.v1.RewardService/GetSpec',
+                request_serializer=rewards_dot_v1_dot_rewards__pb2.GetSpecRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_rewards__pb2.StoredSpec.FromString,
+                _registered_method=True)
+        self.ListSpecs = channel.unary_unary(
+                '/rewards.v1.RewardService/ListSpecs',
+                request_serializer=rewards_dot_v1_dot_rewards__pb2.ListSpecsRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_rewards__pb2.ListSpecsResponse.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/rewards.v1.RewardService/GetStats',
+                request_serializer=rewards_dot_v1_dot_rewards__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_rewards__pb2.Stats.FromString,
+                _registered_method=True)
         self.StartRun = channel.unary_unary(
                 '/rewards.v1.RewardService/StartRun',
                 request_serializer=rewards_dot_v1_dot_rewards__pb2.StartRunRequest.SerializeToString,
@@ -95,6 +120,38 @@ class RewardServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListVerifiers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DryRun(self, request, context):
+        """Validates a spec and scores one sample without logging it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutSpec(self, request, context):
+        """Named, versioned reward specs: a new version is created when the body changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSpec(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSpecs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +204,31 @@ def add_RewardServiceServicer_to_server(servicer, server):
                     servicer.ListVerifiers,
                     request_deserializer=rewards_dot_v1_dot_rewards__pb2.ListVerifiersRequest.FromString,
                     response_serializer=rewards_dot_v1_dot_rewards__pb2.ListVerifiersResponse.SerializeToString,
+            ),
+            'DryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DryRun,
+                    request_deserializer=rewards_dot_v1_dot_rewards__pb2.DryRunRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_rewards__pb2.DryRunResponse.SerializeToString,
+            ),
+            'PutSpec': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSpec,
+                    request_deserializer=rewards_dot_v1_dot_rewards__pb2.PutSpecRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_rewards__pb2.StoredSpec.SerializeToString,
+            ),
+            'GetSpec': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSpec,
+                    request_deserializer=rewards_dot_v1_dot_rewards__pb2.GetSpecRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_rewards__pb2.StoredSpec.SerializeToString,
+            ),
+            'ListSpecs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSpecs,
+                    request_deserializer=rewards_dot_v1_dot_rewards__pb2.ListSpecsRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_rewards__pb2.ListSpecsResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=rewards_dot_v1_dot_rewards__pb2.GetStatsRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_rewards__pb2.Stats.SerializeToString,
             ),
             'StartRun': grpc.unary_unary_rpc_method_handler(
                     servicer.StartRun,
@@ -255,6 +337,141 @@ class RewardService:
             '/rewards.v1.RewardService/ListVerifiers',
             rewards_dot_v1_dot_rewards__pb2.ListVerifiersRequest.SerializeToString,
             rewards_dot_v1_dot_rewards__pb2.ListVerifiersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.RewardService/DryRun',
+            rewards_dot_v1_dot_rewards__pb2.DryRunRequest.SerializeToString,
+            rewards_dot_v1_dot_rewards__pb2.DryRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutSpec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.RewardService/PutSpec',
+            rewards_dot_v1_dot_rewards__pb2.PutSpecRequest.SerializeToString,
+            rewards_dot_v1_dot_rewards__pb2.StoredSpec.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSpec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.RewardService/GetSpec',
+            rewards_dot_v1_dot_rewards__pb2.GetSpecRequest.SerializeToString,
+            rewards_dot_v1_dot_rewards__pb2.StoredSpec.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSpecs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.RewardService/ListSpecs',
+            rewards_dot_v1_dot_rewards__pb2.ListSpecsRequest.SerializeToString,
+            rewards_dot_v1_dot_rewards__pb2.ListSpecsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.RewardService/GetStats',
+            rewards_dot_v1_dot_rewards__pb2.GetStatsRequest.SerializeToString,
+            rewards_dot_v1_dot_rewards__pb2.Stats.FromString,
             options,
             channel_credentials,
             insecure,
