@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import threading
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 
 import grpc
@@ -22,7 +23,9 @@ from grpc_reflection.v1alpha import reflection
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
+from .auth import DEFAULT_TEAM, Authenticator, KeyStore
 from .config import ConfigError, ServerConfig, SpecConfig
+from .quotas import QuotaManager
 from .scoring import Scorer
 from .servicer import RewardServicer
 from .store import ScoreStore
@@ -49,17 +52,6 @@ def spec_config_to_pb(spec: "SpecConfig") -> pb.RewardSpec:
     return msg
 
 
-class _StartupContext:
-    """Stands in for a gRPC context when the server calls its own handlers at start:
-    an abort becomes a ConfigError naming the config entry."""
-
-    def __init__(self, where: str):
-        self.where = where
-
-    async def abort(self, code: grpc.StatusCode, details: str) -> None:
-        raise ConfigError(f"{self.where}: {details}")
-
-
 @dataclass
 class _Parts:
     server: grpc.aio.Server
@@ -67,10 +59,11 @@ class _Parts:
     scorer: Scorer
     store: ScoreStore
     port: int
+    retention: asyncio.Task | None = None
 
 
 async def _build(config: ServerConfig) -> _Parts:
-    store = ScoreStore(config.database_url, auto_migrate=config.auto_migrate,
+    store = ScoreStore(config.database_url, auto_migrate=config.migrate_on_start,
                        batch_rows=config.writer_batch_rows, flush_ms=config.writer_flush_ms)
     scorer = Scorer(config.workers, config.worker_memory_limit_bytes, config.thread_pools,
                     cache_ttl_s=config.cache_ttl_s, cache_max_entries=config.cache_max_entries)
@@ -87,27 +80,54 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     opts = [("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes)]
     server = grpc.aio.server(options=opts)
-    servicer = RewardServicer(config, scorer, store)
+    auth = Authenticator(KeyStore(store) if config.auth_enabled else None)
+    if not auth.enabled:
+        log.warning("AUTH IS OFF: every caller acts as the admin of team %r (the embedded single-user set-up; "
+                    "set auth = \"on\" and create keys with `reward-server keys create` to share this server)",
+                    DEFAULT_TEAM)
+    servicer = RewardServicer(config, scorer, store, auth, QuotaManager(config.quotas))
     for name, spec in config.specs.items():  # validated and stored as the next version when changed
-        await servicer.PutSpec(pb.PutSpecRequest(name=name, spec=spec_config_to_pb(spec), description=spec.description),
-                               _StartupContext(f"config specs.{name}"))
+        try:
+            await servicer.put_spec(pb.PutSpecRequest(name=name, spec=spec_config_to_pb(spec),
+                                                      description=spec.description))
+        except Exception as e:
+            raise ConfigError(f"config specs.{name}: {e}") from None
     pb_grpc.add_RewardServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert_file:
+        creds = grpc.ssl_server_credentials([(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {config.host}:{config.port}")
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("reward server listening on %s:%d (database %s, %d workers)", config.host, port,
-             config.database_url, config.workers)
-    return _Parts(server, health_servicer, scorer, store, port)
+    log.info("reward server listening on %s:%d (%s, database %s, %d workers)", config.host, port,
+             "TLS" if config.tls_cert_file else "plaintext", config.database_url, config.workers)
+    retention = asyncio.create_task(_retention_loop(store, config)) if config.retention_days else None
+    return _Parts(server, health_servicer, scorer, store, port, retention)
+
+
+async def _retention_loop(store: ScoreStore, config: ServerConfig) -> None:
+    """Apply the retention policy now and every `retention_interval_s`."""
+    while True:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=config.retention_days)
+        try:
+            await asyncio.to_thread(store.drop_texts_before, cutoff)
+        except Exception:
+            log.exception("retention policy failed; will retry")
+        await asyncio.sleep(config.retention_interval_s)
 
 
 async def _shutdown(parts: _Parts, grace_s: float) -> None:
+    if parts.retention:
+        parts.retention.cancel()
     await parts.health.enter_graceful_shutdown()
     await parts.server.stop(grace_s)
     await asyncio.to_thread(parts.scorer.close)

@@ -27,14 +27,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, help="verifier worker processes (env REWARD_SERVER_WORKERS)")
     ap.add_argument("--ready-file", help="write the bound port to this file once serving")
     sub = ap.add_subparsers(dest="command")
-    db = sub.add_parser("db", help="database schema (Alembic)")
-    db.add_argument("action", choices=["upgrade", "current"])
+    db = sub.add_parser("db", help="database schema (Alembic) and retention")
+    db.add_argument("action", choices=["upgrade", "current", "retention"])
+    db.add_argument("--days", type=float, help="retention: drop texts older than this (default: config)")
     _common(db)
+    keys = sub.add_parser("keys", help="teams' API keys")
+    keys.add_argument("action", choices=["create", "list", "revoke", "rotate"])
+    keys.add_argument("prefix", nargs="?", help="revoke/rotate: the key's prefix (from `keys list`)")
+    keys.add_argument("--team", help="create: the key's team (created if new); list: only this team")
+    keys.add_argument("--admin", action="store_true", help="create: an admin key")
+    keys.add_argument("--label", default="", help="create: a note (who holds it)")
+    _common(keys)
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        overrides = dict(database_url=args.database_url)
+        overrides: dict = dict(database_url=args.database_url)
         if args.command is None:
             overrides.update(host=args.host, port=args.port, workers=args.workers)
         config = load_config(args.config, **overrides)
@@ -42,14 +50,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"reward-server: {e}")
 
     if args.command == "db":
-        from .store.store import make_engine, schema_revisions, upgrade_schema
-
-        engine = make_engine(config.database_url)
-        if args.action == "upgrade":
-            upgrade_schema(engine)
-        current, head = schema_revisions(engine)
-        print(f"database {config.database_url}: revision {current or 'none'} (newest {head})")
-        return
+        return _db(args, config)
+    if args.command == "keys":
+        return _keys(args, config)
 
     from .app import serve
     from .store import SchemaOutOfDateError
@@ -66,6 +69,73 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"reward-server: {e}")
     except OSError as e:
         sys.exit(f"reward-server: {e}")
+
+
+def _db(args: argparse.Namespace, config) -> None:
+    from .store.store import make_engine, schema_revisions, upgrade_schema
+
+    if args.action == "retention":
+        from datetime import datetime, timedelta, timezone
+
+        from .store import ScoreStore
+
+        days = args.days or config.retention_days
+        if not days:
+            sys.exit("reward-server: give --days N or set retention_days in the config")
+        store = _open_store(config)
+        n = store.drop_texts_before(datetime.now(timezone.utc) - timedelta(days=days))
+        store.close()
+        print(f"dropped the texts of {n} score rows older than {days:g} days (hashes, rewards and provenance kept)")
+        return
+    engine = make_engine(config.database_url)
+    if args.action == "upgrade":
+        upgrade_schema(engine)
+    current, head = schema_revisions(engine)
+    print(f"database {config.database_url}: revision {current or 'none'} (newest {head})")
+
+
+def _open_store(config):
+    from .store import SchemaOutOfDateError, ScoreStore
+
+    try:
+        return ScoreStore(config.database_url, auto_migrate=config.migrate_on_start)
+    except SchemaOutOfDateError as e:
+        sys.exit(f"reward-server: {e}")
+
+
+def _keys(args: argparse.Namespace, config) -> None:
+    from .auth import KeyStore
+
+    store = _open_store(config)
+    keys = KeyStore(store)
+    try:
+        if args.action == "create":
+            if not args.team:
+                sys.exit("reward-server: keys create needs --team NAME")
+            key, row = keys.create(args.team, admin=args.admin, label=args.label)
+            print(key)
+            print(f"# team {row.team}{' (admin)' if row.admin else ''}, prefix {row.prefix}: "
+                  "shown once; only a salted hash is stored", file=sys.stderr)
+        elif args.action == "list":
+            for k in keys.list(args.team):
+                state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+                print(f"{k.prefix}  team={k.team}  {'admin' if k.admin else 'user'}  {state}  "
+                      f"created {k.created_at:%Y-%m-%d}  {k.label}")
+        else:
+            if not args.prefix:
+                sys.exit(f"reward-server: keys {args.action} needs the key's PREFIX")
+            try:
+                if args.action == "revoke":
+                    keys.revoke(args.prefix)
+                    print(f"revoked {args.prefix}")
+                else:
+                    key, row = keys.rotate(args.prefix)
+                    print(key)
+                    print(f"# {args.prefix} revoked; new prefix {row.prefix}", file=sys.stderr)
+            except KeyError as e:
+                sys.exit(f"reward-server: {e.args[0]}")
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from .quotas import QuotaConfig
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -45,7 +46,17 @@ class ServerConfig(BaseSettings):
     host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for all interfaces")
     port: int = Field(50051, ge=0, le=65535, description="0 picks a free port")
     database_url: str = Field("sqlite:///rewards.db", description="SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…")
-    auto_migrate: bool = Field(True, description="apply Alembic migrations at start; if false, refuse an old schema")
+    auto_migrate: bool | None = Field(None, description="apply Alembic migrations at start; if false, refuse an "
+                                      "old schema. Default: true for SQLite, false for a shared database")
+    auth: Literal["on", "off"] | None = Field(None, description="API keys required. Default: off for SQLite (the "
+                                              "embedded single-user set-up), on for a shared database")
+    quotas: QuotaConfig = Field(default_factory=QuotaConfig, description="per-team limits: [quotas.default], "
+                                "[quotas.teams.NAME]")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate chain; with tls_key_file serves TLS")
+    tls_key_file: Path | None = Field(None, description="PEM private key")
+    retention_days: float | None = Field(None, gt=0, description="drop score texts (keep hashes, rewards and "
+                                         "provenance) after this many days; never deletes rows")
+    retention_interval_s: float = Field(3600.0, gt=0, description="how often the retention policy runs")
     store_texts: bool = Field(True, description="keep prompt/completion/reference texts beside their hashes")
     workers: int = Field(max(1, (os.cpu_count() or 2)), ge=1, description="verifier worker processes")
     worker_memory_limit_bytes: int = Field(2 << 30, ge=64 << 20, description="address-space cap per worker")
@@ -63,6 +74,27 @@ class ServerConfig(BaseSettings):
     grace_s: float = Field(30.0, ge=0, description="SIGTERM: time allowed for in-flight work")
     writer_batch_rows: int = Field(1000, ge=1, description="score rows per database transaction")
     writer_flush_ms: int = Field(50, ge=1, description="longest a score waits before its batch is written")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth == "on" if self.auth else not self.is_sqlite
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.auto_migrate if self.auto_migrate is not None else self.is_sqlite
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "ServerConfig":
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        for f in (self.tls_cert_file, self.tls_key_file):
+            if f is not None and not Path(f).is_file():
+                raise ValueError(f"TLS file {f} does not exist")
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -123,12 +123,12 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def outcome_rows(o: SampleOutcome, *, run_id: str | None, step: int | None, group_id: str,
+def outcome_rows(o: SampleOutcome, *, run_id: str | None, step: int | None, group_id: str, team: str,
                  request_id: str, store_texts: bool) -> list[dict[str, Any]]:
     """The store rows (one per component) of one scored sample."""
     s = o.sample
     ref = reference_text(s.reference) if s.reference is not None else ""
-    base = dict(run_id=run_id or None, step=step, request_id=request_id, group_id=group_id,
+    base = dict(team=team, run_id=run_id or None, step=step, request_id=request_id, group_id=group_id,
                 sample_index=s.index, sample_id=str(s.id)[:128], total_status=o.status.value,
                 total_reward=o.reward, prompt_sha256=sha256(s.prompt), completion_sha256=sha256(s.completion),
                 reference_sha256=sha256(ref), prompt_text=s.prompt if store_texts else None,
@@ -148,14 +148,28 @@ def iso(dt: datetime | None) -> str:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).isoformat()
 
 
+def parse_time(text: str, field: str) -> datetime | None:
+    """RFC 3339 / ISO 8601 text -> aware UTC datetime (naive = UTC). Raises InvalidRequestError."""
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequestError(f"{field}: {text!r} is not an RFC 3339 time (2026-11-22T08:00:00Z)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
 def run_to_pb(run: Run, last_step: int = -1, score_count: int = 0) -> pb.Run:
-    return pb.Run(run_id=run.id, name=run.name, state=run.state,
-                  created_at=iso(run.created_at), finished_at=iso(run.finished_at),
+    return pb.Run(run_id=run.id, name=run.name, state=run.state, team=run.team, replay_of=run.replay_of or "",
+                  created_at=iso(run.created_at), finished_at=iso(run.finished_at), summary=run.summary or {},
                   last_step=last_step, score_count=score_count, config=py_to_struct(run.config))
 
 
-def score_row_to_pb(r: ScoreRow) -> pb.ScoreRecord:
-    rec = pb.ScoreRecord(score_id=r.id, run_id=r.run_id or "", step=r.step or 0, group_id=r.group_id,
+def score_row_to_pb(r: ScoreRow, include_texts: bool = False) -> pb.ScoreRecord:
+    rec = pb.ScoreRecord(score_id=r.id, team=r.team, request_id=r.request_id, component_index=r.component_index,
+                         params_json=json.dumps(r.params, sort_keys=True), worker=r.worker, cached=r.cached,
+                         gate=r.gate, spec_name=r.spec_name or "", spec_version=r.spec_version or 0,
+                         total_status=STATUS_TO_PB[Status(r.total_status)], texts_dropped=r.texts_dropped, run_id=r.run_id or "", step=r.step or 0, group_id=r.group_id,
                          sample_index=r.sample_index, sample_id=r.sample_id, verifier=r.verifier,
                          verifier_version=r.verifier_version, params_hash=r.params_hash, weight=r.weight,
                          status=STATUS_TO_PB[Status(r.status)], reason=r.reason, latency_ms=r.latency_ms,
@@ -166,6 +180,9 @@ def score_row_to_pb(r: ScoreRow) -> pb.ScoreRecord:
         rec.reward = r.reward
     if r.total_reward is not None:
         rec.total_reward = r.total_reward
+    if include_texts:
+        rec.prompt, rec.completion, rec.reference_json = (r.prompt_text or "", r.completion_text or "",
+                                                          r.reference_json or "")
     return rec
 
 

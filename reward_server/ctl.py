@@ -133,10 +133,52 @@ class _LocalScorer:
 
 
 CONNECT_TIMEOUT_S = float(os.environ.get("REWARDCTL_CONNECT_TIMEOUT_S", "10"))
+CREDENTIALS: dict[str, str | None] = {"api_key": None, "tls_ca": None}
+
+
+class _BearerAuth(grpc.AuthMetadataPlugin):
+    def __init__(self, key: str):
+        self.key = key
+
+    def __call__(self, context: Any, callback: Any) -> None:
+        callback((("authorization", f"Bearer {self.key}"),), None)
+
+
+class _AddMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds the bearer key on a plaintext channel (call credentials need TLS)."""
+
+    def __init__(self, key: str):
+        self.md = (("authorization", f"Bearer {key}"),)
+
+    def _add(self, details: Any) -> Any:
+        return details._replace(metadata=tuple(details.metadata or ()) + self.md)
+
+    def intercept_unary_unary(self, cont, details, request):
+        return cont(self._add(details), request)
+
+    def intercept_unary_stream(self, cont, details, request):
+        return cont(self._add(details), request)
+
+    def intercept_stream_unary(self, cont, details, it):
+        return cont(self._add(details), it)
+
+    def intercept_stream_stream(self, cont, details, it):
+        return cont(self._add(details), it)
 
 
 def _channel(address: str) -> grpc.Channel:
-    ch = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
+    opts = [("grpc.max_receive_message_length", 64 << 20)]
+    key, ca = CREDENTIALS["api_key"], CREDENTIALS["tls_ca"]
+    if ca:
+        creds = grpc.ssl_channel_credentials(root_certificates=open(ca, "rb").read())
+        if key:
+            creds = grpc.composite_channel_credentials(creds, grpc.metadata_call_credentials(_BearerAuth(key)))
+        ch = grpc.secure_channel(address, creds, options=opts)
+    else:
+        ch = grpc.insecure_channel(address, options=opts)
+        if key:
+            ch = grpc.intercept_channel(ch, _AddMetadata(key))
     try:
         grpc.channel_ready_future(ch).result(timeout=CONNECT_TIMEOUT_S)
     except grpc.FutureTimeoutError:
@@ -279,6 +321,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="rewardctl", description=__doc__.split("\n")[0])
     default_server = os.environ.get("REWARD_SERVER_ADDRESS")
+    ap.add_argument("--api-key", default=os.environ.get("REWARD_API_KEY"),
+                    help="the team's key (default $REWARD_API_KEY)")
+    ap.add_argument("--tls-ca", default=os.environ.get("REWARD_TLS_CA"),
+                    help="PEM CA certificate: connect with TLS (default $REWARD_TLS_CA)")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("score", help="score a JSONL file of samples")
     p.add_argument("file")
@@ -304,7 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--server", default=default_server or "127.0.0.1:50051")
     p.set_defaults(fn=cmd_history)
     args = ap.parse_args(argv)
-    sys.exit(args.fn(args))
+    CREDENTIALS.update(api_key=args.api_key, tls_ca=args.tls_ca)
+    try:
+        sys.exit(args.fn(args))
+    except grpc.RpcError as e:
+        sys.exit(f"rewardctl: {e.code().name}: {e.details()}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@
     ├── InvalidRequestError        -> INVALID_ARGUMENT (message names the field)
     ├── TooLargeError              -> RESOURCE_EXHAUSTED (message gives the limit)
     ├── store.RunNotFoundError     -> NOT_FOUND
-    └── store.SpecNotFoundError    -> NOT_FOUND (message lists the stored specs)
+    ├── store.SpecNotFoundError    -> NOT_FOUND (message lists the stored specs)
+    ├── store.ScoreNotFoundError   -> NOT_FOUND
+    ├── store.RunExistsError       -> ALREADY_EXISTS
+    ├── AuthError                  -> UNAUTHENTICATED or PERMISSION_DENIED
+    └── QuotaExceededError         -> RESOURCE_EXHAUSTED (message and `retry-after-s` trailer give the wait)
 """
 from __future__ import annotations
 
@@ -25,11 +29,33 @@ class TooLargeError(ValueError):
     """A request over a configured size limit; the message gives the limit."""
 
 
-def status_code_for(exc: BaseException) -> grpc.StatusCode | None:
-    from .store.store import RunNotFoundError, SpecNotFoundError
+class AuthError(Exception):
+    """Missing, unknown or revoked key (UNAUTHENTICATED), or not allowed (PERMISSION_DENIED)."""
 
-    if isinstance(exc, (UnknownVerifierError, RunNotFoundError, SpecNotFoundError)):
+    def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED):
+        super().__init__(message)
+        self.code = code
+
+
+class QuotaExceededError(Exception):
+    """A team is over one of its quotas; `retry_after_s` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(f"{message}; retry in {retry_after_s:.2f} s")
+        self.retry_after_s = retry_after_s
+
+
+def status_code_for(exc: BaseException) -> grpc.StatusCode | None:
+    from .store.store import RunExistsError, RunNotFoundError, ScoreNotFoundError, SpecNotFoundError
+
+    if isinstance(exc, (UnknownVerifierError, RunNotFoundError, SpecNotFoundError, ScoreNotFoundError)):
         return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, RunExistsError):
+        return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(exc, AuthError):
+        return exc.code
+    if isinstance(exc, QuotaExceededError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, (InvalidRequestError, InvalidParamsError, InvalidReferenceError)):
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, TooLargeError):

@@ -22,7 +22,9 @@ from verifiers import registry
 
 from . import convert
 from .config import ServerConfig
-from .errors import InvalidRequestError, TooLargeError, status_code_for
+from .auth import Authenticator, Principal, require_admin, team_scope
+from .errors import InvalidRequestError, QuotaExceededError, TooLargeError, status_code_for
+from .quotas import QuotaManager
 from .scoring import Scorer, SampleInput
 from .store import ScoreStore
 
@@ -32,6 +34,8 @@ SPEC_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     code = status_code_for(exc)
+    if isinstance(exc, QuotaExceededError):
+        context.set_trailing_metadata((("retry-after-s", f"{exc.retry_after_s:.3f}"),))
     if code is None:
         log.exception("internal error", exc_info=exc)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
@@ -56,9 +60,10 @@ def _rpc(fn: Callable) -> Callable:
 
 
 class RewardServicer(pb_grpc.RewardServiceServicer):
-    def __init__(self, config: ServerConfig, scorer: Scorer, store: ScoreStore):
-        self.config, self.scorer, self.store = config, scorer, store
-        self._known_runs: set[str] = set()
+    def __init__(self, config: ServerConfig, scorer: Scorer, store: ScoreStore, auth: Authenticator,
+                 quotas: QuotaManager):
+        self.config, self.scorer, self.store, self.auth, self.quotas = config, scorer, store, auth, quotas
+        self._known_runs: set[tuple[str, str]] = set()  # (team, run_id)
         # Stored spec versions are immutable, so they are cached for good; "newest"
         # lookups are cached briefly so a PutSpec elsewhere is seen within NEWEST_TTL_S.
         self._spec_versions: dict[tuple[str, int], tuple[str, int, pb.RewardSpec]] = {}
@@ -88,10 +93,20 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                 await asyncio.to_thread(self._load_spec, *convert.parse_spec_ref(spec.name, where))
 
     # -- helpers ------------------------------------------------------------------
-    async def _check_run(self, run_id: str) -> None:
-        if run_id and run_id not in self._known_runs:
-            await asyncio.to_thread(self.store.get_run, run_id)  # raises RunNotFoundError
-            self._known_runs.add(run_id)
+    def _who(self, context: grpc.aio.ServicerContext) -> Principal:
+        return self.auth.principal(context)
+
+    async def _check_run(self, run_id: str, who: Principal) -> None:
+        """The run exists and is the caller's team's (admins: any team's)."""
+        if run_id and (who.team, run_id) not in self._known_runs:
+            await asyncio.to_thread(self.store.get_run, run_id, None if who.admin else who.team)
+            self._known_runs.add((who.team, run_id))
+
+    @staticmethod
+    def _usage(samples: list[SampleInput]) -> tuple[int, int]:
+        """(judge requests, sandboxed components) a batch will cost."""
+        pools = [c.thread_pool for s in samples for c in s.components]
+        return pools.count("judge"), pools.count("sandbox")
 
     async def _samples(self, samples: Any, spec: pb.RewardSpec, where: str) -> list[SampleInput]:
         if len(samples) > self.config.max_samples_per_request:
@@ -100,33 +115,62 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         await self._preload_specs([spec, *(s.spec for s in samples)], where)
         return convert.samples_from_pb(samples, spec, where, self.config.timeout_s, self._load_spec)
 
-    async def _score_and_store(self, samples: list[SampleInput], *, run_id: str, step: int,
+    async def _score_and_store(self, samples: list[SampleInput], *, who: Principal, run_id: str, step: int,
                                group_id: str) -> list[pb.SampleResult]:
         outcomes = await self.scorer.score_many(samples)
         request_id = convert.new_request_id()
         rows = [row for o in outcomes for row in convert.outcome_rows(
-            o, run_id=run_id, step=step if run_id else None, group_id=group_id,
+            o, run_id=run_id, step=step if run_id else None, group_id=group_id, team=who.team,
             request_id=request_id, store_texts=self.config.store_texts)]
         self.store.add_scores(rows)  # queued before the client sees the result
+        sandbox_s = sum(co.latency_ms for o in outcomes for co in o.components
+                        if co.component.thread_pool == "sandbox" and not co.cached) / 1000
+        self.quotas.charge_sandbox(who.team, sandbox_s)
         return [convert.outcome_to_pb(o) for o in outcomes]
 
     # -- scoring ------------------------------------------------------------------
     @_rpc
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
+        who = self._who(context)
         samples = await self._samples(request.samples, request.spec, "request")
-        await self._check_run(request.run_id)
-        results = await self._score_and_store(samples, run_id=request.run_id, step=request.step, group_id="")
+        await self._check_run(request.run_id, who)
+        with self.quotas.admit(who.team, len(samples), *self._usage(samples)):  # over quota: RESOURCE_EXHAUSTED
+            results = await self._score_and_store(samples, who=who, run_id=request.run_id, step=request.step,
+                                                  group_id="")
         return pb.ScoreResponse(results=results)
 
     async def ScoreGroups(self, request_iterator: AsyncIterator[pb.GroupRequest],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GroupResult]:
-        """Groups are scored concurrently; each result is sent as soon as its group is done."""
+        """Groups are scored concurrently; each result is sent as soon as its group is done.
+
+        A stream over its team's rate quota is throttled, not failed: the next group is read
+        only when it fits, so the client's sends slow down through flow control.
+        """
+        try:
+            who = self._who(context)
+            stream_slot = self.quotas.stream(who.team)
+            stream_slot.__enter__()
+        except Exception as e:
+            await _abort(context, e)
         done: asyncio.Queue = asyncio.Queue()
         tasks: set[asyncio.Task] = set()
         end = object()
 
-        async def score_group(g: pb.GroupRequest, samples: list[SampleInput]) -> pb.GroupResult:
-            results = await self._score_and_store(samples, run_id=g.run_id, step=g.step, group_id=g.group_id)
+        async def admit(samples: list[SampleInput]) -> Any:
+            while True:
+                try:
+                    slot = self.quotas.admit(who.team, len(samples), *self._usage(samples))
+                    slot.__enter__()
+                    return slot
+                except QuotaExceededError as e:
+                    await asyncio.sleep(min(e.retry_after_s, 1.0))
+
+        async def score_group(g: pb.GroupRequest, samples: list[SampleInput], slot: Any) -> pb.GroupResult:
+            try:
+                results = await self._score_and_store(samples, who=who, run_id=g.run_id, step=g.step,
+                                                      group_id=g.group_id)
+            finally:
+                slot.__exit__(None, None, None)
             return pb.GroupResult(group_id=g.group_id, step=g.step, results=results)
 
         async def read() -> None:
@@ -136,8 +180,9 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                     if not g.group_id:
                         raise InvalidRequestError(f"{where}.group_id: required (unique within the run's step)")
                     samples = await self._samples(g.samples, g.spec, where)
-                    await self._check_run(g.run_id)
-                    t = asyncio.create_task(score_group(g, samples))
+                    await self._check_run(g.run_id, who)
+                    slot = await admit(samples)
+                    t = asyncio.create_task(score_group(g, samples, slot))
                     tasks.add(t)
                     t.add_done_callback(lambda t: (tasks.discard(t), done.put_nowait(t)))
                 done.put_nowait(end)
@@ -166,9 +211,11 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             # their scores were computed and may have been billed to a quota.
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            stream_slot.__exit__(None, None, None)
 
     @_rpc
     async def ListVerifiers(self, request: pb.ListVerifiersRequest, context: Any) -> pb.ListVerifiersResponse:
+        self._who(context)
         out = []
         for cls in registry.latest():
             ok, why = cls.available()
@@ -182,12 +229,18 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def DryRun(self, request: pb.DryRunRequest, context: Any) -> pb.DryRunResponse:
+        self._who(context)
         (sample,) = await self._samples([request.sample], request.spec, "request")
         (outcome,) = await self.scorer.score_many([sample], use_cache=False)
         return pb.DryRunResponse(result=convert.outcome_to_pb(outcome))
 
     @_rpc
     async def PutSpec(self, request: pb.PutSpecRequest, context: Any) -> pb.StoredSpec:
+        require_admin(self._who(context), "PutSpec (stored specs are shared by every team)")
+        return await self.put_spec(request)
+
+    async def put_spec(self, request: pb.PutSpecRequest) -> pb.StoredSpec:
+        """Validate and store a spec (a new version only when the body changed)."""
         if not SPEC_NAME.fullmatch(request.name):
             raise InvalidRequestError(f"name: {request.name!r} must match {SPEC_NAME.pattern} (no '@': "
                                       "versions are assigned by the server)")
@@ -203,16 +256,19 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def GetSpec(self, request: pb.GetSpecRequest, context: Any) -> pb.StoredSpec:
+        self._who(context)
         row = await asyncio.to_thread(self.store.get_spec, request.name, request.version)
         return convert.stored_spec_to_pb(row)
 
     @_rpc
     async def ListSpecs(self, request: pb.ListSpecsRequest, context: Any) -> pb.ListSpecsResponse:
+        self._who(context)
         rows = await asyncio.to_thread(self.store.list_specs)
         return pb.ListSpecsResponse(specs=[convert.stored_spec_to_pb(r) for r in rows])
 
     @_rpc
     async def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.Stats:
+        self._who(context)
         c = self.scorer.cache
         return pb.Stats(cache_hits=c.hits, cache_misses=c.misses, cache_hit_rate=c.hit_rate,
                         score_rows_written=self.store.rows_written, score_rows_pending=self.store.pending)
@@ -220,12 +276,16 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     # -- runs ---------------------------------------------------------------------
     @_rpc
     async def StartRun(self, request: pb.StartRunRequest, context: Any) -> pb.Run:
+        who = self._who(context)
         run_id = request.run_id or uuid.uuid4().hex[:16]
         if len(run_id) > 64:
             raise InvalidRequestError("run_id: at most 64 characters")
+        if request.replay_of:
+            await self._check_run(request.replay_of, who)
         config = convert.value_to_py(request.config) if request.HasField("config") else {}
-        run = await asyncio.to_thread(self.store.start_run, run_id, request.name, config)
-        self._known_runs.add(run_id)
+        run = await asyncio.to_thread(self.store.start_run, run_id, request.name, config, who.team,
+                                      request.replay_of or None)
+        self._known_runs.add((who.team, run_id))
         last, count = await asyncio.to_thread(self.store.run_stats, run_id)
         return convert.run_to_pb(run, last, count)
 
@@ -233,6 +293,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     async def LogStep(self, request: pb.LogStepRequest, context: Any) -> pb.LogStepResponse:
         if not request.run_id:
             raise InvalidRequestError("run_id: required")
+        await self._check_run(request.run_id, self._who(context))
         await asyncio.to_thread(self.store.log_step, request.run_id, request.step, dict(request.metrics))
         return pb.LogStepResponse()
 
@@ -241,33 +302,68 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         state = request.state or "finished"
         if state not in ("finished", "failed"):
             raise InvalidRequestError(f"state: {state!r} is not one of finished, failed")
+        await self._check_run(request.run_id, self._who(context))
         await asyncio.to_thread(self.store.flush)
         run = await asyncio.to_thread(self.store.finish_run, request.run_id, state, dict(request.summary))
         last, count = await asyncio.to_thread(self.store.run_stats, request.run_id)
         return convert.run_to_pb(run, last, count)
 
     @_rpc
+    async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:
+        who = self._who(context)
+
+        def load() -> pb.Run:
+            run = self.store.get_run(request.run_id, None if who.admin else who.team)
+            self.store.flush()
+            return convert.run_to_pb(run, *self.store.run_stats(run.id))
+
+        return await asyncio.to_thread(load)
+
+    @_rpc
     async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsResponse:
+        team = team_scope(self._who(context), request.team)
+
         def load() -> list[pb.Run]:
             self.store.flush()
             return [convert.run_to_pb(r, *self.store.run_stats(r.id))
-                    for r in self.store.list_runs(request.limit or 100)]
+                    for r in self.store.list_runs(request.limit or 100, team)]
 
         return pb.ListRunsResponse(runs=await asyncio.to_thread(load))
 
+    @_rpc
+    async def ListSteps(self, request: pb.ListStepsRequest, context: Any) -> pb.ListStepsResponse:
+        await self._check_run(request.run_id, self._who(context))
+        rows = await asyncio.to_thread(self.store.steps, request.run_id)
+        return pb.ListStepsResponse(steps=[pb.StepRecord(step=r.step, metrics=r.metrics, created_at=convert.iso(
+            r.created_at)) for r in rows])
+
+    @_rpc
+    async def GetScore(self, request: pb.GetScoreRequest, context: Any) -> pb.ScoreRecord:
+        who = self._who(context)
+        row = await asyncio.to_thread(self.store.get_score, request.score_id, None if who.admin else who.team)
+        return convert.score_row_to_pb(row, include_texts=True)
+
     async def QueryScores(self, request: pb.QueryScoresRequest, context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[pb.ScoreRecord]:
-        status = convert.PB_TO_STATUS.get(request.status)
-        rows = self.store.query_scores(
-            run_id=request.run_id or None,
-            step_min=request.step_min if request.HasField("step_min") else None,
-            step_max=request.step_max if request.HasField("step_max") else None,
-            verifier=request.verifier or None, status=status.value if status else None,
-            limit=request.limit or None)
+        try:
+            team = team_scope(self._who(context), request.team)
+            status = convert.PB_TO_STATUS.get(request.status)
+            rows = self.store.query_scores(
+                run_id=request.run_id or None, team=team,
+                step_min=request.step_min if request.HasField("step_min") else None,
+                step_max=request.step_max if request.HasField("step_max") else None,
+                verifier=request.verifier or None, status=status.value if status else None,
+                created_after=convert.parse_time(request.created_after, "created_after"),
+                created_before=convert.parse_time(request.created_before, "created_before"),
+                reward_min=request.reward_min if request.HasField("reward_min") else None,
+                reward_max=request.reward_max if request.HasField("reward_max") else None,
+                limit=request.limit or None)
+        except Exception as e:
+            await _abort(context, e)
         while True:
             # The store iterator does blocking I/O: advance it off the event loop, a chunk at a time.
             chunk = await asyncio.to_thread(lambda: list(itertools.islice(rows, 500)))
             for r in chunk:
-                yield convert.score_row_to_pb(r)
+                yield convert.score_row_to_pb(r, include_texts=request.include_texts)
             if len(chunk) < 500:
                 break

@@ -22,6 +22,8 @@ class Run(Base):
 
     __tablename__ = "runs"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    replay_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     state: Mapped[str] = mapped_column(String(16), default="running")
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -51,6 +53,7 @@ class ScoreRow(Base):
 
     __tablename__ = "scores"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    team: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     request_id: Mapped[str] = mapped_column(String(32))
@@ -75,6 +78,7 @@ class ScoreRow(Base):
     prompt_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     completion_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     reference_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    texts_dropped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     worker: Mapped[str] = mapped_column(String(64), default="")
     cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     gate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -85,6 +89,7 @@ class ScoreRow(Base):
         Index("ix_scores_run_step", "run_id", "step"),
         Index("ix_scores_verifier_created", "verifier", "created_at"),
         Index("ix_scores_created", "created_at"),
+        Index("ix_scores_team_created", "team", "created_at"),
     )
 
 
@@ -100,3 +105,35 @@ class SpecRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("name", "version", name="uq_reward_specs_name_version"),)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key: only a salted SHA-256 of the secret is kept; `prefix` identifies it in listings."""
+
+    __tablename__ = "api_keys"
+    prefix: Mapped[str] = mapped_column(String(16), primary_key=True)
+    team: Mapped[str] = mapped_column(ForeignKey("teams.name"))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    salt: Mapped[str] = mapped_column(String(32))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    replaced_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class RetentionEvent(Base):
+    """One application of the retention policy: what was dropped, when, and up to which time."""
+
+    __tablename__ = "retention_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    ran_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cutoff: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rows_affected: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(32), default="drop_texts")

@@ -22,10 +22,10 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, insert, select
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Run, ScoreRow, SpecRow, StepRow
+from .models import RetentionEvent, Run, ScoreRow, SpecRow, StepRow
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -37,6 +37,14 @@ class SchemaOutOfDateError(RuntimeError):
 
 class RunNotFoundError(LookupError):
     """No run with that id."""
+
+
+class RunExistsError(ValueError):
+    """A run id already taken by another team."""
+
+
+class ScoreNotFoundError(LookupError):
+    """No score with that id (for this team)."""
 
 
 class SpecNotFoundError(LookupError):
@@ -172,21 +180,28 @@ class ScoreStore:
         self.engine.dispose()
 
     # -- runs and steps -------------------------------------------------------------
-    def start_run(self, run_id: str, name: str, config: dict[str, Any]) -> Run:
+    def start_run(self, run_id: str, name: str, config: dict[str, Any], team: str = "default",
+                  replay_of: str | None = None) -> Run:
         with self._sessions.begin() as s:
             run = s.get(Run, run_id)
             if run is None:
-                run = Run(id=run_id, name=name, config=config, state="running")
+                run = Run(id=run_id, name=name, config=config, state="running", team=team, replay_of=replay_of)
                 s.add(run)
+            elif run.team != team:
+                raise RunExistsError(f"run_id {run_id!r} is taken; choose another id")
             else:  # a resumed run keeps its history
                 run.state = "running"
             s.flush()
             return run
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str, team: str | None = None) -> Run:
+        """The run, if it exists and (unless `team` is None) belongs to `team`.
+
+        Another team's run is reported exactly like a missing one.
+        """
         with self._sessions() as s:
             run = s.get(Run, run_id)
-            if run is None:
+            if run is None or (team is not None and run.team != team):
                 raise RunNotFoundError(f"no run with run_id {run_id!r}")
             return run
 
@@ -216,9 +231,12 @@ class ScoreStore:
             count = s.scalar(select(func.count()).select_from(ScoreRow).where(ScoreRow.run_id == run_id))
             return (-1 if last is None else last), int(count or 0)
 
-    def list_runs(self, limit: int = 100) -> list[Run]:
+    def list_runs(self, limit: int = 100, team: str | None = None) -> list[Run]:
+        q = select(Run).order_by(Run.created_at.desc()).limit(limit)
+        if team is not None:
+            q = q.where(Run.team == team)
         with self._sessions() as s:
-            return list(s.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit)))
+            return list(s.scalars(q))
 
     def steps(self, run_id: str) -> list[StepRow]:
         with self._sessions() as s:
@@ -261,13 +279,36 @@ class ScoreStore:
                                                        & (SpecRow.version == newest.c.v)).order_by(SpecRow.name)))
 
     # -- queries --------------------------------------------------------------------
+    def get_score(self, score_id: int, team: str | None = None) -> ScoreRow:
+        self.flush()
+        with self._sessions() as s:
+            row = s.get(ScoreRow, score_id)
+        if row is None or (team is not None and row.team != team):
+            raise ScoreNotFoundError(f"no score with score_id {score_id}")
+        return row
+
     def query_scores(self, *, run_id: str | None = None, step_min: int | None = None,
                      step_max: int | None = None, verifier: str | None = None,
-                     status: str | None = None, limit: int | None = None,
+                     status: str | None = None, limit: int | None = None, team: str | None = None,
+                     created_after: datetime | None = None, created_before: datetime | None = None,
+                     reward_min: float | None = None, reward_max: float | None = None,
                      chunk_rows: int = 1000) -> Iterator[ScoreRow]:
-        """Stored score rows in id order, filtered; streamed in chunks (keyset pagination)."""
+        """Stored score rows in id order, filtered; streamed in chunks (keyset pagination).
+
+        `team=None` means every team (admins); otherwise only that team's rows.
+        """
         self.flush()
         q = select(ScoreRow)
+        if team is not None:
+            q = q.where(ScoreRow.team == team)
+        if created_after is not None:
+            q = q.where(ScoreRow.created_at >= created_after)
+        if created_before is not None:
+            q = q.where(ScoreRow.created_at < created_before)
+        if reward_min is not None:
+            q = q.where(ScoreRow.reward >= reward_min)
+        if reward_max is not None:
+            q = q.where(ScoreRow.reward <= reward_max)
         if run_id:
             q = q.where(ScoreRow.run_id == run_id)
         if step_min is not None:
@@ -288,6 +329,20 @@ class ScoreStore:
             yield from rows
             sent += len(rows)
             last_id = rows[-1].id
+
+    # -- retention ------------------------------------------------------------------
+    def drop_texts_before(self, cutoff: datetime) -> int:
+        """Retention: blank the texts of scores created before `cutoff`, keeping their hashes,
+        rewards and provenance. Rows are never deleted; every application is recorded as a
+        RetentionEvent (and logged) with the number of rows it touched."""
+        self.flush()
+        with self._sessions.begin() as s:
+            n = s.execute(update(ScoreRow).where(ScoreRow.created_at < cutoff, ScoreRow.texts_dropped.is_(False))
+                          .values(prompt_text=None, completion_text=None, reference_json=None,
+                                  texts_dropped=True)).rowcount
+            s.add(RetentionEvent(cutoff=cutoff, rows_affected=n))
+        log.info("retention: dropped the texts of %d score rows created before %s", n, cutoff.isoformat())
+        return n
 
     def session(self) -> Session:
         return self._sessions()

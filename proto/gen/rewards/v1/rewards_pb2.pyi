@@ -209,17 +209,26 @@ class ListVerifiersResponse(_message.Message):
     def __init__(self, verifiers: _Optional[_Iterable[_Union[VerifierInfo, _Mapping]]] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
-    __slots__ = ("name", "config", "run_id")
+    __slots__ = ("name", "config", "run_id", "replay_of")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_OF_FIELD_NUMBER: _ClassVar[int]
     name: str
     config: _struct_pb2.Struct
     run_id: str
-    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+    replay_of: str
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., run_id: _Optional[str] = ..., replay_of: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "name", "state", "created_at", "finished_at", "last_step", "score_count", "config")
+    __slots__ = ("run_id", "name", "state", "created_at", "finished_at", "last_step", "score_count", "config", "team", "replay_of", "summary")
+    class SummaryEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +237,9 @@ class Run(_message.Message):
     LAST_STEP_FIELD_NUMBER: _ClassVar[int]
     SCORE_COUNT_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_OF_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     name: str
     state: str
@@ -236,7 +248,10 @@ class Run(_message.Message):
     last_step: int
     score_count: int
     config: _struct_pb2.Struct
-    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., last_step: _Optional[int] = ..., score_count: _Optional[int] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    team: str
+    replay_of: str
+    summary: _containers.ScalarMap[str, float]
+    def __init__(self, run_id: _Optional[str] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., last_step: _Optional[int] = ..., score_count: _Optional[int] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., team: _Optional[str] = ..., replay_of: _Optional[str] = ..., summary: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class LogStepRequest(_message.Message):
     __slots__ = ("run_id", "step", "metrics")
@@ -277,10 +292,53 @@ class FinishRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., state: _Optional[str] = ..., summary: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
-    __slots__ = ("limit",)
+    __slots__ = ("limit", "team")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     limit: int
-    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+    team: str
+    def __init__(self, limit: _Optional[int] = ..., team: _Optional[str] = ...) -> None: ...
+
+class GetRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class ListStepsRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class StepRecord(_message.Message):
+    __slots__ = ("step", "metrics", "created_at")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    metrics: _containers.ScalarMap[str, float]
+    created_at: str
+    def __init__(self, step: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[str] = ...) -> None: ...
+
+class ListStepsResponse(_message.Message):
+    __slots__ = ("steps",)
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[StepRecord]
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ...) -> None: ...
+
+class GetScoreRequest(_message.Message):
+    __slots__ = ("score_id",)
+    SCORE_ID_FIELD_NUMBER: _ClassVar[int]
+    score_id: int
+    def __init__(self, score_id: _Optional[int] = ...) -> None: ...
 
 class ListRunsResponse(_message.Message):
     __slots__ = ("runs",)
@@ -289,23 +347,35 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
 
 class QueryScoresRequest(_message.Message):
-    __slots__ = ("run_id", "step_min", "step_max", "verifier", "status", "limit")
+    __slots__ = ("run_id", "step_min", "step_max", "verifier", "status", "limit", "created_after", "created_before", "reward_min", "reward_max", "include_texts", "team")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_MIN_FIELD_NUMBER: _ClassVar[int]
     STEP_MAX_FIELD_NUMBER: _ClassVar[int]
     VERIFIER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    REWARD_MIN_FIELD_NUMBER: _ClassVar[int]
+    REWARD_MAX_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     step_min: int
     step_max: int
     verifier: str
     status: Status
     limit: int
-    def __init__(self, run_id: _Optional[str] = ..., step_min: _Optional[int] = ..., step_max: _Optional[int] = ..., verifier: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., limit: _Optional[int] = ...) -> None: ...
+    created_after: str
+    created_before: str
+    reward_min: float
+    reward_max: float
+    include_texts: bool
+    team: str
+    def __init__(self, run_id: _Optional[str] = ..., step_min: _Optional[int] = ..., step_max: _Optional[int] = ..., verifier: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., limit: _Optional[int] = ..., created_after: _Optional[str] = ..., created_before: _Optional[str] = ..., reward_min: _Optional[float] = ..., reward_max: _Optional[float] = ..., include_texts: _Optional[bool] = ..., team: _Optional[str] = ...) -> None: ...
 
 class ScoreRecord(_message.Message):
-    __slots__ = ("score_id", "run_id", "step", "group_id", "sample_index", "sample_id", "verifier", "verifier_version", "params_hash", "weight", "status", "reward", "reason", "latency_ms", "prompt_sha256", "completion_sha256", "reference_sha256", "created_at", "total_reward")
+    __slots__ = ("score_id", "run_id", "step", "group_id", "sample_index", "sample_id", "verifier", "verifier_version", "params_hash", "weight", "status", "reward", "reason", "latency_ms", "prompt_sha256", "completion_sha256", "reference_sha256", "created_at", "total_reward", "team", "request_id", "component_index", "params_json", "worker", "cached", "gate", "spec_name", "spec_version", "total_status", "prompt", "completion", "reference_json", "texts_dropped")
     SCORE_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
@@ -325,6 +395,20 @@ class ScoreRecord(_message.Message):
     REFERENCE_SHA256_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     TOTAL_REWARD_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    SPEC_NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_STATUS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     score_id: int
     run_id: str
     step: int
@@ -344,7 +428,21 @@ class ScoreRecord(_message.Message):
     reference_sha256: str
     created_at: str
     total_reward: float
-    def __init__(self, score_id: _Optional[int] = ..., run_id: _Optional[str] = ..., step: _Optional[int] = ..., group_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., sample_id: _Optional[str] = ..., verifier: _Optional[str] = ..., verifier_version: _Optional[str] = ..., params_hash: _Optional[str] = ..., weight: _Optional[float] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., latency_ms: _Optional[float] = ..., prompt_sha256: _Optional[str] = ..., completion_sha256: _Optional[str] = ..., reference_sha256: _Optional[str] = ..., created_at: _Optional[str] = ..., total_reward: _Optional[float] = ...) -> None: ...
+    team: str
+    request_id: str
+    component_index: int
+    params_json: str
+    worker: str
+    cached: bool
+    gate: bool
+    spec_name: str
+    spec_version: int
+    total_status: Status
+    prompt: str
+    completion: str
+    reference_json: str
+    texts_dropped: bool
+    def __init__(self, score_id: _Optional[int] = ..., run_id: _Optional[str] = ..., step: _Optional[int] = ..., group_id: _Optional[str] = ..., sample_index: _Optional[int] = ..., sample_id: _Optional[str] = ..., verifier: _Optional[str] = ..., verifier_version: _Optional[str] = ..., params_hash: _Optional[str] = ..., weight: _Optional[float] = ..., status: _Optional[_Union[Status, str]] = ..., reward: _Optional[float] = ..., reason: _Optional[str] = ..., latency_ms: _Optional[float] = ..., prompt_sha256: _Optional[str] = ..., completion_sha256: _Optional[str] = ..., reference_sha256: _Optional[str] = ..., created_at: _Optional[str] = ..., total_reward: _Optional[float] = ..., team: _Optional[str] = ..., request_id: _Optional[str] = ..., component_index: _Optional[int] = ..., params_json: _Optional[str] = ..., worker: _Optional[str] = ..., cached: _Optional[bool] = ..., gate: _Optional[bool] = ..., spec_name: _Optional[str] = ..., spec_version: _Optional[int] = ..., total_status: _Optional[_Union[Status, str]] = ..., prompt: _Optional[str] = ..., completion: _Optional[str] = ..., reference_json: _Optional[str] = ..., texts_dropped: _Optional[bool] = ...) -> None: ...
 
 class StoredSpec(_message.Message):
     __slots__ = ("name", "version", "spec", "description", "created_at")

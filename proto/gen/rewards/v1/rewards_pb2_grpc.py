@@ -94,9 +94,24 @@ class RewardServiceStub:
                 request_serializer=rewards_dot_v1_dot_rewards__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=rewards_dot_v1_dot_rewards__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.GetRun = channel.unary_unary(
+                '/rewards.v1.RewardService/GetRun',
+                request_serializer=rewards_dot_v1_dot_rewards__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_rewards__pb2.Run.FromString,
+                _registered_method=True)
+        self.ListSteps = channel.unary_unary(
+                '/rewards.v1.RewardService/ListSteps',
+                request_serializer=rewards_dot_v1_dot_rewards__pb2.ListStepsRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_rewards__pb2.ListStepsResponse.FromString,
+                _registered_method=True)
         self.QueryScores = channel.unary_stream(
                 '/rewards.v1.RewardService/QueryScores',
                 request_serializer=rewards_dot_v1_dot_rewards__pb2.QueryScoresRequest.SerializeToString,
+                response_deserializer=rewards_dot_v1_dot_rewards__pb2.ScoreRecord.FromString,
+                _registered_method=True)
+        self.GetScore = channel.unary_unary(
+                '/rewards.v1.RewardService/GetScore',
+                request_serializer=rewards_dot_v1_dot_rewards__pb2.GetScoreRequest.SerializeToString,
                 response_deserializer=rewards_dot_v1_dot_rewards__pb2.ScoreRecord.FromString,
                 _registered_method=True)
 
@@ -181,8 +196,27 @@ class RewardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSteps(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def QueryScores(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetScore(self, request, context):
+        """One stored score with its full provenance, texts included while retained.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -250,9 +284,24 @@ def add_RewardServiceServicer_to_server(servicer, server):
                     request_deserializer=rewards_dot_v1_dot_rewards__pb2.ListRunsRequest.FromString,
                     response_serializer=rewards_dot_v1_dot_rewards__pb2.ListRunsResponse.SerializeToString,
             ),
+            'GetRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRun,
+                    request_deserializer=rewards_dot_v1_dot_rewards__pb2.GetRunRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_rewards__pb2.Run.SerializeToString,
+            ),
+            'ListSteps': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSteps,
+                    request_deserializer=rewards_dot_v1_dot_rewards__pb2.ListStepsRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_rewards__pb2.ListStepsResponse.SerializeToString,
+            ),
             'QueryScores': grpc.unary_stream_rpc_method_handler(
                     servicer.QueryScores,
                     request_deserializer=rewards_dot_v1_dot_rewards__pb2.QueryScoresRequest.FromString,
+                    response_serializer=rewards_dot_v1_dot_rewards__pb2.ScoreRecord.SerializeToString,
+            ),
+            'GetScore': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetScore,
+                    request_deserializer=rewards_dot_v1_dot_rewards__pb2.GetScoreRequest.FromString,
                     response_serializer=rewards_dot_v1_dot_rewards__pb2.ScoreRecord.SerializeToString,
             ),
     }
@@ -591,6 +640,60 @@ class RewardService:
             _registered_method=True)
 
     @staticmethod
+    def GetRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.RewardService/GetRun',
+            rewards_dot_v1_dot_rewards__pb2.GetRunRequest.SerializeToString,
+            rewards_dot_v1_dot_rewards__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSteps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.RewardService/ListSteps',
+            rewards_dot_v1_dot_rewards__pb2.ListStepsRequest.SerializeToString,
+            rewards_dot_v1_dot_rewards__pb2.ListStepsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def QueryScores(request,
             target,
             options=(),
@@ -606,6 +709,33 @@ class RewardService:
             target,
             '/rewards.v1.RewardService/QueryScores',
             rewards_dot_v1_dot_rewards__pb2.QueryScoresRequest.SerializeToString,
+            rewards_dot_v1_dot_rewards__pb2.ScoreRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetScore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rewards.v1.RewardService/GetScore',
+            rewards_dot_v1_dot_rewards__pb2.GetScoreRequest.SerializeToString,
             rewards_dot_v1_dot_rewards__pb2.ScoreRecord.FromString,
             options,
             channel_credentials,
