@@ -59,8 +59,9 @@ class TokenBucket:
             self.tokens = self.capacity
 
     def refill(self, now: float) -> None:
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
+        if now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
 
     def wait_for(self, n: float) -> float:
         """Seconds until `n` tokens may be taken (0 = now). A request larger than the
