@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import RetentionEvent, Run, ScoreRow, SpecRow, StepRow
@@ -293,7 +293,7 @@ class ScoreStore:
                      created_after: datetime | None = None, created_before: datetime | None = None,
                      reward_min: float | None = None, reward_max: float | None = None,
                      chunk_rows: int = 1000) -> Iterator[ScoreRow]:
-        """Stored score rows in id order, filtered; streamed in chunks (keyset pagination).
+        """Stored score rows in id order, filtered; streamed in chunks of `chunk_rows`.
 
         `team=None` means every team (admins); otherwise only that team's rows.
         """
@@ -319,16 +319,17 @@ class ScoreStore:
             q = q.where(ScoreRow.verifier == verifier)
         if status:
             q = q.where(ScoreRow.status == status)
-        last_id, sent = 0, 0
-        while limit is None or sent < limit:
-            n = chunk_rows if limit is None else min(chunk_rows, limit - sent)
-            with self._sessions() as s:
-                rows = list(s.scalars(q.where(ScoreRow.id > last_id).order_by(ScoreRow.id).limit(n)))
-            if not rows:
-                return
-            yield from rows
-            sent += len(rows)
-            last_id = rows[-1].id
+        q = q.order_by(ScoreRow.id)
+        if limit:
+            q = q.limit(limit)
+        # One query streamed through a server-side cursor (PostgreSQL) in chunks: repeated
+        # keyset queries would re-sort a whole run's rows once per chunk.
+        with self._sessions() as s:
+            if self.engine.dialect.name == "postgresql":
+                # Plan for the whole result, not the first rows: PostgreSQL's cursor default
+                # (0.1) picks a primary-key walk that filters a million rows to find a run's few.
+                s.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+            yield from s.scalars(q.execution_options(yield_per=chunk_rows))
 
     # -- retention ------------------------------------------------------------------
     def drop_texts_before(self, cutoff: datetime) -> int:
