@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     db.add_argument("action", choices=["upgrade", "current", "retention"])
     db.add_argument("--days", type=float, help="retention: drop texts older than this (default: config)")
     _common(db)
+    hc = sub.add_parser("health", help="exit 0 when the server at --address reports SERVING (container health checks)")
+    hc.add_argument("--address", default="127.0.0.1:50051")
+    hc.add_argument("--tls-ca", help="PEM CA certificate when the server uses TLS")
+    hc.add_argument("--timeout-s", type=float, default=3.0)
     keys = sub.add_parser("keys", help="teams' API keys")
     keys.add_argument("action", choices=["create", "list", "revoke", "rotate"])
     keys.add_argument("prefix", nargs="?", help="revoke/rotate: the key's prefix (from `keys list`)")
@@ -39,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     keys.add_argument("--label", default="", help="create: a note (who holds it)")
     _common(keys)
     args = ap.parse_args(argv)
+    if args.command == "health":
+        sys.exit(_health(args))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -69,6 +75,27 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"reward-server: {e}")
     except OSError as e:
         sys.exit(f"reward-server: {e}")
+
+
+def _health(args: argparse.Namespace) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    if args.tls_ca:
+        with open(args.tls_ca, "rb") as f:
+            ch = grpc.secure_channel(args.address, grpc.ssl_channel_credentials(f.read()))
+    else:
+        ch = grpc.insecure_channel(args.address)
+    try:
+        status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="rewards.v1.RewardService"),
+                                                      timeout=args.timeout_s).status
+    except grpc.RpcError as e:
+        print(f"unhealthy: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    finally:
+        ch.close()
+    print(health_pb2.HealthCheckResponse.ServingStatus.Name(status))
+    return 0 if status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _db(args: argparse.Namespace, config) -> None:
