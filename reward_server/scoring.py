@@ -11,7 +11,8 @@ Combination rule: reward = Σ weight_i · reward_i over the sample's components.
 Routing: a spec's `routes` map a task type (the sample's `metadata[task_key]`) to extra
 components; "*" is the fallback.
 
-Cache: identical (verifier, version, params hash, completion, reference) within
+Cache: identical (verifier, version, params hash, completion, reference, and the prompt
+for verifiers that read it) within
 `cache_ttl_s` returns the stored result (OK and ABSTAIN only: a TIMEOUT or ERROR is
 worth retrying), marked `cached`.
 """
@@ -55,6 +56,7 @@ class Component:
     timeout_s: float
     gate: bool = False
     gate_min: float = 1.0
+    uses_prompt: bool = False
 
     @property
     def counted(self) -> bool:
@@ -147,7 +149,7 @@ def build_component(raw: dict[str, Any], where: str, timeout_override_s: float |
     return Component(name=cls.name, version=cls.version, weight=weight, params=params, params_json=dumped,
                      params_hash=params_hash(dumped), isolated=cls.isolated, thread_pool=cls.thread_pool,
                      timeout_s=timeout_override_s or cls.timeout_s, gate=bool(raw.get("gate", False)),
-                     gate_min=gate_min)
+                     gate_min=gate_min, uses_prompt=cls.uses_prompt)
 
 
 def check_sample(sample: SampleInput, where: str) -> None:
@@ -192,7 +194,8 @@ class ResultCache:
     @staticmethod
     def key(c: Component, sample: SampleInput) -> tuple[str, ...]:
         ref = "" if sample.reference is None else reference_text(sample.reference)
-        return (c.name, c.version, c.params_hash, sha256(sample.completion), sha256(ref))
+        key = (c.name, c.version, c.params_hash, sha256(sample.completion), sha256(ref))
+        return key + (sha256(sample.prompt),) if c.uses_prompt else key
 
     def get(self, key: tuple[str, ...]) -> VerifierResult | None:
         with self._lock:
@@ -237,10 +240,12 @@ class Scorer:
         if key is not None and (hit := self.cache.get(key)) is not None:
             return ComponentOutcome(c, hit, (time.perf_counter() - t0) * 1000, "cache", cached=True)
         if c.isolated:
-            fut = self.pool.submit(c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s)
+            fut = self.pool.submit(c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s,
+                                   sample.prompt)
         else:
             fut = self.threads.get(c.thread_pool, self.threads["inline"]).submit(
-                lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json), self._pid))
+                lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
+                                    sample.prompt), self._pid))
         try:
             result, pid = await asyncio.wrap_future(fut)
             worker = f"{'pool' if c.isolated else c.thread_pool}:{pid}" if pid > 0 else "pool:killed"

@@ -19,17 +19,21 @@ from .registry import register
 # Built-in verifiers register themselves on import.
 from . import format as _format  # noqa: E402,F401
 from . import math as _math  # noqa: E402,F401
+from . import judges as _judges  # noqa: E402,F401
 
 
 def verify(name: str, completion: str, reference: Any, params: dict[str, Any] | None = None,
-           *, version: str | None = None) -> VerifierResult:
+           *, version: str | None = None, prompt: str | None = None) -> VerifierResult:
     """Score one completion in this thread.
 
     Raises UnknownVerifierError, InvalidParamsError or InvalidReferenceError for a bad
     request; every outcome of the completion itself is a VerifierResult.
     """
     cls = registry.get(name, version)
-    return cls().verify(completion, reference, registry.parse_params(cls, params))
+    parsed = registry.parse_params(cls, params)
+    if cls.uses_prompt:
+        return cls().verify(completion, reference, parsed, prompt=prompt)
+    return cls().verify(completion, reference, parsed)
 
 
 __all__ = ["verify", "register", "registry", "Status", "Verifier", "VerifierResult", "Params",

@@ -90,6 +90,9 @@ class Verifier:
     thread_pool: ClassVar[str] = "inline"
     timeout_s: ClassVar[float] = 5.0
     requires_reference: ClassVar[bool] = True
+    # True: `verify` also takes `prompt=` (judges and reward models score the completion
+    # in the context of its prompt); the result then depends on the prompt too.
+    uses_prompt: ClassVar[bool] = False
 
     def verify(self, completion: str, reference: Any, params: Any) -> VerifierResult:
         raise NotImplementedError

@@ -33,8 +33,8 @@ def _warm() -> int:
     return os.getpid()
 
 
-def _run(name: str, version: str, completion: str, reference: Any,
-         params: dict[str, Any]) -> tuple[VerifierResult | VerifierError, int]:
+def _run(name: str, version: str, completion: str, reference: Any, params: dict[str, Any],
+         prompt: str | None = None) -> tuple[VerifierResult | VerifierError, int]:
     """Worker side: one verifier call. Request errors are returned, not raised, so they
     keep their type across the process boundary."""
     from . import registry
@@ -42,6 +42,8 @@ def _run(name: str, version: str, completion: str, reference: Any,
     try:
         cls = registry.get(name, version)
         parsed = registry.parse_params(cls, params)
+        if cls.uses_prompt:
+            return cls().verify(completion, reference, parsed, prompt=prompt), os.getpid()
         return cls().verify(completion, reference, parsed), os.getpid()
     except VerifierError as e:
         return e, os.getpid()
@@ -93,9 +95,10 @@ class VerifierPool:
             f.result(timeout=timeout_s)
 
     def submit(self, name: str, version: str, completion: str, reference: Any,
-               params: dict[str, Any], timeout_s: float) -> "cf.Future[tuple[VerifierResult, int]]":
+               params: dict[str, Any], timeout_s: float,
+               prompt: str | None = None) -> "cf.Future[tuple[VerifierResult, int]]":
         out: cf.Future = cf.Future()
-        inner = self._schedule(_run, (name, version, completion, reference, params), timeout_s)
+        inner = self._schedule(_run, (name, version, completion, reference, params, prompt), timeout_s)
 
         def done(f: cf.Future) -> None:
             try:
@@ -128,9 +131,9 @@ class VerifierPool:
 
 
 def run_inline(name: str, version: str, completion: str, reference: Any,
-               params: dict[str, Any]) -> VerifierResult:
+               params: dict[str, Any], prompt: str | None = None) -> VerifierResult:
     """Run a (non-isolated) verifier call in this thread; request errors propagate."""
-    value, _ = _run(name, version, completion, reference, params)
+    value, _ = _run(name, version, completion, reference, params, prompt)
     if isinstance(value, VerifierError):
         raise value
     return value

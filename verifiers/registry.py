@@ -73,5 +73,6 @@ def _type_name(annotation: Any) -> str:
 
 def describe_params(cls: type[Verifier]) -> list[tuple[str, str, str, str]]:
     """(name, type, default as JSON, description) of each of `cls`'s parameters."""
-    return [(n, _type_name(f.annotation), json.dumps(f.get_default(call_default_factory=True), default=str),
+    return [(n, _type_name(f.annotation),
+             "(required)" if f.is_required() else json.dumps(f.get_default(call_default_factory=True), default=str),
              f.description or "") for n, f in cls.Params.model_fields.items()]

@@ -33,6 +33,9 @@ MAX_BOX_TRIES = 8
 _PROSE_RE = re.compile(r"(?<![\\\w])[A-Za-z][a-z']*\s+[A-Za-z][a-z']*\s+[A-Za-z][a-z']*\b")
 _WORD_RE = re.compile(r"(?<![\\\w])(?!(?:and|or)\b)[A-Za-z][a-z']+\b")
 PROSE_MIN_WORDS = 4
+# Function words that mark a line as a sentence about a number ("it is 0.5"), not an answer.
+_SENTENCE_WORDS = frozenset({"is", "are", "was", "were", "it", "its", "the", "so", "thus", "hence", "therefore",
+                             "we", "get", "gives", "equals", "answer", "result", "be"})
 _TEXT_CMD_RE = re.compile(r"\\(?:text|mbox|textbf|mathrm|textrm|mathbf)\s*\{[^{}]*\}")
 
 
@@ -141,6 +144,9 @@ def _bare(text: str) -> str | None:
     math_part = _TEXT_CMD_RE.sub(" ", s)
     if _PROSE_RE.search(math_part) or len(_WORD_RE.findall(math_part)) >= PROSE_MIN_WORDS:
         return None
+    words = {w.lower() for w in _WORD_RE.findall(math_part)}
+    if words & _SENTENCE_WORDS and _NUMBER_RE.search(math_part):
+        return None  # a sentence around a number: the last-number rule takes it
     return s
 
 

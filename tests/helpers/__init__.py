@@ -1,0 +1,1 @@
+"""Test helpers: a loopback OpenAI-compatible endpoint (openai_stub)."""

@@ -1,0 +1,168 @@
+"""`local_judge`: a generative judge on a transformers causal LM in this process (CPU or CUDA).
+
+Same rubric templates and parsing as `judge`. score/verdict modes generate greedily
+(`max_new_tokens`) and parse the text; yes_no mode runs one forward pass and reads the
+next-token probabilities of the yes and no words (each word's single-token spellings:
+"yes", " yes", "Yes", " Yes", "YES"), normalised as P(yes) / (P(yes) + P(no)).
+
+Prompts are tokenised in the calling thread; requests from all threads are micro-batched
+per (model, operation) and left padded, so the last position of every row is its own
+last token.
+
+    shapes: input_ids, attention_mask (B, L); logits (B, L, V); next-token probs (B, V)
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any
+
+from pydantic import Field
+
+from ..core import Verifier, VerifierResult
+from ..registry import register
+from .errors import JudgeFailure, ModelError, excerpt, failure_result
+from .models import Dtype, LoadedModel, batcher_for, load_model, torch_available, wait_for
+from .parsing import yes_probability_from_probs
+from .rubric import RubricParams, check, read_text
+from .templates import MissingPromptError, takes_prompt
+
+
+class LocalJudgeParams(RubricParams):
+    model: str = Field(..., min_length=1, description="folder (or cached Hub id) of a causal LM")
+    device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, cuda:1, …")
+    dtype: Dtype = Field("auto", description="auto: bfloat16 on CUDA when supported, else float32")
+    max_new_tokens: int = Field(256, ge=1, le=8192, description="score/verdict modes: answer length cap")
+    max_input_tokens: int = Field(4096, ge=8, description="longer judge prompts are an ERROR, never cut")
+    max_batch_size: int = Field(16, ge=1, le=1024, description="micro-batch size cap")
+    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="longest the first request of a batch waits "
+                                                               "for others")
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="longest one call waits for its batch")
+
+
+def render_chat(loaded: LoadedModel, messages: list[dict[str, str]]) -> str:
+    """The judge prompt as the model expects it: its chat template with the generation
+    prompt, or the plain messages joined when it has none."""
+    if loaded.has_chat_template:
+        return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+
+def encode_prompt(loaded: LoadedModel, text: str) -> list[int]:
+    """Token ids of a rendered judge prompt (the chat template brings its own special tokens)."""
+    return loaded.tokenizer.encode(text, add_special_tokens=not loaded.has_chat_template)
+
+
+def left_pad(batch: list[list[int]], pad_id: int, device: str):
+    """input_ids, attention_mask (B, L), left padded, so that column -1 is every row's last token."""
+    import torch
+
+    length = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)     # (B, L)
+    attention_mask = torch.zeros((len(batch), length), dtype=torch.long)      # (B, L)
+    for i, ids in enumerate(batch):
+        input_ids[i, length - len(ids):] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[i, length - len(ids):] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
+
+
+def _generate_fn(loaded: LoadedModel, max_new_tokens: int):
+    def run(batch: list[list[int]]) -> list[str]:
+        import torch
+
+        enc = left_pad(batch, loaded.tokenizer.pad_token_id, loaded.device)
+        with loaded.lock, torch.inference_mode():
+            out = loaded.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                        pad_token_id=loaded.tokenizer.pad_token_id)  # (B, L + new)
+        return loaded.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return run
+
+
+def word_token_ids(tokenizer: Any, words: list[str]) -> list[int]:
+    """Ids of every single-token spelling of `words` ("yes", " yes", "Yes", " Yes", "YES")."""
+    ids: set[int] = set()
+    for w in words:
+        for form in {w, " " + w, w.capitalize(), " " + w.capitalize(), w.upper()}:
+            enc = tokenizer.encode(form, add_special_tokens=False)
+            if len(enc) == 1 and enc[0] != tokenizer.unk_token_id:
+                ids.add(enc[0])
+    return sorted(ids)
+
+
+def _next_token_fn(loaded: LoadedModel, yes_ids: list[int], no_ids: list[int]):
+    accepts_positions = "position_ids" in inspect.signature(loaded.model.forward).parameters
+
+    def run(batch: list[list[int]]) -> list[tuple[float, float]]:
+        import torch
+
+        enc = left_pad(batch, loaded.tokenizer.pad_token_id, loaded.device)
+        if accepts_positions:  # positions count real tokens only, as in generate()
+            enc["position_ids"] = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        with loaded.lock, torch.inference_mode():
+            logits = loaded.model(**enc).logits[:, -1, :]            # (B, V): left padding puts each row's end last
+        probs = torch.softmax(logits.float(), dim=-1)                # (B, V)
+        p_yes = probs[:, yes_ids].sum(-1).tolist()                   # (B,)
+        p_no = probs[:, no_ids].sum(-1).tolist()
+        return list(zip(p_yes, p_no))
+    return run
+
+
+@register
+class LocalJudge(Verifier):
+    name = "local_judge"
+    version = "1.0.0"
+    description = ("Generative judge on a local transformers causal LM (CPU/CUDA), micro-batched: a score, a "
+                   "verdict word, or P(yes) from next-token probabilities.")
+    Params = LocalJudgeParams
+    isolated = False
+    thread_pool = "model"
+    uses_prompt = True
+    timeout_s = 300.0
+    requires_reference = False
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return torch_available()
+
+    @takes_prompt
+    def verify(self, completion: str, reference: Any, params: LocalJudgeParams) -> VerifierResult:
+        who = f"local_judge {params.model}"
+        t0 = time.monotonic()
+        try:
+            messages = params.messages(completion, reference)
+        except MissingPromptError as e:
+            return VerifierResult.error(f"{who}: {e}")
+        try:
+            loaded = load_model("causal", params.model, params.device, params.dtype)
+            ids = encode_prompt(loaded, render_chat(loaded, messages))
+            if len(ids) > params.max_input_tokens:
+                return VerifierResult.error(f"{who}: judge prompt has {len(ids)} tokens, over max_input_tokens "
+                                            f"{params.max_input_tokens}")
+            if params.mode == "yes_no":
+                yes_ids = word_token_ids(loaded.tokenizer, params.yes_words)
+                no_ids = word_token_ids(loaded.tokenizer, params.no_words)
+                if not yes_ids or not no_ids:
+                    missing = params.yes_words if not yes_ids else params.no_words
+                    raise ModelError(f"the tokenizer has no single token for any of {missing}")
+                batcher = batcher_for(("next-token", loaded.key, tuple(yes_ids), tuple(no_ids), params.max_batch_size,
+                                       params.max_wait_ms), lambda: _next_token_fn(loaded, yes_ids, no_ids),
+                                      max_batch_size=params.max_batch_size, max_wait_ms=params.max_wait_ms,
+                                      name="local-judge-yes-no")
+                p_yes, p_no = wait_for(batcher, ids, params.timeout_s)
+                parsed = check(yes_probability_from_probs(p_yes, p_no, min_mass=params.min_yes_no_mass), "")
+                answer = ""
+            else:
+                batcher = batcher_for(("generate", loaded.key, params.max_new_tokens, params.max_batch_size,
+                                       params.max_wait_ms), lambda: _generate_fn(loaded, params.max_new_tokens),
+                                      max_batch_size=params.max_batch_size, max_wait_ms=params.max_wait_ms,
+                                      name="local-judge-generate")
+                answer = wait_for(batcher, ids, params.timeout_s)
+                parsed = read_text(params, answer)
+        except JudgeFailure as e:
+            return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+        return VerifierResult.ok(parsed.value, f"{who}: {parsed.detail}", answer=excerpt(answer),
+                                 latency_ms=round((time.monotonic() - t0) * 1000, 1))
+
+
+__all__ = ["LocalJudge", "LocalJudgeParams", "render_chat", "encode_prompt", "left_pad", "word_token_ids"]
+

@@ -1,0 +1,134 @@
+"""`reward_model`: a sequence-classification reward model (Skywork-Reward, ArmoRM, any
+`AutoModelForSequenceClassification`) scoring prompt + completion.
+
+The text is the tokenizer's chat template over [user: prompt, assistant: completion]
+when it has one (how these models were trained), else the (prompt, completion) pair
+encoding. Tokenising happens in the calling thread; the micro-batcher right-pads the ids
+and runs one forward pass per batch. The score is logit `logit_index`, then optionally
+normalised (`normalize_reward`). An input longer than `max_length` tokens is an ERROR,
+never silently cut.
+
+    shapes: input_ids, attention_mask (B, L); logits (B, num_labels); scores (B,)
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..core import Params, Verifier, VerifierResult
+from ..registry import register
+from .errors import JudgeFailure, failure_result
+from .models import Dtype, LoadedModel, batcher_for, load_model, torch_available, wait_for
+from .templates import judge_inputs, takes_prompt
+
+Normalize = Literal["none", "affine", "sigmoid"]
+
+
+def normalize_reward(logit: float, how: Normalize, scale: float = 1.0, shift: float = 0.0) -> float:
+    """none: the logit; affine: scale·logit + shift; sigmoid: σ(scale·logit + shift)."""
+    if how == "none":
+        return logit
+    z = scale * logit + shift
+    if how == "affine":
+        return z
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+class RewardModelParams(Params):
+    model: str = Field(..., min_length=1, description="folder (or cached Hub id) of a sequence-classification model")
+    device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, cuda:1, …")
+    dtype: Dtype = Field("auto", description="auto: bfloat16 on CUDA when supported, else float32")
+    logit_index: int = Field(0, ge=0, description="which output logit is the reward")
+    normalize: Normalize = Field("none", description="none | affine (scale·x + shift) | sigmoid (σ(scale·x + shift))")
+    scale: float = Field(1.0, description="normalisation slope")
+    shift: float = Field(0.0, description="normalisation offset")
+    use_chat_template: bool = Field(True, description="use the tokenizer's chat template when it has one")
+    max_length: int = Field(4096, ge=8, description="longer inputs are an ERROR, never cut")
+    max_batch_size: int = Field(32, ge=1, le=4096, description="micro-batch size cap")
+    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="longest the first request of a batch waits for "
+                                                               "others")
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="longest one call waits for its batch")
+
+
+def encode_pair(loaded: LoadedModel, prompt: str, completion: str, use_chat_template: bool = True) -> list[int]:
+    """Token ids of prompt + completion as the reward model reads them."""
+    tok = loaded.tokenizer
+    if use_chat_template and loaded.has_chat_template:
+        text = tok.apply_chat_template([{"role": "user", "content": prompt},
+                                        {"role": "assistant", "content": completion}], tokenize=False)
+        return tok.encode(text, add_special_tokens=False)
+    return tok(prompt, completion)["input_ids"]
+
+
+def _score_fn(loaded: LoadedModel, logit_index: int):
+    pad_id = loaded.tokenizer.pad_token_id
+
+    def run(batch: list[list[int]]) -> list[float]:
+        import torch
+
+        length = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)     # (B, L), right padded
+        attention_mask = torch.zeros((len(batch), length), dtype=torch.long)      # (B, L)
+        for i, ids in enumerate(batch):
+            input_ids[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[i, :len(ids)] = 1
+        with loaded.lock, torch.inference_mode():
+            logits = loaded.model(input_ids=input_ids.to(loaded.device),
+                                  attention_mask=attention_mask.to(loaded.device)).logits  # (B, num_labels)
+        return logits[:, logit_index].float().tolist()                                     # (B,)
+    return run
+
+
+@register
+class RewardModelVerifier(Verifier):
+    name = "reward_model"
+    version = "1.0.0"
+    description = ("Sequence-classification reward model (Skywork-Reward, ArmoRM family) on prompt + completion, "
+                   "chat-templated; reward = a logit, optionally affine or sigmoid normalised. Micro-batched.")
+    Params = RewardModelParams
+    isolated = False
+    thread_pool = "model"
+    uses_prompt = True
+    timeout_s = 300.0
+    requires_reference = False
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return torch_available()
+
+    @takes_prompt
+    def verify(self, completion: str, reference: Any, params: RewardModelParams) -> VerifierResult:
+        who = f"reward_model {params.model}"
+        t0 = time.monotonic()
+        prompt = judge_inputs(reference).prompt
+        if prompt is None:
+            return VerifierResult.error(f"{who}: no prompt reached the reward model (give it as reference.prompt, "
+                                        f"or send the sample's prompt)")
+        try:
+            loaded = load_model("seqcls", params.model, params.device, params.dtype)
+            n_labels = getattr(loaded.model.config, "num_labels", 1)
+            if params.logit_index >= n_labels:
+                return VerifierResult.error(f"{who}: logit_index {params.logit_index} but the model has {n_labels} "
+                                            f"output(s)")
+            ids = encode_pair(loaded, prompt, completion, params.use_chat_template)
+            if len(ids) > params.max_length:
+                return VerifierResult.error(f"{who}: input has {len(ids)} tokens, over max_length {params.max_length}")
+            batcher = batcher_for(("seqcls-score", loaded.key, params.logit_index, params.max_batch_size,
+                                   params.max_wait_ms), lambda: _score_fn(loaded, params.logit_index),
+                                  max_batch_size=params.max_batch_size, max_wait_ms=params.max_wait_ms,
+                                  name="reward-model")
+            logit = wait_for(batcher, ids, params.timeout_s)
+        except JudgeFailure as e:
+            return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+        if not math.isfinite(logit):
+            return VerifierResult.error(f"{who}: the model returned a non-finite logit ({logit})")
+        reward = normalize_reward(logit, params.normalize, params.scale, params.shift)
+        how = "" if params.normalize == "none" else f" → {params.normalize} {reward:.4g}"
+        return VerifierResult.ok(reward, f"{who}: logit[{params.logit_index}] = {logit:.4g}{how}", logit=logit,
+                                 tokens=len(ids), latency_ms=round((time.monotonic() - t0) * 1000, 1))
+
+
+__all__ = ["RewardModelVerifier", "RewardModelParams", "normalize_reward", "encode_pair"]

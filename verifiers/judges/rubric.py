@@ -1,0 +1,92 @@
+"""What remote and local generative judges share: the rubric parameters, the prompt they
+send, and how an answer becomes a score or a JudgeFailure."""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..core import Params
+from .errors import JudgeRefused, JudgeUnparseable
+from .parsing import Parsed, detect_refusal, parse_score, parse_verdict
+from .templates import DEFAULT_TEMPLATES, placeholders, render_for
+
+Mode = Literal["score", "verdict", "yes_no"]
+_THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
+
+
+class RubricParams(Params):
+    """How to ask and how to read the answer (shared by `judge` and `local_judge`)."""
+
+    mode: Mode = Field("score", description="score: a number on [scale_min, scale_max]; verdict: a verdict word; "
+                                            "yes_no: P(yes) from log-probabilities (the word when there are none)")
+    template: str | None = Field(None, description="user message with {prompt} {completion} {reference} {rubric} "
+                                                   "{scale_min} {scale_max}; default: the mode's built-in rubric")
+    system_prompt: str | None = Field(None, description="optional system message")
+    scale_min: float = Field(1.0, description="score mode: lowest score on the stated scale")
+    scale_max: float = Field(10.0, description="score mode: highest score on the stated scale")
+    verdicts: dict[str, float] = Field(default_factory=lambda: {"correct": 1.0, "incorrect": 0.0},
+                                       description="verdict mode: word -> reward in [0, 1]")
+    yes_words: list[str] = Field(default_factory=lambda: ["yes"], description="yes_no mode: words meaning yes")
+    no_words: list[str] = Field(default_factory=lambda: ["no"], description="yes_no mode: words meaning no")
+    min_yes_no_mass: float = Field(0.1, ge=0, le=1, description="yes_no mode: least P(yes)+P(no) at the answer "
+                                                                "token for the answer to count")
+
+    @model_validator(mode="after")
+    def _check_rubric(self) -> "RubricParams":
+        if self.template is not None and "completion" not in placeholders(self.template):
+            raise ValueError("params.template must contain {completion}")
+        if self.scale_max <= self.scale_min:
+            raise ValueError("params.scale_max must be above params.scale_min")
+        if not self.verdicts:
+            raise ValueError("params.verdicts must name at least one verdict word")
+        bad = [w for w, v in self.verdicts.items() if not 0 <= v <= 1 or not w.strip()]
+        if bad:
+            raise ValueError(f"params.verdicts: each word non-empty with a value in [0, 1]; bad: {bad}")
+        if not self.yes_words or not self.no_words:
+            raise ValueError("params.yes_words and params.no_words must not be empty")
+        return self
+
+    def user_message(self, completion: str, reference: Any) -> str:
+        """The rendered template (raises InvalidReferenceError / MissingPromptError)."""
+        return render_for(self.template or DEFAULT_TEMPLATES[self.mode], completion, reference,
+                          scale_min=self.scale_min, scale_max=self.scale_max)
+
+    def messages(self, completion: str, reference: Any) -> list[dict[str, str]]:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return system + [{"role": "user", "content": self.user_message(completion, reference)}]
+
+
+def read_text(params: RubricParams, text: str) -> Parsed:
+    """Parse a judge's text answer per `params.mode`; raise JudgeRefused (the answer opens
+    with a refusal) or JudgeUnparseable when no score can be read. yes_no without
+    log-probabilities reads the yes/no word. A closed leading <think>…</think> block (a
+    reasoning model's thoughts) is not part of the answer."""
+    text = strip_thinking(text)
+    if params.mode == "score":
+        parsed = parse_score(text, params.scale_min, params.scale_max)
+    elif params.mode == "verdict":
+        parsed = parse_verdict(text, params.verdicts)
+    else:
+        table = {**{w: 1.0 for w in params.yes_words}, **{w: 0.0 for w in params.no_words}}
+        parsed = parse_verdict(text, table)
+    return check(parsed, text)
+
+
+def strip_thinking(text: str) -> str:
+    """`text` without a closed leading <think>…</think> block; unchanged when there is none."""
+    return _THINK.sub("", text, count=1)
+
+
+def check(parsed: Parsed, text: str) -> Parsed:
+    """`parsed` when it is OK; otherwise the failure it stands for."""
+    if parsed.kind == "ok":
+        return parsed
+    refusal = detect_refusal(text)
+    if refusal:
+        raise JudgeRefused(f"judge refused ({refusal!r})", raw=text)
+    raise JudgeUnparseable(f"unparseable answer: {parsed.detail}", raw=text)
+
+
+__all__ = ["RubricParams", "read_text", "check", "strip_thinking", "Mode"]
