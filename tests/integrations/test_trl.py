@@ -1,0 +1,141 @@
+"""The TRL reward function against a real reward server, then TRL's GRPOTrainer for two
+steps on a tiny local model with that function as its reward."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from rewards.v1 import rewards_pb2 as pb
+
+from rlvr_integrations.client import RewardServiceUnavailable
+from rlvr_integrations.trl import RewardServiceFunc, completion_text, prompt_text
+from tests.conftest import free_port
+
+MATH_AND_FORMAT = [{"name": "math", "weight": 1.0},
+                   {"name": "format", "weight": 0.0, "params": {"kind": "r1", "strict": False}}]
+SLOW_REGEX = [{"name": "format", "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.05}}]
+
+
+def stored(stub, run_id):
+    stub.GetRun(pb.GetRunRequest(run_id=run_id))  # flushes the store's write queue
+    return list(stub.QueryScores(pb.QueryScoresRequest(run_id=run_id)))
+
+
+def test_scores_a_batch_in_one_request_with_references_from_a_column(server, stub):
+    func = RewardServiceFunc(server.address, spec=MATH_AND_FORMAT, api_key="", reference_column="answer",
+                             run_name="trl-unit", name="service_math")
+    assert func.__name__ == "service_math"
+    prompts = ["What is 6*7?", "What is 2+2?", "What is 1/2?", "Name a number."]
+    completions = ["<think>6*7</think><answer>42</answer>", "\\boxed{5}", "The answer is 0.5", "I do not know."]
+    metrics, extra = {}, {}
+    rewards = func(prompts=prompts, completions=completions, completion_ids=None,
+                   answer=["42", "4", "\\frac{1}{2}", "7"], task=["math"] * 4,
+                   trainer_state=type("State", (), {"global_step": 3})(),
+                   log_metric=metrics.__setitem__, log_extra=extra.__setitem__)
+    assert rewards[:3] == [1.0, 0.0, 1.0]
+    assert rewards[3] is None                       # math abstains: no answer found -> None, not 0
+    assert func.status_counts == {"OK": 3, "ABSTAIN": 1}
+    assert metrics == {"rewards/service_math/ok_frac": 0.75}
+    assert extra == {"service_math_status": ["OK", "OK", "OK", "ABSTAIN"]}
+
+    rows = stored(stub, func.run_id)
+    assert len(rows) == 8                            # 4 samples x 2 components, one request
+    assert {r.step for r in rows} == {3} and len({r.request_id for r in rows}) == 1
+    assert {r.sample_id for r in rows} == {"0", "1", "2", "3"}
+    run = stub.GetRun(pb.GetRunRequest(run_id=func.run_id))
+    assert run.name == "trl-unit" and run.config["trainer"] == "trl" and run.score_count == 8
+    func.finish_run()
+    assert stub.GetRun(pb.GetRunRequest(run_id=func.run_id)).state == "finished"
+
+
+def test_conversational_completions_and_a_format_only_spec(server):
+    func = RewardServiceFunc(server.address, spec=[{"name": "format", "params": {"kind": "r1"}}],
+                             api_key="", reference_column=None)
+    prompts = [[{"role": "system", "content": "Think first."}, {"role": "user", "content": "6*7?"}]] * 2
+    completions = [[{"role": "assistant", "content": "<think>6*7</think><answer>42</answer>"}],
+                   [{"role": "assistant", "content": [{"type": "text", "text": "42"}]}]]
+    assert func(prompts, completions) == [1.0, 0.0]
+    assert prompt_text(prompts[0]) == "6*7?"
+    assert completion_text(completions[1]) == "42"
+    assert func.last_results[0].status == pb.STATUS_OK
+
+
+def test_a_verifier_timeout_gives_none_never_zero(server):
+    func = RewardServiceFunc(server.address, spec=SLOW_REGEX, api_key="", reference_column=None)
+    rewards = func(prompts=["p", "p"], completions=["a" * 40 + "b", "aaaa"])
+    assert rewards == [None, 1.0]
+    assert func.last_results[0].status == pb.STATUS_TIMEOUT
+
+
+def test_missing_reference_column_and_unreachable_server_are_errors(server):
+    func = RewardServiceFunc(server.address, spec="math-r1", api_key="")
+    with pytest.raises(KeyError, match="no dataset column 'answer'"):
+        func(prompts=["p"], completions=["c"], solution=["1"])
+    nowhere = RewardServiceFunc(f"127.0.0.1:{free_port()}", spec=["format"], api_key="", reference_column=None,
+                                max_retries=1, backoff_s=0.05)
+    with pytest.raises(RewardServiceUnavailable, match="is unreachable"):
+        nowhere(prompts=["p"], completions=["c"])
+    clone = pickle.loads(pickle.dumps(func))       # picklable: the channel is re-created on use
+    assert clone.__name__ == func.__name__ and clone._client is None
+
+
+# --- GRPOTrainer, two steps on a tiny local model -------------------------------------
+
+def _tiny_model(path):
+    import string
+
+    import torch
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {t: i for i, t in enumerate(specials + list(string.digits + string.ascii_letters + " +-*/=?.<>"))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>", unk_token="<unk>")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                         pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def test_grpo_trainer_runs_two_steps_with_the_service_reward(server, stub, tmp_path):
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    model_dir = _tiny_model(tmp_path / "tiny")
+    dataset = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a, b in
+                                 [(1, 2), (3, 4), (5, 1), (2, 2), (6, 3), (7, 1), (4, 4), (8, 1)]])
+    # A digit anywhere in the completion earns 1 (a random tiny model rarely writes a math
+    # answer, so a math spec would mostly abstain: None, which TRL ignores).
+    reward = RewardServiceFunc(server.address, api_key="", reference_column="answer", run_name="trl-grpo-test",
+                               spec=[{"name": "format", "params": {"kind": "regex", "pattern": "[0-9]"}}],
+                               name="service_reward")
+    args = GRPOConfig(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=4,
+                      num_generations=2, max_completion_length=8, learning_rate=1e-4, logging_steps=1,
+                      report_to=[], use_cpu=True, bf16=False, fp16=False, save_strategy="no",
+                      dataloader_num_workers=0, seed=0, temperature=1.0)
+    trainer = GRPOTrainer(model=model_dir, reward_funcs=[reward], args=args, train_dataset=dataset,
+                          callbacks=[reward.callback()])
+    trainer.train()
+
+    assert trainer.state.global_step == 2
+    assert reward.calls == 2                          # one Score request per generation step
+    rows = stored(stub, reward.run_id)
+    assert len(rows) == 8                             # 2 steps x 4 completions x 1 component
+    assert sorted({r.step for r in rows}) == [0, 1]
+    assert len({r.request_id for r in rows}) == 2
+    assert all(r.status == pb.STATUS_OK for r in rows)
+    run = stub.GetRun(pb.GetRunRequest(run_id=reward.run_id))
+    assert run.state == "finished" and run.score_count == 8
+    steps = stub.ListSteps(pb.ListStepsRequest(run_id=reward.run_id)).steps
+    assert any("rewards/service_reward/mean" in s.metrics for s in steps)
+    logged = [h for h in trainer.state.log_history if "rewards/service_reward/mean" in h]
+    assert len(logged) == 2 and all(h["rewards/service_reward/ok_frac"] == 1.0 for h in logged)
