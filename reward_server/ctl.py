@@ -1,14 +1,20 @@
-"""`rewardctl`: score files, list verifiers, and read the reward history.
+"""`rewardctl`: score files, list verifiers, and read, report and replay the reward history.
 
     rewardctl score FILE.jsonl [--server HOST:PORT] [-o OUT.jsonl]
     rewardctl verifiers [--server HOST:PORT]
     rewardctl runs --server HOST:PORT
-    rewardctl history --run ID [--step-min N] [--step-max N] [--verifier NAME] [--status S]
-                      [--format table|jsonl|csv] --server HOST:PORT
+    rewardctl history [--run ID] [--step-min N] [--step-max N] [--verifier NAME] [--status S]
+                      [--since RFC3339] [--until RFC3339] [--reward-min X] [--reward-max X]
+                      [--team TEAM|*] [--format table|jsonl|csv] --server HOST:PORT
+    rewardctl show SCORE_ID [--format text|json] --server HOST:PORT
+    rewardctl report RUN [-o report.html] [--correctness math,code] --server HOST:PORT
+    rewardctl replay RUN --verifier NAME[@VERSION] [--params JSON] [--name NAME]
+                     [--pass-threshold 0.5] [--format text|json] --server HOST:PORT
 
 `--server` defaults to $REWARD_SERVER_ADDRESS ($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s,
 bounds the wait for it); `score` and `verifiers` run in-process
-when neither is given.
+when neither is given. The audit commands (show, report, replay) live in
+`reward_server.audit`; this module only parses, connects and prints.
 
 Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,
 "params": object?, "prompt": str?, "id": any?} or, for a weighted spec,
@@ -277,17 +283,38 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 HISTORY_FIELDS = ["score_id", "run_id", "step", "group_id", "sample_index", "verifier", "verifier_version",
-                  "status", "reward", "total_reward", "reason", "latency_ms", "completion_sha256", "created_at"]
+                  "status", "reward", "total_reward", "reason", "latency_ms", "completion_sha256", "created_at",
+                  "team"]
 
 
-def cmd_history(args: argparse.Namespace) -> int:
-    req = pb.QueryScoresRequest(run_id=args.run, verifier=args.verifier or "", limit=args.limit)
+def history_request(args: argparse.Namespace) -> pb.QueryScoresRequest:
+    """The QueryScores filters of `history`. Raises ValueError for a bad time."""
+    from .audit.records import parse_time
+
+    req = pb.QueryScoresRequest(run_id=args.run or "", verifier=args.verifier or "", limit=args.limit,
+                                team=args.team or "")
     if args.step_min is not None:
         req.step_min = args.step_min
     if args.step_max is not None:
         req.step_max = args.step_max
     if args.status:
         req.status = pb.Status.Value(f"STATUS_{args.status.upper()}")
+    if args.since:
+        req.created_after = parse_time(args.since, "--since")
+    if args.until:
+        req.created_before = parse_time(args.until, "--until")
+    if args.reward_min is not None:
+        req.reward_min = args.reward_min
+    if args.reward_max is not None:
+        req.reward_max = args.reward_max
+    return req
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    try:
+        req = history_request(args)
+    except ValueError as e:
+        sys.exit(f"rewardctl: {e}")
     records = pb_grpc.RewardServiceStub(_channel(args.server)).QueryScores(req)
 
     def as_dict(r: pb.ScoreRecord) -> dict[str, Any]:
@@ -310,12 +337,62 @@ def cmd_history(args: argparse.Namespace) -> int:
         from rich.table import Table
 
         cols = ["score_id", "step", "group_id", "sample_index", "verifier", "status", "reward", "reason"]
+        if not args.run:
+            cols.insert(1, "run_id")
+        if args.team:
+            cols.insert(1, "team")
         table = Table(*cols)
         for r in records:
             d = as_dict(r)
             table.add_row(*(str(d[c])[:60] for c in cols))
         Console().print(table)
     return 0
+
+
+def _stub(args: argparse.Namespace) -> pb_grpc.RewardServiceStub:
+    return pb_grpc.RewardServiceStub(_channel(args.server))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .audit import show
+
+    stub = _stub(args)
+    rec = stub.GetScore(pb.GetScoreRequest(score_id=args.score_id))
+    p = show.provenance(rec, show.fetch_siblings(stub, rec))
+    print(json.dumps(p, indent=2) if args.format == "json" else show.render_text(p))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .audit import report
+
+    correctness = tuple(x.strip() for x in args.correctness.split(",") if x.strip())
+    data = report.fetch_run(_stub(args), args.run, texts=False if args.no_texts else None)
+    rep = report.build_report(data, correctness=correctness, source=args.server)
+    out = args.output or f"report-{args.run}.html"
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(report.render_html(rep))
+    raised = [x for x in rep.findings if x.state == "raised"]
+    print(f"wrote {out}: {len(data.samples)} samples over {len(rep.series.steps)} steps, {len(rep.plots)} plots, "
+          f"{len(raised)} flag(s) raised" + "".join(f"\n  FLAG {x.title}: {x.detail}" for x in raised))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .audit import replay
+
+    try:
+        spec = replay.VerifierSpec.parse(args.verifier, args.params)
+    except ValueError as e:
+        sys.exit(f"rewardctl: {e}")
+    with tqdm(unit="sample", disable=None, file=sys.stderr, desc="replay") as bar:
+        try:
+            result = replay.replay(_stub(args), args.run, spec, name=args.name or "", threshold=args.pass_threshold,
+                                   max_examples=args.examples, chunk_samples=args.chunk, progress=bar.update)
+        except replay.ReplayError as e:
+            sys.exit(f"rewardctl: {e}")
+    print(json.dumps(result.as_dict(), indent=2) if args.format == "json" else result.render_text())
+    return 0 if result.replay_run is not None else 1
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -339,16 +416,47 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--server", default=default_server or "127.0.0.1:50051")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(fn=cmd_runs)
-    p = sub.add_parser("history", help="stored scores of a run")
-    p.add_argument("--run", required=True)
+    p = sub.add_parser("history", help="stored scores, filtered (streamed from the server)")
+    p.add_argument("--run", help="a run id (default: every run the team can read)")
     p.add_argument("--step-min", type=int)
     p.add_argument("--step-max", type=int)
     p.add_argument("--verifier")
     p.add_argument("--status", choices=["ok", "abstain", "timeout", "error"])
+    p.add_argument("--since", help="scored at or after this RFC 3339 time (2026-11-22T08:00:00Z; naive = UTC)")
+    p.add_argument("--until", help="scored before this RFC 3339 time")
+    p.add_argument("--reward-min", type=float, help="component reward at least (excludes rows without one)")
+    p.add_argument("--reward-max", type=float, help="component reward at most")
+    p.add_argument("--team", help="admins: another team's scores, or * for every team")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
     p.add_argument("--server", default=default_server or "127.0.0.1:50051")
     p.set_defaults(fn=cmd_history)
+    p = sub.add_parser("show", help="one score's full provenance (texts, hashes, verifier, worker, run)")
+    p.add_argument("score_id", type=int)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
+    p.set_defaults(fn=cmd_show)
+    p = sub.add_parser("report", help="a self-contained HTML report of a run, with reward-hacking flags")
+    p.add_argument("run")
+    p.add_argument("-o", "--output", help="HTML file (default report-RUN.html)")
+    p.add_argument("--correctness", default="math,code",
+                   help="verifiers that measure correctness, comma-separated (default math,code)")
+    p.add_argument("--no-texts", action="store_true",
+                   help="never fetch completion texts (no length from texts when the trainer logged none)")
+    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
+    p.set_defaults(fn=cmd_report)
+    p = sub.add_parser("replay", help="re-score a run's stored completions into a linked replay run")
+    p.add_argument("run")
+    p.add_argument("--verifier", required=True, help="NAME or NAME@VERSION (default: the newest version)")
+    p.add_argument("--params", help="the verifier's parameters, a JSON object")
+    p.add_argument("--name", help="the replay run's name")
+    p.add_argument("--pass-threshold", type=float, default=0.5,
+                   help="a sample passes when OK with reward >= this; a flip is a pass/fail change (default 0.5)")
+    p.add_argument("--examples", type=int, default=5, help="examples shown per kind of change (default 5)")
+    p.add_argument("--chunk", type=int, default=256, help="samples per scoring round (default 256)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
+    p.set_defaults(fn=cmd_replay)
     args = ap.parse_args(argv)
     CREDENTIALS.update(api_key=args.api_key, tls_ca=args.tls_ca)
     try:
