@@ -12,7 +12,7 @@ COPY proto ./proto
 COPY reward_server ./reward_server
 COPY verifiers ./verifiers
 COPY trainer_client ./trainer_client
-COPY integrations ./integrations
+COPY rlvr_integrations ./rlvr_integrations
 RUN useradd --system --uid 10001 --home /app rewards
 
 FROM base AS server
