@@ -1,0 +1,137 @@
+"""The bubblewrap backend itself, with real processes: isolation, limits, output caps,
+and refusing to run when it cannot sandbox."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from verifiers.sandbox import (BubblewrapBackend, Limits, SandboxFile, SandboxUnavailableError,
+                               default_backend)
+
+BACKEND = default_backend()
+AVAILABLE, WHY = BACKEND.available()
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=f"no sandbox on this host: {WHY}")
+PY = "/usr/bin/python3"
+FAST = Limits(wall_time_s=5, cpu_time_s=2, memory_bytes=256 << 20)
+
+
+def run_py(code: str, stdin: bytes = b"", limits: Limits = FAST, **kw):
+    return BACKEND.run({"main.py": code.encode()}, [PY, "-B", "main.py"], stdin, limits, **kw)
+
+
+def test_runs_a_program_with_stdin():
+    r = run_py("import sys; print(sys.stdin.read().upper())", b"hello")
+    assert r.ok and r.stdout == b"HELLO\n" and r.exit_code == 0 and r.signal is None
+
+
+def test_view_of_the_host_is_minimal(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLVR_SECRET_TOKEN", "s3cr3t")
+    (tmp_path / "expected_output.txt").write_text("42")
+    r = run_py(
+        "import os, json\n"
+        "print(json.dumps({'env': dict(os.environ), 'root': sorted(os.listdir('/')), 'cwd': os.getcwd(),\n"
+        "  'uid': os.getuid(), 'pid': os.getpid(), 'host_cwd': os.path.exists(%r),\n"
+        "  'tmp': os.listdir('/tmp'), 'work': os.path.exists('/work'), 'etc': sorted(os.listdir('/etc'))}))"
+        % os.getcwd())
+    seen = json.loads(r.stdout)
+    assert "RLVR_SECRET_TOKEN" not in seen["env"] and set(seen["env"]) <= {"PATH", "HOME", "TMPDIR", "LANG", "PWD",
+                                                                           "LC_CTYPE"}
+    assert set(seen["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sandbox", "sbin",
+                                 "tmp", "usr"}
+    assert seen["cwd"] == "/sandbox" and seen["tmp"] == [] and not seen["host_cwd"] and not seen["work"]
+    assert seen["pid"] <= 3                      # a fresh PID namespace
+    assert seen["uid"] != 0 and set(seen["etc"]) <= {"ld.so.cache", "alternatives"}
+
+
+def test_file_system_is_read_only_except_private_tmp():
+    r = run_py("import os\n"
+               "for p in ('/sandbox/x', '/usr/x', '/x', '/etc/x'):\n"
+               "    try:\n        open(p, 'w'); print('WROTE', p)\n    except OSError as e:\n        print('no', p)\n"
+               "open('/tmp/ok', 'w').write('fine'); print(open('/tmp/ok').read())")
+    assert b"WROTE" not in r.stdout and r.stdout.strip().endswith(b"fine")
+
+
+def test_no_network():
+    r = run_py("import socket\n"
+               "for host in ('127.0.0.1', '1.1.1.1'):\n"
+               "    try:\n        socket.create_connection((host, 80), timeout=1); print('CONNECTED')\n"
+               "    except OSError as e:\n        print(type(e).__name__)\n"
+               "print(sorted(n for _, n in socket.if_nameindex()))")
+    assert b"CONNECTED" not in r.stdout and r.stdout.strip().endswith(b"['lo']")
+
+
+def test_wall_clock_limit_kills_sleepers():
+    r = run_py("import time; time.sleep(30)", limits=Limits(wall_time_s=0.5, cpu_time_s=2))
+    assert r.timed_out and not r.ok and r.wall_time_s < 3
+
+
+def test_cpu_limit():
+    r = run_py("while True: pass", limits=Limits(wall_time_s=10, cpu_time_s=1))
+    assert r.cpu_limit_hit and not r.timed_out and "CPU-time limit" in r.describe()
+
+
+def test_address_space_limit_gives_memory_error():
+    r = run_py("x = bytearray(400 << 20)", limits=Limits(wall_time_s=5, cpu_time_s=2, memory_bytes=128 << 20))
+    assert r.exit_code == 1 and b"MemoryError" in r.stderr
+
+
+def test_memory_cgroup_oom_kill():
+    if "not enforced" in BACKEND.limits_in_force()["memory_cgroup"]:
+        pytest.skip("memory cgroup not in force on this host")
+    # RLIMIT_AS is generous, so the cgroup is what stops the program touching 400 MiB.
+    r = run_py("x = bytearray(400 << 20)\nfor i in range(0, len(x), 4096): x[i] = 1\nprint('survived')",
+               limits=Limits(wall_time_s=10, cpu_time_s=5, memory_bytes=64 << 20, address_space_bytes=2 << 30))
+    assert r.memory_limit_hit and b"survived" not in r.stdout
+
+
+def test_process_limit_stops_a_fork_bomb():
+    r = run_py("import os\nn = 0\nwhile True:\n    try:\n"
+               "        pid = os.fork()\n        if pid == 0:\n            import time; time.sleep(5); os._exit(0)\n"
+               "        n += 1\n    except OSError:\n        break\nprint(n)",
+               limits=Limits(wall_time_s=10, cpu_time_s=5, processes=8))
+    assert r.exit_code == 0 and int(r.stdout) <= 8
+
+
+def test_output_cap_kills_and_flags():
+    r = run_py("import sys\nwhile True: sys.stdout.write('x' * 65536)",
+               limits=Limits(wall_time_s=10, cpu_time_s=5, output_bytes=100_000))
+    assert r.output_limit_hit and r.stdout_truncated and len(r.stdout) == 100_000 and not r.ok
+
+
+def test_stderr_is_drained_and_capped_without_deadlock():
+    # 4 MB to stderr and 4 MB to stdout, interleaved: both pipes must be drained.
+    r = run_py("import sys\nfor _ in range(64):\n    sys.stderr.write('e' * 65536); sys.stdout.write('o' * 65536)\n"
+               "print('end')", limits=Limits(wall_time_s=10, cpu_time_s=5, stderr_bytes=1000))
+    assert r.ok and r.stdout.endswith(b"end\n") and len(r.stderr) == 1000 and r.stderr_truncated
+
+
+def test_file_size_limit():
+    r = run_py("open('/tmp/big', 'wb').write(b'x' * (8 << 20))",
+               limits=Limits(wall_time_s=5, cpu_time_s=2, file_size_bytes=1 << 20))
+    # Python ignores SIGXFSZ, so the write fails with EFBIG instead of the signal killing it.
+    assert not r.ok and (b"File too large" in r.stderr or r.signal is not None)
+
+
+def test_collect_and_executable_files():
+    r = BACKEND.run({"run.sh": SandboxFile(b"#!/bin/sh\necho hi > out.txt\n", executable=True)},
+                    ["/bin/sh", "-c", "./run.sh && ln -s /etc/hostname link"], b"",
+                    Limits(writable_workdir=True), collect=["out.txt", "link", "../escape"])
+    assert r.ok and r.files == {"out.txt": b"hi\n"}  # symlinks and paths outside are never read
+
+
+def test_limits_in_force_report_names_each_measure():
+    report = BACKEND.limits_in_force()
+    for key in ("namespaces", "filesystem", "environment", "rlimits", "wall_clock", "output", "memory_cgroup",
+                "pids_cgroup"):
+        assert report[key]
+    assert "net" in report["namespaces"]
+
+
+def test_missing_bubblewrap_is_unavailable_and_never_runs_unsandboxed():
+    b = BubblewrapBackend(bwrap="/nonexistent/bwrap")
+    ok, why = b.available()
+    assert not ok and "bubblewrap not found" in why
+    with pytest.raises(SandboxUnavailableError):
+        b.run({"main.py": b"print(1)"}, [PY, "main.py"])

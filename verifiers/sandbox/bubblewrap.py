@@ -1,0 +1,419 @@
+"""The local sandbox: bubblewrap namespaces, rlimits, per-run cgroups, a parent-side clock.
+
+One run, from the outside in::
+
+    [sh: join the run's cgroups]  ->  [setpriv: drop to uid 65534, no groups]  ->  bwrap
+        new user, PID, network, IPC, UTS and mount namespaces; no further user namespaces
+        /usr (and the /bin, /lib… links) read-only, nothing else of the host;
+        a private size-capped /tmp; /sandbox = this run's files (read-only by default);
+        a fresh minimal /dev and /proc; the environment cleared
+      -> prlimit: CPU time, address space, file size, open files, processes, no core
+        -> the program
+
+The parent enforces the wall clock (SIGKILL to the whole process group; bwrap's
+--die-with-parent then tears the PID namespace down, killing every descendant) and
+drains stdout and stderr concurrently with a byte cap each, so a chatty program can
+neither deadlock the pipe nor fill the server's memory. A run that exceeds the stdout
+cap is killed and flagged: truncated output is never compared.
+
+Exit statuses: bwrap reports a child killed by signal N as exit status 128+N, so a
+program that exits with 128+N by itself is reported as killed by signal N (both are
+failures either way).
+"""
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import queue
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .base import WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError
+from .cgroups import CgroupManager, RunCgroup
+
+# The launcher: write our pid into each cgroup.procs given before "--", then exec the rest.
+_JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+_HOST_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_ETC_FILES = ("/etc/ld.so.cache", "/etc/alternatives")
+_COLLECT_MAX_BYTES = 256 << 20
+_READ_CHUNK = 1 << 16
+
+
+class BubblewrapBackend(SandboxBackend):
+    """Runs programs under bubblewrap. Thread-safe; at most `max_concurrent` at once."""
+
+    name = "bubblewrap"
+
+    def __init__(self, bwrap: str | None = None, *, sandbox_uid: int = 65534, sandbox_gid: int = 65534,
+                 ro_binds: Sequence[str] = ("/usr",), max_concurrent: int | None = None,
+                 use_cgroups: bool = True, scratch_dir: str | None = None) -> None:
+        self.bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
+        self.sandbox_uid, self.sandbox_gid = sandbox_uid, sandbox_gid
+        self.ro_binds = tuple(ro_binds)
+        self.max_concurrent = max_concurrent or max(1, os.cpu_count() or 1)
+        self._slots = threading.BoundedSemaphore(self.max_concurrent)
+        self.cgroups = CgroupManager() if use_cgroups else None
+        self._scratch_parent = scratch_dir
+        self._scratch: Path | None = None
+        self._lock = threading.Lock()
+        self._scratch_lock = threading.Lock()
+        self._probe: tuple[bool, str] | None = None
+        self._features: set[str] = set()
+
+    # -- availability ---------------------------------------------------------------
+
+    def available(self) -> tuple[bool, str]:
+        with self._lock:
+            if self._probe is None:
+                self._probe = self._check()
+        ok, why = self._probe
+        if not ok:
+            return False, why
+        return True, "bubblewrap sandbox; " + "; ".join(f"{k}: {v}" for k, v in self.limits_in_force().items())
+
+    def _check(self) -> tuple[bool, str]:
+        if not (os.path.isfile(self.bwrap) and os.access(self.bwrap, os.X_OK)):
+            return False, (f"bubblewrap not found ({self.bwrap}); install the Debian package 'bubblewrap' "
+                           f"— code is never run unsandboxed")
+        for tool in ("/usr/bin/prlimit",) + (("/usr/bin/setpriv",) if os.geteuid() == 0 else ()):
+            if not os.access(tool, os.X_OK):
+                return False, f"{tool} not found (util-linux); it sets the sandbox's limits"
+        try:
+            help_text = subprocess.run([self.bwrap, "--help"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            return False, f"bubblewrap does not start: {e}"
+        self._features = {f for f in ("--disable-userns", "--size", "--die-with-parent") if f in help_text}
+        try:
+            r = self._run_unchecked({}, ["/usr/bin/true"], b"", Limits(wall_time_s=10, cpu_time_s=2))
+        except OSError as e:
+            return False, f"bubblewrap cannot create namespaces here: {e}"
+        if r.exit_code != 0:
+            detail = r.stderr.decode(errors="replace").strip().splitlines()
+            return False, (f"bubblewrap cannot create a sandbox here ({r.describe()}): "
+                           f"{detail[-1] if detail else 'no message'}")
+        return True, ""
+
+    def limits_in_force(self) -> dict[str, str]:
+        mem_cg, pids_cg, why = self.cgroups.probe() if self.cgroups else (False, False, "disabled")
+        cg = ("cgroup v2" if self.cgroups and self.cgroups.v2 else "cgroup v1")
+        user = (f"uid {self.sandbox_uid} (setpriv from root)" if os.geteuid() == 0
+                else f"uid {os.geteuid()} (unprivileged user namespace)")
+        return {
+            "namespaces": "user, pid, net (no network), ipc, uts, mount"
+                          + (", nested user namespaces disabled" if "--disable-userns" in self._features else ""),
+            "filesystem": f"read-only {', '.join(self.ro_binds)} + /bin,/lib links; private /tmp"
+                          + (" (size-capped)" if "--size" in self._features else " (not size-capped: bwrap too old)")
+                          + f"; run files at {WORKDIR}; server cwd, database, config not mounted",
+            "environment": "cleared (PATH, HOME=/tmp, LANG only)",
+            "user": user,
+            "rlimits": "cpu, as, fsize, nofile, nproc, stack, core=0",
+            "wall_clock": "enforced by the parent (SIGKILL of the process group; PID namespace torn down)",
+            "output": "stdout/stderr drained concurrently, capped in bytes; over the stdout cap = killed",
+            "memory_cgroup": f"{cg} memory limit per run" if mem_cg else f"not enforced ({why}); RLIMIT_AS only",
+            "pids_cgroup": f"{cg} pids limit per run" if pids_cg else f"not enforced ({why}); RLIMIT_NPROC only",
+            "cpu_time": ("RLIMIT_CPU (whole seconds), measured by the run's cgroup"
+                         if self.cgroups and (self.cgroups.cpuacct_parent or self.cgroups.v2)
+                         else "RLIMIT_CPU only (whole seconds); not measured without a cpuacct cgroup"),
+            "syscall_filter": "not enforced (no seccomp profile)",
+            "concurrency": f"at most {self.max_concurrent} sandboxes at once in this process",
+        }
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self, files: Mapping[str, bytes | SandboxFile], cmd: Sequence[str], stdin: bytes = b"",
+            limits: Limits = Limits(), *, env: Mapping[str, str] | None = None,
+            collect: Sequence[str] = ()) -> RunResult:
+        if self._probe is None:
+            self.available()
+        ok, why = self._probe  # type: ignore[misc]
+        if not ok:
+            raise SandboxUnavailableError(why)
+        with self._slots:
+            return self._run_unchecked(files, cmd, stdin, limits, env=env, collect=collect)
+
+    def _scratch_dir(self) -> Path:
+        with self._scratch_lock:
+            if self._scratch is None:
+                base = Path(self._scratch_parent or tempfile.gettempdir())
+                d = base / f"rlvr-sandbox-{os.getpid()}"
+                d.mkdir(mode=0o711, exist_ok=True)
+                os.chmod(d, 0o711)  # searchable (bwrap binds as the sandbox uid), not listable
+                self._scratch = d
+                _SCRATCH_DIRS.add(d)
+            return self._scratch
+
+    def _make_workdir(self, files: Mapping[str, bytes | SandboxFile], writable: bool) -> Path:
+        work = Path(tempfile.mkdtemp(prefix="run-", dir=self._scratch_dir()))
+        os.chmod(work, 0o755)
+        for name, content in files.items():
+            f = content if isinstance(content, SandboxFile) else SandboxFile(content)
+            rel = Path(name)
+            if rel.is_absolute() or ".." in rel.parts:
+                raise ValueError(f"sandbox file name must be relative and stay inside: {name!r}")
+            path = work / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f.data)
+            os.chmod(path, 0o755 if f.executable else 0o644)
+        if writable and os.geteuid() == 0:
+            for p in [work, *work.rglob("*")]:
+                os.chown(p, self.sandbox_uid, self.sandbox_gid, follow_symlinks=False)
+        return work
+
+    def _bwrap_args(self, work: Path, limits: Limits, env: Mapping[str, str] | None) -> list[str]:
+        a = [self.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+             "--hostname", "sandbox", "--clearenv"]
+        if "--disable-userns" in self._features:
+            a.append("--disable-userns")
+        for k, v in {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+                     **(env or {})}.items():
+            a += ["--setenv", k, v]
+        for b in self.ro_binds:
+            a += ["--ro-bind", b, b]
+        for link in _HOST_LINKS:
+            if os.path.islink(link):
+                a += ["--symlink", os.readlink(link), link]
+            elif os.path.isdir(link) and link not in self.ro_binds:
+                a += ["--ro-bind", link, link]
+        for f in _ETC_FILES:
+            a += ["--ro-bind-try", f, f]
+        a += ["--proc", "/proc", "--dev", "/dev"]
+        if "--size" in self._features:
+            a += ["--size", str(limits.tmpfs_bytes)]
+        a += ["--tmpfs", "/tmp"]
+        a += ["--bind" if limits.writable_workdir else "--ro-bind", str(work), WORKDIR, "--chdir", WORKDIR,
+              "--remount-ro", "/"]
+        return a
+
+    @staticmethod
+    def _prlimit_args(limits: Limits) -> list[str]:
+        cpu = max(1, math.ceil(limits.cpu_time_s))
+        aspace = limits.effective_address_space_bytes
+        return ["/usr/bin/prlimit", f"--cpu={cpu}:{cpu + 1}", f"--as={aspace}", f"--fsize={limits.file_size_bytes}",
+                f"--nofile={limits.open_files}", f"--nproc={limits.processes + 1}",  # +1: bwrap's init
+                f"--stack={min(aspace, 256 << 20)}", "--core=0", "--"]
+
+    def _run_unchecked(self, files: Mapping[str, bytes | SandboxFile], cmd: Sequence[str], stdin: bytes,
+                       limits: Limits, *, env: Mapping[str, str] | None = None,
+                       collect: Sequence[str] = ()) -> RunResult:
+        work = self._make_workdir(files, limits.writable_workdir)
+        cg: RunCgroup | None = None
+        stdin_fd = -1
+        try:
+            cg = self.cgroups.create(limits.memory_bytes, limits.processes + 2) if self.cgroups else None
+            argv: list[str] = []
+            if cg is not None:
+                argv += ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", *cg.procs_files, "--"]
+            if os.geteuid() == 0:
+                argv += ["/usr/bin/setpriv", f"--reuid={self.sandbox_uid}", f"--regid={self.sandbox_gid}",
+                         "--clear-groups", "--"]
+            argv += self._bwrap_args(work, limits, env) + ["--"] + self._prlimit_args(limits) + list(cmd)
+
+            # stdin from an anonymous in-memory file: the program reads at its own pace and
+            # the parent never blocks writing to a pipe nobody reads.
+            stdin_fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
+            view = memoryview(stdin)
+            while view:
+                view = view[os.write(stdin_fd, view):]
+            os.lseek(stdin_fd, 0, os.SEEK_SET)
+
+            t0 = time.monotonic()
+            proc = subprocess.Popen(argv, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env={"PATH": "/usr/bin:/bin"}, close_fds=True, start_new_session=True,
+                                    cwd="/")
+            os.close(stdin_fd)
+            stdin_fd = -1
+            out, err, flags = _drain(proc, t0 + limits.wall_time_s, limits.output_bytes, limits.stderr_bytes, cg)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen it is reaped
+            wall = time.monotonic() - t0
+            for s in (proc.stdout, proc.stderr):
+                s.close()  # type: ignore[union-attr]
+            # bwrap exits as soon as its child does, without reaping the sandbox's init, so
+            # wait4's rusage misses the program: the cgroup's CPU accounting does not.
+            cg_cpu = cg.cpu_time_s() if cg is not None else None
+            cpu = cg_cpu if cg_cpu is not None else usage.ru_utime + usage.ru_stime
+            code: int | None = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            sig: int | None = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+            if code is not None and code > 128 and (code - 128) in _SIGNALS:
+                code, sig = None, code - 128
+            oom = cg.oom_killed() if cg is not None else False
+            peak = cg.peak_memory_bytes() if cg is not None else None
+            cpu_hit = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_time_s * 0.98
+                                                and not flags["timed_out"])
+            files_out = _collect(work, collect) if collect else {}
+            return RunResult(exit_code=code, signal=sig, stdout=bytes(out), stderr=bytes(err), wall_time_s=wall,
+                             cpu_time_s=cpu, timed_out=flags["timed_out"], cpu_limit_hit=cpu_hit,
+                             memory_limit_hit=oom and not (code == 0),
+                             output_limit_hit=flags["stdout_over"], stdout_truncated=flags["stdout_over"],
+                             stderr_truncated=flags["stderr_over"], peak_memory_bytes=peak, files=files_out)
+        finally:
+            if stdin_fd >= 0:
+                os.close(stdin_fd)
+            if cg is not None:
+                cg.kill_all()  # nothing of the run outlives `run` (where cgroups are in force)
+            # Removing a directory that was a mount source in a namespace still being torn
+            # down costs milliseconds: leave it (and the empty cgroups) to the reaper thread.
+            _reaper.put(work, cg)
+
+    def close(self) -> None:
+        """Wait for the reaper and remove this backend's scratch space (also done at exit)."""
+        _reaper.flush()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            _SCRATCH_DIRS.discard(self._scratch)
+            self._scratch = None
+        if self.cgroups is not None:
+            self.cgroups.cleanup()
+
+
+_SIGNALS = {int(s) for s in signal.Signals}
+
+
+class _Reaper:
+    """One daemon thread that removes finished runs' directories and cgroups."""
+
+    def __init__(self) -> None:
+        self._q: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, work: Path, cg: RunCgroup | None) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="sandbox-reaper", daemon=True)
+                self._thread.start()
+        self._q.put((work, cg))
+
+    def _loop(self) -> None:
+        while True:
+            work, cg = self._q.get()
+            try:
+                if cg is not None:
+                    cg.remove()
+                shutil.rmtree(work, ignore_errors=True)
+            finally:
+                self._q.task_done()
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is removed."""
+        if self._thread is not None:
+            self._q.join()
+
+
+_reaper = _Reaper()
+_SCRATCH_DIRS: set[Path] = set()
+
+
+@atexit.register
+def _cleanup_at_exit() -> None:
+    _reaper.flush()
+    for d in _SCRATCH_DIRS:
+        if d.name.endswith(f"-{os.getpid()}"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _kill(proc: subprocess.Popen, cg: RunCgroup | None) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if cg is not None:
+        cg.kill_all()
+
+
+def _drain(proc: subprocess.Popen, deadline: float, out_cap: int, err_cap: int,
+           cg: RunCgroup | None) -> tuple[bytearray, bytearray, dict[str, bool]]:
+    """Read stdout and stderr until both close and the process has exited, or until the
+    deadline (then kill). Keeps at most `out_cap`/`err_cap` bytes of each; more stdout
+    than `out_cap` kills the run."""
+    flags = {"timed_out": False, "stdout_over": False, "stderr_over": False}
+    bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}  # type: ignore[union-attr]
+    caps = {proc.stdout.fileno(): out_cap, proc.stderr.fileno(): err_cap}  # type: ignore[union-attr]
+    out_fd = proc.stdout.fileno()  # type: ignore[union-attr]
+    pidfd = os.pidfd_open(proc.pid)
+    sel = selectors.DefaultSelector()
+    try:
+        for fd in bufs:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ)
+        sel.register(pidfd, selectors.EVENT_READ)
+        exited = killed = False
+        grace_deadline = None
+        while True:
+            open_pipes = len(sel.get_map()) - (0 if exited else 1)
+            if exited and open_pipes == 0:
+                break
+            now = time.monotonic()
+            if not killed and now >= deadline:
+                flags["timed_out"] = True
+                _kill(proc, cg)
+                killed = True
+                grace_deadline = now + 2.0
+            if grace_deadline is not None and now >= grace_deadline:
+                break  # killed and still not closed: stop reading; wait4 below reaps
+            if exited and grace_deadline is None:
+                grace_deadline = now + 1.0  # exited: pipes held only by stragglers
+            limit = (grace_deadline if grace_deadline is not None else deadline) - now
+            for key, _ in sel.select(max(0.0, min(limit, 1.0))):
+                fd = key.fd
+                if fd == pidfd:
+                    exited = True
+                    sel.unregister(pidfd)
+                    continue
+                try:
+                    chunk = os.read(fd, _READ_CHUNK)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    sel.unregister(fd)
+                    continue
+                buf, cap = bufs[fd], caps[fd]
+                room = cap - len(buf)
+                if len(chunk) > room:
+                    buf += chunk[:max(room, 0)]
+                    if fd == out_fd:
+                        flags["stdout_over"] = True
+                        if not killed:
+                            _kill(proc, cg)
+                            killed = True
+                            grace_deadline = time.monotonic() + 2.0
+                    else:
+                        flags["stderr_over"] = True
+                else:
+                    buf += chunk
+        if not exited or sel.get_map():
+            _kill(proc, cg)
+    finally:
+        sel.close()
+        os.close(pidfd)
+    return bufs[out_fd], bufs[proc.stderr.fileno()], flags  # type: ignore[union-attr]
+
+
+def _collect(work: Path, names: Sequence[str]) -> dict[str, bytes]:
+    """Read back named regular files from the run's directory, never following links."""
+    out: dict[str, bytes] = {}
+    for name in names:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or len(rel.parts) != 1:
+            continue
+        try:
+            fd = os.open(work / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size <= _COLLECT_MAX_BYTES:
+                with os.fdopen(fd, "rb", closefd=False) as f:
+                    out[name] = f.read(_COLLECT_MAX_BYTES)
+        finally:
+            os.close(fd)
+    return out
