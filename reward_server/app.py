@@ -75,8 +75,24 @@ async def _build(config: ServerConfig) -> _Parts:
         raise
 
 
+def _sandbox_backend(config: ServerConfig) -> None:
+    """Select the code verifier's sandbox for this process; a Docker pool is warmed now."""
+    from verifiers.sandbox import make_backend, set_default_backend
+
+    if config.sandbox_backend == "docker":
+        pool = config.sandbox_pool_size or config.thread_pools.get("sandbox", 2)
+        backend = make_backend("docker", image=config.sandbox_image, pool_size=pool)
+        backend.warm(pool)
+    else:
+        backend = make_backend("bubblewrap")
+    set_default_backend(backend)
+    ok, why = backend.available()
+    log.info("code sandbox: %s (%s)", config.sandbox_backend, why if ok else f"UNAVAILABLE: {why}")
+
+
 async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) -> _Parts:
     await asyncio.to_thread(scorer.warm_up)
+    await asyncio.to_thread(_sandbox_backend, config)
     opts = [("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes)]
     server = grpc.aio.server(options=opts)

@@ -65,6 +65,13 @@ class ServerConfig(BaseSettings):
         description="threads per verifier thread pool: inline checks, sandboxed programs (the per-host "
                     "concurrency limit), remote judges, local models")
     timeout_s: float | None = Field(None, gt=0, description="override every verifier's wall-clock limit")
+    sandbox_backend: Literal["bubblewrap", "docker"] = Field(
+        "bubblewrap", description="where the code verifier runs programs: local bubblewrap namespaces, or "
+                                  "a warm pool of Docker containers (needs the Docker socket)")
+    sandbox_image: str = Field("rlvr-sandbox:latest", description="docker backend: the runner image "
+                               "(scripts/docker-runner-image.sh builds one)")
+    sandbox_pool_size: int | None = Field(None, ge=1, description="docker backend: warm containers "
+                                          "(default: the sandbox thread pool's size)")
     cache_ttl_s: float = Field(600.0, ge=0, description="result cache window; 0 turns the cache off")
     cache_max_entries: int = Field(100_000, ge=0)
     specs: dict[str, SpecConfig] = Field(default_factory=dict,

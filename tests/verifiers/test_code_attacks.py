@@ -317,7 +317,7 @@ def test_cannot_see_or_signal_the_server(escape):
                f"try:\n    os.kill({server_pid}, signal.SIGKILL); r = 'KILLED'\n"
                f"except ProcessLookupError:\n    r = 'nosuchprocess'\n"
                f"except PermissionError:\n    r = 'denied'\n"
-               f"print(r, max(pids) < 50)\n")
+               f"print(r, len(pids) < 50)\n")
     ref = {"tests": [{"stdin": "", "stdout": "nosuchprocess True\n"}]}
     r = verifiers.verify("code", f"```python\n{prelude}\n{program}```", ref, PARAMS)
     assert r.reward == 1.0, r.reason          # the server's PID does not exist in the sandbox

@@ -3,6 +3,7 @@ the sandbox mounts read-only: /usr)."""
 from __future__ import annotations
 
 import os
+from typing import Any
 from dataclasses import dataclass, replace
 
 from ..sandbox import Limits
@@ -19,7 +20,7 @@ class Language:
     name: str
     source: str                            # file name of the program
     run: tuple[str, ...]                   # argv; "{mem_mb}" is replaced by the memory limit
-    needs: tuple[str, ...]                 # executables that must exist on the host
+    needs: tuple[str, ...]                 # executables that must exist where programs run
     compile: tuple[str, ...] | None = None
     artefact: str | None = None            # compiled file carried from compile to run
     oom_markers: tuple[bytes, ...] = ()    # stderr text that means "out of memory"
@@ -27,9 +28,16 @@ class Language:
     extra_processes: int = 0               # runtime threads (count against RLIMIT_NPROC)
     env: tuple[tuple[str, str], ...] = ()
 
-    def available(self) -> tuple[bool, str]:
-        missing = [p for p in self.needs if not os.access(p, os.X_OK)]
-        return (not missing, f"{', '.join(missing)} not installed" if missing else "")
+    def available(self, backend: Any = None) -> tuple[bool, str]:
+        """Whether programs in this language can run: asked of the sandbox backend when it
+        can tell (a Docker image decides, not the host), else of this host."""
+        if backend is not None and hasattr(backend, "missing_executables"):
+            missing = backend.missing_executables(self.needs)
+            where = "in the sandbox image"
+        else:
+            missing = [p for p in self.needs if not os.access(p, os.X_OK)]
+            where = "on this host"
+        return (not missing, f"{', '.join(missing)} not installed {where}" if missing else "")
 
     def run_argv(self, memory_bytes: int) -> list[str]:
         return [a.replace("{mem_mb}", str(max(16, memory_bytes // MiB))) for a in self.run]
@@ -56,6 +64,6 @@ JAVASCRIPT = Language(
 LANGUAGES: dict[str, Language] = {lang.name: lang for lang in (PYTHON, CPP, JAVASCRIPT)}
 
 
-def available_languages() -> dict[str, str]:
-    """Language name -> '' when usable on this host, else why not."""
-    return {name: lang.available()[1] for name, lang in LANGUAGES.items()}
+def available_languages(backend: Any = None) -> dict[str, str]:
+    """Language name -> '' when usable (in `backend`, else on this host), else why not."""
+    return {name: lang.available(backend)[1] for name, lang in LANGUAGES.items()}

@@ -59,7 +59,7 @@ class CodeVerifier(Verifier):
     name = "code"
     version = "1.0.0"
     description = ("Runs the completion's program (last fenced block) against the reference's tests in a "
-                   "bubblewrap sandbox: function tests (HumanEval/MBPP: test + entry_point) or stdin/stdout "
+                   "sandbox (bubblewrap locally, or Docker with a warm pool): function tests (HumanEval/MBPP: test + entry_point) or stdin/stdout "
                    "tests (CodeContests/APPS: tests[{stdin, stdout}], Python, C++, JavaScript). Results are "
                    "compared outside the program's process; reward 1 when all pass.")
     Params = CodeParams
@@ -74,10 +74,11 @@ class CodeVerifier(Verifier):
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        ok, why = default_backend().available()
+        backend = default_backend()
+        ok, why = backend.available()
         if not ok:
             return False, why
-        langs = available_languages()
+        langs = available_languages(backend)
         if langs["python"]:
             return False, f"python: {langs['python']}"
         usable = ", ".join(n for n, w in langs.items() if not w)
@@ -115,7 +116,7 @@ class CodeVerifier(Verifier):
                 if lang is None:
                     return VerifierResult.abstain(f"unsupported language {found.language!r}; "
                                                   f"supported: {', '.join(LANGUAGES)}")
-                lang_ok, lang_why = lang.available()
+                lang_ok, lang_why = lang.available(backend)
                 if not lang_ok:
                     return VerifierResult.abstain(f"{LANGUAGE_NAMES[lang.name]} cannot run on this host: {lang_why}")
                 if params.max_tests is not None:
