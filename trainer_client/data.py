@@ -76,10 +76,36 @@ def chain_thought(expression: str) -> str | None:
     return ",".join(steps)
 
 
+_SUM2 = re.compile(r"^\s*(\d+)\s*\+\s*(\d+)\s*$")
+
+
+def column_thought(expression: str) -> str | None:
+    """Column addition of two non-negative integers, right to left, carry written out:
+    "97 + 38" -> "7+8+0=15,9+3+1=13" (answer 135). None for any other expression.
+    """
+    m = _SUM2.match(expression)
+    if not m:
+        return None
+    a, b = m.group(1)[::-1], m.group(2)[::-1]
+    steps, carry = [], 0
+    for i in range(max(len(a), len(b))):
+        x, y = int(a[i]) if i < len(a) else 0, int(b[i]) if i < len(b) else 0
+        total = x + y + carry
+        steps.append(f"{x}+{y}+{carry}={total}")
+        carry = total // 10
+    return ",".join(steps)
+
+
 def sft_completion(problem: Problem) -> str:
-    """The warm-start target: a short worked thought in <think>, the gold answer in <answer>."""
+    """The warm-start target: a worked thought in <think>, the gold answer in <answer>.
+
+    The thought is column addition for "a + b" ("97 + 38" -> "7+8+0=15,9+3+1=13"), the
+    partial sums of a flat +/- chain ("8 + 2 - 7" -> "8+2=10,10-7=3"), else the
+    expression itself.
+    """
     expression = str(problem.metadata.get("expression", problem.question))
-    thought = chain_thought(expression) or expression.replace(" ", "")
+    thought = (column_thought(expression) or chain_thought(expression)
+               or expression.replace(" ", ""))
     return f"{THINK_OPEN}{thought}{THINK_CLOSE}{ANSWER_OPEN}{problem.answer}{ANSWER_CLOSE}"
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers import GenerationConfig
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,18 @@ def generate(model, tokenizer, prompts: list[str], num_return_sequences: int,
     enc = {k: v.to(device) for k, v in enc.items()}
     if seed is not None:
         torch.manual_seed(seed)
+    # A fresh GenerationConfig: exactly the user's knobs, never the checkpoint's own
+    # sampling defaults (an instruct model may ship top_k=20, repetition_penalty=1.05...).
     greedy = params.temperature <= 0.0
-    kwargs = dict(max_new_tokens=params.max_new_tokens, do_sample=not greedy,
-                  num_return_sequences=num_return_sequences,
-                  repetition_penalty=params.repetition_penalty,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    if not greedy:
-        kwargs.update(temperature=params.temperature, top_k=params.top_k or None,
-                      top_p=params.top_p)
-    else:  # silence "temperature is set but do_sample=False" from model defaults
-        kwargs.update(temperature=None, top_k=None, top_p=None)
+    sampling = {} if greedy else dict(temperature=params.temperature, top_k=params.top_k,
+                                      top_p=params.top_p)             # top_k 0 / top_p 1: off
+    gen_config = GenerationConfig(max_new_tokens=params.max_new_tokens, do_sample=not greedy,
+                                  num_return_sequences=num_return_sequences,
+                                  repetition_penalty=params.repetition_penalty,
+                                  pad_token_id=tokenizer.pad_token_id,
+                                  eos_token_id=tokenizer.eos_token_id, **sampling)
     out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                         **kwargs)                                        # (N, P + L)
+                         generation_config=gen_config)                    # (N, P + L)
     P = enc["input_ids"].shape[1]
     completion_ids = out[:, P:]                                           # (N, L)
     if completion_ids.shape[1] == 0:  # nothing generated at all: keep one pad column
@@ -110,3 +111,26 @@ def token_logprobs(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
     if with_entropy:
         entropy = -(logp_all.exp() * logp_all).sum(dim=-1)               # (N, L)
     return logp, entropy
+
+
+def _pad_to(x: torch.Tensor, width: int, value: int, left: bool) -> torch.Tensor:
+    pad = width - x.shape[1]
+    if pad == 0:
+        return x
+    fill = torch.full((x.shape[0], pad), value, dtype=x.dtype, device=x.device)
+    return torch.cat([fill, x] if left else [x, fill], dim=1)
+
+
+def cat_rollouts(parts: list[Rollout], pad_token_id: int) -> Rollout:
+    """Concatenate rollouts along N: prompts re-left-padded, completions right-padded."""
+    P = max(r.prompt_ids.shape[1] for r in parts)
+    L = max(r.completion_ids.shape[1] for r in parts)
+    return Rollout(
+        prompt_ids=torch.cat([_pad_to(r.prompt_ids, P, pad_token_id, True) for r in parts]),
+        prompt_mask=torch.cat([_pad_to(r.prompt_mask, P, 0, True) for r in parts]),
+        completion_ids=torch.cat([_pad_to(r.completion_ids, L, pad_token_id, False)
+                                  for r in parts]),
+        completion_mask=torch.cat([_pad_to(r.completion_mask, L, 0, False) for r in parts]),
+        texts=[t for r in parts for t in r.texts],
+        truncated=torch.cat([r.truncated for r in parts]),
+    )

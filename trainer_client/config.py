@@ -1,0 +1,179 @@
+"""The trainer's configuration: typed pydantic models, validated at start.
+
+Load order: defaults < a JSON/TOML file (`--config`) < command-line overrides. The
+reward service's API key may also come from the environment (`REWARD_API_KEY`).
+A bad value raises `ConfigError` whose message names the field, e.g.
+``grpo.group_size: Input should be greater than or equal to 2 (got 1)``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names each bad field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SamplingConfig(_Model):
+    """HF `generate` knobs for the training rollouts (evaluation is greedy by default)."""
+
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature of the rollouts")
+    top_k: int = Field(0, ge=0, description="0 = off")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="1.0 = off")
+    repetition_penalty: float = Field(1.0, gt=0.0)
+    max_new_tokens: int = Field(64, ge=1)
+    eval_temperature: float = Field(0.0, ge=0.0, description="0 = greedy held-out evaluation")
+
+
+class GRPOConfig(_Model):
+    """The optimisation: DESIGN.md §4."""
+
+    group_size: int = Field(8, ge=2, description="G: completions per prompt")
+    prompts_per_step: int = Field(8, ge=1, description="B: prompts per step")
+    scale: Literal["group", "batch", "none"] = "group"
+    adv_eps: float = Field(1e-4, gt=0.0, description="ε added to the std")
+    clip_eps_low: float = Field(0.2, ge=0.0, lt=1.0)
+    clip_eps_high: float = Field(0.28, ge=0.0)
+    beta: float = Field(0.0, ge=0.0, description="KL weight; 0 loads no reference model")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = "dapo"
+    num_iterations: int = Field(1, ge=1, description="μ: optimiser passes over each batch")
+    learning_rate: float = Field(1e-6, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    adam_beta2: float = Field(0.99, gt=0.0, lt=1.0)
+    warmup_steps: int = Field(0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    micro_batch_size: int = Field(64, ge=1, description="sequences per forward/backward")
+    generation_chunk_prompts: int = Field(
+        4, ge=1, description="prompts per generate() call; each chunk's groups are streamed "
+                             "to the reward service while the next chunk is generated")
+
+
+class RewardComponent(_Model):
+    """One verifier of the reward spec: reward = Σ weight · component."""
+
+    name: str = Field(min_length=1)
+    weight: float = 1.0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RewardConfig(_Model):
+    """Where the reward service is and how to talk to it."""
+
+    address: str = Field("127.0.0.1:50051", min_length=3, description="host:port")
+    components: list[RewardComponent] = Field(
+        default_factory=lambda: [RewardComponent(name="math", weight=1.0)], min_length=1)
+    accuracy_component: str = Field("math", description="component whose reward 1 = correct")
+    api_key: str | None = Field(default_factory=lambda: os.environ.get("REWARD_API_KEY") or None,
+                                repr=False)
+    connect_timeout_s: float = Field(15.0, gt=0.0)
+    rpc_timeout_s: float = Field(30.0, gt=0.0)
+    stream_timeout_s: float = Field(300.0, gt=0.0, description="deadline of one step's stream")
+    max_retries: int = Field(3, ge=0, description="retries on UNAVAILABLE")
+    run_name: str = "grpo"
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"must be host:port, got {v!r}")
+        return v
+
+
+class DataConfig(_Model):
+    """reasoning-gym prompts; the held-out split never reaches training."""
+
+    task: str = "basic_arithmetic"
+    task_config: dict[str, Any] = Field(default_factory=lambda: dict(
+        min_terms=2, max_terms=2, min_digits=2, max_digits=2, operators=["+"],
+        allow_parentheses=False, allow_negation=False))
+    train_size: int = Field(3000, ge=1)
+    heldout_size: int = Field(200, ge=0)
+    prompt_template: Literal["plain", "chat", "auto"] = Field(
+        "auto", description="auto = chat when the tokenizer has a chat template")
+
+
+class TrainConfig(_Model):
+    """Everything `grpo-train train` needs."""
+
+    model: str = Field(description="local HF causal-LM directory or hub id")
+    output_dir: str = "runs/grpo"
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    steps: int = Field(20, ge=1)
+    seed: int = 0
+    save_every: int = Field(0, ge=0, description="checkpoint every N steps; 0 = only at the end")
+    eval_every: int = Field(0, ge=0, description="held-out eval every N steps; 0 = start and end")
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {v!r}")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        names = [c.name for c in self.reward.components]
+        if self.reward.accuracy_component not in names:
+            raise ValueError(f"reward.accuracy_component {self.reward.accuracy_component!r} "
+                             f"is not one of reward.components {names}")
+        return self
+
+
+def format_validation_error(e: ValidationError) -> str:
+    """One line per bad field: ``grpo.group_size: <message> (got <value>)``."""
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "config"
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        lines.append(f"{loc}: {err['msg']}{got}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _read_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {p} does not exist")
+    if p.suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        return tomllib.loads(p.read_text())
+    return json.loads(p.read_text())
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                model_cls: type[BaseModel] = TrainConfig) -> Any:
+    """Build and validate a config from an optional file and nested overrides.
+
+    Raises ConfigError naming each bad field.
+    """
+    raw = _read_file(path) if path else {}
+    raw = _merge(raw, overrides or {})
+    try:
+        return model_cls.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e)) from None

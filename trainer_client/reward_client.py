@@ -1,0 +1,345 @@
+"""A small typed client of the reward service (rewards.v1). Speaks only the proto.
+
+    client = RewardClient("127.0.0.1:50051")
+    client.wait_ready()                                  # RewardServiceUnavailable if not
+    run_id = client.start_run("demo", config={...})
+    stream = client.open_group_stream(run_id, step=1, spec=spec)
+    stream.submit("1-0", samples)                        # as soon as a group is sampled
+    results = stream.collect()                           # {group_id: [SampleScore, ...]}
+
+Exceptions::
+
+    RewardServiceError                 any failure talking to the service
+    ├── RewardServiceUnavailable       not reachable / not SERVING (at start, or after retries)
+    └── RewardCallError                an RPC failed for another reason (bad spec, deadline, ...)
+
+Every unary RPC carries a deadline (`rpc_timeout_s`), a step's stream carries one
+(`stream_timeout_s`), and UNAVAILABLE is retried `max_retries` times with exponential
+back-off; a retried stream re-sends only the groups whose results had not come back.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import grpc
+from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rewards.v1 import rewards_pb2, rewards_pb2_grpc
+
+SERVICE_NAME = "rewards.v1.RewardService"
+
+
+class RewardServiceError(RuntimeError):
+    """Base of every error raised by this client."""
+
+
+class RewardServiceUnavailable(RewardServiceError):
+    """The service cannot be reached, or does not report SERVING."""
+
+
+class RewardCallError(RewardServiceError):
+    """An RPC failed with a status other than UNAVAILABLE (or a stream lost results)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ComponentScore:
+    name: str
+    status: str                 # "OK" | "ABSTAIN" | "TIMEOUT" | "ERROR" | "UNSPECIFIED"
+    reward: float | None        # set only when status == "OK"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SampleScore:
+    """One completion's score: the weighted reward (only when OK) and its components."""
+
+    status: str
+    reward: float | None
+    reason: str = ""
+    components: tuple[ComponentScore, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK"
+
+    def component(self, name: str) -> ComponentScore | None:
+        return next((c for c in self.components if c.name == name), None)
+
+
+def _status_name(value: int) -> str:
+    return rewards_pb2.Status.Name(value).removeprefix("STATUS_")
+
+
+def sample_score_from_proto(r: rewards_pb2.SampleResult) -> SampleScore:
+    comps = tuple(ComponentScore(c.name, _status_name(c.status),
+                                 c.reward if c.HasField("reward") else None, c.reason)
+                  for c in r.components)
+    return SampleScore(_status_name(r.status), r.reward if r.HasField("reward") else None,
+                       r.reason, comps)
+
+
+def make_spec(components: Iterable[Any]) -> rewards_pb2.RewardSpec:
+    """RewardSpec from objects with .name, .weight, .params (e.g. config.RewardComponent)."""
+    refs = []
+    for c in components:
+        params = struct_pb2.Struct()
+        params.update(dict(c.params or {}))
+        refs.append(rewards_pb2.VerifierRef(name=c.name, weight=float(c.weight), weight_set=True,
+                                            params=params))
+    return rewards_pb2.RewardSpec(components=refs)
+
+
+def make_sample(sample_id: str, prompt: str, completion: str, reference: Any,
+                metadata: dict[str, Any] | None = None) -> rewards_pb2.Sample:
+    ref = struct_pb2.Value()
+    if isinstance(reference, str):
+        ref.string_value = reference
+    else:  # objects (tests, rubrics) go as a Struct/ListValue
+        holder = struct_pb2.Struct()
+        holder.update({"v": reference})
+        ref.CopyFrom(holder.fields["v"])
+    md = struct_pb2.Struct()
+    md.update(metadata or {})
+    return rewards_pb2.Sample(id=sample_id, prompt=prompt, completion=completion,
+                              reference=ref, metadata=md)
+
+
+class RewardClient:
+    """Typed wrapper around `RewardServiceStub` with deadlines and retries."""
+
+    def __init__(self, address: str, *, api_key: str | None = None, rpc_timeout_s: float = 30.0,
+                 stream_timeout_s: float = 300.0, max_retries: int = 3,
+                 backoff_s: float = 0.25):
+        self.address = address
+        self.rpc_timeout_s = rpc_timeout_s
+        self.stream_timeout_s = stream_timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {api_key}"),) if api_key else ())
+        self.channel = grpc.insecure_channel(address, options=[
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20)])
+        self.stub = rewards_pb2_grpc.RewardServiceStub(self.channel)
+        self.scores_returned = 0          # SampleResults received, all RPCs together
+        self.components_returned = 0      # ComponentResults received
+        self._count_lock = threading.Lock()
+
+    # --- lifecycle --------------------------------------------------------------------
+    def wait_ready(self, timeout_s: float = 15.0) -> None:
+        """Block until the channel connects and health says SERVING, else raise.
+
+        Raises RewardServiceUnavailable with the address and what was seen.
+        """
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError:
+            raise RewardServiceUnavailable(
+                f"reward service at {self.address} is unreachable (no connection within "
+                f"{timeout_s:.0f} s); start it with `reward-server --port ...` or fix "
+                f"reward.address") from None
+        health = health_pb2_grpc.HealthStub(self.channel)
+        deadline = time.monotonic() + timeout_s
+        status = "UNKNOWN"
+        while time.monotonic() < deadline:
+            try:
+                resp = health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME),
+                                    timeout=min(5.0, self.rpc_timeout_s))
+                status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as e:
+                status = e.code().name
+                if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    return  # no health service: the channel is up, trust it
+            time.sleep(0.1)
+        raise RewardServiceUnavailable(
+            f"reward service at {self.address} is not SERVING (health: {status})")
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "RewardClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- unary RPCs -------------------------------------------------------------------
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        """One unary RPC with deadline; retry UNAVAILABLE with exponential back-off."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return method(request, timeout=self.rpc_timeout_s, metadata=self.metadata)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.max_retries:
+                    time.sleep(self.backoff_s * 2 ** attempt)
+                    continue
+                if e.code() == grpc.StatusCode.UNAVAILABLE:
+                    raise RewardServiceUnavailable(
+                        f"reward service at {self.address} unavailable after "
+                        f"{self.max_retries} retries: {e.details()}") from None
+                raise RewardCallError(f"{getattr(method, '_method', method)!s}: "
+                                      f"{e.code().name}: {e.details()}", e.code()) from None
+        raise AssertionError("unreachable")
+
+    def start_run(self, name: str, config: dict[str, Any] | None = None,
+                  run_id: str = "") -> str:
+        cfg = struct_pb2.Struct()
+        cfg.update(config or {})
+        run = self._call(self.stub.StartRun,
+                         rewards_pb2.StartRunRequest(name=name, config=cfg, run_id=run_id))
+        return run.run_id
+
+    def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if v is not None}
+        self._call(self.stub.LogStep,
+                   rewards_pb2.LogStepRequest(run_id=run_id, step=step, metrics=clean))
+
+    def finish_run(self, run_id: str, state: str = "finished",
+                   summary: dict[str, float] | None = None) -> rewards_pb2.Run:
+        return self._call(self.stub.FinishRun, rewards_pb2.FinishRunRequest(
+            run_id=run_id, state=state, summary={k: float(v) for k, v in (summary or {}).items()}))
+
+    def list_runs(self, limit: int = 0) -> list[rewards_pb2.Run]:
+        return list(self._call(self.stub.ListRuns, rewards_pb2.ListRunsRequest(limit=limit)).runs)
+
+    def query_scores(self, run_id: str, **filters: Any) -> list[rewards_pb2.ScoreRecord]:
+        """Every stored score record of `run_id` (QueryScores is server-streaming)."""
+        req = rewards_pb2.QueryScoresRequest(run_id=run_id, **filters)
+        try:
+            return list(self.stub.QueryScores(req, timeout=self.rpc_timeout_s,
+                                              metadata=self.metadata))
+        except grpc.RpcError as e:
+            raise RewardCallError(f"QueryScores: {e.code().name}: {e.details()}", e.code()) from None
+
+    def score(self, samples: list[rewards_pb2.Sample], spec: rewards_pb2.RewardSpec, *,
+              run_id: str = "", step: int = 0) -> list[SampleScore]:
+        """Score a batch with the unary `Score` RPC; results in request order."""
+        resp = self._call(self.stub.Score, rewards_pb2.ScoreRequest(
+            run_id=run_id, step=step, samples=samples, spec=spec))
+        out = [sample_score_from_proto(r) for r in resp.results]
+        self._count(out)
+        return out
+
+    def _count(self, scores: list[SampleScore]) -> None:
+        with self._count_lock:
+            self.scores_returned += len(scores)
+            self.components_returned += sum(len(s.components) for s in scores)
+
+    # --- the trainer's stream -----------------------------------------------------------
+    def open_group_stream(self, run_id: str, step: int,
+                          spec: rewards_pb2.RewardSpec) -> "GroupStream":
+        return GroupStream(self, run_id, step, spec)
+
+
+_CLOSE = object()
+
+
+class GroupStream:
+    """One step's `ScoreGroups` bidi stream: submit groups as they are sampled, results
+    are consumed by a background thread as the service returns them (in any order).
+    """
+
+    def __init__(self, client: RewardClient, run_id: str, step: int,
+                 spec: rewards_pb2.RewardSpec):
+        self._client, self._run_id, self._step, self._spec = client, run_id, step, spec
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._pending: dict[str, rewards_pb2.GroupRequest] = {}   # sent, no result yet
+        self._results: dict[str, list[SampleScore]] = {}
+        self._arrival: list[str] = []                              # group ids, arrival order
+        self._closed = False
+        self._error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._deadline = time.monotonic() + client.stream_timeout_s
+        self._thread = threading.Thread(target=self._consume, name=f"score-stream-{step}",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, group_id: str, samples: list[rewards_pb2.Sample]) -> None:
+        """Send one group now (non-blocking)."""
+        req = rewards_pb2.GroupRequest(run_id=self._run_id, step=self._step, group_id=group_id,
+                                       samples=samples, spec=self._spec)
+        with self._lock:
+            if self._closed:
+                raise RewardServiceError("submit() after collect()")
+            self._pending[group_id] = req
+            self._queue.put(req)
+
+    def collect(self) -> dict[str, list[SampleScore]]:
+        """Close the request side and wait for every group's results.
+
+        Raises RewardServiceUnavailable / RewardCallError if the stream failed.
+        """
+        with self._lock:
+            self._closed = True
+            self._queue.put(_CLOSE)
+        self._thread.join(timeout=max(0.0, self._deadline - time.monotonic()) + 5.0)
+        if self._error is not None:
+            raise self._error
+        if self._pending:
+            raise RewardCallError(f"ScoreGroups ended without results for groups "
+                                  f"{sorted(self._pending)[:5]}... ({len(self._pending)})")
+        return dict(self._results)
+
+    @property
+    def arrival_order(self) -> list[str]:
+        return list(self._arrival)
+
+    def _requests(self, q: queue.Queue) -> Iterator[rewards_pb2.GroupRequest]:
+        while True:
+            item = q.get()
+            if item is _CLOSE:
+                return
+            yield item
+
+    def _consume(self) -> None:
+        c = self._client
+        attempt = 0
+        q = self._queue
+        while True:
+            remaining = self._deadline - time.monotonic()
+            try:
+                call = c.stub.ScoreGroups(self._requests(q), timeout=max(remaining, 0.001),
+                                          metadata=c.metadata)
+                for res in call:
+                    scores = [sample_score_from_proto(r) for r in res.results]
+                    c._count(scores)
+                    with self._lock:
+                        self._pending.pop(res.group_id, None)
+                        self._results[res.group_id] = scores
+                        self._arrival.append(res.group_id)
+                return
+            except grpc.RpcError as e:
+                code = e.code()
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < c.max_retries:
+                    attempt += 1
+                    time.sleep(c.backoff_s * 2 ** (attempt - 1))
+                    with self._lock:  # new queue: re-send what has no result yet
+                        q.put(_CLOSE)     # ends the failed call's request iterator
+                        q = queue.Queue()
+                        for req in self._pending.values():
+                            q.put(req)
+                        if self._closed:
+                            q.put(_CLOSE)
+                        self._queue = q
+                    continue
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    self._error = RewardServiceUnavailable(
+                        f"ScoreGroups: reward service at {c.address} unavailable after "
+                        f"{c.max_retries} retries: {e.details()}")
+                else:
+                    self._error = RewardCallError(f"ScoreGroups: {code.name}: {e.details()}", code)
+                return
+            except BaseException as e:  # noqa: BLE001 - surfaced by collect()
+                self._error = e
+                return

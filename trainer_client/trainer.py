@@ -1,0 +1,301 @@
+"""The GRPO loop (DESIGN.md §4), flat and commented.
+
+One step:
+  1. sample G completions for each of B prompts (chunk by chunk); each group is sent to
+     the reward service the moment it is sampled, and results stream back meanwhile;
+  2. rewards -> group-relative advantages; non-OK samples are left out (valid=False);
+  3. π_old log-probs (once per batch, only when μ > 1) and π_ref log-probs (β > 0);
+  4. μ optimiser passes of the clipped surrogate + β·KL, in micro-batches;
+  5. metrics to the console and to the service (LogStep); checkpoints every N steps.
+Metrics per step: reward_mean/std, reward/<component> means, zero_spread_frac, kl (k3
+against the reference; only when β > 0, since β = 0 loads no reference model),
+clip_frac, entropy, completion_len_mean, truncated_frac, non_ok_samples, loss,
+grad_norm, lr, generate/score-wait/step times.
+The trainer never imports reward_server: it speaks only the proto (reward_client).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .advantages import group_advantages, zero_spread_fraction
+from .config import TrainConfig
+from .data import Problem, batches, format_prompt, train_heldout_split
+from .evaluation import EvalResult, evaluate
+from .losses import clipped_surrogate, grpo_loss, k3_kl
+from .reward_client import RewardClient, RewardServiceError, make_sample, make_spec
+from .rollout import SamplingParams, cat_rollouts, generate, token_logprobs
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    steps: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    evals: dict[int, EvalResult] = field(default_factory=dict)   # step -> held-out result
+    final_dir: str = ""
+    scores_returned: int = 0
+    components_returned: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_policy(model_id: str, device: torch.device, dtype: str = "auto"):
+    """Any local HF causal-LM directory or hub id -> (model, tokenizer) on `device`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # "auto" = float32: the optimiser updates these weights in place, and lr ~1e-6 steps
+    # vanish in bfloat16 (no separate fp32 master copy here).
+    torch_dtype = torch.float32 if dtype == "auto" else getattr(torch, dtype)
+    tokenizer = AutoTokenizer.from_pretrained(model_id)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype).to(device)
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def prompt_fn_for(cfg: TrainConfig, tokenizer) -> Callable[[Problem], str]:
+    template = cfg.data.prompt_template
+    if template == "auto":
+        template = "chat" if getattr(tokenizer, "chat_template", None) else "plain"
+    return lambda p: format_prompt(p, tokenizer, template)
+
+
+def save_checkpoint(model, tokenizer, path: Path) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    m = mask.to(x.dtype)
+    return float((x * m).sum() / m.sum().clamp(min=1.0))
+
+
+def train(cfg: TrainConfig, *, client: RewardClient | None = None,
+          problems: tuple[list[Problem], list[Problem]] | None = None,
+          progress: bool = True, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Run GRPO as configured. Returns the history, the held-out evals and the run id.
+
+    `client` defaults to a RewardClient on cfg.reward.address (checked ready first);
+    `problems` = (train, heldout) defaults to cfg.data's reasoning-gym split.
+    """
+    from tqdm import tqdm
+
+    say = log or (lambda s: tqdm.write(s, file=sys.stderr))
+    g, s_cfg = cfg.grpo, cfg.sampling
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+
+    # --- the reward service: fail fast and clearly if it is not there -----------------
+    own_client = client is None
+    if client is None:
+        client = RewardClient(cfg.reward.address, api_key=cfg.reward.api_key,
+                              rpc_timeout_s=cfg.reward.rpc_timeout_s,
+                              stream_timeout_s=cfg.reward.stream_timeout_s,
+                              max_retries=cfg.reward.max_retries)
+        client.wait_ready(cfg.reward.connect_timeout_s)
+    spec = make_spec(cfg.reward.components)
+    comp_names = [c.name for c in cfg.reward.components]
+
+    # --- policy, optional frozen reference, optimiser ----------------------------------
+    device = resolve_device(cfg.device)
+    model, tokenizer = load_policy(cfg.model, device, cfg.dtype)
+    model.train()
+    ref_model = None
+    if g.beta > 0:  # β = 0 loads no reference model
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=g.learning_rate,
+                                  weight_decay=g.weight_decay, betas=(0.9, g.adam_beta2))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / (g.warmup_steps + 1)))
+    prompt_fn = prompt_fn_for(cfg, tokenizer)
+    train_set, heldout = problems or train_heldout_split(
+        cfg.data.task, cfg.data.train_size, cfg.data.heldout_size, cfg.seed,
+        **cfg.data.task_config)
+    prompt_batches = batches(train_set, min(g.prompts_per_step, len(train_set)), cfg.seed)
+    sampling = SamplingParams(max_new_tokens=s_cfg.max_new_tokens, temperature=s_cfg.temperature,
+                              top_k=s_cfg.top_k, top_p=s_cfg.top_p,
+                              repetition_penalty=s_cfg.repetition_penalty)
+    G = g.group_size
+    out_dir = Path(cfg.output_dir)
+
+    run_config = cfg.model_dump(mode="json", exclude={"reward": {"api_key"}})
+    run_id = client.start_run(cfg.reward.run_name, config=run_config)
+    result = TrainResult(run_id=run_id, steps=0)
+    say(f"run {run_id}: model {cfg.model} on {device}, {len(train_set)} train / "
+        f"{len(heldout)} held-out prompts, B={g.prompts_per_step} G={G} loss={g.loss_type} "
+        f"β={g.beta} μ={g.num_iterations}")
+
+    def run_eval(step: int) -> None:
+        ev = evaluate(model, tokenizer, heldout, client, spec, run_id=run_id, step=step,
+                      accuracy_component=cfg.reward.accuracy_component, prompt_fn=prompt_fn,
+                      max_new_tokens=s_cfg.max_new_tokens, temperature=s_cfg.eval_temperature,
+                      seed=cfg.seed)
+        result.evals[step] = ev
+        client.log_step(run_id, step, {"heldout_accuracy": ev.accuracy,
+                                       "heldout_non_ok": float(ev.non_ok)})
+        say(f"step {step}: held-out accuracy {ev.accuracy:.3f} ({ev.correct}/{ev.total}, "
+            f"non-OK {ev.non_ok}); e.g. {ev.examples[0][0]!r} -> {ev.examples[0][1]!r}"
+            if ev.examples else f"step {step}: no held-out set")
+
+    state = "failed"
+    try:
+        if heldout:
+            run_eval(0)
+        bar = tqdm(range(1, cfg.steps + 1), desc="grpo", file=sys.stderr, disable=not progress)
+        for step in bar:
+            t0 = time.monotonic()
+            batch = next(prompt_batches)                                   # B problems
+            B = len(batch)
+
+            # 1. Sample G completions per prompt; stream each group as soon as it exists.
+            model.eval()
+            stream = client.open_group_stream(run_id, step, spec)
+            parts = []
+            for c0 in range(0, B, g.generation_chunk_prompts):
+                chunk = batch[c0:c0 + g.generation_chunk_prompts]
+                r = generate(model, tokenizer, [prompt_fn(p) for p in chunk], G, sampling,
+                             seed=cfg.seed * 1_000_003 + step * 1_009 + c0)
+                for j, p in enumerate(chunk):
+                    gid = f"s{step}-g{c0 + j}"
+                    stream.submit(gid, [make_sample(f"{gid}-{k}", p.question, r.texts[j * G + k],
+                                                    p.answer, {"task": cfg.data.task})
+                                        for k in range(G)])
+                parts.append(r)
+            ro = cat_rollouts(parts, tokenizer.pad_token_id)               # N = B*G rows
+            t_gen = time.monotonic()
+            scores = stream.collect()                                      # {group_id: [G]}
+            t_scored = time.monotonic()
+            model.train()
+
+            # 2. Rewards -> advantages. Non-OK samples: valid=False (out of stats and loss).
+            flat = [s for j in range(B) for s in scores[f"s{step}-g{j}"]]  # (B*G,) prompt-major
+            valid = torch.tensor([s.ok for s in flat])                     # (B*G,)
+            rewards = torch.tensor([s.reward if s.ok else float("nan") for s in flat])
+            adv = group_advantages(rewards, G, g.scale, valid=valid, eps=g.adv_eps)
+            mask = ro.completion_mask * valid.long().unsqueeze(1).to(ro.completion_mask.device)
+            adv = adv.to(device)
+            N = B * G
+            num_tokens = float(mask.sum())
+
+            # 3. π_old (only needed when μ > 1: with μ = 1 it equals π_θ.detach()) and π_ref.
+            micro = [slice(i, min(i + g.micro_batch_size, N)) for i in range(0, N, g.micro_batch_size)]
+            old_logp = torch.zeros(mask.shape, device=device) if g.num_iterations > 1 else None
+            ref_logp = torch.zeros(mask.shape, device=device) if ref_model is not None else None
+            with torch.no_grad():
+                for mb in micro:
+                    args = (ro.prompt_ids[mb], ro.prompt_mask[mb], ro.completion_ids[mb],
+                            ro.completion_mask[mb])
+                    if old_logp is not None:
+                        old_logp[mb] = token_logprobs(model, *args, temperature=s_cfg.temperature)[0]
+                    if ref_logp is not None:
+                        ref_logp[mb] = token_logprobs(ref_model, *args,
+                                                      temperature=s_cfg.temperature)[0]
+
+            # 4. μ passes over the batch; each pass accumulates micro-batch gradients and
+            #    takes one optimiser step. Normalisers are the whole batch's (N, num_tokens).
+            ent_sum = kl_sum = clip_sum = loss_sum = 0.0
+            grad_norm = 0.0
+            for it in range(g.num_iterations):
+                clip_sum = 0.0
+                for mb in micro:
+                    logp, ent = token_logprobs(model, ro.prompt_ids[mb], ro.prompt_mask[mb],
+                                               ro.completion_ids[mb], ro.completion_mask[mb],
+                                               temperature=s_cfg.temperature,
+                                               with_entropy=(it == 0))
+                    old = old_logp[mb] if old_logp is not None else logp.detach()
+                    ref = ref_logp[mb] if ref_logp is not None else None
+                    loss = grpo_loss(logp, old, adv[mb], mask[mb], eps_low=g.clip_eps_low,
+                                     eps_high=g.clip_eps_high, beta=g.beta, ref_logp=ref,
+                                     loss_type=g.loss_type,
+                                     max_completion_length=s_cfg.max_new_tokens,
+                                     num_sequences=N, num_tokens=num_tokens)
+                    if g.loss_type == "bnpo":  # bnpo is a per-micro-batch token mean
+                        loss = loss * ((mb.stop - mb.start) / N)
+                    loss.backward()
+                    with torch.no_grad():  # statistics, summed as token counts
+                        m = mask[mb].float()
+                        _, clipped = clipped_surrogate(logp, old, adv[mb], g.clip_eps_low,
+                                                       g.clip_eps_high)
+                        clip_sum += float((clipped.float() * m).sum())
+                        if it == 0:
+                            ent_sum += float((ent * m).sum())
+                            loss_sum += float(loss)
+                            if ref is not None:
+                                kl_sum += float((k3_kl(logp, ref) * m).sum())
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), g.max_grad_norm))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+
+            # 5. Metrics: console + LogStep.
+            ok_rewards = rewards[valid]
+            metrics: dict[str, float] = {
+                "reward_mean": float(ok_rewards.mean()) if ok_rewards.numel() else math.nan,
+                "reward_std": float(ok_rewards.std()) if ok_rewards.numel() > 1 else 0.0,
+                "zero_spread_frac": zero_spread_fraction(rewards, G, valid=valid),
+                "clip_frac": clip_sum / max(num_tokens, 1.0),
+                "entropy": ent_sum / max(num_tokens, 1.0),
+                "completion_len_mean": float(ro.completion_mask.sum(dim=1).float().mean()),
+                "truncated_frac": float(ro.truncated.float().mean()),
+                "non_ok_samples": float((~valid).sum()),
+                "loss": loss_sum,
+                "grad_norm": grad_norm,
+                "lr": scheduler.get_last_lr()[0],
+            }
+            if ref_logp is not None:
+                metrics["kl"] = kl_sum / max(num_tokens, 1.0)
+            for name in comp_names:
+                vals = [c.reward for s in flat if (c := s.component(name)) and c.status == "OK"]
+                metrics[f"reward/{name}"] = sum(vals) / len(vals) if vals else math.nan
+            metrics["generate_time_s"] = t_gen - t0
+            metrics["score_wait_time_s"] = t_scored - t_gen     # scoring not hidden by generation
+            metrics["step_time_s"] = time.monotonic() - t0
+            client.log_step(run_id, step, {k: v for k, v in metrics.items() if not math.isnan(v)})
+            result.history.append({"step": step, **metrics})
+            result.steps = step
+            bar.set_postfix(r=f"{metrics['reward_mean']:.3f}", kl=f"{metrics.get('kl', 0):.4f}",
+                            len=f"{metrics['completion_len_mean']:.1f}")
+            say(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+            if cfg.save_every and step % cfg.save_every == 0:
+                save_checkpoint(model, tokenizer, out_dir / f"checkpoint-{step}")
+            if heldout and cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+                run_eval(step)
+        if heldout:
+            run_eval(cfg.steps)
+        result.final_dir = save_checkpoint(model, tokenizer, out_dir / "final")
+        state = "finished"
+    finally:
+        summary = {"steps": float(result.steps)}
+        if result.evals:
+            first, last = min(result.evals), max(result.evals)
+            summary.update(heldout_accuracy_before=result.evals[first].accuracy,
+                           heldout_accuracy_after=result.evals[last].accuracy)
+        try:
+            client.finish_run(run_id, state, summary)
+        except RewardServiceError:
+            if state == "finished":
+                raise            # otherwise keep the original error, not this one
+        finally:
+            result.scores_returned = client.scores_returned
+            result.components_returned = client.components_returned
+            if own_client:
+                client.close()
+    return result
