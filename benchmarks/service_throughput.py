@@ -97,7 +97,9 @@ def main() -> None:
 
     n = args.groups * args.group_size
     with tempfile.TemporaryDirectory() as tmp:
-        srv = start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp}/bench.db", workers=args.workers))
+        # The result cache is off: the workload repeats completions, and the point is the verifiers.
+        srv = start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp}/bench.db", workers=args.workers,
+                                        cache_ttl_s=0))
         print(f"{n} samples per verifier, groups of {args.group_size}, {args.streams} streams, "
               f"{args.workers} pool workers, SQLite store")
         print(f"{'verifier':<8} {'in-process/s':>13} {'service/s':>10} {'group p50 ms':>13} {'group p99 ms':>13} "
