@@ -120,3 +120,24 @@ def test_server_stays_healthy_while_the_judge_hangs_and_the_breaker_opens(channe
     (r,) = rpc.Score(pb.ScoreRequest(samples=[sample()], spec=slow_spec)).results
     assert r.status == pb.STATUS_ERROR and "circuit open" in r.reason
     assert judge_stub.requests == sent and time.perf_counter() - t0 < 0.5
+
+
+def test_mixed_spec_format_gate_math_and_judge_stores_every_component(channel, judge_stub):
+    """The R1 hybrid: a format gate, rule-based correctness and a judge, end to end."""
+    rpc = pb_grpc.RewardServiceStub(channel)
+    spec = pb.RewardSpec(components=[pb.VerifierRef(name="format", weight=0, weight_set=True, gate=True),
+                                     pb.VerifierRef(name="math", weight=0.7), judge_ref(judge_stub, 0.3)])
+    run = rpc.StartRun(pb.StartRunRequest(name="hybrid"))
+    group = [sample(GOOD, "right"), sample("<think>2+2=5</think><answer>5</answer>", "wrong"),
+             sample("4", "unformatted")]
+    (res,) = list(rpc.ScoreGroups(iter([pb.GroupRequest(run_id=run.run_id, step=7, group_id="g", spec=spec,
+                                                         samples=group)])))
+    by_id = {r.id: r for r in res.results}
+    assert by_id["right"].reward == pytest.approx(0.7 + 0.3 * 6 / 9)   # judge 7 on [1, 10]
+    assert by_id["wrong"].reward == pytest.approx(0.3 * 6 / 9)          # math 0, the judge still counts
+    assert by_id["unformatted"].reward == 0.0 and "gate format" in by_id["unformatted"].reason
+    rows = list(rpc.QueryScores(pb.QueryScoresRequest(run_id=run.run_id)))
+    assert len(rows) == 9 and {r.step for r in rows} == {7}
+    assert sorted((r.sample_id, r.verifier) for r in rows) == sorted(
+        (s, v) for s in ("right", "wrong", "unformatted") for v in ("format", "math", "judge"))
+    assert all(r.gate == (r.verifier == "format") for r in rows)
