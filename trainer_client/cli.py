@@ -1,6 +1,8 @@
 """`grpo-train`: GRPO against the reward service.
 
     grpo-train train --model DIR_OR_HUB_ID --reward-address HOST:PORT [--config FILE] [...]
+    grpo-train train ... --resume OUTPUT_DIR/checkpoint-N     (continue a run bit-for-bit)
+    grpo-train eval --model DIR --reward-address HOST:PORT --num-samples 8 --k 1,4
     grpo-train demo [--seed N] [--model HUB_ID] [--output-dir DIR]
 
 `train` flags override the config file, which overrides the defaults (trainer_client.config).
@@ -40,7 +42,18 @@ TRAIN_FLAGS: dict[str, tuple[str, type]] = {
     "--num-iterations": ("grpo.num_iterations", int),
     "--lr": ("grpo.learning_rate", float),
     "--micro-batch-size": ("grpo.micro_batch_size", int),
+    "--importance-sampling-level": ("grpo.importance_sampling_level", str),
+    "--max-extra-draws": ("grpo.max_extra_draws", int),
+    "--overlong-cache-len": ("grpo.overlong_cache_len", int),
+    "--ref-refresh-every": ("grpo.ref_refresh_every", int),
+    "--lora-r": ("grpo.lora_r", int),
+    "--lora-alpha": ("grpo.lora_alpha", int),
+    "--lora-dropout": ("grpo.lora_dropout", float),
     "--reward-address": ("reward.address", str),
+    "--tls-ca": ("reward.tls_ca", str),
+    "--outage-timeout-s": ("reward.outage_timeout_s", float),
+    "--num-samples": ("eval.num_samples", int),
+    "--eval-temperature": ("eval.temperature", float),
     "--run-name": ("reward.run_name", str),
     "--task": ("data.task", str),
     "--train-size": ("data.train_size", int),
@@ -68,6 +81,8 @@ def _train(args: argparse.Namespace) -> int:
             _set(overrides, path, value)
     if args.task_config:
         _set(overrides, "data.task_config", json.loads(args.task_config))
+    if getattr(args, "k", None):
+        _set(overrides, "eval.ks", [int(k) for k in args.k.split(",")])
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as e:
@@ -77,7 +92,12 @@ def _train(args: argparse.Namespace) -> int:
 
     hf_logging.disable_progress_bar()
     try:
-        result = train(cfg, progress=not args.quiet)
+        if args.command == "eval":
+            from .passk import evaluate_model
+
+            print(json.dumps(evaluate_model(cfg)), flush=True)
+            return 0
+        result = train(cfg, progress=not args.quiet, resume=args.resume)
     except RewardServiceError as e:
         print(f"grpo-train: {e}", file=sys.stderr)
         return 3
@@ -105,7 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
         tr.add_argument(flag, type=typ, default=None, help=f"config {path}")
     tr.add_argument("--task-config", help="JSON object of reasoning-gym dataset options")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("--resume", help="checkpoint-N directory (or output dir: its latest) to "
+                                     "continue from; use the same config")
+    tr.add_argument("--k", help="comma-separated k of held-out pass@k, e.g. 1,4")
     tr.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="held-out pass@1 / pass@k of a model through the service")
+    ev.add_argument("--config", help="JSON or TOML file with TrainConfig fields")
+    for flag, (path, typ) in TRAIN_FLAGS.items():
+        ev.add_argument(flag, type=typ, default=None, help=f"config {path}")
+    ev.add_argument("--task-config", help="JSON object of reasoning-gym dataset options")
+    ev.add_argument("--k", help="comma-separated k of pass@k, e.g. 1,4 (each <= --num-samples)")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=_train)
 
     from .demo import HUB, TINY, DemoSettings
     d = DemoSettings()

@@ -55,6 +55,27 @@ class GRPOConfig(_Model):
     generation_chunk_prompts: int = Field(
         4, ge=1, description="prompts per generate() call; each chunk's groups are streamed "
                              "to the reward service while the next chunk is generated")
+    # --- variants (trainer_client/variants.py; DAPO arXiv:2503.14476, GSPO arXiv:2507.18071)
+    importance_sampling_level: Literal["token", "sequence"] = Field(
+        "token", description="sequence = GSPO's length-normalised sequence ratio; pair it "
+                             "with clip_eps_low=3e-4, clip_eps_high=4e-4 and loss_type=grpo")
+    dynamic_sampling: bool = Field(False, description="DAPO: drop groups whose rewards are all "
+                                                      "equal and draw more prompts")
+    max_extra_draws: int = Field(3, ge=0, description="cap on extra prompt batches per step")
+    mask_truncated_completions: bool = Field(False, description="DAPO overlong filtering: "
+                                                                "no loss on truncated completions")
+    overlong_cache_len: int = Field(0, ge=0, description="DAPO L_cache; 0 = no soft punishment")
+    overlong_penalty_factor: float = Field(1.0, ge=0.0)
+    ref_refresh_every: int = Field(0, ge=0, description="copy policy into reference every N "
+                                                        "steps; 0 = never")
+    gradient_checkpointing: bool = False
+    bf16_autocast: bool = Field(False, description="bf16 autocast of forward passes on CUDA; "
+                                                   "ignored on CPU")
+    lora_r: int = Field(0, ge=0, description="LoRA rank; 0 = full fine-tuning")
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | str = Field("all-linear")
+    lora_save_merged: bool = Field(False, description="save merged weights instead of adapters")
 
 
 class RewardComponent(_Model):
@@ -78,6 +99,12 @@ class RewardConfig(_Model):
     rpc_timeout_s: float = Field(30.0, gt=0.0)
     stream_timeout_s: float = Field(300.0, gt=0.0, description="deadline of one step's stream")
     max_retries: int = Field(3, ge=0, description="retries on UNAVAILABLE")
+    outage_timeout_s: float = Field(
+        120.0, ge=0.0, description="keep retrying UNAVAILABLE (backoff capped at 5 s) this long "
+                                   "before failing; a step's stream also stops at its deadline")
+    tls_ca: str | None = Field(default_factory=lambda: os.environ.get("REWARD_TLS_CA") or None,
+                               description="PEM CA file: TLS channel (api_key as call "
+                                           "credentials); None = insecure channel")
     run_name: str = "grpo"
 
     @field_validator("address")
@@ -102,6 +129,21 @@ class DataConfig(_Model):
         "auto", description="auto = chat when the tokenizer has a chat template")
 
 
+class EvalConfig(_Model):
+    """Held-out pass@k (trainer_client/passk.py): n samples per prompt, unbiased estimator."""
+
+    num_samples: int = Field(1, ge=1, description="n completions per held-out prompt")
+    ks: list[int] = Field(default_factory=lambda: [1], min_length=1, description="k of pass@k")
+    temperature: float = Field(1.0, gt=0.0, description="sampling temperature when n > 1")
+
+    @model_validator(mode="after")
+    def _ks(self) -> "EvalConfig":
+        bad = [k for k in self.ks if not 1 <= k <= self.num_samples]
+        if bad:
+            raise ValueError(f"eval.ks {bad} must lie in 1..eval.num_samples ({self.num_samples})")
+        return self
+
+
 class TrainConfig(_Model):
     """Everything `grpo-train train` needs."""
 
@@ -118,6 +160,8 @@ class TrainConfig(_Model):
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    monitors: bool = Field(True, description="run-health monitors (trainer_client/monitors.py)")
 
     @field_validator("device")
     @classmethod
@@ -128,6 +172,9 @@ class TrainConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
+        if self.grpo.overlong_cache_len > self.sampling.max_new_tokens:
+            raise ValueError(f"grpo.overlong_cache_len {self.grpo.overlong_cache_len} exceeds "
+                             f"sampling.max_new_tokens {self.sampling.max_new_tokens}")
         names = [c.name for c in self.reward.components]
         if self.reward.accuracy_component not in names:
             raise ValueError(f"reward.accuracy_component {self.reward.accuracy_component!r} "

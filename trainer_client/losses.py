@@ -106,13 +106,18 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tens
               mask: torch.Tensor, *, eps_low: float, eps_high: float, beta: float = 0.0,
               ref_logp: torch.Tensor | None = None, loss_type: LossType = "grpo",
               max_completion_length: int, num_sequences: int | None = None,
-              num_tokens: float | None = None) -> torch.Tensor:
+              num_tokens: float | None = None,
+              importance_sampling_level: str = "token") -> torch.Tensor:
     """The full objective: aggregate(−min(w·A, clip(w)·A) + β·k3(π_θ, π_ref)).
 
     logp, old_logp, ref_logp, mask: (N, L); advantages: (N,). ref_logp is required
-    when beta > 0. Returns a scalar to minimise.
+    when beta > 0. importance_sampling_level "sequence" uses GSPO's sequence ratio
+    (arXiv:2507.18071; see variants.importance_log_ratio). Returns a scalar to minimise.
     """
-    per_token, _ = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
+    from .variants import importance_log_ratio
+
+    log_w = importance_log_ratio(logp, old_logp, mask, importance_sampling_level)  # (N, L)
+    per_token, _ = clipped_surrogate(log_w, torch.zeros_like(log_w), advantages, eps_low, eps_high)
     if beta != 0.0:
         if ref_logp is None:
             raise ValueError("beta > 0 needs ref_logp (the frozen reference model's log-probs)")

@@ -14,14 +14,21 @@ Exceptions::
     └── RewardCallError                an RPC failed for another reason (bad spec, deadline, ...)
 
 Every unary RPC carries a deadline (`rpc_timeout_s`), a step's stream carries one
-(`stream_timeout_s`), and UNAVAILABLE is retried `max_retries` times with exponential
-back-off; a retried stream re-sends only the groups whose results had not come back.
+(`stream_timeout_s`), and UNAVAILABLE is retried with exponential back-off (capped at
+`max_backoff_s`) at least `max_retries` times and, with `outage_timeout_s` > 0, for that
+long after the first failure (a stream: until its own deadline at the latest), so a
+restarted service is picked up again; a retried stream re-sends only the groups whose
+results had not come back, and a group's result that arrives twice is counted once.
+
+`tls_ca` (a PEM CA file) makes the channel TLS; the API key then travels as call
+credentials (`authorization: Bearer <key>`), otherwise as plain metadata.
 """
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -117,17 +124,31 @@ class RewardClient:
 
     def __init__(self, address: str, *, api_key: str | None = None, rpc_timeout_s: float = 30.0,
                  stream_timeout_s: float = 300.0, max_retries: int = 3,
-                 backoff_s: float = 0.25):
+                 backoff_s: float = 0.25, outage_timeout_s: float = 0.0,
+                 max_backoff_s: float = 5.0, tls_ca: str | Path | None = None):
         self.address = address
         self.rpc_timeout_s = rpc_timeout_s
         self.stream_timeout_s = stream_timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self.metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {api_key}"),) if api_key else ())
-        self.channel = grpc.insecure_channel(address, options=[
-            ("grpc.max_receive_message_length", 64 << 20),
-            ("grpc.max_send_message_length", 64 << 20)])
+        self.outage_timeout_s = outage_timeout_s
+        self.max_backoff_s = max_backoff_s
+        options = [("grpc.max_receive_message_length", 64 << 20),
+                   ("grpc.max_send_message_length", 64 << 20),
+                   # reconnect soon after a restarted service comes back (default: up to 120 s)
+                   ("grpc.initial_reconnect_backoff_ms", 200),
+                   ("grpc.min_reconnect_backoff_ms", 200),
+                   ("grpc.max_reconnect_backoff_ms", int(max_backoff_s * 1000))]
+        if tls_ca:
+            creds = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+            if api_key:
+                creds = grpc.composite_channel_credentials(
+                    creds, grpc.access_token_call_credentials(api_key))
+            self.metadata: tuple[tuple[str, str], ...] = ()
+            self.channel = grpc.secure_channel(address, creds, options=options)
+        else:
+            self.metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+            self.channel = grpc.insecure_channel(address, options=options)
         self.stub = rewards_pb2_grpc.RewardServiceStub(self.channel)
         self.scores_returned = 0          # SampleResults received, all RPCs together
         self.components_returned = 0      # ComponentResults received
@@ -173,23 +194,38 @@ class RewardClient:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    # --- retry policy -----------------------------------------------------------------
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (0-based): exponential, capped."""
+        return min(self.backoff_s * 2 ** attempt, self.max_backoff_s)
+
+    def may_retry(self, attempt: int, first_failure: float, deadline: float = float("inf")) -> bool:
+        """Retry UNAVAILABLE? At least max_retries times, then while the outage is shorter
+        than outage_timeout_s; never past `deadline` (time.monotonic())."""
+        now = time.monotonic()
+        if now + self.backoff(attempt) >= deadline:
+            return False
+        return attempt < self.max_retries or now - first_failure < self.outage_timeout_s
+
     # --- unary RPCs -------------------------------------------------------------------
     def _call(self, method: Callable[..., Any], request: Any) -> Any:
         """One unary RPC with deadline; retry UNAVAILABLE with exponential back-off."""
-        for attempt in range(self.max_retries + 1):
+        attempt, first_failure = 0, 0.0
+        while True:
             try:
                 return method(request, timeout=self.rpc_timeout_s, metadata=self.metadata)
             except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.max_retries:
-                    time.sleep(self.backoff_s * 2 ** attempt)
-                    continue
                 if e.code() == grpc.StatusCode.UNAVAILABLE:
+                    first_failure = first_failure or time.monotonic()
+                    if self.may_retry(attempt, first_failure):
+                        time.sleep(self.backoff(attempt))
+                        attempt += 1
+                        continue
                     raise RewardServiceUnavailable(
-                        f"reward service at {self.address} unavailable after "
-                        f"{self.max_retries} retries: {e.details()}") from None
+                        f"reward service at {self.address} unavailable after {attempt} retries "
+                        f"({time.monotonic() - first_failure:.0f} s): {e.details()}") from None
                 raise RewardCallError(f"{getattr(method, '_method', method)!s}: "
                                       f"{e.code().name}: {e.details()}", e.code()) from None
-        raise AssertionError("unreachable")
 
     def start_run(self, name: str, config: dict[str, Any] | None = None,
                   run_id: str = "") -> str:
@@ -304,7 +340,7 @@ class GroupStream:
 
     def _consume(self) -> None:
         c = self._client
-        attempt = 0
+        attempt, first_failure = 0, 0.0
         q = self._queue
         while True:
             remaining = self._deadline - time.monotonic()
@@ -313,17 +349,22 @@ class GroupStream:
                                           metadata=c.metadata)
                 for res in call:
                     scores = [sample_score_from_proto(r) for r in res.results]
-                    c._count(scores)
                     with self._lock:
+                        if res.group_id in self._results:   # a re-sent group answered twice
+                            continue
+                        c._count(scores)
                         self._pending.pop(res.group_id, None)
                         self._results[res.group_id] = scores
                         self._arrival.append(res.group_id)
                 return
             except grpc.RpcError as e:
                 code = e.code()
-                if code == grpc.StatusCode.UNAVAILABLE and attempt < c.max_retries:
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    first_failure = first_failure or time.monotonic()
+                if code == grpc.StatusCode.UNAVAILABLE and c.may_retry(attempt, first_failure,
+                                                                        self._deadline):
+                    time.sleep(c.backoff(attempt))
                     attempt += 1
-                    time.sleep(c.backoff_s * 2 ** (attempt - 1))
                     with self._lock:  # new queue: re-send what has no result yet
                         q.put(_CLOSE)     # ends the failed call's request iterator
                         q = queue.Queue()
@@ -335,8 +376,10 @@ class GroupStream:
                     continue
                 if code == grpc.StatusCode.UNAVAILABLE:
                     self._error = RewardServiceUnavailable(
-                        f"ScoreGroups: reward service at {c.address} unavailable after "
-                        f"{c.max_retries} retries: {e.details()}")
+                        f"ScoreGroups (step {self._step}): reward service at {c.address} "
+                        f"unavailable after {attempt} retries over "
+                        f"{time.monotonic() - first_failure:.0f} s; {len(self._pending)} "
+                        f"group(s) unscored: {e.details()}")
                 else:
                     self._error = RewardCallError(f"ScoreGroups: {code.name}: {e.details()}", code)
                 return

@@ -134,3 +134,11 @@ def cat_rollouts(parts: list[Rollout], pad_token_id: int) -> Rollout:
         texts=[t for r in parts for t in r.texts],
         truncated=torch.cat([r.truncated for r in parts]),
     )
+
+
+def select_rows(r: Rollout, rows: torch.Tensor) -> Rollout:
+    """The rollout restricted to sequence indices `rows` (k,), in that order."""
+    idx = rows.to(r.completion_ids.device)
+    return Rollout(r.prompt_ids[idx], r.prompt_mask[idx], r.completion_ids[idx],
+                   r.completion_mask[idx], [r.texts[i] for i in rows.tolist()],
+                   r.truncated[idx])

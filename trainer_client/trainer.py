@@ -15,7 +15,7 @@ The trainer never imports reward_server: it speaks only the proto (reward_client
 """
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 import sys
 import time
@@ -26,10 +26,18 @@ from typing import Callable
 import torch
 
 from .advantages import group_advantages, zero_spread_fraction
+from . import distributed
+from .checkpoint import (CountingIterator, capture_rng, load_checkpoint, restore_rng,
+                         save_checkpoint as save_resumable)
+from .monitors import check as check_monitors
+from .passk import evaluate_pass_at_k
 from .config import TrainConfig
 from .data import Problem, batches, format_prompt, train_heldout_split
 from .evaluation import EvalResult, evaluate
 from .losses import clipped_surrogate, grpo_loss, k3_kl
+from .lora import Reference, apply_lora, save_model
+from .variants import (dynamic_fill, format_bytes, importance_log_ratio,
+                       memory_estimate_bytes, soft_overlong_penalty)
 from .reward_client import RewardClient, RewardServiceError, make_sample, make_spec
 from .rollout import SamplingParams, cat_rollouts, generate, token_logprobs
 
@@ -88,11 +96,19 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
 
 def train(cfg: TrainConfig, *, client: RewardClient | None = None,
           problems: tuple[list[Problem], list[Problem]] | None = None,
-          progress: bool = True, log: Callable[[str], None] | None = None) -> TrainResult:
+          progress: bool = True, log: Callable[[str], None] | None = None,
+          resume: str | None = None,
+          on_step: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
     """Run GRPO as configured. Returns the history, the held-out evals and the run id.
 
     `client` defaults to a RewardClient on cfg.reward.address (checked ready first);
     `problems` = (train, heldout) defaults to cfg.data's reasoning-gym split.
+    `resume`: a checkpoint-N directory (or an output dir: its latest) to continue from,
+    bit-for-bit on CPU, under the same run id (trainer_client/checkpoint.py). If the
+    service stays unreachable past the deadlines, a resumable checkpoint of the last
+    completed step is written and RewardServiceError names it.
+    Under `torchrun` the run is data-parallel (trainer_client/distributed.py).
+    `on_step(step, model)` is called after each step's update (tests, tools).
     """
     from tqdm import tqdm
 
@@ -108,19 +124,33 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         client = RewardClient(cfg.reward.address, api_key=cfg.reward.api_key,
                               rpc_timeout_s=cfg.reward.rpc_timeout_s,
                               stream_timeout_s=cfg.reward.stream_timeout_s,
-                              max_retries=cfg.reward.max_retries)
+                              max_retries=cfg.reward.max_retries,
+                              outage_timeout_s=cfg.reward.outage_timeout_s,
+                              tls_ca=cfg.reward.tls_ca)
         client.wait_ready(cfg.reward.connect_timeout_s)
     spec = make_spec(cfg.reward.components)
     comp_names = [c.name for c in cfg.reward.components]
 
     # --- policy, optional frozen reference, optimiser ----------------------------------
     device = resolve_device(cfg.device)
+    dd = distributed.init(device)      # torchrun: rank / world size; otherwise rank 0 of 1
     model, tokenizer = load_policy(cfg.model, device, cfg.dtype)
+    if g.gradient_checkpointing:
+        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
+    if g.lora_r > 0:  # only the adapters train; π_ref = the base with adapters disabled
+        model = apply_lora(model, r=g.lora_r, alpha=g.lora_alpha, dropout=g.lora_dropout,
+                           target_modules=g.lora_target_modules)
     model.train()
-    ref_model = None
-    if g.beta > 0:  # β = 0 loads no reference model
-        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=g.learning_rate,
+    # β = 0 loads no reference model; LoRA's reference shares the base weights.
+    ref_model = Reference(model) if g.beta > 0 else None
+    mem = memory_estimate_bytes(model, reference=ref_model.kind if ref_model else "none")
+    say("memory estimate (weights, no activations): " + ", ".join(
+        f"{k} {format_bytes(v)}" for k, v in mem.items()))
+    # bf16 autocast of the forward passes on CUDA only; the CPU path is unchanged.
+    amp = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16))
+           if g.bf16_autocast and device.type == "cuda" else contextlib.nullcontext)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=g.learning_rate,
                                   weight_decay=g.weight_decay, betas=(0.9, g.adam_beta2))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / (g.warmup_steps + 1)))
@@ -128,85 +158,157 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     train_set, heldout = problems or train_heldout_split(
         cfg.data.task, cfg.data.train_size, cfg.data.heldout_size, cfg.seed,
         **cfg.data.task_config)
-    prompt_batches = batches(train_set, min(g.prompts_per_step, len(train_set)), cfg.seed)
+    prompt_batches = CountingIterator(
+        batches(train_set, min(g.prompts_per_step, len(train_set)), cfg.seed))
     sampling = SamplingParams(max_new_tokens=s_cfg.max_new_tokens, temperature=s_cfg.temperature,
                               top_k=s_cfg.top_k, top_p=s_cfg.top_p,
                               repetition_penalty=s_cfg.repetition_penalty)
     G = g.group_size
     out_dir = Path(cfg.output_dir)
 
+    start_step, resumed_run_id = 0, ""
+    mon_history: list[dict[str, float]] = []     # the monitors' view, kept across resumes
+    if resume:  # after every random init above; the RNG states come back last
+        st = load_checkpoint(resume, model)
+        optimizer.load_state_dict(st.optimizer)
+        if st.scheduler is not None:
+            scheduler.load_state_dict(st.scheduler)
+        prompt_batches.skip(st.batches_consumed)
+        restore_rng(st.rng)
+        start_step, resumed_run_id = st.step, st.run_id
+        mon_history = list(st.extra.get("history", []))
+        say(f"resumed from {resume} at step {start_step} (run {resumed_run_id})")
+    # the state after the last completed step: what a checkpoint on failure holds
+    done = {"step": start_step, "rng": capture_rng(), "batches": prompt_batches.consumed}
+
+    fwd = distributed.wrap(model, dd, device)   # DDP for the gradient passes (or the model)
+
+    def checkpoint(step: int, rng=None, batches_consumed: int | None = None) -> str:
+        if not dd.is_main:                      # rank 0 alone writes checkpoints
+            return str(out_dir / f"checkpoint-{step}")
+        return save_resumable(out_dir / f"checkpoint-{step}", model, tokenizer, optimizer,
+                              scheduler, step=step, run_id=run_id, rng=rng,
+                              extra={"history": [h for h in mon_history if h["step"] <= step]},
+                              batches_consumed=(prompt_batches.consumed
+                                                if batches_consumed is None else batches_consumed))
+
     run_config = cfg.model_dump(mode="json", exclude={"reward": {"api_key"}})
-    run_id = client.start_run(cfg.reward.run_name, config=run_config)
+    run_id = distributed.broadcast_object(
+        client.start_run(cfg.reward.run_name, config=run_config, run_id=resumed_run_id)
+        if dd.is_main else None, dd)
     result = TrainResult(run_id=run_id, steps=0)
     say(f"run {run_id}: model {cfg.model} on {device}, {len(train_set)} train / "
         f"{len(heldout)} held-out prompts, B={g.prompts_per_step} G={G} loss={g.loss_type} "
         f"β={g.beta} μ={g.num_iterations}")
 
     def run_eval(step: int) -> None:
+        if not dd.is_main:                      # rank 0 alone evaluates and logs
+            return
         ev = evaluate(model, tokenizer, heldout, client, spec, run_id=run_id, step=step,
                       accuracy_component=cfg.reward.accuracy_component, prompt_fn=prompt_fn,
                       max_new_tokens=s_cfg.max_new_tokens, temperature=s_cfg.eval_temperature,
                       seed=cfg.seed)
         result.evals[step] = ev
-        client.log_step(run_id, step, {"heldout_accuracy": ev.accuracy,
-                                       "heldout_non_ok": float(ev.non_ok)})
+        ev_metrics = {"heldout_accuracy": ev.accuracy, "heldout_non_ok": float(ev.non_ok),
+                      "eval/pass@1": ev.accuracy}
+        if cfg.eval.num_samples > 1:  # sampled pass@k (unbiased estimator) replaces greedy pass@1
+            pk = evaluate_pass_at_k(
+                model, tokenizer, heldout, client, spec, run_id=run_id, step=step,
+                accuracy_component=cfg.reward.accuracy_component, prompt_fn=prompt_fn,
+                max_new_tokens=s_cfg.max_new_tokens, num_samples=cfg.eval.num_samples,
+                ks=cfg.eval.ks, temperature=cfg.eval.temperature, seed=cfg.seed + 17)
+            ev_metrics.update(pk.metrics())
+            say(f"step {step}: " + " ".join(f"{k}={v:.3f}" for k, v in pk.metrics().items()))
+        client.log_step(run_id, step, ev_metrics)
         say(f"step {step}: held-out accuracy {ev.accuracy:.3f} ({ev.correct}/{ev.total}, "
             f"non-OK {ev.non_ok}); e.g. {ev.examples[0][0]!r} -> {ev.examples[0][1]!r}"
             if ev.examples else f"step {step}: no held-out set")
 
     state = "failed"
     try:
-        if heldout:
+        if heldout and start_step == 0:
             run_eval(0)
-        bar = tqdm(range(1, cfg.steps + 1), desc="grpo", file=sys.stderr, disable=not progress)
+        bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="grpo", file=sys.stderr,
+                   disable=not progress)
         for step in bar:
             t0 = time.monotonic()
-            batch = next(prompt_batches)                                   # B problems
-            B = len(batch)
+            t_gen = t_scored = 0.0
 
-            # 1. Sample G completions per prompt; stream each group as soon as it exists.
-            model.eval()
-            stream = client.open_group_stream(run_id, step, spec)
-            parts = []
-            for c0 in range(0, B, g.generation_chunk_prompts):
-                chunk = batch[c0:c0 + g.generation_chunk_prompts]
-                r = generate(model, tokenizer, [prompt_fn(p) for p in chunk], G, sampling,
-                             seed=cfg.seed * 1_000_003 + step * 1_009 + c0)
-                for j, p in enumerate(chunk):
-                    gid = f"s{step}-g{c0 + j}"
-                    stream.submit(gid, [make_sample(f"{gid}-{k}", p.question, r.texts[j * G + k],
-                                                    p.answer, {"task": cfg.data.task})
-                                        for k in range(G)])
-                parts.append(r)
-            ro = cat_rollouts(parts, tokenizer.pad_token_id)               # N = B*G rows
-            t_gen = time.monotonic()
-            scores = stream.collect()                                      # {group_id: [G]}
-            t_scored = time.monotonic()
-            model.train()
+            def draw(d: int):
+                """Sample and score one prompt batch (d > 0: DAPO's extra draws)."""
+                nonlocal t_gen, t_scored
+                batch = distributed.shard(next(prompt_batches), dd)      # B (this rank's) problems
+                B = len(batch)
+                tag = f"s{step}" if d == 0 else f"s{step}-x{d}"
+                if dd.enabled:                  # a group never straddles ranks
+                    tag = f"r{dd.rank}-{tag}"
+                # 1. Sample G completions per prompt; stream each group as soon as it exists.
+                model.eval()
+                stream = client.open_group_stream(run_id, step, spec)
+                parts = []
+                for c0 in range(0, B, g.generation_chunk_prompts):
+                    chunk = batch[c0:c0 + g.generation_chunk_prompts]
+                    r = generate(model, tokenizer, [prompt_fn(p) for p in chunk], G, sampling,
+                                 seed=cfg.seed * 1_000_003 + step * 1_009 + c0 + d * 7_919
+                                 + dd.rank * 104_729)
+                    for j, p in enumerate(chunk):
+                        gid = f"{tag}-g{c0 + j}"
+                        stream.submit(gid, [make_sample(f"{gid}-{k}", p.question,
+                                                        r.texts[j * G + k], p.answer,
+                                                        {"task": cfg.data.task})
+                                            for k in range(G)])
+                    parts.append(r)
+                ro = cat_rollouts(parts, tokenizer.pad_token_id)           # N = B*G rows
+                t1 = time.monotonic()
+                scores = stream.collect()                                  # {group_id: [G]}
+                t_gen += t1 - t0 if d == 0 else 0.0
+                t_scored += time.monotonic() - t1
+                model.train()
+                # 2. Rewards. Non-OK samples: valid=False (out of stats and loss).
+                flat = [s for j in range(B) for s in scores[f"{tag}-g{j}"]]  # (B*G,) prompt-major
+                valid = torch.tensor([s.ok for s in flat])                 # (B*G,)
+                rewards = torch.tensor([s.reward if s.ok else float("nan") for s in flat])
+                if g.overlong_cache_len:  # DAPO eq. 13, added to the reward
+                    rewards = rewards + soft_overlong_penalty(
+                        ro.completion_mask.sum(dim=1).cpu(), s_cfg.max_new_tokens,
+                        g.overlong_cache_len, g.overlong_penalty_factor)
+                return ro, flat, rewards, valid
 
-            # 2. Rewards -> advantages. Non-OK samples: valid=False (out of stats and loss).
-            flat = [s for j in range(B) for s in scores[f"s{step}-g{j}"]]  # (B*G,) prompt-major
-            valid = torch.tensor([s.ok for s in flat])                     # (B*G,)
-            rewards = torch.tensor([s.reward if s.ok else float("nan") for s in flat])
+            ds_stats: dict[str, float] = {}
+            if g.dynamic_sampling:
+                kept, ds_stats = dynamic_fill(draw, g.prompts_per_step, G, g.max_extra_draws)
+                ro = cat_rollouts([k[0] for k in kept], tokenizer.pad_token_id)
+                flat = [s for k in kept for s in k[1]]
+                rewards = torch.cat([k[2] for k in kept])
+                valid = torch.cat([k[3] for k in kept])
+            else:
+                ro, flat, rewards, valid = draw(0)
+            B = len(flat) // G
+            t_gen, t_scored = t0 + t_gen, t0 + t_gen + t_scored
+
             adv = group_advantages(rewards, G, g.scale, valid=valid, eps=g.adv_eps)
             mask = ro.completion_mask * valid.long().unsqueeze(1).to(ro.completion_mask.device)
+            if g.mask_truncated_completions:  # DAPO overlong filtering: no loss when cut off
+                mask = mask * (~ro.truncated).long().unsqueeze(1).to(mask.device)
             adv = adv.to(device)
             N = B * G
-            num_tokens = float(mask.sum())
+            # DDP averages gradients over ranks: a global token count / W as the normaliser
+            num_tokens = distributed.all_reduce_sum(float(mask.sum()), dd) / dd.world_size
 
             # 3. π_old (only needed when μ > 1: with μ = 1 it equals π_θ.detach()) and π_ref.
             micro = [slice(i, min(i + g.micro_batch_size, N)) for i in range(0, N, g.micro_batch_size)]
             old_logp = torch.zeros(mask.shape, device=device) if g.num_iterations > 1 else None
             ref_logp = torch.zeros(mask.shape, device=device) if ref_model is not None else None
-            with torch.no_grad():
+            with torch.no_grad(), amp():
                 for mb in micro:
                     args = (ro.prompt_ids[mb], ro.prompt_mask[mb], ro.completion_ids[mb],
                             ro.completion_mask[mb])
                     if old_logp is not None:
                         old_logp[mb] = token_logprobs(model, *args, temperature=s_cfg.temperature)[0]
                     if ref_logp is not None:
-                        ref_logp[mb] = token_logprobs(ref_model, *args,
-                                                      temperature=s_cfg.temperature)[0]
+                        with ref_model.context():   # LoRA: adapters disabled = the base
+                            ref_logp[mb] = token_logprobs(ref_model.module(), *args,
+                                                          temperature=s_cfg.temperature)[0]
 
             # 4. μ passes over the batch; each pass accumulates micro-batch gradients and
             #    takes one optimiser step. Normalisers are the whole batch's (N, num_tokens).
@@ -215,24 +317,28 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             for it in range(g.num_iterations):
                 clip_sum = 0.0
                 for mb in micro:
-                    logp, ent = token_logprobs(model, ro.prompt_ids[mb], ro.prompt_mask[mb],
-                                               ro.completion_ids[mb], ro.completion_mask[mb],
-                                               temperature=s_cfg.temperature,
-                                               with_entropy=(it == 0))
+                    with amp():
+                        logp, ent = token_logprobs(fwd, ro.prompt_ids[mb], ro.prompt_mask[mb],
+                                                   ro.completion_ids[mb], ro.completion_mask[mb],
+                                                   temperature=s_cfg.temperature,
+                                                   with_entropy=(it == 0))
                     old = old_logp[mb] if old_logp is not None else logp.detach()
                     ref = ref_logp[mb] if ref_logp is not None else None
                     loss = grpo_loss(logp, old, adv[mb], mask[mb], eps_low=g.clip_eps_low,
                                      eps_high=g.clip_eps_high, beta=g.beta, ref_logp=ref,
                                      loss_type=g.loss_type,
                                      max_completion_length=s_cfg.max_new_tokens,
-                                     num_sequences=N, num_tokens=num_tokens)
+                                     num_sequences=N, num_tokens=num_tokens,
+                                     importance_sampling_level=g.importance_sampling_level)
                     if g.loss_type == "bnpo":  # bnpo is a per-micro-batch token mean
                         loss = loss * ((mb.stop - mb.start) / N)
                     loss.backward()
                     with torch.no_grad():  # statistics, summed as token counts
                         m = mask[mb].float()
-                        _, clipped = clipped_surrogate(logp, old, adv[mb], g.clip_eps_low,
-                                                       g.clip_eps_high)
+                        log_w = importance_log_ratio(logp, old, mask[mb],
+                                                     g.importance_sampling_level)
+                        _, clipped = clipped_surrogate(log_w, torch.zeros_like(log_w), adv[mb],
+                                                       g.clip_eps_low, g.clip_eps_high)
                         clip_sum += float((clipped.float() * m).sum())
                         if it == 0:
                             ent_sum += float((ent * m).sum())
@@ -243,6 +349,11 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             scheduler.step()
+            if ref_model is not None and g.ref_refresh_every and step % g.ref_refresh_every == 0:
+                ref_model.refresh()                      # the policy becomes the new π_ref
+            done = {"step": step, "rng": capture_rng(), "batches": prompt_batches.consumed}
+            if on_step is not None:
+                on_step(step, model)
 
             # 5. Metrics: console + LogStep.
             ok_rewards = rewards[valid]
@@ -258,6 +369,7 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                 "loss": loss_sum,
                 "grad_norm": grad_norm,
                 "lr": scheduler.get_last_lr()[0],
+                **ds_stats,
             }
             if ref_logp is not None:
                 metrics["kl"] = kl_sum / max(num_tokens, 1.0)
@@ -267,21 +379,37 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             metrics["generate_time_s"] = t_gen - t0
             metrics["score_wait_time_s"] = t_scored - t_gen     # scoring not hidden by generation
             metrics["step_time_s"] = time.monotonic() - t0
-            client.log_step(run_id, step, {k: v for k, v in metrics.items() if not math.isnan(v)})
+            metrics = distributed.mean_metrics(metrics, dd)       # over ranks (no-op alone)
+            if cfg.monitors:  # trainer_client/monitors.py: warn + monitor/<name> = 1
+                for ev in check_monitors(mon_history + [{"step": step, **metrics}]):
+                    metrics[ev.metric] = 1.0
+                    say(f"WARNING step {step}: monitor {ev.name}: {ev.message}")
+            if dd.is_main:
+                client.log_step(run_id, step, {k: v for k, v in metrics.items()
+                                               if not math.isnan(v)})
             result.history.append({"step": step, **metrics})
+            mon_history.append({"step": step, **metrics})
             result.steps = step
             bar.set_postfix(r=f"{metrics['reward_mean']:.3f}", kl=f"{metrics.get('kl', 0):.4f}",
                             len=f"{metrics['completion_len_mean']:.1f}")
             say(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
             if cfg.save_every and step % cfg.save_every == 0:
-                save_checkpoint(model, tokenizer, out_dir / f"checkpoint-{step}")
+                checkpoint(step, done["rng"], done["batches"])
             if heldout and cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                 run_eval(step)
         if heldout:
             run_eval(cfg.steps)
-        result.final_dir = save_checkpoint(model, tokenizer, out_dir / "final")
+        result.final_dir = str(out_dir / "final")
+        if dd.is_main:
+            result.final_dir = save_model(model, tokenizer, out_dir / "final",
+                                          merged=g.lora_save_merged)
         state = "finished"
+    except RewardServiceError as e:  # leave a resumable checkpoint of the last completed step
+        path = checkpoint(done["step"], done["rng"], done["batches"])
+        raise RewardServiceError(
+            f"{e}\nthe run stopped after step {done['step']}; a resumable checkpoint is at "
+            f"{path}: continue with `grpo-train train --resume {path}` (same config)") from e
     finally:
         summary = {"steps": float(result.steps)}
         if result.evals:
@@ -289,7 +417,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             summary.update(heldout_accuracy_before=result.evals[first].accuracy,
                            heldout_accuracy_after=result.evals[last].accuracy)
         try:
-            client.finish_run(run_id, state, summary)
+            if dd.is_main:
+                client.finish_run(run_id, state, summary)
         except RewardServiceError:
             if state == "finished":
                 raise            # otherwise keep the original error, not this one

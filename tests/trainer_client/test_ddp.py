@@ -1,0 +1,55 @@
+"""Data-parallel GRPO: `torchrun --nproc_per_node 2` (gloo, CPU) for 2 steps against a real
+server. The ranks' weights are identical after every step, rank 0 alone logs the run,
+and the store holds both ranks' groups (group ids carry the rank)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+
+from tests.conftest import free_port  # noqa: E402
+from trainer_client.reward_client import RewardClient  # noqa: E402
+from trainer_client.tiny_model import build_tiny_model  # noqa: E402
+
+from .test_resume import TINY  # noqa: E402
+
+WORKER = Path(__file__).with_name("_ddp_worker.py")
+
+
+def test_two_ranks_stay_identical_and_both_stream_their_groups(server, tmp_path):
+    model_dir = build_tiny_model(tmp_path / "tiny", TINY)
+    addr = f"127.0.0.1:{server.port}"
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [*torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(free_port()), str(WORKER), str(model_dir), addr, str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    sums = [(tmp_path / f"rank{r}.txt").read_text().split("\n")[:-1] for r in (0, 1)]
+    assert len(sums[0]) == 2 and sums[0] == sums[1]          # identical after each step
+    assert sums[0][0].split()[1] != sums[0][1].split()[1]    # and they did change
+    run_ids = {json.loads((tmp_path / f"result{r}.json").read_text())["run_id"] for r in (0, 1)}
+    assert len(run_ids) == 1                                 # broadcast from rank 0
+    run_id = run_ids.pop()
+    with RewardClient(addr) as c:
+        run = {r.run_id: r for r in c.list_runs()}[run_id]
+        assert run.state == "finished" and run.last_step == 2
+        records = c.query_scores(run_id)
+    groups = {(r.step, r.group_id) for r in records if r.group_id.startswith("r")}
+    # 4 prompts per step, 2 per rank, G = 3 each
+    assert groups == {(s, f"r{k}-s{s}-g{j}") for s in (1, 2) for k in (0, 1) for j in (0, 1)}
+    train_samples = {(r.group_id, r.sample_index) for r in records if r.group_id.startswith("r")}
+    assert len(train_samples) == 2 * 4 * 3
+    assert (tmp_path / "run" / "final" / "config.json").exists()

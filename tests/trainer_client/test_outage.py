@@ -1,0 +1,195 @@
+"""The reward service goes away mid-run: a real server subprocess is SIGKILLed while a
+step's groups are in flight.
+
+- restarted on the same port and database within the outage window: the trainer waits
+  with back-off, re-sends the groups whose results it had not received, and the run
+  finishes with every group scored exactly once on the trainer's side;
+- never restarted: the step fails after its deadline with a clear message and leaves a
+  resumable checkpoint, from which the run finishes once the service is back.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tests.conftest import free_port  # noqa: E402
+from trainer_client.reward_client import RewardClient, RewardServiceError  # noqa: E402
+from trainer_client.tiny_model import build_tiny_model  # noqa: E402
+from trainer_client.trainer import train  # noqa: E402
+
+from .test_resume import TINY, problems, tiny_cfg  # noqa: E402
+
+
+class Server:
+    """`python -m reward_server` on a fixed port and SQLite file; start/kill/restart."""
+
+    def __init__(self, tmp: Path):
+        self.port, self.db, self.tmp, self.proc, self.n = free_port(), f"sqlite:///{tmp}/r.db", tmp, None, 0
+
+    def start(self) -> None:
+        self.n += 1
+        ready = self.tmp / f"ready{self.n}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reward_server", "--port", str(self.port), "--workers", "1",
+             "--database-url", self.db, "--ready-file", str(ready), "--log-level", "WARNING"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "REWARD_SERVER_AUTH": "off"})
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert self.proc.poll() is None, "reward server exited at start"
+            assert time.monotonic() < deadline, "reward server did not start"
+            time.sleep(0.05)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(tmp_path)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+class KillingClient(RewardClient):
+    """Kills the server right after the first group of step `at_step` is sent; then
+    restarts it `restart_after_s` later in the background (None: never)."""
+
+    def __init__(self, srv: Server, at_step: int, restart_after_s: float | None,
+                 sig: int = signal.SIGKILL, **kw):
+        super().__init__(f"127.0.0.1:{srv.port}", **kw)
+        self.srv, self.at_step, self.restart_after_s, self.sig = srv, at_step, restart_after_s, sig
+        self.restarter: threading.Thread | None = None
+
+    def open_group_stream(self, run_id, step, spec):
+        stream = super().open_group_stream(run_id, step, spec)
+        if step == self.at_step and self.restarter is None:
+            submit = stream.submit
+
+            def submit_then_kill(group_id, samples):
+                submit(group_id, samples)
+                if self.restarter is None:   # SIGTERM: the server drains this stream first
+                    time.sleep(0.2)
+                    self.srv.proc.send_signal(self.sig)
+                    self.restarter = threading.Thread(target=self._restart, daemon=True)
+                    self.restarter.start()
+            stream.submit = submit_then_kill
+        return stream
+
+    def _restart(self):
+        self.srv.proc.wait(60)
+        if self.restart_after_s is not None:
+            time.sleep(self.restart_after_s)
+            self.srv.start()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_server_killed_mid_step_and_restarted_the_run_finishes(server, tmp_path, sig):
+    model_dir = build_tiny_model(tmp_path / "tiny", TINY)
+    cfg = tiny_cfg(model_dir, tmp_path / "out", f"127.0.0.1:{server.port}", 3)
+    client = KillingClient(server, at_step=2, restart_after_s=1.0, sig=sig, max_retries=2,
+                           backoff_s=0.1, max_backoff_s=0.5, outage_timeout_s=60,
+                           stream_timeout_s=60)
+    logs: list[str] = []
+    result = train(cfg, client=client, problems=(problems(6), problems(2, 5)), progress=False,
+                   log=logs.append)
+    client.restarter.join(30)
+    assert client.srv.n == 2                         # it was really restarted
+    assert result.steps == 3 and [h["step"] for h in result.history] == [1, 2, 3]
+    # the trainer counted each group once: 3 steps x 2 groups x 3 samples + 2 evals x 2
+    assert result.scores_returned == 3 * 2 * 3 + 2 * 2
+    with RewardClient(f"127.0.0.1:{server.port}") as c:
+        run = {r.run_id: r for r in c.list_runs()}[result.run_id]
+        assert run.state == "finished" and run.last_step == 3
+        records = c.query_scores(result.run_id)
+    # every sample of every group is in the store (a re-sent group may be stored twice).
+    # SIGKILL: the server queues score rows for its writer (flush every 50 ms) and
+    # answers meanwhile, so a group answered just before the kill may be missing there.
+    stored = {(r.step, r.group_id, r.sample_index) for r in records}
+    expected = {(s, f"s{s}-g{j}") for s in (1, 2, 3) for j in (0, 1)}
+    got = {(s, g) for s, g, _ in stored if g.startswith("s")}
+    if sig == signal.SIGTERM:      # graceful stop drains the writer: nothing is lost
+        assert got == expected and len(stored) == result.scores_returned
+    else:
+        assert got <= expected and expected - got <= {(2, "s2-g0")}
+    client.close()
+
+
+def test_outage_past_the_deadline_fails_clearly_and_the_checkpoint_resumes(server, tmp_path):
+    model_dir = build_tiny_model(tmp_path / "tiny", TINY)
+    cfg = tiny_cfg(model_dir, tmp_path / "out", f"127.0.0.1:{server.port}", 3)
+    client = KillingClient(server, at_step=2, restart_after_s=None, max_retries=1,
+                           backoff_s=0.1, max_backoff_s=0.5, outage_timeout_s=1.5,
+                           stream_timeout_s=3)
+    with pytest.raises(RewardServiceError) as e:
+        train(cfg, client=client, problems=(problems(6), []), progress=False, log=lambda m: None)
+    msg = str(e.value)
+    assert "step 2" in msg and "unavailable" in msg and "--resume" in msg, msg
+    ckpt = tmp_path / "out" / "checkpoint-1"
+    assert str(ckpt) in msg and (ckpt / "trainer_state.pt").exists()
+    client.close()
+
+    server.start()                                   # back, same port and database
+    resumed = train(cfg, problems=(problems(6), []), progress=False, log=lambda m: None,
+                    resume=str(ckpt))
+    assert [h["step"] for h in resumed.history] == [2, 3]
+    with RewardClient(f"127.0.0.1:{server.port}") as c:
+        run = {r.run_id: r for r in c.list_runs()}[resumed.run_id]
+        assert run.state == "finished" and run.last_step == 3
+
+
+def test_tls_channel_sends_the_api_key_as_call_credentials(tmp_path, monkeypatch):
+    """--tls-ca / $REWARD_TLS_CA: the trainer's channel is TLS; the key authenticates."""
+    trustme = pytest.importorskip("trustme")
+    from reward_server.app import start_server
+    from reward_server.auth import KeyStore
+    from reward_server.config import ServerConfig
+    from trainer_client.config import load_config
+    from trainer_client.reward_client import RewardCallError, RewardServiceUnavailable
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    for pem in cert.cert_chain_pems[1:]:
+        pem.write_to_path(cert_file, append=True)
+    cert.private_key_pem.write_to_path(key_file)
+    ca.cert_pem.write_to_path(ca_file)
+    with start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp_path}/tls.db", workers=1,
+                                   auth="on", tls_cert_file=cert_file,
+                                   tls_key_file=key_file)) as srv:
+        key, _ = KeyStore(srv.store).create("team-tls")
+        monkeypatch.setenv("REWARD_TLS_CA", str(ca_file))
+        monkeypatch.setenv("REWARD_API_KEY", key)
+        r = load_config(overrides=dict(model="x", reward=dict(address=f"127.0.0.1:{srv.port}"))).reward
+        assert r.tls_ca == str(ca_file)
+        with RewardClient(r.address, api_key=r.api_key, tls_ca=r.tls_ca) as c:
+            c.wait_ready(10)
+            run_id = c.start_run("tls")
+            c.log_step(run_id, 1, {"x": 1.0})
+            assert run_id in {x.run_id for x in c.list_runs()}
+        with RewardClient(r.address, tls_ca=r.tls_ca, max_retries=0) as c:   # no key
+            with pytest.raises(RewardCallError, match="UNAUTHENTICATED"):
+                c.start_run("nokey")
+        with RewardClient(r.address, api_key=key, max_retries=0) as c:       # plaintext
+            with pytest.raises(RewardServiceUnavailable):
+                c.start_run("plain")
