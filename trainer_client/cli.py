@@ -50,6 +50,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type]] = {
     "--lora-alpha": ("grpo.lora_alpha", int),
     "--lora-dropout": ("grpo.lora_dropout", float),
     "--reward-address": ("reward.address", str),
+    "--reward-spec": ("reward.spec", str),
     "--tls-ca": ("reward.tls_ca", str),
     "--outage-timeout-s": ("reward.outage_timeout_s", float),
     "--num-samples": ("eval.num_samples", int),

@@ -92,6 +92,8 @@ class RewardConfig(_Model):
     address: str = Field("127.0.0.1:50051", min_length=3, description="host:port")
     components: list[RewardComponent] = Field(
         default_factory=lambda: [RewardComponent(name="math", weight=1.0)], min_length=1)
+    spec: str | None = Field(None, description="a reward spec stored on the server (\"math-r1\" or "
+                             "\"math-r1@3\"), used instead of `components`")
     accuracy_component: str = Field("math", description="component whose reward 1 = correct")
     api_key: str | None = Field(default_factory=lambda: os.environ.get("REWARD_API_KEY") or None,
                                 repr=False)

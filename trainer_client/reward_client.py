@@ -245,6 +245,11 @@ class RewardClient:
         return self._call(self.stub.FinishRun, rewards_pb2.FinishRunRequest(
             run_id=run_id, state=state, summary={k: float(v) for k, v in (summary or {}).items()}))
 
+    def get_spec(self, ref: str) -> rewards_pb2.StoredSpec:
+        """A stored reward spec by "name" (newest) or "name@version"."""
+        name, _, version = ref.partition("@")
+        return self._call(self.stub.GetSpec, rewards_pb2.GetSpecRequest(name=name, version=int(version or 0)))
+
     def list_runs(self, limit: int = 0) -> list[rewards_pb2.Run]:
         return list(self._call(self.stub.ListRuns, rewards_pb2.ListRunsRequest(limit=limit)).runs)
 

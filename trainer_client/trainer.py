@@ -39,6 +39,7 @@ from .lora import Reference, apply_lora, save_model
 from .variants import (dynamic_fill, format_bytes, importance_log_ratio,
                        memory_estimate_bytes, soft_overlong_penalty)
 from .reward_client import RewardClient, RewardServiceError, make_sample, make_spec
+from rewards.v1 import rewards_pb2
 from .rollout import SamplingParams, cat_rollouts, generate, token_logprobs
 
 
@@ -128,8 +129,14 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                               outage_timeout_s=cfg.reward.outage_timeout_s,
                               tls_ca=cfg.reward.tls_ca)
         client.wait_ready(cfg.reward.connect_timeout_s)
-    spec = make_spec(cfg.reward.components)
-    comp_names = [c.name for c in cfg.reward.components]
+    if cfg.reward.spec:  # a stored spec: the server owns its parts; learn their names for the metrics
+        stored = client.get_spec(cfg.reward.spec)
+        spec = rewards_pb2.RewardSpec(name=f"{stored.name}@{stored.version}")
+        parts = list(stored.spec.components) + [c for lst in stored.spec.routes.values() for c in lst.components]
+        comp_names = list(dict.fromkeys(c.name for c in parts))
+    else:
+        spec = make_spec(cfg.reward.components)
+        comp_names = [c.name for c in cfg.reward.components]
 
     # --- policy, optional frozen reference, optimiser ----------------------------------
     device = resolve_device(cfg.device)

@@ -74,3 +74,27 @@ def test_two_grpo_steps_are_logged_and_every_score_is_stored(server, tmp_path):
     assert len({(r.group_id, r.sample_index) for r in records}) == result.scores_returned
     assert {r.step for r in records} == {0, 1, 2}
     assert {r.verifier for r in records} == {"math", "format"}
+
+
+def test_trainer_scores_with_a_stored_spec_by_name(server, tmp_path):
+    """A team's trainer names the server's spec (math-r1) instead of repeating its parts."""
+    import grpc
+
+    from rewards.v1 import rewards_pb2 as pb
+    from rewards.v1 import rewards_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        stored = pb_grpc.RewardServiceStub(ch).PutSpec(pb.PutSpecRequest(name="math-r1", spec=pb.RewardSpec(
+            components=[pb.VerifierRef(name="format", weight=0.1), pb.VerifierRef(name="math", weight=1.0)])))
+    model_dir = build_tiny_model(tmp_path / "tiny", TinyModelSpec(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    cfg = load_config(overrides=dict(
+        model=str(model_dir), output_dir=str(tmp_path / "out"), steps=1, device="cpu", seed=1,
+        sampling=dict(max_new_tokens=8), grpo=dict(prompts_per_step=2, group_size=2, beta=0.0),
+        reward=dict(address=f"127.0.0.1:{server.port}", run_name="by-name", spec="math-r1")))
+    result = train(cfg, problems=(_problems(4, 0), _problems(2, 5)), progress=False, log=lambda m: None)
+    assert {"reward/math", "reward/format"} <= set(result.history[0])
+    with RewardClient(f"127.0.0.1:{server.port}") as client:
+        records = client.query_scores(result.run_id)
+    assert records and {r.verifier for r in records} == {"math", "format"}
+    assert {(r.spec_name, r.spec_version) for r in records} == {("math-r1", stored.version)}
