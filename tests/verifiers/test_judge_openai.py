@@ -10,7 +10,6 @@ import verifiers
 import verifiers.judges  # noqa: F401  (registers the judges)
 from tests.helpers.openai_stub import OpenAIStub
 from verifiers import InvalidParamsError, Status
-from verifiers.judges import call_with_prompt
 from verifiers.judges.openai_judge import JudgeParams, endpoint, reset_endpoints
 from verifiers.judges.resilience import BreakerState
 
@@ -25,9 +24,9 @@ def judge_stub():
     reset_endpoints()
 
 
-def judge(stub: OpenAIStub, completion: str = "2+2 = 4", reference=REF, **params):
+def judge(stub: OpenAIStub, completion: str = "2+2 = 4", reference=REF, prompt: str | None = None, **params):
     base = {"base_url": stub.base_url, "model": "stub-judge", "backoff_base_s": 0.01, "backoff_max_s": 0.05}
-    return verifiers.verify("judge", completion, reference, {**base, **params})
+    return verifiers.verify("judge", completion, reference, {**base, **params}, prompt=prompt)
 
 
 @pytest.mark.parametrize("behaviour, params, status, fragments, requests", [
@@ -191,7 +190,7 @@ def test_reasoning_is_skipped_and_a_cut_answer_says_so(judge_stub):
 def test_prompt_comes_from_the_reference_or_the_caller(judge_stub):
     r = judge(judge_stub, reference="4")                          # the default template needs {prompt}
     assert r.status is Status.ERROR and "{prompt}" in r.reason and judge_stub.requests == 0
-    r = call_with_prompt("How much is two plus two?", judge, judge_stub, reference="4")
+    r = judge(judge_stub, reference="4", prompt="How much is two plus two?")
     assert r.status is Status.OK and "How much is two plus two?" in judge_stub.bodies[-1]["messages"][0]["content"]
     r = judge(judge_stub, reference=None, template="Rate this from 1 to 10: {completion}")
     assert r.status is Status.OK                                  # a rubric-only template needs neither

@@ -11,7 +11,7 @@ from verifiers.judges.embedding import cosine_reward
 from verifiers.judges.parsing import detect_refusal, parse_score, parse_verdict, yes_probability
 from verifiers.judges.resilience import backoff_s, parse_retry_after
 from verifiers.judges.reward_model import normalize_reward
-from verifiers.judges.templates import MissingPromptError, call_with_prompt, judge_inputs, render, render_for
+from verifiers.judges.templates import MissingPromptError, judge_inputs, render, render_for
 
 
 @pytest.mark.parametrize("text, lo, hi, value, raw", [
@@ -118,8 +118,9 @@ def test_judge_inputs_and_render_for():
     i = judge_inputs({"prompt": "2+2?", "answer": 4, "rubric": "be strict"})
     assert (i.prompt, i.reference, i.rubric) == ("2+2?", "4", "be strict")
     assert judge_inputs({"a": 1}).reference == '{"a": 1}'                 # any other object is the gold answer
-    assert call_with_prompt("ctx prompt", lambda: judge_inputs("r").prompt) == "ctx prompt"
-    assert call_with_prompt("ctx", lambda: judge_inputs({"prompt": "ref", "reference": "r"}).prompt) == "ref"
+    assert judge_inputs("r", "sample prompt").prompt == "sample prompt"
+    assert judge_inputs({"prompt": "ref", "reference": "r"}, "sample").prompt == "ref"   # the reference's wins
+    assert judge_inputs("r", "").prompt is None
     t = "{prompt}|{completion}|{reference}|{rubric}|{scale_min}-{scale_max}"
     assert render_for(t, "c", {"prompt": "p", "reference": "r"}, scale_min=1, scale_max=10) == "p|c|r||1-10"
     with pytest.raises(MissingPromptError):

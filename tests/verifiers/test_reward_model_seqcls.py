@@ -96,7 +96,6 @@ def test_failures_are_errors_not_zero(rms, tmp_path):
 
 
 def test_prompt_from_the_caller(rms):
-    from verifiers.judges import call_with_prompt
-
-    r = call_with_prompt(PROMPT, score, rms["rm"], "four", reference="ignored gold answer")
+    r = verifiers.verify("reward_model", "four", "ignored gold answer", {"model": rms["rm"], "device": "cpu"},
+                         prompt=PROMPT)
     assert r.status is Status.OK and r.reward == pytest.approx(direct_logits(rms["rm"], "four")[0], abs=1e-4)

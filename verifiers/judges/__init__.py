@@ -6,7 +6,7 @@
     embedding_similarity  cosine of sentence embeddings to the reference           thread_pool "model"
 
     parsing.py      reading a judge's answer (score on a scale, verdict word, P(yes)); pure
-    templates.py    rubric templates and where {prompt} comes from (call_with_prompt)
+    templates.py    rubric templates and where {prompt}, {reference}, {rubric} come from
     rubric.py       the rubric parameters and answer reading shared by both generative judges
     errors.py       why a judge gave no score, mapped to ERROR / TIMEOUT / ABSTAIN in one place
     resilience.py   concurrency limit, rate limit, backoff, Retry-After, circuit breaker
@@ -21,6 +21,4 @@ a reward of 0.
 """
 from . import embedding, local_judge, openai_judge, reward_model  # noqa: F401  (registration)
 from .batching import MicroBatcher
-from .templates import call_with_prompt
-
-__all__ = ["MicroBatcher", "call_with_prompt"]
+__all__ = ["MicroBatcher"]

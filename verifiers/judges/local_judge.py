@@ -25,7 +25,7 @@ from .errors import JudgeFailure, ModelError, excerpt, failure_result
 from .models import Dtype, LoadedModel, batcher_for, load_model, torch_available, wait_for
 from .parsing import yes_probability_from_probs
 from .rubric import RubricParams, check, read_text
-from .templates import MissingPromptError, takes_prompt
+from .templates import MissingPromptError
 
 
 class LocalJudgeParams(RubricParams):
@@ -124,12 +124,12 @@ class LocalJudge(Verifier):
     def available(cls) -> tuple[bool, str]:
         return torch_available()
 
-    @takes_prompt
-    def verify(self, completion: str, reference: Any, params: LocalJudgeParams) -> VerifierResult:
+    def verify(self, completion: str, reference: Any, params: LocalJudgeParams,
+               prompt: str | None = None) -> VerifierResult:
         who = f"local_judge {params.model}"
         t0 = time.monotonic()
         try:
-            messages = params.messages(completion, reference)
+            messages = params.messages(completion, reference, prompt)
         except MissingPromptError as e:
             return VerifierResult.error(f"{who}: {e}")
         try:

@@ -37,7 +37,7 @@ from .errors import (JudgeBadResponse, JudgeConnectionError, JudgeFailure, Judge
 from .parsing import yes_probability
 from .resilience import CircuitBreaker, ConcurrencyLimit, RateLimit, backoff_s, parse_retry_after
 from .rubric import RubricParams, check, read_text
-from .templates import MissingPromptError, takes_prompt
+from .templates import MissingPromptError
 
 ALLOWED_URLS_ENV = "VERIFIERS_JUDGE_ALLOWED_URLS"
 KEY_ENV_PREFIX = "JUDGE_"
@@ -292,11 +292,11 @@ class OpenAIJudge(Verifier):
             return False, "httpx is not installed"
         return True, ""
 
-    @takes_prompt
-    def verify(self, completion: str, reference: Any, params: JudgeParams) -> VerifierResult:
+    def verify(self, completion: str, reference: Any, params: JudgeParams,
+               prompt: str | None = None) -> VerifierResult:
         who = f"judge {params.model}"
         try:
-            messages = params.messages(completion, reference)
+            messages = params.messages(completion, reference, prompt)
         except MissingPromptError as e:
             return VerifierResult.error(f"{who}: {e}")
         headers = {}

@@ -22,7 +22,7 @@ from ..core import Params, Verifier, VerifierResult
 from ..registry import register
 from .errors import JudgeFailure, failure_result
 from .models import Dtype, LoadedModel, batcher_for, load_model, torch_available, wait_for
-from .templates import judge_inputs, takes_prompt
+from .templates import judge_inputs
 
 Normalize = Literal["none", "affine", "sigmoid"]
 
@@ -99,11 +99,11 @@ class RewardModelVerifier(Verifier):
     def available(cls) -> tuple[bool, str]:
         return torch_available()
 
-    @takes_prompt
-    def verify(self, completion: str, reference: Any, params: RewardModelParams) -> VerifierResult:
+    def verify(self, completion: str, reference: Any, params: RewardModelParams,
+               prompt: str | None = None) -> VerifierResult:
         who = f"reward_model {params.model}"
         t0 = time.monotonic()
-        prompt = judge_inputs(reference).prompt
+        prompt = judge_inputs(reference, prompt).prompt
         if prompt is None:
             return VerifierResult.error(f"{who}: no prompt reached the reward model (give it as reference.prompt, "
                                         f"or send the sample's prompt)")

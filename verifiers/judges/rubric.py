@@ -48,14 +48,14 @@ class RubricParams(Params):
             raise ValueError("params.yes_words and params.no_words must not be empty")
         return self
 
-    def user_message(self, completion: str, reference: Any) -> str:
+    def user_message(self, completion: str, reference: Any, prompt: str | None = None) -> str:
         """The rendered template (raises InvalidReferenceError / MissingPromptError)."""
-        return render_for(self.template or DEFAULT_TEMPLATES[self.mode], completion, reference,
+        return render_for(self.template or DEFAULT_TEMPLATES[self.mode], completion, reference, prompt=prompt,
                           scale_min=self.scale_min, scale_max=self.scale_max)
 
-    def messages(self, completion: str, reference: Any) -> list[dict[str, str]]:
+    def messages(self, completion: str, reference: Any, prompt: str | None = None) -> list[dict[str, str]]:
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return system + [{"role": "user", "content": self.user_message(completion, reference)}]
+        return system + [{"role": "user", "content": self.user_message(completion, reference, prompt)}]
 
 
 def read_text(params: RubricParams, text: str) -> Parsed:

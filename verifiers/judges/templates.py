@@ -8,56 +8,20 @@ other brace is left alone, so a template may show JSON and a completion may cont
 Where the values come from (`judge_inputs`):
 - the reference may be a string (the gold answer) or an object
   `{"reference"|"answer": …, "prompt": "…", "rubric": "…"}`;
-- the prompt, when the reference does not carry one, is the sample's prompt as set by the
-  caller with `call_with_prompt(prompt, fn, …)` (a context variable; the server sets it
-  around each verifier call on its thread pools).
+- the prompt is the sample's prompt, passed explicitly (`verify(..., prompt=…)`: the server
+  does so for verifiers with `uses_prompt = True`); a prompt in the reference object wins.
 """
 from __future__ import annotations
 
-import contextvars
-import functools
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from ..errors import InvalidReferenceError
 
-T = TypeVar("T")
 PLACEHOLDERS = ("prompt", "completion", "reference", "rubric", "scale_min", "scale_max")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
-
-_PROMPT: contextvars.ContextVar[str | None] = contextvars.ContextVar("verifiers_judge_prompt", default=None)
-
-
-def call_with_prompt(prompt: str | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run `fn(*args, **kwargs)` with `prompt` visible to the judges as the sample's prompt."""
-    token = _PROMPT.set(prompt)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        _PROMPT.reset(token)
-
-
-def takes_prompt(verify: Callable[..., T]) -> Callable[..., T]:
-    """Decorator for a judge's `verify`: the explicit `prompt=` argument (the server passes
-    each sample's prompt to verifiers with `uses_prompt = True`) becomes the prompt the
-    templates see; without one, a prompt given in the reference is used."""
-
-    @functools.wraps(verify)
-    def wrapper(self: Any, completion: str, reference: Any, params: Any, prompt: str | None = None) -> T:
-        if not prompt:
-            return verify(self, completion, reference, params)
-        return call_with_prompt(prompt, verify, self, completion, reference, params)
-
-    return wrapper
-
-
-def current_prompt() -> str | None:
-    """The prompt set by `call_with_prompt` in this context, or None."""
-    return _PROMPT.get()
-
 
 @dataclass(frozen=True)
 class JudgeInputs:
@@ -70,9 +34,10 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
-def judge_inputs(reference: Any) -> JudgeInputs:
-    """Split a sample's reference into prompt, gold answer and rubric (see the module doc)."""
-    prompt = current_prompt()
+def judge_inputs(reference: Any, prompt: str | None = None) -> JudgeInputs:
+    """Split a sample's reference into prompt, gold answer and rubric (see the module doc).
+    An empty `prompt` counts as none."""
+    prompt = prompt or None
     if isinstance(reference, dict) and ({"prompt", "reference", "answer", "rubric"} & reference.keys()):
         gold = reference.get("reference", reference.get("answer"))
         if reference.get("prompt") is not None:
@@ -96,14 +61,14 @@ class MissingPromptError(ValueError):
     """The template needs `{prompt}` and the sample has none."""
 
 
-def render_for(template: str, completion: str, reference: Any, *, scale_min: float = 0,
-               scale_max: float = 1) -> str:
+def render_for(template: str, completion: str, reference: Any, *, prompt: str | None = None,
+               scale_min: float = 0, scale_max: float = 1) -> str:
     """Fill `template` for one sample.
 
     Raises InvalidReferenceError when it uses `{reference}` and the sample has none, and
     MissingPromptError when it uses `{prompt}` and no prompt was given.
     """
-    inputs = judge_inputs(reference)
+    inputs = judge_inputs(reference, prompt)
     used = placeholders(template)
     if "reference" in used and inputs.reference is None:
         raise InvalidReferenceError("the judge template uses {reference} but the sample has no reference")
@@ -156,5 +121,5 @@ Is the response's final answer correct? Answer with a single word: Yes or No."""
 
 DEFAULT_TEMPLATES = {"score": SCORE_TEMPLATE, "verdict": VERDICT_TEMPLATE, "yes_no": YES_NO_TEMPLATE}
 
-__all__ = ["call_with_prompt", "current_prompt", "judge_inputs", "JudgeInputs", "render", "render_for",
+__all__ = ["judge_inputs", "JudgeInputs", "render", "render_for",
            "placeholders", "MissingPromptError", "DEFAULT_TEMPLATES", "PLACEHOLDERS"]
