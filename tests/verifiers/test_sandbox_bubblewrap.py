@@ -1,9 +1,11 @@
 """The bubblewrap backend itself, with real processes: isolation, limits, output caps,
-and refusing to run when it cannot sandbox."""
+and refusing to run when it cannot sandbox. Every Python program runs both ways: in a
+fresh sandbox (`run`) and forked from the pre-started interpreter (`run_python`)."""
 from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import pytest
 
@@ -17,16 +19,29 @@ PY = "/usr/bin/python3"
 FAST = Limits(wall_time_s=5, cpu_time_s=2, memory_bytes=256 << 20)
 
 
-def run_py(code: str, stdin: bytes = b"", limits: Limits = FAST, **kw):
-    return BACKEND.run({"main.py": code.encode()}, [PY, "-B", "main.py"], stdin, limits, **kw)
+@pytest.fixture(params=["fresh", "prefork"])
+def run_py(request):
+    """Runs a Python program one way: a fresh sandbox, or forked from the pre-started
+    interpreter (asserting that it really was: no silent fallback)."""
+
+    def fresh(code: str, stdin: bytes = b"", limits: Limits = FAST, **kw):
+        return BACKEND.run({"main.py": code.encode()}, [PY, "-B", "main.py"], stdin, limits, **kw)
+
+    def prefork(code: str, stdin: bytes = b"", limits: Limits = FAST, **kw):
+        before = dict(BACKEND.stats)
+        r = BACKEND.run_python({"main.py": code.encode()}, "main.py", stdin, limits, **kw)
+        assert BACKEND.stats["prefork_runs"] == before["prefork_runs"] + 1, BACKEND.limits_in_force()["python_runs"]
+        return r
+
+    return fresh if request.param == "fresh" else prefork
 
 
-def test_runs_a_program_with_stdin():
+def test_runs_a_program_with_stdin(run_py):
     r = run_py("import sys; print(sys.stdin.read().upper())", b"hello")
     assert r.ok and r.stdout == b"HELLO\n" and r.exit_code == 0 and r.signal is None
 
 
-def test_view_of_the_host_is_minimal(tmp_path, monkeypatch):
+def test_view_of_the_host_is_minimal(run_py, tmp_path, monkeypatch):
     monkeypatch.setenv("RLVR_SECRET_TOKEN", "s3cr3t")
     (tmp_path / "expected_output.txt").write_text("42")
     r = run_py(
@@ -45,7 +60,7 @@ def test_view_of_the_host_is_minimal(tmp_path, monkeypatch):
     assert seen["uid"] != 0 and set(seen["etc"]) <= {"ld.so.cache", "alternatives"}
 
 
-def test_file_system_is_read_only_except_private_tmp():
+def test_file_system_is_read_only_except_private_tmp(run_py):
     r = run_py("import os\n"
                "for p in ('/sandbox/x', '/usr/x', '/x', '/etc/x'):\n"
                "    try:\n        open(p, 'w'); print('WROTE', p)\n    except OSError as e:\n        print('no', p)\n"
@@ -53,7 +68,7 @@ def test_file_system_is_read_only_except_private_tmp():
     assert b"WROTE" not in r.stdout and r.stdout.strip().endswith(b"fine")
 
 
-def test_no_network():
+def test_no_network(run_py):
     r = run_py("import socket\n"
                "for host in ('127.0.0.1', '1.1.1.1'):\n"
                "    try:\n        socket.create_connection((host, 80), timeout=1); print('CONNECTED')\n"
@@ -62,22 +77,22 @@ def test_no_network():
     assert b"CONNECTED" not in r.stdout and r.stdout.strip().endswith(b"['lo']")
 
 
-def test_wall_clock_limit_kills_sleepers():
+def test_wall_clock_limit_kills_sleepers(run_py):
     r = run_py("import time; time.sleep(30)", limits=Limits(wall_time_s=0.5, cpu_time_s=2))
     assert r.timed_out and not r.ok and r.wall_time_s < 3
 
 
-def test_cpu_limit():
+def test_cpu_limit(run_py):
     r = run_py("while True: pass", limits=Limits(wall_time_s=10, cpu_time_s=1))
     assert r.cpu_limit_hit and not r.timed_out and "CPU-time limit" in r.describe()
 
 
-def test_address_space_limit_gives_memory_error():
+def test_address_space_limit_gives_memory_error(run_py):
     r = run_py("x = bytearray(400 << 20)", limits=Limits(wall_time_s=5, cpu_time_s=2, memory_bytes=128 << 20))
     assert r.exit_code == 1 and b"MemoryError" in r.stderr
 
 
-def test_memory_cgroup_oom_kill():
+def test_memory_cgroup_oom_kill(run_py):
     if "not enforced" in BACKEND.limits_in_force()["memory_cgroup"]:
         pytest.skip("memory cgroup not in force on this host")
     # RLIMIT_AS is generous, so the cgroup is what stops the program touching 400 MiB.
@@ -86,7 +101,7 @@ def test_memory_cgroup_oom_kill():
     assert r.memory_limit_hit and b"survived" not in r.stdout
 
 
-def test_process_limit_stops_a_fork_bomb():
+def test_process_limit_stops_a_fork_bomb(run_py):
     r = run_py("import os\nn = 0\nwhile True:\n    try:\n"
                "        pid = os.fork()\n        if pid == 0:\n            import time; time.sleep(5); os._exit(0)\n"
                "        n += 1\n    except OSError:\n        break\nprint(n)",
@@ -94,20 +109,20 @@ def test_process_limit_stops_a_fork_bomb():
     assert r.exit_code == 0 and int(r.stdout) <= 8
 
 
-def test_output_cap_kills_and_flags():
+def test_output_cap_kills_and_flags(run_py):
     r = run_py("import sys\nwhile True: sys.stdout.write('x' * 65536)",
                limits=Limits(wall_time_s=10, cpu_time_s=5, output_bytes=100_000))
     assert r.output_limit_hit and r.stdout_truncated and len(r.stdout) == 100_000 and not r.ok
 
 
-def test_stderr_is_drained_and_capped_without_deadlock():
+def test_stderr_is_drained_and_capped_without_deadlock(run_py):
     # 4 MB to stderr and 4 MB to stdout, interleaved: both pipes must be drained.
     r = run_py("import sys\nfor _ in range(64):\n    sys.stderr.write('e' * 65536); sys.stdout.write('o' * 65536)\n"
                "print('end')", limits=Limits(wall_time_s=10, cpu_time_s=5, stderr_bytes=1000))
     assert r.ok and r.stdout.endswith(b"end\n") and len(r.stderr) == 1000 and r.stderr_truncated
 
 
-def test_file_size_limit():
+def test_file_size_limit(run_py):
     r = run_py("open('/tmp/big', 'wb').write(b'x' * (8 << 20))",
                limits=Limits(wall_time_s=5, cpu_time_s=2, file_size_bytes=1 << 20))
     # Python ignores SIGXFSZ, so the write fails with EFBIG instead of the signal killing it.
@@ -135,3 +150,108 @@ def test_missing_bubblewrap_is_unavailable_and_never_runs_unsandboxed():
     assert not ok and "bubblewrap not found" in why
     with pytest.raises(SandboxUnavailableError):
         b.run({"main.py": b"print(1)"}, [PY, "main.py"])
+
+
+# -- the pre-forked interpreter: runs share a zygote, never each other's traces ----------
+
+def prefork(code: str, stdin: bytes = b"", limits: Limits = FAST):
+    before = BACKEND.stats["prefork_runs"]
+    r = BACKEND.run_python({"main.py": code.encode()}, "main.py", stdin, limits)
+    assert BACKEND.stats["prefork_runs"] == before + 1, BACKEND.limits_in_force()["python_runs"]
+    return r
+
+
+def host_processes_with(marker: str) -> list[str]:
+    found = []
+    for p in os.scandir("/proc"):
+        if p.name.isdigit():
+            try:
+                with open(f"/proc/{p.name}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(p.name)
+            except OSError:
+                pass
+    return found
+
+
+def test_a_run_leaves_nothing_for_the_next_one():
+    marker = f"rlvr-trace-{uuid.uuid4().hex[:10]}"
+    first = prefork(
+        "import os, subprocess\n"
+        "open('/tmp/left', 'w').write('x'); open('/dev/shm/left', 'w').write('x')\n"
+        "try:\n    open('/dev/left', 'w')\nexcept OSError:\n    print('dev read-only')\n"
+        "import ctypes\nlibc = ctypes.CDLL(None)\n"
+        "print('shm', libc.shmget(0x5151, 4096, 0o1666))\n"   # IPC_CREAT | 0666
+        "if os.fork() == 0:\n    os.setsid()\n"
+        f"    os.execv('/usr/bin/python3', ['python3', '-c', 'import time; time.sleep(60)', {marker!r}])\n"
+        "print('started')\n")
+    assert first.ok and b"started" in first.stdout and b"dev read-only" in first.stdout, first.stderr
+    assert b"shm -1" not in first.stdout  # the segment was created...
+    second = prefork(
+        "import os, json\n"
+        "print(json.dumps({'tmp': os.listdir('/tmp'), 'shm': os.listdir('/dev/shm'),\n"
+        "  'ipc': open('/proc/sysvipc/shm').read().splitlines()[1:],\n"
+        "  'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit())}))")
+    seen = json.loads(second.stdout)
+    assert seen == {"tmp": [], "shm": [], "ipc": [], "pids": [1]}, seen  # ...and is gone, like the rest
+    assert host_processes_with(marker) == []  # the daemon died with its run's PID namespace
+
+
+def test_runs_hold_no_capabilities_and_cannot_mount():
+    r = prefork(
+        "import ctypes, os\n"
+        "status = dict(l.split(':', 1) for l in open('/proc/self/status') if l.startswith(('Cap', 'NoNewPrivs')))\n"
+        "print({k: v.strip() for k, v in status.items()})\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('mount', libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())\n"
+        "print('unshare', libc.unshare(0x00020000), ctypes.get_errno())\n")
+    assert r.ok, r.stderr
+    caps = eval(r.stdout.splitlines()[0])  # a dict literal printed by the run
+    assert {caps[k] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")} == {"0000000000000000"}
+    assert caps["NoNewPrivs"] == "1"
+    assert b"mount -1 1" in r.stdout and b"unshare -1 1" in r.stdout  # EPERM both
+
+
+def test_signalling_everything_it_can_reach_leaves_the_zygote_standing():
+    prefork("print('warm')")
+    started = BACKEND.stats["zygotes_started"]
+    r = prefork("import os, signal\n"
+                "for target in (0, -1, os.getppid()):\n"
+                "    try:\n        os.kill(target, signal.SIGKILL)\n    except OSError as e:\n        print(e)\n"
+                "print('survived')")
+    # Its own process group, every process it can see, its "parent" (0: outside its
+    # namespace): only itself, and PID 1 ignores its own SIGKILL.
+    assert r.stdout.endswith(b"survived\n"), r.stdout
+    for _ in range(3):
+        assert prefork("print('next')").stdout == b"next\n"
+    assert BACKEND.stats["zygotes_started"] == started  # the same zygotes served every run
+
+
+def test_a_lost_zygote_is_replaced_and_the_run_still_decided():
+    """The OOM killer or an operator may kill a zygote between runs: the next run gets a
+    fresh one, never a wrong verdict."""
+    prefork("print('warm')")
+    with BACKEND._zygote_lock:
+        zygotes = [z for v in BACKEND._idle_zygotes.values() for z in v]
+    assert zygotes
+    for z in zygotes:
+        os.killpg(z.proc.pid, 9)
+        z.proc.wait()
+    lost = BACKEND.stats["zygotes_lost"]
+    for _ in range(len(zygotes) + 1):
+        r = BACKEND.run_python({"main.py": b"print(6 * 7)"}, "main.py", b"", FAST)
+        assert r.ok and r.stdout == b"42\n"
+    assert BACKEND.stats["zygotes_lost"] > lost
+
+
+def test_fork_is_reseeded_and_main_module_is_the_script():
+    outs = {prefork("import random, sys\nprint(__name__, sys.argv, random.random())").stdout for _ in range(3)}
+    assert len(outs) == 3 and all(o.startswith(b"__main__ ['main.py']") for o in outs)
+
+
+def test_prefork_can_be_turned_off():
+    b = BubblewrapBackend(prefork_python=False)
+    r = b.run_python({"main.py": b"print('fresh')"}, "main.py", b"", FAST)
+    assert r.ok and r.stdout == b"fresh\n" and b.stats["fresh_python_runs"] == 1 and b.stats["prefork_runs"] == 0
+    assert "fresh sandbox per run" in b.limits_in_force()["python_runs"]
+    b.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from ..sandbox import Limits, RunResult, SandboxBackend, SandboxFile
 from .compare import compare
-from .languages import Language
+from .languages import PYTHON, PYTHON_EXE, Language
 from .reference import StdioReference
 from .verdict import TestOutcome, Verdict
 
@@ -119,7 +119,11 @@ def run_stdio_tests(backend: SandboxBackend, lang: Language, code: str, ref: Std
             outcomes += [TestOutcome(j, Verdict.NOT_RUN) for j in range(i + 1, n)]
             break
         run_limits = replace(limits, wall_time_s=min(limits.wall_time_s, max(budget.remaining(), 0.1)))
-        r = backend.run(files, argv, test.stdin.encode(), run_limits, env=env)
+        if lang is PYTHON:  # same command; the backend may fork it from a warm interpreter
+            r = backend.run_python(files, lang.source, test.stdin.encode(), run_limits, env=env,
+                                   interpreter=PYTHON_EXE)
+        else:
+            r = backend.run(files, argv, test.stdin.encode(), run_limits, env=env)
         failed = failure_verdict(r, lang, timeout_s)
         if failed is not None:
             outcome = TestOutcome(i, failed[0], failed[1], r.wall_time_s)

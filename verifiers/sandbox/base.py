@@ -135,3 +135,11 @@ class SandboxBackend(abc.ABC):
             limits: Limits = Limits(), *, env: Mapping[str, str] | None = None,
             collect: Sequence[str] = ()) -> RunResult:
         """Run `cmd` in a fresh sandbox holding `files`; see the module docstring."""
+
+    def run_python(self, files: Mapping[str, bytes | SandboxFile], script: str, stdin: bytes = b"",
+                   limits: Limits = Limits(), *, env: Mapping[str, str] | None = None,
+                   interpreter: str = "/usr/bin/python3") -> RunResult:
+        """Run the Python `script` (one of `files`) as `interpreter -B -s script`. Backends
+        that can fork runs from a pre-started interpreter override this; the program cannot
+        tell the difference (fresh namespaces, limits and __main__ either way)."""
+        return self.run(files, [interpreter, "-B", "-s", script], stdin, limits, env=env)

@@ -23,6 +23,8 @@ failures either way).
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
+import logging
 import math
 import os
 import queue
@@ -34,11 +36,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .base import WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError
 from .cgroups import CgroupManager, RunCgroup
+from .zygote import SERVER_SCRIPT, SERVER_SOURCE, PythonZygote, ZygoteError
+
+log = logging.getLogger(__name__)
 
 # The launcher: write our pid into each cgroup.procs given before "--", then exec the rest.
 _JOIN_CGROUPS = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
@@ -55,7 +60,7 @@ class BubblewrapBackend(SandboxBackend):
 
     def __init__(self, bwrap: str | None = None, *, sandbox_uid: int = 65534, sandbox_gid: int = 65534,
                  ro_binds: Sequence[str] = ("/usr",), max_concurrent: int | None = None,
-                 use_cgroups: bool = True, scratch_dir: str | None = None) -> None:
+                 use_cgroups: bool = True, scratch_dir: str | None = None, prefork_python: bool = True) -> None:
         self.bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
         self.sandbox_uid, self.sandbox_gid = sandbox_uid, sandbox_gid
         self.ro_binds = tuple(ro_binds)
@@ -68,6 +73,13 @@ class BubblewrapBackend(SandboxBackend):
         self._scratch_lock = threading.Lock()
         self._probe: tuple[bool, str] | None = None
         self._features: set[str] = set()
+        # Pre-forked interpreters for run_python, idle ones by (interpreter, env).
+        self._zygote_off: str | None = None if prefork_python else "disabled (prefork_python=False)"
+        self._idle_zygotes: dict[tuple, list[PythonZygote]] = {}
+        self._zygote_lock = threading.Lock()
+        # Counters (runs through a zygote, Python runs in a fresh sandbox, zygotes started / lost).
+        self._stats_lock = threading.Lock()
+        self.stats = {"prefork_runs": 0, "fresh_python_runs": 0, "zygotes_started": 0, "zygotes_lost": 0}
 
     # -- availability ---------------------------------------------------------------
 
@@ -125,6 +137,11 @@ class BubblewrapBackend(SandboxBackend):
                          else "RLIMIT_CPU only (whole seconds); not measured without a cpuacct cgroup"),
             "syscall_filter": "not enforced (no seccomp profile)",
             "concurrency": f"at most {self.max_concurrent} sandboxes at once in this process",
+            "python_runs": (f"fresh sandbox per run (pre-forked interpreter {self._zygote_off})" if self._zygote_off
+                            else "pre-forked interpreter per sandbox slot; each run forked into new PID, mount "
+                                 "and IPC namespaces (PID 1 of its own: nothing outlives it), fresh /tmp, "
+                                 "/dev/shm and /sandbox, all capabilities dropped, no_new_privs, the same "
+                                 "rlimits and cgroup limits"),
         }
 
     # -- running ----------------------------------------------------------------------
@@ -139,6 +156,108 @@ class BubblewrapBackend(SandboxBackend):
             raise SandboxUnavailableError(why)
         with self._slots:
             return self._run_unchecked(files, cmd, stdin, limits, env=env, collect=collect)
+
+    def run_python(self, files: Mapping[str, bytes | SandboxFile], script: str, stdin: bytes = b"",
+                   limits: Limits = Limits(), *, env: Mapping[str, str] | None = None,
+                   interpreter: str = "/usr/bin/python3") -> RunResult:
+        """Run `script` (one of `files`) with `interpreter`, forked from a pre-started
+        interpreter in a long-lived sandbox (zygote.py) when this host allows it, else in a
+        fresh sandbox like `run`. Same isolation and limits either way; see
+        limits_in_force()["python_runs"]."""
+        if self._probe is None:
+            self.available()
+        ok, why = self._probe  # type: ignore[misc]
+        if not ok:
+            raise SandboxUnavailableError(why)
+        run_env = self._run_env(env)
+        with self._slots:
+            if self._zygote_off is None:
+                key = (interpreter, tuple(sorted(run_env.items())))
+                try:
+                    z = self._take_zygote(key, run_env, interpreter)
+                    r = z.run(files, script, stdin, limits, run_env)
+                except ZygoteError as e:
+                    self._zygote_failed(e)
+                else:
+                    self._give_back_zygote(key, z)
+                    self._count("prefork_runs")
+                    return r
+            self._count("fresh_python_runs")
+            return self._run_unchecked(files, [interpreter, "-B", "-s", script], stdin, limits, env=env)
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
+
+    def _take_zygote(self, key: tuple, run_env: Mapping[str, str], interpreter: str) -> PythonZygote:
+        with self._zygote_lock:
+            idle = self._idle_zygotes.get(key, [])
+            while idle:
+                z = idle.pop()
+                if z.alive():
+                    return z
+                self._count("zygotes_lost")  # killed while idle (OOM killer, an operator)
+                self._close_zygote(z)
+            # At most max_concurrent zygotes: make room by closing an idle one of another kind.
+            if sum(len(v) for v in self._idle_zygotes.values()) >= self.max_concurrent:
+                for other in self._idle_zygotes.values():
+                    if other:
+                        self._close_zygote(other.pop())
+                        break
+        work = self._make_workdir({SERVER_SCRIPT: SERVER_SOURCE}, writable=False)
+        cg = None
+        try:
+            cg = self.cgroups.create(None, None) if self.cgroups else None
+            argv = self._launch_prefix(cg) + self._bwrap_args(work, Limits(), run_env, raw_env=True,
+                                                              caps=("CAP_SYS_ADMIN", "CAP_SETPCAP")) + ["--"]
+            # Started from one long-lived thread: bwrap's --die-with-parent fires when the
+            # *thread* that forked it exits, and callers' pool threads come and go.
+            z = _launcher().submit(PythonZygote, argv, interpreter, cg).result()
+        except BaseException:
+            _reaper.put(work, cg)
+            raise
+        z.work = work  # type: ignore[attr-defined]
+        self._count("zygotes_started")
+        return z
+
+    def _give_back_zygote(self, key: tuple, z: PythonZygote) -> None:
+        if not z.alive():
+            self._count("zygotes_lost")
+            self._close_zygote(z)
+            return
+        with self._zygote_lock:
+            self._idle_zygotes.setdefault(key, []).append(z)
+
+    def _close_zygote(self, z: PythonZygote) -> None:
+        z.close()
+        _reaper.put(z.work, z.cg)  # type: ignore[attr-defined]
+
+    def _zygote_failed(self, e: ZygoteError) -> None:
+        """This run falls back to a fresh sandbox. A zygote that cannot start or set a run
+        up will not do better next time: then fresh sandboxes for good, said in
+        limits_in_force(); a zygote merely lost (killed) is replaced on the next run."""
+        log.warning("pre-forked Python interpreter: %s", e)
+        self._count("zygotes_lost")
+        if e.permanent:
+            self._zygote_off = f"off after a failure: {str(e)[:300]}"
+            with self._zygote_lock:
+                idle = [z for v in self._idle_zygotes.values() for z in v]
+                self._idle_zygotes.clear()
+            for z in idle:
+                self._close_zygote(z)
+
+    def _run_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        return {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", **(env or {})}
+
+    def _launch_prefix(self, cg: RunCgroup | None) -> list[str]:
+        """What runs before bwrap: join the cgroups, drop to the sandbox uid (as root)."""
+        argv: list[str] = []
+        if cg is not None:
+            argv += ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", *cg.procs_files, "--"]
+        if os.geteuid() == 0:
+            argv += ["/usr/bin/setpriv", f"--reuid={self.sandbox_uid}", f"--regid={self.sandbox_gid}",
+                     "--clear-groups", "--"]
+        return argv
 
     def _scratch_dir(self) -> Path:
         with self._scratch_lock:
@@ -168,13 +287,17 @@ class BubblewrapBackend(SandboxBackend):
                 os.chown(p, self.sandbox_uid, self.sandbox_gid, follow_symlinks=False)
         return work
 
-    def _bwrap_args(self, work: Path, limits: Limits, env: Mapping[str, str] | None) -> list[str]:
+    def _bwrap_args(self, work: Path, limits: Limits, env: Mapping[str, str] | None, *, raw_env: bool = False,
+                    caps: Sequence[str] = ()) -> list[str]:
+        """bwrap's options for one sandbox. `caps`: capabilities kept inside the sandbox's
+        own user namespace (only the zygote keeps any, to give each run namespaces)."""
         a = [self.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
              "--hostname", "sandbox", "--clearenv"]
         if "--disable-userns" in self._features:
             a.append("--disable-userns")
-        for k, v in {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
-                     **(env or {})}.items():
+        for cap in caps:
+            a += ["--cap-add", cap]
+        for k, v in (dict(env or {}) if raw_env else self._run_env(env)).items():
             a += ["--setenv", k, v]
         for b in self.ro_binds:
             a += ["--ro-bind", b, b]
@@ -209,12 +332,7 @@ class BubblewrapBackend(SandboxBackend):
         stdin_fd = -1
         try:
             cg = self.cgroups.create(limits.memory_bytes, limits.processes + 2) if self.cgroups else None
-            argv: list[str] = []
-            if cg is not None:
-                argv += ["/bin/sh", "-c", _JOIN_CGROUPS, "sh", *cg.procs_files, "--"]
-            if os.geteuid() == 0:
-                argv += ["/usr/bin/setpriv", f"--reuid={self.sandbox_uid}", f"--regid={self.sandbox_gid}",
-                         "--clear-groups", "--"]
+            argv = self._launch_prefix(cg)
             argv += self._bwrap_args(work, limits, env) + ["--"] + self._prlimit_args(limits) + list(cmd)
 
             # stdin from an anonymous in-memory file: the program reads at its own pace and
@@ -231,7 +349,13 @@ class BubblewrapBackend(SandboxBackend):
                                     cwd="/")
             os.close(stdin_fd)
             stdin_fd = -1
-            out, err, flags = _drain(proc, t0 + limits.wall_time_s, limits.output_bytes, limits.stderr_bytes, cg)
+            pidfd = os.pidfd_open(proc.pid)
+            try:
+                out, err, flags = drain(proc.stdout.fileno(), proc.stderr.fileno(),  # type: ignore[union-attr]
+                                        pidfd, t0 + limits.wall_time_s, limits.output_bytes, limits.stderr_bytes,
+                                        lambda: _kill(proc, cg))
+            finally:
+                os.close(pidfd)
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen it is reaped
             wall = time.monotonic() - t0
@@ -265,7 +389,13 @@ class BubblewrapBackend(SandboxBackend):
             _reaper.put(work, cg)
 
     def close(self) -> None:
-        """Wait for the reaper and remove this backend's scratch space (also done at exit)."""
+        """Stop the idle zygotes, wait for the reaper and remove this backend's scratch space
+        (also done at exit)."""
+        with self._zygote_lock:
+            idle = [z for v in self._idle_zygotes.values() for z in v]
+            self._idle_zygotes.clear()
+        for z in idle:
+            self._close_zygote(z)
         _reaper.flush()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
@@ -310,6 +440,19 @@ class _Reaper:
 
 
 _reaper = _Reaper()
+_launcher_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _launcher() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that starts zygotes (it lives as long as the process)."""
+    global _launcher_pool
+    with _launcher_lock:
+        if _launcher_pool is None:
+            _launcher_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sandbox-zygote-launcher")
+        return _launcher_pool
+
+
+_launcher_lock = threading.Lock()
 _SCRATCH_DIRS: set[Path] = set()
 
 
@@ -330,16 +473,15 @@ def _kill(proc: subprocess.Popen, cg: RunCgroup | None) -> None:
         cg.kill_all()
 
 
-def _drain(proc: subprocess.Popen, deadline: float, out_cap: int, err_cap: int,
-           cg: RunCgroup | None) -> tuple[bytearray, bytearray, dict[str, bool]]:
-    """Read stdout and stderr until both close and the process has exited, or until the
-    deadline (then kill). Keeps at most `out_cap`/`err_cap` bytes of each; more stdout
-    than `out_cap` kills the run."""
+def drain(out_fd: int, err_fd: int, done_fd: int, deadline: float, out_cap: int, err_cap: int,
+          kill: Callable[[], None]) -> tuple[bytearray, bytearray, dict[str, bool]]:
+    """Read stdout and stderr until both close and `done_fd` (a pidfd, or the socket the
+    result arrives on) is readable, or until the deadline (then `kill()`). Keeps at most
+    `out_cap`/`err_cap` bytes of each; more stdout than `out_cap` kills the run."""
     flags = {"timed_out": False, "stdout_over": False, "stderr_over": False}
-    bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}  # type: ignore[union-attr]
-    caps = {proc.stdout.fileno(): out_cap, proc.stderr.fileno(): err_cap}  # type: ignore[union-attr]
-    out_fd = proc.stdout.fileno()  # type: ignore[union-attr]
-    pidfd = os.pidfd_open(proc.pid)
+    bufs = {out_fd: bytearray(), err_fd: bytearray()}
+    caps = {out_fd: out_cap, err_fd: err_cap}
+    pidfd = done_fd
     sel = selectors.DefaultSelector()
     try:
         for fd in bufs:
@@ -355,7 +497,7 @@ def _drain(proc: subprocess.Popen, deadline: float, out_cap: int, err_cap: int,
             now = time.monotonic()
             if not killed and now >= deadline:
                 flags["timed_out"] = True
-                _kill(proc, cg)
+                kill()
                 killed = True
                 grace_deadline = now + 2.0
             if grace_deadline is not None and now >= grace_deadline:
@@ -383,7 +525,7 @@ def _drain(proc: subprocess.Popen, deadline: float, out_cap: int, err_cap: int,
                     if fd == out_fd:
                         flags["stdout_over"] = True
                         if not killed:
-                            _kill(proc, cg)
+                            kill()
                             killed = True
                             grace_deadline = time.monotonic() + 2.0
                     else:
@@ -391,11 +533,10 @@ def _drain(proc: subprocess.Popen, deadline: float, out_cap: int, err_cap: int,
                 else:
                     buf += chunk
         if not exited or sel.get_map():
-            _kill(proc, cg)
+            kill()
     finally:
         sel.close()
-        os.close(pidfd)
-    return bufs[out_fd], bufs[proc.stderr.fileno()], flags  # type: ignore[union-attr]
+    return bufs[out_fd], bufs[err_fd], flags
 
 
 def _collect(work: Path, names: Sequence[str]) -> dict[str, bytes]:

@@ -74,13 +74,54 @@ class RunCgroup:
         except OSError:
             return ""
 
+    def oom_kill_count(self) -> int:
+        """How many tasks the kernel OOM-killed at this cgroup's memory limit so far."""
+        name = "memory.events" if self.v2 else "memory.oom_control"
+        fields = dict(line.split() for line in self._read(name).splitlines() if len(line.split()) == 2)
+        try:
+            return int(fields.get("oom_kill", 0))
+        except ValueError:
+            return 0
+
     def oom_killed(self) -> bool:
         """Whether the kernel OOM-killed a task of the run at the memory limit."""
+        return self.oom_kill_count() > 0
+
+    def set_memory_limit(self, memory_bytes: int) -> None:
+        """Change the memory limit (a cgroup reused across runs: the pre-forked interpreter).
+        Raises OSError if the kernel refuses it."""
+        if self.memory_dir is None:
+            return
         if self.v2:
-            events = dict(line.split() for line in self._read("memory.events").splitlines() if line.strip())
-            return int(events.get("oom_kill", 0)) > 0
-        oom = dict(line.split() for line in self._read("memory.oom_control").splitlines() if line.strip())
-        return int(oom.get("oom_kill", 0)) > 0
+            (self.memory_dir / "memory.max").write_text(str(memory_bytes))
+            return
+        mem, memsw = self.memory_dir / "memory.limit_in_bytes", self.memory_dir / "memory.memsw.limit_in_bytes"
+        if not memsw.exists():
+            mem.write_text(str(memory_bytes))
+            return
+        # v1 keeps memory <= memory+swap at every moment: order the two writes accordingly.
+        first, second = (memsw, mem) if memory_bytes > int(mem.read_text()) else (mem, memsw)
+        first.write_text(str(memory_bytes))
+        second.write_text(str(memory_bytes))
+
+    def set_pids_limit(self, processes: int) -> None:
+        """Change the pids limit (raises OSError if the kernel refuses it)."""
+        for d in self.dirs:
+            if (d / "pids.max").exists():
+                (d / "pids.max").write_text(str(processes))
+
+    def memory_usage_bytes(self) -> int:
+        text = self._read("memory.current" if self.v2 else "memory.usage_in_bytes").strip()
+        return int(text) if text.isdigit() else 0
+
+    def reset_peak(self) -> None:
+        """Start peak-memory accounting afresh (cgroup v1; v2's memory.peak on new kernels)."""
+        if self.memory_dir is None:
+            return
+        try:
+            (self.memory_dir / ("memory.peak" if self.v2 else "memory.max_usage_in_bytes")).write_text("0")
+        except OSError:
+            pass
 
     def cpu_time_s(self) -> float | None:
         """CPU time used by every task of the run (they need not have been reaped)."""

@@ -1,0 +1,282 @@
+"""Sandbox side of the pre-forked Python interpreter ("zygote"); standard library only.
+
+Runs inside a long-lived bubblewrap sandbox (its own user, PID, network, IPC, UTS and
+mount namespaces; read-only /usr; no network) that keeps CAP_SYS_ADMIN and CAP_SETPCAP
+*inside its user namespace* only, so that it can give every run namespaces of its own.
+It imports the interpreter and the common modules once; a run then costs a fork, not an
+interpreter start. Per run, from the outside in::
+
+    zygote (this loop)  --fork-->  supervisor C: new PID, mount and IPC namespaces
+        --fork-->  G, PID 1 of the new PID namespace:
+            fresh size-capped tmpfs at /tmp, /dev/shm and /sandbox (the run's files,
+            read-only unless asked), /dev read-only, a /proc of its own namespace;
+            a new session; fds 0-2 = the run's stdin/stdout/stderr, every other fd closed;
+            rlimits; no_new_privs; every capability dropped (bounding, permitted,
+            effective, inheritable, ambient); then the script runs as __main__.
+
+When G exits or is killed the kernel kills every process left in its PID namespace, so
+nothing of a run outlives it, and its tmpfs mounts, IPC objects and files vanish with
+its namespaces: a later run sees none of them. The zygote itself never reads a run's
+request (only C does, after the fork), so no run's data is in the memory a later run
+is forked from.
+
+Control socket (the descriptor number in argv[1]), one run at a time:
+    trusted -> zygote: b"R" with SCM_RIGHTS [stdin, stdout, stderr]
+    trusted -> C:      4-byte big-endian length + JSON request
+                       {"files": {name: [base64, executable]}, "script", "env", "limits"}
+    trusted -> C:      b"K" (kill the run now; the trusted side keeps the wall clock)
+    C -> trusted:      4-byte length + JSON {"status", "utime", "stime", "killed", "setup_error"}
+"""
+import base64
+import ctypes
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+
+# What a typical candidate or harness imports: paid once here instead of once per run.
+PRELOAD = ("atexit", "importlib", "types", "traceback", "threading", "json", "math", "re", "signal", "time",
+           "typing", "collections", "itertools", "functools", "heapq", "bisect", "string", "random",
+           "fractions", "decimal", "copy", "operator", "statistics", "dataclasses", "io")
+
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_RLIMITS = {"cpu": "RLIMIT_CPU", "as": "RLIMIT_AS", "fsize": "RLIMIT_FSIZE", "nofile": "RLIMIT_NOFILE",
+            "nproc": "RLIMIT_NPROC", "stack": "RLIMIT_STACK", "core": "RLIMIT_CORE"}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _check(ret, what):
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source, target, fstype, flags, data=None):
+    _check(_libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
+                       ctypes.c_ulong(flags), data.encode() if data else None), f"mount {target}")
+
+
+def _remount_readonly(path):
+    """Bind-remount `path` read-only, keeping its other flags (a namespace may not clear
+    flags its parent locked, such as nodev)."""
+    st = os.statvfs(path).f_flag
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+    for st_bit, ms_bit in ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+                           (os.ST_NOATIME, 1 << 10), (os.ST_NODIRATIME, 1 << 11), (os.ST_RELATIME, 1 << 21)):
+        if st & st_bit:
+            flags |= ms_bit
+    _mount(None, path, None, flags)
+
+
+def _prctl(option, arg):
+    _check(_libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)),
+           f"prctl {option}")
+
+
+def _drop_capabilities():
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last + 1):
+        _prctl(PR_CAPBSET_DROP, cap)
+    _libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                ctypes.c_ulong(0))
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def _recv_exact(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("control socket closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def _send_msg(sock, obj):
+    data = json.dumps(obj).encode()
+    sock.sendall(struct.pack(">I", len(data)) + data)
+
+
+def _setup_run(req, stdio):
+    """In G: the run's file system, descriptors, limits and (no) privileges."""
+    lim = req["limits"]
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={lim['tmpfs_bytes']},mode=1777")
+    _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={lim['tmpfs_bytes']},mode=1777")
+    _remount_readonly("/dev")
+    total = sum(len(v[0]) for v in req["files"].values())
+    size = (lim["tmpfs_bytes"] if lim["writable_workdir"] else 0) + total + (1 << 20)
+    _mount("tmpfs", "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=0755")
+    for name, (b64, executable) in req["files"].items():
+        path = os.path.join("/sandbox", name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(b64))
+        os.chmod(path, 0o755 if executable else 0o644)
+    if not lim["writable_workdir"]:
+        _remount_readonly("/sandbox")
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.chdir("/sandbox")
+    os.setsid()  # its own process group: kill(0, ...) reaches nothing outside the run
+    for target, fd in enumerate(stdio):
+        os.dup2(fd, target)
+    os.closerange(3, 1 << 16)
+    import resource
+    for key, name in _RLIMITS.items():
+        if key in lim:
+            v = int(lim[key])
+            resource.setrlimit(getattr(resource, name), (v, v + 1 if key == "cpu" else v))
+    _drop_capabilities()
+
+
+def _run_script(req):
+    """In G, unprivileged: run the script as a fresh interpreter would, then exit."""
+    import atexit
+    import builtins
+    import importlib
+    import io
+    import threading
+    import types
+
+    os.environ.clear()
+    os.environ.update(req["env"])
+    script = req["script"]
+    sys.argv = [script]
+    sys.path[0] = "/sandbox"
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    gc.unfreeze()
+    code = 0
+    path = os.path.join("/sandbox", script)
+    main = types.ModuleType("__main__")  # what `python script` runs the file in
+    main.__file__, main.__cached__, main.__builtins__ = path, None, builtins
+    sys.modules["__main__"] = main
+    try:
+        with io.open_code(path) as f:
+            source = f.read()
+        exec(compile(source, path, "exec", dont_inherit=True), main.__dict__)
+    except SystemExit as e:
+        code = _exit_status(e.code)
+    except BaseException:
+        etype, value, tb = sys.exc_info()
+        sys.excepthook(etype, value, tb.tb_next if tb is not None else None)  # from the script's frame on
+        code = 1
+    try:
+        threading._shutdown()  # like interpreter exit: wait for non-daemon threads
+        atexit._run_exitfuncs()
+    except BaseException:
+        code = code or 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            code = code or 120
+    os._exit(code)
+
+
+def _exit_status(value):
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    try:
+        print(value, file=sys.stderr)
+    except BaseException:
+        pass
+    return 1
+
+
+def _supervise(sock, stdio):
+    """C: read the request, start G in new namespaces, wait for it or a kill, report."""
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        (n,) = struct.unpack(">I", _recv_exact(sock, 4))
+        req = json.loads(_recv_exact(sock, n))
+        status_r, status_w = os.pipe()
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sock.close()
+                os.close(status_r)
+                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                _setup_run(req, stdio)  # closes status_w with every fd above 2
+            except BaseException as e:
+                try:
+                    os.write(status_w, f"{type(e).__name__}: {e}".encode()[:2000])
+                finally:
+                    os._exit(125)
+            _run_script(req)
+        os.close(status_w)
+        for fd in stdio:
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        killed = False
+        while True:
+            ready, _, _ = select.select([pidfd, sock], [], [])
+            if pidfd in ready:
+                break
+            data = sock.recv(1)
+            if not killed and (data == b"K" or not data):
+                os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: the namespace dies with it
+                killed = True
+            if not data:
+                break
+        _, status, usage = os.wait4(pid, 0)
+        setup_error = os.read(status_r, 4096).decode(errors="replace")
+        _send_msg(sock, {"status": status, "utime": usage.ru_utime, "stime": usage.ru_stime, "killed": killed,
+                         "setup_error": setup_error})
+    except BaseException as e:  # report, never hang the trusted side
+        try:
+            _send_msg(sock, {"error": f"{type(e).__name__}: {e}"})
+        except BaseException:
+            pass
+    os._exit(0)
+
+
+def main():
+    for name in PRELOAD:
+        __import__(name)
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    gc.collect()
+    gc.freeze()  # keep the preloaded objects' pages shared with the runs (copy-on-write)
+    sock.sendall(b"READY\n")
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 1, 3)
+        except OSError:
+            return
+        if not msg:
+            return  # the trusted side closed the socket
+        if msg != b"R" or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            continue  # a late b"K" for a run that already ended
+        pid = os.fork()
+        if pid == 0:
+            _supervise(sock, fds)
+        for fd in fds:
+            os.close(fd)
+        os.waitpid(pid, 0)
+
+
+if __name__ == "__main__":
+    main()
