@@ -80,7 +80,8 @@ class ServerConfig(BaseSettings):
     max_samples_per_request: int = Field(4096, ge=1)
     grace_s: float = Field(30.0, ge=0, description="SIGTERM: time allowed for in-flight work")
     writer_batch_rows: int = Field(1000, ge=1, description="score rows per database transaction")
-    writer_flush_ms: int = Field(50, ge=1, description="longest a score waits before its batch is written")
+    writer_flush_ms: int = Field(0, ge=0, description="longest the writer waits to gather a bigger batch (0: "
+                                 "commit what is queued at once; results are answered after their commit)")
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,6 +11,7 @@
     ├── store.SpecNotFoundError    -> NOT_FOUND (message lists the stored specs)
     ├── store.ScoreNotFoundError   -> NOT_FOUND
     ├── store.RunExistsError       -> ALREADY_EXISTS
+    ├── store.StoreWriteError      -> UNAVAILABLE (nothing recorded; retry)
     ├── AuthError                  -> UNAUTHENTICATED or PERMISSION_DENIED
     └── QuotaExceededError         -> RESOURCE_EXHAUSTED (message and `retry-after-s` trailer give the wait)
 """
@@ -46,7 +47,8 @@ class QuotaExceededError(Exception):
 
 
 def status_code_for(exc: BaseException) -> grpc.StatusCode | None:
-    from .store.store import RunExistsError, RunNotFoundError, ScoreNotFoundError, SpecNotFoundError
+    from .store.store import (RunExistsError, RunNotFoundError, ScoreNotFoundError, SpecNotFoundError,
+                              StoreWriteError)
 
     if isinstance(exc, (UnknownVerifierError, RunNotFoundError, SpecNotFoundError, ScoreNotFoundError)):
         return grpc.StatusCode.NOT_FOUND
@@ -60,4 +62,6 @@ def status_code_for(exc: BaseException) -> grpc.StatusCode | None:
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, TooLargeError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, StoreWriteError):
+        return grpc.StatusCode.UNAVAILABLE
     return None

@@ -122,7 +122,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         rows = [row for o in outcomes for row in convert.outcome_rows(
             o, run_id=run_id, step=step if run_id else None, group_id=group_id, team=who.team,
             request_id=request_id, store_texts=self.config.store_texts)]
-        self.store.add_scores(rows)  # queued before the client sees the result
+        # Answered only once committed: a reward the client sees is never missing from the store.
+        await asyncio.wrap_future(self.store.add_scores(rows))
         sandbox_s = sum(co.latency_ms for o in outcomes for co in o.components
                         if co.component.thread_pool == "sandbox" and not co.cached) / 1000
         self.quotas.charge_sandbox(who.team, sandbox_s)

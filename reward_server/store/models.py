@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.sql import false
+from sqlalchemy.sql import false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -42,6 +42,10 @@ class StepRow(Base):
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("run_id", "step", name="uq_steps_run_step"),)
+
+
+SAMPLE_KEY_WHERE = "run_id IS NOT NULL AND step IS NOT NULL AND group_id <> ''"
+SAMPLE_KEY = ("run_id", "step", "group_id", "sample_index", "component_index")
 
 
 class ScoreRow(Base):
@@ -90,6 +94,10 @@ class ScoreRow(Base):
         Index("ix_scores_verifier_created", "verifier", "created_at"),
         Index("ix_scores_created", "created_at"),
         Index("ix_scores_team_created", "team", "created_at"),
+        # One row per (run, step, group, sample, component): a group the trainer re-sends
+        # after an outage is scored again but stored once (the first write wins).
+        Index("uq_scores_run_sample", *SAMPLE_KEY,
+              unique=True, sqlite_where=text(SAMPLE_KEY_WHERE), postgresql_where=text(SAMPLE_KEY_WHERE)),
     )
 
 

@@ -1,9 +1,12 @@
-"""The score store: schema management, a batched background writer, and queries.
+"""The score store: schema management, a group-committing background writer, and queries.
 
-Writes never sit on the request path: `add_scores` appends rows to an in-memory queue
-and returns; one writer thread inserts them in batches (`writer_batch_rows` rows or
-`writer_flush_ms`, whichever comes first). `close()` drains the queue, so a score that
-was returned to a client is in the database once the server has shut down gracefully.
+`add_scores` queues rows for the one writer thread and returns a future that completes
+when they are committed; the service answers a request only then, so a reward a client
+has seen is in the database even if the server is killed the next instant. The writer
+commits whatever is queued as one transaction (up to `writer_batch_rows` rows; it may
+wait `writer_flush_ms` to gather more), so batches grow with the load while an idle
+server commits at once. A row whose (run, step, group, sample, component) is already
+stored is skipped: a group re-sent after an outage is stored once.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import Future
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +29,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import RetentionEvent, Run, ScoreRow, SpecRow, StepRow
+from .models import SAMPLE_KEY, SAMPLE_KEY_WHERE, RetentionEvent, Run, ScoreRow, SpecRow, StepRow
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -33,6 +37,11 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 class SchemaOutOfDateError(RuntimeError):
     """The database schema is older than this server; the message says what to run."""
+
+
+class StoreWriteError(RuntimeError):
+    """The database did not take a batch of scores after retries (the request fails, so
+    the client retries; a reward is never answered without its record)."""
 
 
 class RunNotFoundError(LookupError):
@@ -94,10 +103,22 @@ def upgrade_schema(engine: Engine) -> None:
 _STOP = object()
 
 
+def _insert_skipping_stored(dialect: str) -> Any:
+    """INSERT into scores that skips rows whose sample key is already stored."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # other databases: the unique index still refuses duplicates, as an error
+        return insert(ScoreRow)
+    return dialect_insert(ScoreRow).on_conflict_do_nothing(index_elements=list(SAMPLE_KEY),
+                                                           index_where=text(SAMPLE_KEY_WHERE))
+
+
 class ScoreStore:
     """Runs, steps and scores in one database. Thread-safe."""
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, batch_rows: int = 1000, flush_ms: int = 50):
+    def __init__(self, url: str, *, auto_migrate: bool = True, batch_rows: int = 1000, flush_ms: int = 0):
         self.url = url
         self.engine = make_engine(url)
         current, head = schema_revisions(self.engine)
@@ -114,53 +135,86 @@ class ScoreStore:
         self._cond = threading.Condition()
         self.rows_written = 0
         self.write_errors = 0
+        self._insert_stmt = _insert_skipping_stored(self.engine.dialect.name)
         self._writer = threading.Thread(target=self._write_loop, name="score-writer", daemon=True)
         self._writer.start()
 
     # -- writes ---------------------------------------------------------------------
-    def add_scores(self, rows: list[dict[str, Any]]) -> None:
-        """Queue score rows (dicts of ScoreRow columns) for the writer. Returns at once."""
+    def add_scores(self, rows: list[dict[str, Any]]) -> Future:
+        """Queue score rows (dicts of ScoreRow columns) for the writer. Returns at once a
+        future that completes when the rows are committed, or fails with StoreWriteError
+        when the database refused them after retries."""
+        fut: Future = Future()
         if not rows:
-            return
+            fut.set_result(None)
+            return fut
         with self._cond:
             self._pending += len(rows)
-        self._queue.put(rows)
+        self._queue.put((rows, fut))
+        return fut
 
     def _write_loop(self) -> None:
         stop = False
         while not stop:
-            batch: list[dict[str, Any]] = []
+            items: list[tuple[list[dict[str, Any]], Future]] = []
+            n = 0
             item = self._queue.get()
             deadline = time.monotonic() + self._flush_s
             while True:
                 if item is _STOP:
                     stop = True
                     break
-                batch.extend(item)
-                if len(batch) >= self._batch_rows:
+                items.append(item)
+                n += len(item[0])
+                if n >= self._batch_rows:
                     break
-                try:
+                try:  # with flush_s == 0: only what is already queued (group commit)
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-            if batch:
-                self._insert(batch)
+            if items:
+                self._insert(items)
 
-    def _insert(self, batch: list[dict[str, Any]]) -> None:
-        for attempt in range(5):
+    def _insert(self, items: list[tuple[list[dict[str, Any]], Future]]) -> None:
+        batch = [row for rows, _ in items for row in rows]
+        error = self._execute_with_retries(batch)
+        if error is not None and len(items) > 1:
+            # One bad request must not fail the others committed with it: write each alone.
+            for rows, fut in items:
+                self._settle([(rows, fut)], self._execute_with_retries(rows, attempts=1))
+        else:
+            self._settle(items, error)
+
+    def _execute_with_retries(self, batch: list[dict[str, Any]], attempts: int = 5) -> Exception | None:
+        error: Exception | None = None
+        for attempt in range(attempts):
             try:
                 with self._sessions.begin() as s:
-                    s.execute(insert(ScoreRow), batch)
-                break
-            except Exception:  # a transient lock or connection drop must not lose scores
-                log.exception("score write failed (attempt %d/5, %d rows)", attempt + 1, len(batch))
-                time.sleep(0.2 * 2 ** attempt)
-        else:
-            self.write_errors += len(batch)
+                    s.execute(self._insert_stmt, batch)
+                return None
+            except Exception as e:  # a transient lock or connection drop must not lose scores
+                error = e
+                log.exception("score write failed (attempt %d/%d, %d rows)", attempt + 1, attempts, len(batch))
+                if attempt + 1 < attempts:
+                    time.sleep(0.2 * 2 ** attempt)
+        return error
+
+    def _settle(self, items: list[tuple[list[dict[str, Any]], Future]], error: Exception | None) -> None:
+        n = sum(len(rows) for rows, _ in items)
         with self._cond:
-            self.rows_written += len(batch)
-            self._pending -= len(batch)
+            if error is None:
+                self.rows_written += n
+            else:
+                self.write_errors += n
+            self._pending -= n
             self._cond.notify_all()
+        for _, fut in items:
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(StoreWriteError(
+                    f"the score store did not take the results ({type(error).__name__}: {str(error)[:200]}); "
+                    f"nothing was recorded: retry the request"))
 
     @property
     def pending(self) -> int:

@@ -1,0 +1,85 @@
+"""The score writer on real databases (a SQLite file and PostgreSQL on 127.0.0.1:5432):
+a result's rows are committed before its future completes, a re-sent group is stored
+once, and one bad request cannot fail the requests committed with it."""
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from sqlalchemy import insert, text
+
+from reward_server.store import ScoreRow, ScoreStore
+from reward_server.store.store import StoreWriteError, _alembic_config, make_engine
+
+from .test_store_postgres import _row, pg_url  # noqa: F401  (the PostgreSQL fixture)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/scores.db"
+    return request.getfixturevalue("pg_url")
+
+
+def count(url: str, where: str = "1=1") -> int:
+    engine = make_engine(url)
+    with engine.connect() as c:
+        n = c.execute(text(f"select count(*) from scores where {where}")).scalar()
+    engine.dispose()
+    return n
+
+
+def test_committed_when_the_future_completes(url):
+    store = ScoreStore(url)
+    store.start_run("run-a", "a", {})
+    fut = store.add_scores([_row(i, "run-a") for i in range(40)])
+    assert fut.result(timeout=10) is None
+    assert count(url) == 40  # another connection sees them: committed, not merely queued
+    store.close()
+
+
+def test_a_resent_group_is_stored_once_and_the_first_write_wins(url):
+    store = ScoreStore(url)
+    store.start_run("run-a", "a", {})
+    first = [_row(i, "run-a") for i in range(8)]
+    store.add_scores(first).result(timeout=10)
+    again = [dict(r, reward=0.5, request_id="retry") for r in first]  # the same keys, re-scored
+    store.add_scores(again + [_row(8, "run-a")]).result(timeout=10)
+    rows = {r.sample_id: r for r in store.query_scores(run_id="run-a")}
+    assert len(rows) == 9 and all(rows[str(i)].request_id == "r" for i in range(8))
+    # Scores outside a run's groups have no key: each call is its own record.
+    loose = [dict(_row(i, "run-a"), run_id=None, step=None, group_id="") for i in range(3)]
+    store.add_scores(loose).result(timeout=10)
+    store.add_scores(loose).result(timeout=10)
+    assert count(url, "run_id is null") == 6
+    store.close()
+
+
+def test_a_bad_request_fails_alone(url):
+    store = ScoreStore(url, flush_ms=300)  # gather both requests into one transaction
+    store.start_run("run-a", "a", {})
+    good = store.add_scores([_row(i, "run-a") for i in range(4)])
+    bad = store.add_scores([dict(_row(4, "run-a"), verifier=None)])  # NOT NULL violated
+    assert good.result(timeout=30) is None
+    with pytest.raises(StoreWriteError, match="nothing was recorded: retry"):
+        bad.result(timeout=30)
+    assert count(url) == 4 and store.write_errors == 1
+    store.close()
+
+
+def test_upgrade_removes_duplicates_stored_before_the_unique_key(url):
+    engine = make_engine(url)
+    cfg = _alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+    with engine.begin() as c:
+        c.execute(text("insert into runs (id, team, name, state, config, summary, created_at) "
+                       "values ('run-a', 'default', 'a', 'running', '{}', '{}', CURRENT_TIMESTAMP)"))
+        base = dict(_row(0, "run-a"), team="default", texts_dropped=False, cached=False, gate=False)
+        c.execute(insert(ScoreRow.__table__), [dict(base, request_id=f"try{k}") for k in range(3)]
+                  + [dict(base, run_id=None, step=None, group_id="", request_id=f"loose{k}") for k in range(2)])
+    engine.dispose()
+    store = ScoreStore(url)  # auto-migrates to head
+    kept = [r.request_id for r in store.query_scores(run_id="run-a")]
+    assert kept == ["try0"] and count(url, "run_id is null") == 2
+    store.close()
