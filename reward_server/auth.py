@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -116,8 +117,10 @@ class Authenticator:
     def enabled(self) -> bool:
         return self.keys is not None
 
-    def principal(self, context: grpc.aio.ServicerContext) -> Principal:
-        """Blocking on a cache miss (one indexed read)."""
+    async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
+        """The caller. A key seen in the last CACHE_TTL_S is answered from memory; otherwise
+        its (indexed) lookup runs on a thread, so a slow database never stalls other calls.
+        Raises AuthError."""
         if self.keys is None:
             return ANONYMOUS_ADMIN
         header = dict(context.invocation_metadata() or ()).get("authorization", "")
@@ -132,7 +135,7 @@ class Authenticator:
             hit = self._cache.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        p = self.keys.verify(key.strip())
+        p = await asyncio.to_thread(self.keys.verify, key.strip())
         with self._lock:
             self._cache[key] = (now + self.CACHE_TTL_S, p)
         return p

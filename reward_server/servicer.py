@@ -93,8 +93,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                 await asyncio.to_thread(self._load_spec, *convert.parse_spec_ref(spec.name, where))
 
     # -- helpers ------------------------------------------------------------------
-    def _who(self, context: grpc.aio.ServicerContext) -> Principal:
-        return self.auth.principal(context)
+    async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
+        return await self.auth.principal(context)
 
     async def _check_run(self, run_id: str, who: Principal) -> None:
         """The run exists and is the caller's team's (admins: any team's)."""
@@ -132,7 +132,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     # -- scoring ------------------------------------------------------------------
     @_rpc
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
-        who = self._who(context)
+        who = await self._who(context)
         samples = await self._samples(request.samples, request.spec, "request")
         await self._check_run(request.run_id, who)
         with self.quotas.admit(who.team, len(samples), *self._usage(samples)):  # over quota: RESOURCE_EXHAUSTED
@@ -148,7 +148,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         only when it fits, so the client's sends slow down through flow control.
         """
         try:
-            who = self._who(context)
+            who = await self._who(context)
             stream_slot = self.quotas.stream(who.team)
             stream_slot.__enter__()
         except Exception as e:
@@ -216,7 +216,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def ListVerifiers(self, request: pb.ListVerifiersRequest, context: Any) -> pb.ListVerifiersResponse:
-        self._who(context)
+        await self._who(context)
         out = []
         for cls in registry.latest():
             ok, why = cls.available()
@@ -230,14 +230,14 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def DryRun(self, request: pb.DryRunRequest, context: Any) -> pb.DryRunResponse:
-        self._who(context)
+        await self._who(context)
         (sample,) = await self._samples([request.sample], request.spec, "request")
         (outcome,) = await self.scorer.score_many([sample], use_cache=False)
         return pb.DryRunResponse(result=convert.outcome_to_pb(outcome))
 
     @_rpc
     async def PutSpec(self, request: pb.PutSpecRequest, context: Any) -> pb.StoredSpec:
-        require_admin(self._who(context), "PutSpec (stored specs are shared by every team)")
+        require_admin(await self._who(context), "PutSpec (stored specs are shared by every team)")
         return await self.put_spec(request)
 
     async def put_spec(self, request: pb.PutSpecRequest) -> pb.StoredSpec:
@@ -257,19 +257,19 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def GetSpec(self, request: pb.GetSpecRequest, context: Any) -> pb.StoredSpec:
-        self._who(context)
+        await self._who(context)
         row = await asyncio.to_thread(self.store.get_spec, request.name, request.version)
         return convert.stored_spec_to_pb(row)
 
     @_rpc
     async def ListSpecs(self, request: pb.ListSpecsRequest, context: Any) -> pb.ListSpecsResponse:
-        self._who(context)
+        await self._who(context)
         rows = await asyncio.to_thread(self.store.list_specs)
         return pb.ListSpecsResponse(specs=[convert.stored_spec_to_pb(r) for r in rows])
 
     @_rpc
     async def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.Stats:
-        self._who(context)
+        await self._who(context)
         c = self.scorer.cache
         return pb.Stats(cache_hits=c.hits, cache_misses=c.misses, cache_hit_rate=c.hit_rate,
                         score_rows_written=self.store.rows_written, score_rows_pending=self.store.pending)
@@ -277,7 +277,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     # -- runs ---------------------------------------------------------------------
     @_rpc
     async def StartRun(self, request: pb.StartRunRequest, context: Any) -> pb.Run:
-        who = self._who(context)
+        who = await self._who(context)
         run_id = request.run_id or uuid.uuid4().hex[:16]
         if len(run_id) > 64:
             raise InvalidRequestError("run_id: at most 64 characters")
@@ -294,7 +294,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     async def LogStep(self, request: pb.LogStepRequest, context: Any) -> pb.LogStepResponse:
         if not request.run_id:
             raise InvalidRequestError("run_id: required")
-        await self._check_run(request.run_id, self._who(context))
+        await self._check_run(request.run_id, await self._who(context))
         await asyncio.to_thread(self.store.log_step, request.run_id, request.step, dict(request.metrics))
         return pb.LogStepResponse()
 
@@ -303,7 +303,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         state = request.state or "finished"
         if state not in ("finished", "failed"):
             raise InvalidRequestError(f"state: {state!r} is not one of finished, failed")
-        await self._check_run(request.run_id, self._who(context))
+        await self._check_run(request.run_id, await self._who(context))
         await asyncio.to_thread(self.store.flush)
         run = await asyncio.to_thread(self.store.finish_run, request.run_id, state, dict(request.summary))
         last, count = await asyncio.to_thread(self.store.run_stats, request.run_id)
@@ -311,7 +311,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:
-        who = self._who(context)
+        who = await self._who(context)
 
         def load() -> pb.Run:
             run = self.store.get_run(request.run_id, None if who.admin else who.team)
@@ -322,7 +322,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsResponse:
-        team = team_scope(self._who(context), request.team)
+        team = team_scope(await self._who(context), request.team)
 
         def load() -> list[pb.Run]:
             self.store.flush()
@@ -333,21 +333,21 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def ListSteps(self, request: pb.ListStepsRequest, context: Any) -> pb.ListStepsResponse:
-        await self._check_run(request.run_id, self._who(context))
+        await self._check_run(request.run_id, await self._who(context))
         rows = await asyncio.to_thread(self.store.steps, request.run_id)
         return pb.ListStepsResponse(steps=[pb.StepRecord(step=r.step, metrics=r.metrics, created_at=convert.iso(
             r.created_at)) for r in rows])
 
     @_rpc
     async def GetScore(self, request: pb.GetScoreRequest, context: Any) -> pb.ScoreRecord:
-        who = self._who(context)
+        who = await self._who(context)
         row = await asyncio.to_thread(self.store.get_score, request.score_id, None if who.admin else who.team)
         return convert.score_row_to_pb(row, include_texts=True)
 
     async def QueryScores(self, request: pb.QueryScoresRequest, context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[pb.ScoreRecord]:
         try:
-            team = team_scope(self._who(context), request.team)
+            team = team_scope(await self._who(context), request.team)
             status = convert.PB_TO_STATUS.get(request.status)
             rows = self.store.query_scores(
                 run_id=request.run_id or None, team=team,
