@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 
 import pytest
 
@@ -99,3 +100,20 @@ def test_load_failure_and_long_prompt_are_errors(tiny, tmp_path):
     assert r.status is Status.ERROR and "over max_input_tokens 40" in r.reason
     r = local(tiny["seven"], reference="4")                              # no prompt anywhere
     assert r.status is Status.ERROR and "{prompt}" in r.reason
+
+
+def test_model_roots_restrict_what_a_shared_server_loads(tiny, tmp_path, monkeypatch):
+    root = os.path.dirname(tiny["seven"])
+    monkeypatch.setenv(models.MODEL_ROOTS_ENV, root)
+    r = local(tiny["seven"], max_new_tokens=1)  # inside the root: scored as before
+    assert r.status is Status.OK
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "link").symlink_to(tiny["seven"])  # a link into the root is judged by its target: fine
+    assert local(str(outside / "link"), max_new_tokens=1).status is Status.OK
+    for name in (str(outside), "/etc", "some-org/some-hub-model", root + "/../" + os.path.basename(str(tmp_path))):
+        with pytest.raises(verifiers.InvalidParamsError, match="model roots"):
+            local(name)
+    for kind in ("reward_model", "embedding_similarity"):
+        with pytest.raises(verifiers.InvalidParamsError, match="model"):
+            verifiers.verify(kind, "x", "y", {"model": str(outside)})

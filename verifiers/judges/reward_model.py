@@ -21,7 +21,7 @@ from pydantic import Field
 from ..core import Params, Verifier, VerifierResult
 from ..registry import register
 from .errors import JudgeFailure, failure_result
-from .models import Dtype, LoadedModel, batcher_for, load_model, torch_available, wait_for
+from .models import Dtype, LoadedModel, ModelName, batcher_for, load_model, torch_available, wait_for
 from .templates import judge_inputs
 
 Normalize = Literal["none", "affine", "sigmoid"]
@@ -38,7 +38,7 @@ def normalize_reward(logit: float, how: Normalize, scale: float = 1.0, shift: fl
 
 
 class RewardModelParams(Params):
-    model: str = Field(..., min_length=1, description="folder (or cached Hub id) of a sequence-classification model")
+    model: ModelName = Field(..., min_length=1, description="folder (or cached Hub id) of a sequence-classification model")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, cuda:1, …")
     dtype: Dtype = Field("auto", description="auto: bfloat16 on CUDA when supported, else float32")
     logit_index: int = Field(0, ge=0, description="which output logit is the reward")
