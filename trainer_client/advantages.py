@@ -24,7 +24,8 @@ SCALES: tuple[str, ...] = ("group", "batch", "none")
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: Scale = "group", *,
-                     valid: torch.Tensor | None = None, eps: float = 1e-4) -> torch.Tensor:
+                     valid: torch.Tensor | None = None, eps: float = 1e-4,
+                     batch_std: float | torch.Tensor | None = None) -> torch.Tensor:
     """Advantages A_i = (r_i - mean_group(r)) / (std(r) + eps).
 
     Args:
@@ -37,6 +38,9 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: Scale = "gro
         valid: optional (B*G,) bool mask, False for samples without a reward
             (non-OK status). None means "valid where the reward is finite".
         eps: added to the std (the ε of the formula).
+        batch_std: scale="batch" only: the std to divide by instead of this tensor's own,
+            e.g. the std over every data-parallel rank's rewards (distributed.global_std),
+            so that a rank's advantages are those of the whole global batch.
 
     Returns:
         (B*G,) float advantages; 0 for invalid samples, for groups whose valid rewards
@@ -65,6 +69,8 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: Scale = "gro
     if scale == "group":
         var_g = (centred ** 2).sum(dim=1, keepdim=True) / (n_g - 1).clamp(min=1)
         adv = centred / (var_g.sqrt() + eps)
+    elif scale == "batch" and batch_std is not None:
+        adv = centred / (torch.as_tensor(batch_std, dtype=torch.float64) + eps)
     elif scale == "batch":
         n = m.sum()
         batch_mean = (r * m).sum() / n.clamp(min=1)

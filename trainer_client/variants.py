@@ -109,38 +109,69 @@ def format_bytes(n: int) -> str:
     return f"{n:.1f} GiB"
 
 
-def dynamic_fill(draw, target_groups: int, group_size: int, max_extra_draws: int):
+def select_informative(keeps: list[torch.Tensor], room: int) -> list[torch.Tensor]:
+    """Which informative groups to keep, over all ranks: the first `room` in global order.
+
+    keeps[r]: (n_r,) bool, rank r's informative groups of one prompt batch. Rank r holds
+    the batch's items r, r+W, r+2W, ... (distributed.shard), so its group j is item
+    j*W + r; the kept groups are the first `room` informative ones in item order, as one
+    process drawing the whole batch would keep them. Returns per-rank (n_r,) bool masks.
+    """
+    W = len(keeps)
+    order = sorted((j * W + r, r, j) for r, k in enumerate(keeps)
+                   for j in torch.nonzero(k).view(-1).tolist())
+    out = [torch.zeros_like(k) for k in keeps]
+    for _, r, j in order[:max(room, 0)]:
+        out[r][j] = True
+    return out
+
+
+def dynamic_fill(draw, target_groups: int, group_size: int, max_extra_draws: int, *,
+                 gather=None, rank: int = 0):
     """DAPO dynamic sampling (Algorithm 1): keep informative groups, draw more until full.
 
     draw(d) -> (rollout, samples, rewards (n*G,), valid (n*G,)) samples and scores the d-th
-    prompt batch (d = 0 is the step's own batch). Draws stop once `target_groups`
-    informative groups are kept or after `max_extra_draws` extra batches; surplus groups
-    are cut. If no group is informative at all, draw 0 is returned unfiltered (its
-    advantages are all 0: a step with no gradient, as without dynamic sampling).
+    prompt batch (d = 0 is the step's own batch; under data parallelism this rank's
+    share of it). Draws stop once `target_groups` informative groups are kept or after
+    `max_extra_draws` extra batches; surplus groups are cut. If no group is
+    informative at all, draw 0 is returned unfiltered (its advantages are all 0: a step
+    with no gradient, as without dynamic sampling).
 
-    Returns (parts, stats): parts = [(rollout, samples, rewards, valid)] restricted to the
-    kept groups; stats = {"groups_dropped", "extra_draws", "groups_kept"}.
+    Data parallel: gather(keep (n,) bool) -> every rank's mask, in rank order (an
+    all-gather), and `rank` is this rank's index. The counts and the decision to draw
+    again are then global, so every rank draws the same number of batches (the
+    collectives inside each draw stay paired) and the kept groups are those one process
+    would keep (select_informative); a rank may keep fewer groups than another, or none:
+    it then returns draw 0 cut to zero rows. Alone, gather defaults to [keep].
+
+    Returns (parts, stats): parts = [(rollout, samples, rewards, valid)] restricted to this
+    rank's kept groups; stats = {"groups_dropped", "extra_draws", "groups_kept"}, global
+    counts (the same on every rank).
     """
     from .rollout import select_rows
 
+    gather = gather or (lambda k: [k])
     parts, kept, dropped, first = [], 0, 0, None
     d = 0
     while True:
         ro, samples, rewards, valid = draw(d)
         first = first or (ro, samples, rewards, valid)
-        keep = informative_groups(rewards, group_size, valid=valid)       # (n,)
-        dropped += int((~keep).sum())
-        room = target_groups - kept
-        idx_groups = torch.nonzero(keep).view(-1)[:room]
-        if idx_groups.numel():
-            sel = torch.zeros_like(keep)
-            sel[idx_groups] = True
-            rows = group_rows(sel, group_size)                            # (k*G,)
+        keeps = gather(informative_groups(rewards, group_size, valid=valid))   # [(n_r,)]
+        dropped += sum(int((~k).sum()) for k in keeps)
+        sel = select_informative(keeps, target_groups - kept)[rank]            # (n,)
+        if sel.any():
+            rows = group_rows(sel, group_size)                                 # (k*G,)
             parts.append((select_rows(ro, rows), [samples[i] for i in rows.tolist()],
                           rewards[rows], valid[rows]))
-            kept += int(idx_groups.numel())
+        kept += min(sum(int(k.sum()) for k in keeps), target_groups - kept)
         if kept >= target_groups or d >= max_extra_draws:
             break
         d += 1
     stats = {"groups_dropped": float(dropped), "extra_draws": float(d), "groups_kept": float(kept)}
-    return (parts or [first]), stats
+    if kept == 0:
+        return [first], stats
+    if not parts:  # other ranks kept groups, this one none: zero rows of draw 0
+        ro, samples, rewards, valid = first
+        none = torch.zeros(0, dtype=torch.long)
+        parts = [(select_rows(ro, none), [], rewards[none], valid[none])]
+    return parts, stats

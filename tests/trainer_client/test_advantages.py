@@ -45,6 +45,18 @@ def test_batch_scale_uses_group_mean_and_batch_std():
     assert torch.allclose(adv, expected, atol=1e-6)
 
 
+def test_batch_scale_takes_a_given_std_the_data_parallel_one():
+    # rewards [0, 1 | 1, 1], G = 2: group means 0.5 and 1 -> centred [-0.5, 0.5, 0, 0].
+    # Divided by a pooled std of 2 (say, every rank's rewards), eps 0: [-0.25, 0.25, 0, 0];
+    # this tensor's own std (0.5) would give ±1.
+    r = torch.tensor([0.0, 1.0, 1.0, 1.0])
+    adv = group_advantages(r, 2, "batch", eps=0.0, batch_std=2.0)
+    assert adv.tolist() == [-0.25, 0.25, 0.0, 0.0]
+    assert group_advantages(r, 2, "batch", eps=0.0).tolist() == [-1.0, 1.0, 0.0, 0.0]
+    # the group scale ignores it
+    assert torch.equal(group_advantages(r, 2, "group", batch_std=2.0), group_advantages(r, 2))
+
+
 def test_no_std_scaling_is_just_centred():
     rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 3.0, 1.0, 1.0, 3.0])
     adv = group_advantages(rewards, group_size=4, scale="none")

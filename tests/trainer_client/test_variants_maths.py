@@ -10,6 +10,7 @@ import torch
 from trainer_client.losses import grpo_loss
 from trainer_client.rollout import Rollout
 from trainer_client.variants import (dynamic_fill, group_rows, importance_log_ratio,
+                                     select_informative,
                                      informative_groups, memory_estimate_bytes,
                                      soft_overlong_penalty)
 
@@ -131,6 +132,44 @@ def test_dynamic_fill_respects_the_cap_and_never_returns_nothing():
     parts, stats = dynamic_fill(_draws([1, 1, 0, 0], [1, 1, 1, 1]), 2, 2, max_extra_draws=1)
     assert stats == {"groups_dropped": 4.0, "extra_draws": 1.0, "groups_kept": 0.0}
     assert parts[0][1] == ["s0", "s1", "s2", "s3"]
+
+
+def test_select_informative_takes_the_first_groups_in_global_order():
+    # W = 2: rank r's group j is item j*2 + r. Informative: rank 0 groups 0, 2 (items 0, 4),
+    # rank 1 groups 0, 1 (items 1, 3). In item order 0, 1, 3, 4; room 3 -> items 0, 1, 3.
+    T, F = True, False
+    sel = select_informative([torch.tensor([T, F, T]), torch.tensor([T, T])], 3)
+    assert [s.tolist() for s in sel] == [[T, F, F], [T, T]]
+    sel = select_informative([torch.tensor([T, F, T]), torch.tensor([T, T])], 0)
+    assert [s.tolist() for s in sel] == [[F, F, F], [F, F]]
+    # one rank: the first `room` informative groups, as before
+    assert select_informative([torch.tensor([F, T, T, T])], 2)[0].tolist() == [F, T, T, F]
+
+
+def _other_rank(*masks):
+    """A gather standing in for the all-gather: this rank's mask, then rank 1's for draw d."""
+    calls = iter(masks)
+    return lambda keep: [keep, torch.tensor(next(calls))]
+
+
+def test_dynamic_fill_counts_and_stops_globally():
+    # G = 2, 2 groups wanted over 2 ranks; this is rank 0.
+    # draw 0: ours [1,1 | 0,0] both flat; rank 1 [T, F] -> 1 kept (rank 1's), 3 dropped.
+    # draw 1: ours [0,1 | 1,1] -> [T, F]; rank 1 [T, T]. Room 1; item order: our group 0
+    #   (item 0) first -> we keep rows 100, 101; 1 more dropped (ours). Total kept 2.
+    parts, stats = dynamic_fill(_draws([1, 1, 0, 0], [0, 1, 1, 1]), 2, 2, max_extra_draws=3,
+                                gather=_other_rank([True, False], [True, True]), rank=0)
+    assert stats == {"groups_dropped": 4.0, "extra_draws": 1.0, "groups_kept": 2.0}
+    assert [p[1] for p in parts] == [["s100", "s101"]]
+
+
+def test_dynamic_fill_a_rank_may_keep_nothing():
+    # ours flat, rank 1's two groups informative and enough: we keep zero rows, no redraw
+    parts, stats = dynamic_fill(_draws([1, 1, 0, 0]), 2, 2, max_extra_draws=3,
+                                gather=_other_rank([True, True]), rank=0)
+    assert stats == {"groups_dropped": 2.0, "extra_draws": 0.0, "groups_kept": 2.0}
+    assert len(parts) == 1 and parts[0][1] == [] and parts[0][0].completion_ids.shape[0] == 0
+    assert parts[0][2].numel() == 0 and parts[0][3].numel() == 0
 
 
 def test_memory_estimate_from_parameter_counts():
