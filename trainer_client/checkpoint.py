@@ -6,11 +6,21 @@ A checkpoint directory ``checkpoint-{step}/`` holds
                                                       usable HF model on its own)
     trainer_state.pt                                  optimizer, scheduler, RNG states
                                                       (python, numpy, torch CPU/CUDA),
-                                                      step, data position, run id
+                                                      step, data position, run id, and
+                                                      the reference model when it moved
     trainer_state.json                                the same scalars, human-readable
 
 With LoRA (some parameters frozen) the trainable tensors are also kept in
 trainer_state.pt and restored from there (save_pretrained writes only the adapters).
+The optimizer state is keyed by parameter name (torch.distributed.checkpoint's
+get_optimizer_state_dict with full_state_dict=True), the same for one process, DDP and
+FSDP, so a checkpoint written under one strategy loads under another (tested: FSDP's
+into one process); checkpoints from before that, keyed by index, still load into an
+unsharded run. When the reference model has been
+refreshed (`ref_refresh_every`) it is no longer the starting model, so its weights are
+saved too (`reference`: Reference.state_dict()) and a resumed run's KL term is the same.
+Under FSDP the caller gathers the full weights on rank 0 and passes them as
+`model_state`; rank 0 alone writes.
 The data position is the number of prompt batches consumed; `batches()` is
 deterministic given the seed, so the resumed run skips that many. Writes go to a
 temporary directory renamed into place, so a crash never leaves a half checkpoint.
@@ -83,26 +93,39 @@ class TrainState:
     scheduler: dict[str, Any] | None
     rng: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    optimizer_format: str = "name"     # "name": parameter-name keys; "index": older checkpoints
+    reference: dict[str, Any] | None = None   # Reference.state_dict() when it was saved
 
 
-def save_checkpoint(path: str | Path, model, tokenizer, optimizer, scheduler, *, step: int,
-                    batches_consumed: int, run_id: str, rng: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None) -> str:
-    """Write a resumable checkpoint to `path` atomically; returns the path."""
+def save_checkpoint(path: str | Path, model, tokenizer, optimizer_state: dict[str, Any],
+                    scheduler, *, step: int, batches_consumed: int, run_id: str,
+                    rng: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                    model_state: dict[str, torch.Tensor] | None = None,
+                    reference_state: dict[str, Any] | None = None) -> str:
+    """Write a resumable checkpoint to `path` atomically; returns the path.
+
+    optimizer_state: distributed.optimizer_state() (parameter-name keys).
+    model_state: the full weights when `model` is sharded (FSDP); None = model's own.
+    reference_state: Reference.state_dict() once the reference has been refreshed.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
+    if model_state is not None:       # save_pretrained drops tied keys from the dict it gets
+        model.save_pretrained(tmp, state_dict=dict(model_state))
+    else:
+        model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     params = list(model.named_parameters())
     policy = ({n: p.detach().cpu() for n, p in params if p.requires_grad}
               if not all(p.requires_grad for _, p in params) else None)
     torch.save({"step": step, "policy": policy, "batches_consumed": batches_consumed, "run_id": run_id,
-                "optimizer": optimizer.state_dict(),
+                "optimizer": optimizer_state, "optimizer_format": "name",
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": rng if rng is not None else capture_rng(),
+                "reference": reference_state,
                 "extra": extra or {}}, tmp / STATE_FILE)
     (tmp / "trainer_state.json").write_text(json.dumps(
         {"step": step, "batches_consumed": batches_consumed, "run_id": run_id}, indent=1))
@@ -125,6 +148,9 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 def load_checkpoint(path: str | Path, model) -> TrainState:
     """Copy the checkpoint's weights into `model` and return the rest of the state.
+
+    `model` is the unsharded policy (under FSDP: before fully_shard); the optimizer
+    state, the reference weights and the RNG states come back in the TrainState.
 
     `path` may be a checkpoint directory or an output directory (its latest checkpoint).
     Raises FileNotFoundError naming the path when there is no resumable checkpoint.
@@ -151,4 +177,6 @@ def load_checkpoint(path: str | Path, model) -> TrainState:
         del saved
     return TrainState(step=s["step"], batches_consumed=s["batches_consumed"], run_id=s["run_id"],
                       optimizer=s["optimizer"], scheduler=s["scheduler"], rng=s["rng"],
-                      extra=s.get("extra", {}))
+                      extra=s.get("extra", {}),
+                      optimizer_format=s.get("optimizer_format", "index"),
+                      reference=s.get("reference"))

@@ -27,6 +27,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type]] = {
     "--save-every": ("save_every", int),
     "--eval-every": ("eval_every", int),
     "--num-threads": ("num_threads", int),
+    "--dist-strategy": ("dist_strategy", str),
     "--temperature": ("sampling.temperature", float),
     "--top-k": ("sampling.top_k", int),
     "--top-p": ("sampling.top_p", float),
@@ -102,6 +103,7 @@ def _train(args: argparse.Namespace) -> int:
     except RewardServiceError as e:
         print(f"grpo-train: {e}", file=sys.stderr)
         return 3
+
     summary = {"run_id": result.run_id, "steps": result.steps, "final_dir": result.final_dir,
                **{f"heldout_accuracy_step{k}": v.accuracy for k, v in result.evals.items()}}
     print(json.dumps(summary), flush=True)

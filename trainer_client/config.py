@@ -164,6 +164,9 @@ class TrainConfig(_Model):
     data: DataConfig = Field(default_factory=DataConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     monitors: bool = Field(True, description="run-health monitors (trainer_client/monitors.py)")
+    dist_strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="under torchrun/accelerate: ddp = whole model per rank; fsdp = FSDP2 "
+                           "sharding of policy and reference (trainer_client/distributed.py)")
 
     @field_validator("device")
     @classmethod
@@ -177,6 +180,9 @@ class TrainConfig(_Model):
         if self.grpo.overlong_cache_len > self.sampling.max_new_tokens:
             raise ValueError(f"grpo.overlong_cache_len {self.grpo.overlong_cache_len} exceeds "
                              f"sampling.max_new_tokens {self.sampling.max_new_tokens}")
+        if self.grpo.lora_r > 0 and self.dist_strategy == "fsdp":
+            raise ValueError("dist_strategy fsdp does not take LoRA (grpo.lora_r > 0): use ddp, "
+                             "whose per-rank memory LoRA already cuts")
         names = [c.name for c in self.reward.components]
         if self.reward.accuracy_component not in names:
             raise ValueError(f"reward.accuracy_component {self.reward.accuracy_component!r} "

@@ -24,31 +24,38 @@ class EvalResult:
     examples: tuple[tuple[str, str, str], ...]   # (question, completion, gold), first few
 
 
-def evaluate(model, tokenizer, problems: list[Problem], client: RewardClient, spec, *,
+def evaluate(model, tokenizer, problems: list[Problem], client: RewardClient | None, spec, *,
              run_id: str, step: int, accuracy_component: str,
              prompt_fn: Callable[[Problem], str], max_new_tokens: int,
              temperature: float = 0.0, batch_size: int = 64, seed: int = 0,
-             tag: str = "heldout") -> EvalResult:
+             tag: str = "heldout", synced: bool = False) -> EvalResult | None:
     """Generate one completion per problem and score it through the service.
 
     The scores are stored under `run_id` at `step`, one group per prompt with group id
     ``{tag}-s{step}-{i}`` so they are told apart from training groups.
+    client=None generates without scoring and returns None: an FSDP rank other than 0
+    joins rank 0's forward passes that way (synced=True: rollout.generate's synced).
     """
     if not problems:
-        return EvalResult(float("nan"), 0, 0, 0, ())
+        return EvalResult(float("nan"), 0, 0, 0, ()) if client is not None else None
     was_training = model.training
     model.eval()
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
-    stream = client.open_group_stream(run_id, step, spec)
+    stream = client.open_group_stream(run_id, step, spec) if client is not None else None
     texts: list[str] = []
     for start in range(0, len(problems), batch_size):
         chunk = problems[start:start + batch_size]
         rollout = generate(model, tokenizer, [prompt_fn(p) for p in chunk], 1, params,
-                           seed=seed + start)
+                           seed=seed + start, synced=synced)
+        if stream is None:
+            continue
         for i, (p, text) in enumerate(zip(chunk, rollout.texts), start=start):
             stream.submit(f"{tag}-s{step}-{i}", [make_sample(
                 f"{tag}-s{step}-{i}-0", p.question, text, p.answer, {"split": tag})])
         texts.extend(rollout.texts)
+    if stream is None:
+        model.train(was_training)
+        return None
     results = stream.collect()
     correct = non_ok = 0
     for i in range(len(problems)):

@@ -37,6 +37,9 @@ class Reference:
     `refresh()` makes the current policy the new reference (every N steps, optional):
     a weight copy for the frozen copy; for LoRA, the adapters are merged into the base
     and re-initialised to zero, so "adapters off" is again the current policy.
+    `state_dict()` / `load_state_dict()` carry what a refresh changed across a resume.
+    Under FSDP the trainer shards `copy` like the policy; refresh() then copies shard to
+    shard (both state dicts hold DTensors with the same placements).
     """
 
     def __init__(self, policy):
@@ -54,6 +57,24 @@ class Reference:
     def module(self):
         return self.policy if self.shared else self.copy
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """What rebuilds this reference, on the CPU: the frozen copy's weights, or (LoRA)
+        the base model's frozen weights, into which refresh() merges the adapters."""
+        if self.shared:
+            return {n: p.detach().cpu().clone() for n, p in self.policy.named_parameters()
+                    if not p.requires_grad}
+        return {k: v.detach().cpu().clone() for k, v in self.copy.state_dict().items()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore state_dict()'s output (into the unsharded modules). Raises ValueError
+        when it names tensors this reference does not have."""
+        target = self.policy if self.shared else self.copy
+        unknown = set(state) - set(target.state_dict())
+        if unknown:
+            raise ValueError(f"reference state holds tensors this model lacks: {sorted(unknown)[:3]}")
+        target.load_state_dict(state, strict=not self.shared)
+
     @torch.no_grad()
     def refresh(self) -> None:
         if not self.shared:
@@ -69,10 +90,16 @@ class Reference:
                     b.weight.zero_()
 
 
-def save_model(model, tokenizer, path: Path, *, merged: bool = False) -> str:
-    """save_pretrained; for PEFT, the adapters alone or (merged=True) full merged weights."""
+def save_model(model, tokenizer, path: Path, *, merged: bool = False,
+               state_dict: dict[str, torch.Tensor] | None = None) -> str:
+    """save_pretrained; for PEFT, the adapters alone or (merged=True) full merged weights.
+
+    state_dict: the full weights of a sharded (FSDP) model, gathered on this rank.
+    """
     path.mkdir(parents=True, exist_ok=True)
-    if is_peft(model) and merged:
+    if state_dict is not None:   # a copy: save_pretrained drops tied keys from its dict
+        model.save_pretrained(path, state_dict=dict(state_dict))
+    elif is_peft(model) and merged:
         merged_model = copy.deepcopy(model).merge_and_unload()
         merged_model.save_pretrained(path)
     else:

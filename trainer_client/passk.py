@@ -59,30 +59,39 @@ def evaluate_pass_at_k(model, tokenizer, problems: list[Problem], client, spec, 
                        prompt_fn: Callable[[Problem], str], max_new_tokens: int,
                        num_samples: int = 1, ks: Sequence[int] = (1,),
                        temperature: float = 1.0, batch_size: int = 16, seed: int = 0,
-                       tag: str = "passk") -> PassAtKResult:
-    """Sample `num_samples` completions per problem and score them through the service."""
+                       tag: str = "passk", synced: bool = False) -> PassAtKResult | None:
+    """Sample `num_samples` completions per problem and score them through the service.
+
+    client=None samples without scoring and returns None (an FSDP rank other than 0
+    joining rank 0's forward passes; synced=True: rollout.generate's synced).
+    """
     from .reward_client import make_sample
     from .rollout import SamplingParams, generate
 
     n = num_samples
     ks = sorted({k for k in ks if 1 <= k <= n})
     if not problems:
-        return PassAtKResult({k: float("nan") for k in ks}, n, 0, 0)
+        return PassAtKResult({k: float("nan") for k in ks}, n, 0, 0) if client is not None else None
     was_training = model.training
     model.eval()
     params = SamplingParams(max_new_tokens=max_new_tokens,
                             temperature=temperature)
-    stream = client.open_group_stream(run_id, step, spec)
+    stream = client.open_group_stream(run_id, step, spec) if client is not None else None
     for start in range(0, len(problems), batch_size):
         chunk = problems[start:start + batch_size]
-        r = generate(model, tokenizer, [prompt_fn(p) for p in chunk], n, params, seed=seed + start)
+        r = generate(model, tokenizer, [prompt_fn(p) for p in chunk], n, params, seed=seed + start,
+                     synced=synced)
+        if stream is None:
+            continue
         for j, p in enumerate(chunk):
             i = start + j
             stream.submit(f"{tag}-s{step}-{i}", [
                 make_sample(f"{tag}-s{step}-{i}-{s}", p.question, r.texts[j * n + s], p.answer,
                             {"split": tag}) for s in range(n)])
-    results = stream.collect()
     model.train(was_training)
+    if stream is None:
+        return None
+    results = stream.collect()
     counts, non_ok = [], 0
     for i in range(len(problems)):
         c = 0

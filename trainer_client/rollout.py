@@ -49,10 +49,13 @@ def completion_mask_from_ids(completion_ids: torch.Tensor, eos_token_id: int) ->
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], num_return_sequences: int,
-             params: SamplingParams, *, seed: int | None = None) -> Rollout:
+             params: SamplingParams, *, seed: int | None = None,
+             synced: bool = False) -> Rollout:
     """Sample `num_return_sequences` completions per prompt (prompt-major: N = len(prompts)*G).
 
     Deterministic given `seed` (a CPU/CUDA generator state is seeded before sampling).
+    synced: HF's `synced_gpus`: keep running forward passes until every rank is done
+    (needed under FSDP, where each forward is a collective all-gather).
     """
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"
@@ -71,7 +74,8 @@ def generate(model, tokenizer, prompts: list[str], num_return_sequences: int,
                                   pad_token_id=tokenizer.pad_token_id,
                                   eos_token_id=tokenizer.eos_token_id, **sampling)
     out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                         generation_config=gen_config)                    # (N, P + L)
+                         generation_config=gen_config,
+                         **({"synced_gpus": True} if synced else {}))    # (N, P + L)
     P = enc["input_ids"].shape[1]
     completion_ids = out[:, P:]                                           # (N, L)
     if completion_ids.shape[1] == 0:  # nothing generated at all: keep one pad column

@@ -12,6 +12,8 @@ against the reference; only when β > 0, since β = 0 loads no reference model),
 clip_frac, entropy, completion_len_mean, truncated_frac, non_ok_samples, loss,
 grad_norm, lr, generate/score-wait/step times.
 The trainer never imports reward_server: it speaks only the proto (reward_client).
+Under torchrun / accelerate launch it is data-parallel, DDP or FSDP2
+(trainer_client/distributed.py: sharding, lockstep padding passes, normalisers).
 """
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """"auto" = cuda when available, else cpu. Under a launcher a bare "cuda" becomes
+    cuda:LOCAL_RANK later (distributed.init)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -108,8 +112,11 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     bit-for-bit on CPU, under the same run id (trainer_client/checkpoint.py). If the
     service stays unreachable past the deadlines, a resumable checkpoint of the last
     completed step is written and RewardServiceError names it.
-    Under `torchrun` the run is data-parallel (trainer_client/distributed.py).
-    `on_step(step, model)` is called after each step's update (tests, tools).
+    Under `torchrun` / `accelerate launch` the run is data-parallel, DDP or FSDP2 as
+    cfg.dist_strategy says (trainer_client/distributed.py); ValueError when the prompt
+    batch cannot be split (fewer prompts than ranks; under FSDP, not a multiple of W).
+    `on_step(step, model)` is called after each step's update (tests, tools); under FSDP
+    `model` is sharded and on_step runs on every rank (collectives allowed).
     """
     from tqdm import tqdm
 
@@ -118,6 +125,7 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
 
     # --- the reward service: fail fast and clearly if it is not there -----------------
     own_client = client is None
@@ -139,9 +147,18 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         comp_names = [c.name for c in cfg.reward.components]
 
     # --- policy, optional frozen reference, optimiser ----------------------------------
-    device = resolve_device(cfg.device)
-    dd = distributed.init(device)      # torchrun: rank / world size; otherwise rank 0 of 1
-    model, tokenizer = load_policy(cfg.model, device, cfg.dtype)
+    # torchrun / accelerate: rank, world size and this rank's GPU; otherwise rank 0 of 1
+    dd, device = distributed.init(device, cfg.dist_strategy)
+    if dd.enabled and g.prompts_per_step < dd.world_size:
+        raise ValueError(f"grpo.prompts_per_step {g.prompts_per_step} < {dd.world_size} ranks: "
+                         f"every rank needs at least one prompt per step")
+    if dd.fsdp and g.prompts_per_step % dd.world_size:
+        raise ValueError(f"dist_strategy fsdp needs grpo.prompts_per_step ({g.prompts_per_step}) "
+                         f"to be a multiple of the {dd.world_size} ranks: every rank must make "
+                         f"as many generate() calls (each forward is a collective)")
+    # FSDP: load on the CPU and shard (only 1/W of the weights then reaches each GPU)
+    model, tokenizer = load_policy(cfg.model, torch.device("cpu") if dd.fsdp else device,
+                                   cfg.dtype)
     if g.gradient_checkpointing:
         getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
     if g.lora_r > 0:  # only the adapters train; π_ref = the base with adapters disabled
@@ -151,16 +168,12 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     # β = 0 loads no reference model; LoRA's reference shares the base weights.
     ref_model = Reference(model) if g.beta > 0 else None
     mem = memory_estimate_bytes(model, reference=ref_model.kind if ref_model else "none")
-    say("memory estimate (weights, no activations): " + ", ".join(
-        f"{k} {format_bytes(v)}" for k, v in mem.items()))
+    per_rank = dd.world_size if dd.fsdp else 1           # FSDP shards all four over W ranks
+    say(f"memory estimate (weights, no activations{', per rank' if dd.fsdp else ''}): "
+        + ", ".join(f"{k} {format_bytes(v // per_rank)}" for k, v in mem.items()))
     # bf16 autocast of the forward passes on CUDA only; the CPU path is unchanged.
     amp = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16))
            if g.bf16_autocast and device.type == "cuda" else contextlib.nullcontext)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=g.learning_rate,
-                                  weight_decay=g.weight_decay, betas=(0.9, g.adam_beta2))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / (g.warmup_steps + 1)))
     prompt_fn = prompt_fn_for(cfg, tokenizer)
     train_set, heldout = problems or train_heldout_split(
         cfg.data.task, cfg.data.train_size, cfg.data.heldout_size, cfg.seed,
@@ -173,11 +186,37 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     G = g.group_size
     out_dir = Path(cfg.output_dir)
 
+    # Resume, part 1: weights (policy, and the reference if it was refreshed) into the
+    # unsharded modules, before DDP broadcasts or FSDP shards them.
+    st = load_checkpoint(resume, model) if resume else None
+    if st is not None and ref_model is not None:
+        if st.reference is not None:
+            ref_model.load_state_dict(st.reference)
+        elif g.ref_refresh_every and st.step >= g.ref_refresh_every:
+            say(f"WARNING: {resume} holds no reference weights (an older checkpoint); the "
+                f"reference restarts from the starting model, not the step-"
+                f"{st.step - st.step % g.ref_refresh_every} policy")
+
+    fwd = distributed.wrap(model, dd, device)   # DDP for the gradient passes, or FSDP2 in place
+    if dd.fsdp and ref_model is not None:       # the reference is sharded like the policy
+        distributed.fully_shard_model(ref_model.copy, device)
+    # after wrapping: FSDP2 replaces the parameters by sharded DTensors
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=g.learning_rate,
+                                  weight_decay=g.weight_decay, betas=(0.9, g.adam_beta2))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / (g.warmup_steps + 1)))
+
     start_step, resumed_run_id = 0, ""
     mon_history: list[dict[str, float]] = []     # the monitors' view, kept across resumes
-    if resume:  # after every random init above; the RNG states come back last
-        st = load_checkpoint(resume, model)
-        optimizer.load_state_dict(st.optimizer)
+    if st is not None:  # part 2, after every random init above; the RNG states come back last
+        if st.optimizer_format == "name":
+            distributed.load_optimizer_state(model, optimizer, st.optimizer)
+        elif dd.fsdp:
+            raise ValueError(f"{resume} keeps its optimizer state by index (an older checkpoint); "
+                             f"resume it with dist_strategy ddp")
+        else:
+            optimizer.load_state_dict(st.optimizer)
         if st.scheduler is not None:
             scheduler.load_state_dict(st.scheduler)
         prompt_batches.skip(st.batches_consumed)
@@ -188,13 +227,23 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     # the state after the last completed step: what a checkpoint on failure holds
     done = {"step": start_step, "rng": capture_rng(), "batches": prompt_batches.consumed}
 
-    fwd = distributed.wrap(model, dd, device)   # DDP for the gradient passes (or the model)
-
     def checkpoint(step: int, rng=None, batches_consumed: int | None = None) -> str:
-        if not dd.is_main:                      # rank 0 alone writes checkpoints
-            return str(out_dir / f"checkpoint-{step}")
-        return save_resumable(out_dir / f"checkpoint-{step}", model, tokenizer, optimizer,
-                              scheduler, step=step, run_id=run_id, rng=rng,
+        """Rank 0 writes. Under FSDP every rank must come here (the gathers are
+        collective); under DDP rank 0 needs no other rank."""
+        path = out_dir / f"checkpoint-{step}"
+        if not (dd.is_main or dd.fsdp):
+            return str(path)
+        weights = distributed.full_state_dict(model, dd) if dd.fsdp else None
+        opt_state = distributed.optimizer_state(model, optimizer, dd)
+        ref_state = None
+        if ref_model is not None and g.ref_refresh_every:   # the reference moved: keep it
+            ref_state = (distributed.full_state_dict(ref_model.copy, dd) if dd.fsdp
+                         else ref_model.state_dict())
+        if not dd.is_main:
+            return str(path)
+        return save_resumable(path, model, tokenizer, opt_state, scheduler, step=step,
+                              run_id=run_id, rng=rng, model_state=weights,
+                              reference_state=ref_state,
                               extra={"history": [h for h in mon_history if h["step"] <= step]},
                               batches_consumed=(prompt_batches.consumed
                                                 if batches_consumed is None else batches_consumed))
@@ -209,21 +258,29 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         f"β={g.beta} μ={g.num_iterations}")
 
     def run_eval(step: int) -> None:
-        if not dd.is_main:                      # rank 0 alone evaluates and logs
+        """Rank 0 evaluates and logs; under FSDP the other ranks generate the same
+        completions unscored (client None), joining rank 0's all-gathers."""
+        if not (dd.is_main or dd.fsdp):
             return
-        ev = evaluate(model, tokenizer, heldout, client, spec, run_id=run_id, step=step,
+        scorer = client if dd.is_main else None
+        ev = evaluate(model, tokenizer, heldout, scorer, spec, run_id=run_id, step=step,
                       accuracy_component=cfg.reward.accuracy_component, prompt_fn=prompt_fn,
                       max_new_tokens=s_cfg.max_new_tokens, temperature=s_cfg.eval_temperature,
-                      seed=cfg.seed)
+                      seed=cfg.seed, synced=dd.fsdp)
+        pk = None
+        if cfg.eval.num_samples > 1:  # sampled pass@k (unbiased estimator) replaces greedy pass@1
+            pk = evaluate_pass_at_k(
+                model, tokenizer, heldout, scorer, spec, run_id=run_id, step=step,
+                accuracy_component=cfg.reward.accuracy_component, prompt_fn=prompt_fn,
+                max_new_tokens=s_cfg.max_new_tokens, num_samples=cfg.eval.num_samples,
+                ks=cfg.eval.ks, temperature=cfg.eval.temperature, seed=cfg.seed + 17,
+                synced=dd.fsdp)
+        if not dd.is_main:
+            return
         result.evals[step] = ev
         ev_metrics = {"heldout_accuracy": ev.accuracy, "heldout_non_ok": float(ev.non_ok),
                       "eval/pass@1": ev.accuracy}
-        if cfg.eval.num_samples > 1:  # sampled pass@k (unbiased estimator) replaces greedy pass@1
-            pk = evaluate_pass_at_k(
-                model, tokenizer, heldout, client, spec, run_id=run_id, step=step,
-                accuracy_component=cfg.reward.accuracy_component, prompt_fn=prompt_fn,
-                max_new_tokens=s_cfg.max_new_tokens, num_samples=cfg.eval.num_samples,
-                ks=cfg.eval.ks, temperature=cfg.eval.temperature, seed=cfg.seed + 17)
+        if pk is not None:
             ev_metrics.update(pk.metrics())
             say(f"step {step}: " + " ".join(f"{k}={v:.3f}" for k, v in pk.metrics().items()))
         client.log_step(run_id, step, ev_metrics)
@@ -255,9 +312,11 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                 parts = []
                 for c0 in range(0, B, g.generation_chunk_prompts):
                     chunk = batch[c0:c0 + g.generation_chunk_prompts]
-                    r = generate(model, tokenizer, [prompt_fn(p) for p in chunk], G, sampling,
-                                 seed=cfg.seed * 1_000_003 + step * 1_009 + c0 + d * 7_919
-                                 + dd.rank * 104_729)
+                    seed = (cfg.seed * 1_000_003 + step * 1_009 + c0 + d * 7_919
+                            + dd.rank * 104_729)
+                    prompts = [prompt_fn(p) for p in chunk]
+                    r = generate(model, tokenizer, prompts, G, sampling, seed=seed,
+                                 synced=dd.fsdp)
                     for j, p in enumerate(chunk):
                         gid = f"{tag}-g{c0 + j}"
                         stream.submit(gid, [make_sample(f"{gid}-{k}", p.question,
@@ -282,8 +341,10 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                 return ro, flat, rewards, valid
 
             ds_stats: dict[str, float] = {}
-            if g.dynamic_sampling:
-                kept, ds_stats = dynamic_fill(draw, g.prompts_per_step, G, g.max_extra_draws)
+            if g.dynamic_sampling:  # data parallel: global counts, every rank draws as often
+                kept, ds_stats = dynamic_fill(
+                    draw, g.prompts_per_step, G, g.max_extra_draws, rank=dd.rank,
+                    gather=lambda keep: distributed.all_gather_object(keep, dd))
                 ro = cat_rollouts([k[0] for k in kept], tokenizer.pad_token_id)
                 flat = [s for k in kept for s in k[1]]
                 rewards = torch.cat([k[2] for k in kept])
@@ -293,52 +354,71 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             B = len(flat) // G
             t_gen, t_scored = t0 + t_gen, t0 + t_gen + t_scored
 
-            adv = group_advantages(rewards, G, g.scale, valid=valid, eps=g.adv_eps)
+            # "batch" scale under data parallelism: the std of every rank's rewards
+            batch_std = (distributed.global_std(rewards[valid], dd)
+                         if g.scale == "batch" and dd.enabled else None)
+            adv = group_advantages(rewards, G, g.scale, valid=valid, eps=g.adv_eps,
+                                   batch_std=batch_std)
             mask = ro.completion_mask * valid.long().unsqueeze(1).to(ro.completion_mask.device)
             if g.mask_truncated_completions:  # DAPO overlong filtering: no loss when cut off
                 mask = mask * (~ro.truncated).long().unsqueeze(1).to(mask.device)
             adv = adv.to(device)
-            N = B * G
-            # DDP averages gradients over ranks: a global token count / W as the normaliser
-            num_tokens = distributed.all_reduce_sum(float(mask.sum()), dd) / dd.world_size
+            N = B * G                    # this rank's sequences (ranks may differ, even 0)
+            # Gradients are averaged over ranks: each rank divides by the global counts / W
+            # (distributed.loss_normalisers), so the update is the whole batch's.
+            num_seqs, num_tokens = distributed.loss_normalisers(N, float(mask.sum()), dd)
+
+            # Every rank runs as many passes as the busiest one, or the collectives inside
+            # them (DDP's all-reduce, FSDP's all-gathers) pair up wrongly: the extra ones
+            # are padding passes (None) on a 1-token batch whose loss is multiplied by 0.
+            micro: list[slice | None] = [slice(i, min(i + g.micro_batch_size, N))
+                                         for i in range(0, N, g.micro_batch_size)]
+            micro += [None] * (distributed.all_reduce_max(len(micro), dd) - len(micro))
+            padding = distributed.padding_batch(tokenizer.pad_token_id, device)
+
+            def batch(mb: slice | None):
+                return padding if mb is None else (ro.prompt_ids[mb], ro.prompt_mask[mb],
+                                                   ro.completion_ids[mb], ro.completion_mask[mb])
 
             # 3. π_old (only needed when μ > 1: with μ = 1 it equals π_θ.detach()) and π_ref.
-            micro = [slice(i, min(i + g.micro_batch_size, N)) for i in range(0, N, g.micro_batch_size)]
             old_logp = torch.zeros(mask.shape, device=device) if g.num_iterations > 1 else None
             ref_logp = torch.zeros(mask.shape, device=device) if ref_model is not None else None
             with torch.no_grad(), amp():
                 for mb in micro:
-                    args = (ro.prompt_ids[mb], ro.prompt_mask[mb], ro.completion_ids[mb],
-                            ro.completion_mask[mb])
                     if old_logp is not None:
-                        old_logp[mb] = token_logprobs(model, *args, temperature=s_cfg.temperature)[0]
+                        lp = token_logprobs(model, *batch(mb), temperature=s_cfg.temperature)[0]
+                        if mb is not None:
+                            old_logp[mb] = lp
                     if ref_logp is not None:
                         with ref_model.context():   # LoRA: adapters disabled = the base
-                            ref_logp[mb] = token_logprobs(ref_model.module(), *args,
-                                                          temperature=s_cfg.temperature)[0]
+                            lp = token_logprobs(ref_model.module(), *batch(mb),
+                                                temperature=s_cfg.temperature)[0]
+                        if mb is not None:
+                            ref_logp[mb] = lp
 
             # 4. μ passes over the batch; each pass accumulates micro-batch gradients and
-            #    takes one optimiser step. Normalisers are the whole batch's (N, num_tokens).
+            #    takes one optimiser step. Normalisers are the whole batch's (num_seqs, num_tokens).
             ent_sum = kl_sum = clip_sum = loss_sum = 0.0
             grad_norm = 0.0
             for it in range(g.num_iterations):
                 clip_sum = 0.0
                 for mb in micro:
                     with amp():
-                        logp, ent = token_logprobs(fwd, ro.prompt_ids[mb], ro.prompt_mask[mb],
-                                                   ro.completion_ids[mb], ro.completion_mask[mb],
-                                                   temperature=s_cfg.temperature,
-                                                   with_entropy=(it == 0))
+                        logp, ent = token_logprobs(fwd, *batch(mb), temperature=s_cfg.temperature,
+                                                   with_entropy=(it == 0 and mb is not None))
+                    if mb is None:      # padding pass: zero gradient, the same collectives
+                        (logp.sum() * 0.0).backward()
+                        continue
                     old = old_logp[mb] if old_logp is not None else logp.detach()
                     ref = ref_logp[mb] if ref_logp is not None else None
                     loss = grpo_loss(logp, old, adv[mb], mask[mb], eps_low=g.clip_eps_low,
                                      eps_high=g.clip_eps_high, beta=g.beta, ref_logp=ref,
                                      loss_type=g.loss_type,
                                      max_completion_length=s_cfg.max_new_tokens,
-                                     num_sequences=N, num_tokens=num_tokens,
+                                     num_sequences=num_seqs, num_tokens=num_tokens,
                                      importance_sampling_level=g.importance_sampling_level)
                     if g.loss_type == "bnpo":  # bnpo is a per-micro-batch token mean
-                        loss = loss * ((mb.stop - mb.start) / N)
+                        loss = loss * ((mb.stop - mb.start) / num_seqs)
                     loss.backward()
                     with torch.no_grad():  # statistics, summed as token counts
                         m = mask[mb].float()
@@ -352,7 +432,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                             loss_sum += float(loss)
                             if ref is not None:
                                 kl_sum += float((k3_kl(logp, ref) * m).sum())
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), g.max_grad_norm))
+                grad_norm = distributed.grad_norm_value(
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), g.max_grad_norm))
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             scheduler.step()
@@ -366,8 +447,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             ok_rewards = rewards[valid]
             metrics: dict[str, float] = {
                 "reward_mean": float(ok_rewards.mean()) if ok_rewards.numel() else math.nan,
-                "reward_std": float(ok_rewards.std()) if ok_rewards.numel() > 1 else 0.0,
-                "zero_spread_frac": zero_spread_fraction(rewards, G, valid=valid),
+                "reward_std": (float(ok_rewards.std()) if ok_rewards.numel() > 1
+                               else 0.0 if ok_rewards.numel() else math.nan),
+                "zero_spread_frac": zero_spread_fraction(rewards, G, valid=valid) if B else math.nan,
                 "clip_frac": clip_sum / max(num_tokens, 1.0),
                 "entropy": ent_sum / max(num_tokens, 1.0),
                 "completion_len_mean": float(ro.completion_mask.sum(dim=1).float().mean()),
@@ -408,9 +490,10 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         if heldout:
             run_eval(cfg.steps)
         result.final_dir = str(out_dir / "final")
+        final_weights = distributed.full_state_dict(model, dd) if dd.fsdp else None  # collective
         if dd.is_main:
             result.final_dir = save_model(model, tokenizer, out_dir / "final",
-                                          merged=g.lora_save_merged)
+                                          merged=g.lora_save_merged, state_dict=final_weights)
         state = "finished"
     except RewardServiceError as e:  # leave a resumable checkpoint of the last completed step
         path = checkpoint(done["step"], done["rng"], done["batches"])

@@ -4,10 +4,6 @@ and the store holds both ranks' groups (group ids carry the rank)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,10 +13,10 @@ pytest.importorskip("transformers")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
-from tests.conftest import free_port  # noqa: E402
 from trainer_client.reward_client import RewardClient  # noqa: E402
 from trainer_client.tiny_model import build_tiny_model  # noqa: E402
 
+from ._launch import launch  # noqa: E402
 from .test_resume import TINY  # noqa: E402
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
@@ -29,12 +25,7 @@ WORKER = Path(__file__).with_name("_ddp_worker.py")
 def test_two_ranks_stay_identical_and_both_stream_their_groups(server, tmp_path):
     model_dir = build_tiny_model(tmp_path / "tiny", TINY)
     addr = f"127.0.0.1:{server.port}"
-    torchrun = [sys.executable, "-m", "torch.distributed.run"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [*torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(free_port()), str(WORKER), str(model_dir), addr, str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=240)
+    proc = launch("torchrun", WORKER, str(model_dir), addr, str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     sums = [(tmp_path / f"rank{r}.txt").read_text().split("\n")[:-1] for r in (0, 1)]
