@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,9 +58,12 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" = cuda when available, else cpu. Under a launcher a bare "cuda" becomes
+    """"auto" = cuda when available, else cpu; `accelerate launch --cpu` (which sets
+    ACCELERATE_USE_CPU) makes "auto" cpu. Under a launcher a bare "cuda" becomes
     cuda:LOCAL_RANK later (distributed.init)."""
     if name == "auto":
+        if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+            return torch.device("cpu")
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
