@@ -28,6 +28,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type]] = {
     "--eval-every": ("eval_every", int),
     "--num-threads": ("num_threads", int),
     "--dist-strategy": ("dist_strategy", str),
+    "--generation-backend": ("sampling.backend", str),
     "--temperature": ("sampling.temperature", float),
     "--top-k": ("sampling.top_k", int),
     "--top-p": ("sampling.top_p", float),
@@ -75,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
     from .reward_client import RewardServiceError
     from .trainer import train
+    from .vllm_backend import VllmUnavailable
 
     overrides: dict[str, Any] = {}
     for flag, (path, _) in TRAIN_FLAGS.items():
@@ -103,7 +105,9 @@ def _train(args: argparse.Namespace) -> int:
     except RewardServiceError as e:
         print(f"grpo-train: {e}", file=sys.stderr)
         return 3
-
+    except VllmUnavailable as e:
+        print(f"grpo-train: {e}", file=sys.stderr)
+        return 2
     summary = {"run_id": result.run_id, "steps": result.steps, "final_dir": result.final_dir,
                **{f"heldout_accuracy_step{k}": v.accuracy for k, v in result.evals.items()}}
     print(json.dumps(summary), flush=True)

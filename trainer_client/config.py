@@ -32,6 +32,12 @@ class SamplingConfig(_Model):
     repetition_penalty: float = Field(1.0, gt=0.0)
     max_new_tokens: int = Field(64, ge=1)
     eval_temperature: float = Field(0.0, ge=0.0, description="0 = greedy held-out evaluation")
+    backend: Literal["hf", "vllm"] = Field(
+        "hf", description="training rollouts: hf = transformers generate; vllm = a colocated "
+                          "vllm.LLM on CUDA (pip install '.[vllm]'; trainer_client/vllm_backend.py)")
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0.0, lt=1.0, description="fraction of the GPU vLLM may take (it shares the GPU "
+                                         "with training)")
 
 
 class GRPOConfig(_Model):
@@ -183,6 +189,9 @@ class TrainConfig(_Model):
         if self.grpo.lora_r > 0 and self.dist_strategy == "fsdp":
             raise ValueError("dist_strategy fsdp does not take LoRA (grpo.lora_r > 0): use ddp, "
                              "whose per-rank memory LoRA already cuts")
+        if self.grpo.lora_r > 0 and self.sampling.backend == "vllm":
+            raise ValueError("sampling.backend vllm does not take LoRA (grpo.lora_r > 0) yet: "
+                             "its weight sync sends full weights; use backend hf")
         names = [c.name for c in self.reward.components]
         if self.reward.accuracy_component not in names:
             raise ValueError(f"reward.accuracy_component {self.reward.accuracy_component!r} "

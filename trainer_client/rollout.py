@@ -37,6 +37,10 @@ class Rollout:
     completion_mask: torch.Tensor   # (N, L)
     texts: list[str]                # N decoded completions, special tokens removed
     truncated: torch.Tensor         # (N,) bool: hit max_new_tokens without EOS
+    # (N, L) float: the sampler's own log-prob of each sampled token (vLLM returns it; HF
+    # generate does not: None). 0 at masked positions. Not used by the loss: π_old is
+    # recomputed by the trainer, so both back-ends train the same way.
+    sampler_logprobs: torch.Tensor | None = None
 
 
 def completion_mask_from_ids(completion_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
@@ -137,6 +141,8 @@ def cat_rollouts(parts: list[Rollout], pad_token_id: int) -> Rollout:
         completion_mask=torch.cat([_pad_to(r.completion_mask, L, 0, False) for r in parts]),
         texts=[t for r in parts for t in r.texts],
         truncated=torch.cat([r.truncated for r in parts]),
+        sampler_logprobs=(torch.cat([_pad_to(r.sampler_logprobs, L, 0, False) for r in parts])
+                          if all(r.sampler_logprobs is not None for r in parts) else None),
     )
 
 
@@ -145,4 +151,5 @@ def select_rows(r: Rollout, rows: torch.Tensor) -> Rollout:
     idx = rows.to(r.completion_ids.device)
     return Rollout(r.prompt_ids[idx], r.prompt_mask[idx], r.completion_ids[idx],
                    r.completion_mask[idx], [r.texts[i] for i in rows.tolist()],
-                   r.truncated[idx])
+                   r.truncated[idx],
+                   r.sampler_logprobs[idx] if r.sampler_logprobs is not None else None)

@@ -119,6 +119,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     Under `torchrun` / `accelerate launch` the run is data-parallel, DDP or FSDP2 as
     cfg.dist_strategy says (trainer_client/distributed.py); ValueError when the prompt
     batch cannot be split (fewer prompts than ranks; under FSDP, not a multiple of W).
+    sampling.backend "vllm" needs CUDA and the vllm package: VllmUnavailable (a
+    RuntimeError naming `pip install '.[vllm]'`) is raised before anything else starts.
     `on_step(step, model)` is called after each step's update (tests, tools); under FSDP
     `model` is sharded and on_step runs on every rank (collectives allowed).
     """
@@ -130,6 +132,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if s_cfg.backend == "vllm":   # fail before anything slow, naming the install command
+        from .vllm_backend import require_vllm
+        require_vllm(device)
 
     # --- the reward service: fail fast and clearly if it is not there -----------------
     own_client = client is None
@@ -231,6 +236,14 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     # the state after the last completed step: what a checkpoint on failure holds
     done = {"step": start_step, "rng": capture_rng(), "batches": prompt_batches.consumed}
 
+    vllm_gen = None
+    if s_cfg.backend == "vllm":  # a colocated engine per rank; weights pushed after each update
+        from .vllm_backend import VllmGenerator
+        vllm_gen = VllmGenerator(cfg.model, device=device, seed=cfg.seed + dd.rank,
+                                 gpu_memory_utilization=s_cfg.vllm_gpu_memory_utilization)
+        if st is not None:
+            vllm_gen.load_weights(distributed.full_state_dict(model, dd, all_ranks=True))
+
     def checkpoint(step: int, rng=None, batches_consumed: int | None = None) -> str:
         """Rank 0 writes. Under FSDP every rank must come here (the gathers are
         collective); under DDP rank 0 needs no other rank."""
@@ -319,8 +332,10 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                     seed = (cfg.seed * 1_000_003 + step * 1_009 + c0 + d * 7_919
                             + dd.rank * 104_729)
                     prompts = [prompt_fn(p) for p in chunk]
-                    r = generate(model, tokenizer, prompts, G, sampling, seed=seed,
-                                 synced=dd.fsdp)
+                    r = (vllm_gen.generate(tokenizer, prompts, G, sampling, seed=seed)
+                         if vllm_gen is not None else
+                         generate(model, tokenizer, prompts, G, sampling, seed=seed,
+                                  synced=dd.fsdp))
                     for j, p in enumerate(chunk):
                         gid = f"{tag}-g{c0 + j}"
                         stream.submit(gid, [make_sample(f"{gid}-{k}", p.question,
@@ -443,6 +458,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             scheduler.step()
             if ref_model is not None and g.ref_refresh_every and step % g.ref_refresh_every == 0:
                 ref_model.refresh()                      # the policy becomes the new π_ref
+            if vllm_gen is not None:                     # the engine samples with the new weights
+                vllm_gen.load_weights(distributed.full_state_dict(model, dd, all_ranks=True))
             done = {"step": step, "rng": capture_rng(), "batches": prompt_batches.consumed}
             if on_step is not None:
                 on_step(step, model)
