@@ -193,7 +193,7 @@ def test_a_run_leaves_nothing_for_the_next_one():
         "  'ipc': open('/proc/sysvipc/shm').read().splitlines()[1:],\n"
         "  'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit())}))")
     seen = json.loads(second.stdout)
-    assert seen == {"tmp": [], "shm": [], "ipc": [], "pids": [1]}, seen  # ...and is gone, like the rest
+    assert seen == {"tmp": [], "shm": [], "ipc": [], "pids": [1, 2]}, seen  # ...and is gone, like the rest
     assert host_processes_with(marker) == []  # the daemon died with its run's PID namespace
 
 
@@ -215,13 +215,8 @@ def test_runs_hold_no_capabilities_and_cannot_mount():
 def test_signalling_everything_it_can_reach_leaves_the_zygote_standing():
     prefork("print('warm')")
     started = BACKEND.stats["zygotes_started"]
-    r = prefork("import os, signal\n"
-                "for target in (0, -1, os.getppid()):\n"
-                "    try:\n        os.kill(target, signal.SIGKILL)\n    except OSError as e:\n        print(e)\n"
-                "print('survived')")
-    # Its own process group, every process it can see, its "parent" (0: outside its
-    # namespace): only itself, and PID 1 ignores its own SIGKILL.
-    assert r.stdout.endswith(b"survived\n"), r.stdout
+    for target in ("os.getppid()", "-1", "0"):  # the run's init, every process it sees, its group
+        prefork(f"import os, signal\nos.kill({target}, signal.SIGKILL)\nprint('after')")
     for _ in range(3):
         assert prefork("print('next')").stdout == b"next\n"
     assert BACKEND.stats["zygotes_started"] == started  # the same zygotes served every run
@@ -255,3 +250,82 @@ def test_prefork_can_be_turned_off():
     assert r.ok and r.stdout == b"fresh\n" and b.stats["fresh_python_runs"] == 1 and b.stats["prefork_runs"] == 0
     assert "fresh sandbox per run" in b.limits_in_force()["python_runs"]
     b.close()
+
+
+@pytest.mark.parametrize("syscall", ["add_key", "keyctl"])
+def test_kernel_keyrings_are_closed(run_py, syscall):
+    """Keyrings are not namespaced: without the seccomp filter a run could leave a key for
+    any later run (or a concurrent sandbox) to read."""
+    call = {"add_key": "libc.syscall(248, b'user', b'leak', b'secret', 6, -4)",   # @u
+            "keyctl": "libc.syscall(250, 0, -4, 0)"}[syscall]                       # GET_KEYRING_ID
+    if BACKEND._seccomp is None:
+        pytest.skip("no seccomp filter for this machine's syscall numbers")
+    r = run_py(f"import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nprint({call}, ctypes.get_errno())")
+    assert r.ok and r.stdout == b"-1 38\n", r.stdout  # ENOSYS
+    assert "keyctl" in BACKEND.limits_in_force()["syscall_filter"]
+
+
+def test_sockets_of_a_run_do_not_outlive_it():
+    first = prefork("import socket, os\n"
+                    "a = socket.socket(socket.AF_UNIX); a.bind('\\0rlvr-persist'); a.listen()\n"
+                    "t = socket.socket(); t.bind(('127.0.0.1', 4444)); t.listen()\n"
+                    "x, y = socket.socketpair(socket.AF_UNIX)\n"
+                    "socket.send_fds(x, [b'k'], [a.fileno(), t.fileno(), x.fileno(), y.fileno()])\n"
+                    "c = socket.create_connection(('127.0.0.1', 4444)); c.close()\nprint('planted')")
+    assert first.stdout == b"planted\n", first.stderr
+    second = prefork("import socket\n"
+                     "print([l for l in open('/proc/net/unix').read().splitlines()[1:]],"
+                     " open('/proc/net/tcp').read().splitlines()[1:])\n"
+                     "t = socket.socket(); t.bind(('127.0.0.1', 4444)); print('bound')")
+    assert second.stdout == b"[] []\nbound\n", second.stdout  # a network namespace per run
+
+
+def test_a_runs_teardown_is_charged_to_it_not_to_the_next_run():
+    prefork("import os\nos.chdir('/tmp'); open('x', 'w').close()\n"
+            "for i in range(60000):\n    os.link('x', f'l{i}')\nprint('done')",
+            limits=Limits(wall_time_s=20, cpu_time_s=10))
+    after = prefork("print('innocent')")
+    assert after.ok and after.cpu_time_s < 0.1 and after.wall_time_s < 0.5, (after.cpu_time_s, after.wall_time_s)
+
+
+def test_memory_hidden_outside_processes_kills_the_run_not_the_zygote():
+    if "not enforced" in BACKEND.limits_in_force()["memory_cgroup"]:
+        pytest.skip("memory cgroup not in force on this host")
+    before = dict(BACKEND.stats)
+    r = BACKEND.run_python({"main.py": (
+        b"import os\n"
+        b"s = 'for d in /tmp /dev/shm; do for j in 1 2 3 4; do head -c 15M /dev/zero > $d/f$j; done; done'\n"
+        b"os.execv('/bin/sh', ['sh', '-c', s])\n")}, "main.py", b"",
+        Limits(wall_time_s=10, cpu_time_s=5, memory_bytes=64 << 20))
+    assert not r.ok and (r.memory_limit_hit or r.signal == 9), r
+    assert BACKEND.stats["fresh_python_runs"] == before["fresh_python_runs"]  # never run a second time
+    assert BACKEND.stats["prefork_runs"] == before["prefork_runs"] + 1
+    assert prefork("print('next')").stdout == b"next\n"
+
+
+def test_ipc_left_by_a_run_cannot_break_a_later_run_with_a_lower_limit():
+    r = prefork("import ctypes\nlibc = ctypes.CDLL(None)\nlibc.shmat.restype = ctypes.c_void_p\n"
+                "for i in range(3):\n"
+                "    sid = libc.shmget(0x1000 + i, 60 << 20, 0o1600)\n"
+                "    p = libc.shmat(sid, None, 0); ctypes.memset(p, 1, 60 << 20); libc.shmdt(ctypes.c_void_p(p))\n"
+                "print('left')", limits=Limits(wall_time_s=10, cpu_time_s=5, memory_bytes=512 << 20))
+    assert r.stdout == b"left\n", r.stderr
+    after = prefork("print('fine')", limits=Limits(wall_time_s=5, cpu_time_s=2, memory_bytes=96 << 20))
+    assert after.ok and after.stdout == b"fine\n"
+
+
+def test_file_names_are_checked_and_many_small_files_fit():
+    for bad in ("/tmp/x", "../x", ""):
+        with pytest.raises(ValueError, match="relative"):
+            BACKEND.run_python({bad: b"", "main.py": b"pass"}, "main.py")
+    files = {f"d{i % 7}/f{i}.txt": b"x" for i in range(400)}
+    files["main.py"] = b"import os\nprint(sum(len(fs) for _, _, fs in os.walk('.')))"
+    r = prefork_files(files)
+    assert r.stdout == b"401\n" and BACKEND.limits_in_force()["python_runs"].startswith("pre-forked")
+
+
+def prefork_files(files):
+    before = BACKEND.stats["prefork_runs"]
+    r = BACKEND.run_python(files, "main.py", b"", FAST)
+    assert BACKEND.stats["prefork_runs"] == before + 1
+    return r

@@ -18,6 +18,7 @@ import abc
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 WORKDIR = "/sandbox"
 MiB = 1 << 20
@@ -29,6 +30,14 @@ class SandboxError(Exception):
 
 class SandboxUnavailableError(SandboxError):
     """This host cannot run the backend; the message says why."""
+
+
+def check_file_name(name: str) -> None:
+    """A sandbox file name must be relative and stay inside the working directory
+    (raises ValueError)."""
+    rel = PurePosixPath(name)
+    if not name or rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"sandbox file name must be relative and stay inside: {name!r}")
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,14 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from .base import WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError
+from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError,
+                   check_file_name)
 from .cgroups import CgroupManager, RunCgroup
+from .seccomp import filter_fd, keyring_filter
 from .zygote import SERVER_SCRIPT, SERVER_SOURCE, PythonZygote, ZygoteError
 
 log = logging.getLogger(__name__)
@@ -79,7 +82,10 @@ class BubblewrapBackend(SandboxBackend):
         self._zygote_lock = threading.Lock()
         # Counters (runs through a zygote, Python runs in a fresh sandbox, zygotes started / lost).
         self._stats_lock = threading.Lock()
-        self.stats = {"prefork_runs": 0, "fresh_python_runs": 0, "zygotes_started": 0, "zygotes_lost": 0}
+        self.stats = {"prefork_runs": 0, "fresh_python_runs": 0, "zygotes_started": 0, "zygotes_lost": 0,
+                      "zygotes_retired": 0}
+        self._seccomp = keyring_filter()
+        _BACKENDS.add(self)
 
     # -- availability ---------------------------------------------------------------
 
@@ -135,13 +141,15 @@ class BubblewrapBackend(SandboxBackend):
             "cpu_time": ("RLIMIT_CPU (whole seconds), measured by the run's cgroup"
                          if self.cgroups and (self.cgroups.cpuacct_parent or self.cgroups.v2)
                          else "RLIMIT_CPU only (whole seconds); not measured without a cpuacct cgroup"),
-            "syscall_filter": "not enforced (no seccomp profile)",
+            "syscall_filter": ("seccomp: add_key, request_key, keyctl and foreign-ABI syscalls refused "
+                               "(kernel keyrings are not namespaced)" if self._seccomp else
+                               "not enforced (no seccomp program for this machine's syscall numbers)"),
             "concurrency": f"at most {self.max_concurrent} sandboxes at once in this process",
             "python_runs": (f"fresh sandbox per run (pre-forked interpreter {self._zygote_off})" if self._zygote_off
-                            else "pre-forked interpreter per sandbox slot; each run forked into new PID, mount "
-                                 "and IPC namespaces (PID 1 of its own: nothing outlives it), fresh /tmp, "
-                                 "/dev/shm and /sandbox, all capabilities dropped, no_new_privs, the same "
-                                 "rlimits and cgroup limits"),
+                            else "pre-forked interpreter per sandbox slot; each run forked into new PID, mount, "
+                                 "IPC and network namespaces under an init of its own (nothing outlives it), "
+                                 "fresh /tmp, /dev/shm and /sandbox, all capabilities dropped, no_new_privs, "
+                                 "the same rlimits, seccomp filter and cgroup limits"),
         }
 
     # -- running ----------------------------------------------------------------------
@@ -171,17 +179,24 @@ class BubblewrapBackend(SandboxBackend):
             raise SandboxUnavailableError(why)
         run_env = self._run_env(env)
         with self._slots:
-            if self._zygote_off is None:
-                key = (interpreter, tuple(sorted(run_env.items())))
+            key = (interpreter, tuple(sorted(run_env.items())))
+            for _ in range(2):  # a zygote lost before the script started: one more try
+                if self._zygote_off is not None:
+                    break
+                z: PythonZygote | None = None
                 try:
                     z = self._take_zygote(key, run_env, interpreter)
                     r = z.run(files, script, stdin, limits, run_env)
-                except ZygoteError as e:
-                    self._zygote_failed(e)
-                else:
-                    self._give_back_zygote(key, z)
-                    self._count("prefork_runs")
-                    return r
+                except ZygoteError as e:  # raised only when the script did not start
+                    self._zygote_failed(e, z)
+                    continue
+                except BaseException:
+                    if z is not None:
+                        self._close_zygote(z)
+                    raise
+                self._give_back_zygote(key, z)
+                self._count("prefork_runs")
+                return r
             self._count("fresh_python_runs")
             return self._run_unchecked(files, [interpreter, "-B", "-s", script], stdin, limits, env=env)
 
@@ -208,11 +223,18 @@ class BubblewrapBackend(SandboxBackend):
         cg = None
         try:
             cg = self.cgroups.create(None, None) if self.cgroups else None
-            argv = self._launch_prefix(cg) + self._bwrap_args(work, Limits(), run_env, raw_env=True,
-                                                              caps=("CAP_SYS_ADMIN", "CAP_SETPCAP")) + ["--"]
-            # Started from one long-lived thread: bwrap's --die-with-parent fires when the
-            # *thread* that forked it exits, and callers' pool threads come and go.
-            z = _launcher().submit(PythonZygote, argv, interpreter, cg).result()
+            seccomp_fd = filter_fd(self._seccomp) if self._seccomp else -1
+            try:
+                argv = self._launch_prefix(cg) + self._bwrap_args(
+                    work, Limits(), run_env, raw_env=True, seccomp_fd=seccomp_fd,
+                    caps=("CAP_SYS_ADMIN", "CAP_SETPCAP", "CAP_NET_ADMIN")) + ["--"]
+                # Started from one long-lived thread: bwrap's --die-with-parent fires when the
+                # *thread* that forked it exits, and callers' pool threads come and go.
+                z = _launcher().submit(PythonZygote, argv, interpreter, cg,
+                                       [seccomp_fd] if seccomp_fd >= 0 else []).result()
+            finally:
+                if seccomp_fd >= 0:
+                    os.close(seccomp_fd)
         except BaseException:
             _reaper.put(work, cg)
             raise
@@ -221,8 +243,8 @@ class BubblewrapBackend(SandboxBackend):
         return z
 
     def _give_back_zygote(self, key: tuple, z: PythonZygote) -> None:
-        if not z.alive():
-            self._count("zygotes_lost")
+        if not z.alive() or not z.reusable:
+            self._count("zygotes_lost" if not z.alive() else "zygotes_retired")
             self._close_zygote(z)
             return
         with self._zygote_lock:
@@ -232,12 +254,14 @@ class BubblewrapBackend(SandboxBackend):
         z.close()
         _reaper.put(z.work, z.cg)  # type: ignore[attr-defined]
 
-    def _zygote_failed(self, e: ZygoteError) -> None:
+    def _zygote_failed(self, e: ZygoteError, z: PythonZygote | None) -> None:
         """This run falls back to a fresh sandbox. A zygote that cannot start or set a run
         up will not do better next time: then fresh sandboxes for good, said in
         limits_in_force(); a zygote merely lost (killed) is replaced on the next run."""
         log.warning("pre-forked Python interpreter: %s", e)
         self._count("zygotes_lost")
+        if z is not None:
+            self._close_zygote(z)
         if e.permanent:
             self._zygote_off = f"off after a failure: {str(e)[:300]}"
             with self._zygote_lock:
@@ -263,8 +287,8 @@ class BubblewrapBackend(SandboxBackend):
         with self._scratch_lock:
             if self._scratch is None:
                 base = Path(self._scratch_parent or tempfile.gettempdir())
-                d = base / f"rlvr-sandbox-{os.getpid()}"
-                d.mkdir(mode=0o711, exist_ok=True)
+                # One per backend: closing one backend must not pull the floor from another.
+                d = Path(tempfile.mkdtemp(prefix=f"rlvr-sandbox-{os.getpid()}-", dir=base))
                 os.chmod(d, 0o711)  # searchable (bwrap binds as the sandbox uid), not listable
                 self._scratch = d
                 _SCRATCH_DIRS.add(d)
@@ -275,10 +299,8 @@ class BubblewrapBackend(SandboxBackend):
         os.chmod(work, 0o755)
         for name, content in files.items():
             f = content if isinstance(content, SandboxFile) else SandboxFile(content)
-            rel = Path(name)
-            if rel.is_absolute() or ".." in rel.parts:
-                raise ValueError(f"sandbox file name must be relative and stay inside: {name!r}")
-            path = work / rel
+            check_file_name(name)
+            path = work / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(f.data)
             os.chmod(path, 0o755 if f.executable else 0o644)
@@ -288,7 +310,7 @@ class BubblewrapBackend(SandboxBackend):
         return work
 
     def _bwrap_args(self, work: Path, limits: Limits, env: Mapping[str, str] | None, *, raw_env: bool = False,
-                    caps: Sequence[str] = ()) -> list[str]:
+                    caps: Sequence[str] = (), seccomp_fd: int = -1) -> list[str]:
         """bwrap's options for one sandbox. `caps`: capabilities kept inside the sandbox's
         own user namespace (only the zygote keeps any, to give each run namespaces)."""
         a = [self.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
@@ -297,6 +319,8 @@ class BubblewrapBackend(SandboxBackend):
             a.append("--disable-userns")
         for cap in caps:
             a += ["--cap-add", cap]
+        if seccomp_fd >= 0:
+            a += ["--seccomp", str(seccomp_fd)]
         for k, v in (dict(env or {}) if raw_env else self._run_env(env)).items():
             a += ["--setenv", k, v]
         for b in self.ro_binds:
@@ -329,11 +353,13 @@ class BubblewrapBackend(SandboxBackend):
                        collect: Sequence[str] = ()) -> RunResult:
         work = self._make_workdir(files, limits.writable_workdir)
         cg: RunCgroup | None = None
-        stdin_fd = -1
+        stdin_fd = seccomp_fd = -1
         try:
             cg = self.cgroups.create(limits.memory_bytes, limits.processes + 2) if self.cgroups else None
             argv = self._launch_prefix(cg)
-            argv += self._bwrap_args(work, limits, env) + ["--"] + self._prlimit_args(limits) + list(cmd)
+            seccomp_fd = filter_fd(self._seccomp) if self._seccomp else -1
+            argv += (self._bwrap_args(work, limits, env, seccomp_fd=seccomp_fd) + ["--"]
+                     + self._prlimit_args(limits) + list(cmd))
 
             # stdin from an anonymous in-memory file: the program reads at its own pace and
             # the parent never blocks writing to a pipe nobody reads.
@@ -346,9 +372,13 @@ class BubblewrapBackend(SandboxBackend):
             t0 = time.monotonic()
             proc = subprocess.Popen(argv, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     env={"PATH": "/usr/bin:/bin"}, close_fds=True, start_new_session=True,
+                                    pass_fds=[seccomp_fd] if seccomp_fd >= 0 else [],
                                     cwd="/")
             os.close(stdin_fd)
             stdin_fd = -1
+            if seccomp_fd >= 0:
+                os.close(seccomp_fd)
+                seccomp_fd = -1
             pidfd = os.pidfd_open(proc.pid)
             try:
                 out, err, flags = drain(proc.stdout.fileno(), proc.stderr.fileno(),  # type: ignore[union-attr]
@@ -380,8 +410,9 @@ class BubblewrapBackend(SandboxBackend):
                              output_limit_hit=flags["stdout_over"], stdout_truncated=flags["stdout_over"],
                              stderr_truncated=flags["stderr_over"], peak_memory_bytes=peak, files=files_out)
         finally:
-            if stdin_fd >= 0:
-                os.close(stdin_fd)
+            for fd in (stdin_fd, seccomp_fd):
+                if fd >= 0:
+                    os.close(fd)
             if cg is not None:
                 cg.kill_all()  # nothing of the run outlives `run` (where cgroups are in force)
             # Removing a directory that was a mount source in a namespace still being torn
@@ -440,6 +471,19 @@ class _Reaper:
 
 
 _reaper = _Reaper()
+_BACKENDS: weakref.WeakSet[BubblewrapBackend] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the launcher thread and the zygotes belong to the parent."""
+    global _launcher_pool
+    _launcher_pool = None
+    for b in list(_BACKENDS):
+        b._idle_zygotes = {}
+        b._zygote_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 _launcher_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
@@ -458,9 +502,15 @@ _SCRATCH_DIRS: set[Path] = set()
 
 @atexit.register
 def _cleanup_at_exit() -> None:
+    for b in list(_BACKENDS):
+        with b._zygote_lock:
+            idle = [z for v in b._idle_zygotes.values() for z in v]
+            b._idle_zygotes.clear()
+        for z in idle:
+            b._close_zygote(z)
     _reaper.flush()
     for d in _SCRATCH_DIRS:
-        if d.name.endswith(f"-{os.getpid()}"):
+        if d.name.startswith(f"rlvr-sandbox-{os.getpid()}-"):  # not a forked parent's
             shutil.rmtree(d, ignore_errors=True)
 
 

@@ -23,12 +23,16 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .base import Limits, RunResult, SandboxError, SandboxFile
+from .base import Limits, RunResult, SandboxError, SandboxFile, check_file_name
 from .cgroups import RunCgroup
 
 SERVER_SCRIPT = "zygote_server.py"
 START_TIMEOUT_S = 20.0
 RESULT_GRACE_S = 5.0
+DONE_GRACE_S = 10.0
+# Charged beyond the zygote's own memory after a run (page cache of what it read, ...):
+# past this the zygote is replaced rather than risk the next run's memory limit.
+REUSE_SLACK_BYTES = 64 << 20
 # The zygote's own memory is charged to its cgroup too: the run's limit is on top of it.
 BASELINE_SLACK_BYTES = 16 << 20
 SERVER_SOURCE = (Path(__file__).resolve().parent / SERVER_SCRIPT).read_bytes()
@@ -49,19 +53,25 @@ class PythonZygote:
     """One pre-forked interpreter in its own sandbox. Not thread-safe: one run at a time
     (the backend hands each zygote to one caller)."""
 
-    def __init__(self, argv_prefix: Sequence[str], interpreter: str, cg: RunCgroup | None) -> None:
+    def __init__(self, argv_prefix: Sequence[str], interpreter: str, cg: RunCgroup | None,
+                 extra_fds: Sequence[int] = ()) -> None:
         self.cg = cg
+        self.proc: subprocess.Popen | None = None
+        self.reusable = True  # False once a run left the zygote unfit for another
+        self._mem_limit: int | None = None
+        self._pids_limit: int | None = None
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._stderr = os.memfd_create("zygote-stderr", os.MFD_CLOEXEC)
         argv = [*argv_prefix, interpreter, "-B", "-s", SERVER_SCRIPT, str(theirs.fileno())]
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=self._stderr, pass_fds=[theirs.fileno()],
+                                         stderr=self._stderr, pass_fds=[theirs.fileno(), *extra_fds],
                                          env={"PATH": "/usr/bin:/bin"}, start_new_session=True, cwd="/")
+        except OSError as e:
+            self.close()
+            raise ZygoteError(f"the Python zygote did not start: {e}", permanent=True) from e
         finally:
             theirs.close()
-        self._mem_limit: int | None = None
-        self._pids_limit: int | None = None
         ready = self._recv_exact(6, time.monotonic() + START_TIMEOUT_S)
         if ready != b"READY\n":
             self.close()
@@ -74,52 +84,68 @@ class PythonZygote:
     def run(self, files: Mapping[str, bytes | SandboxFile], script: str, stdin: bytes, limits: Limits,
             env: Mapping[str, str]) -> RunResult:
         """Run `script` (one of `files`) as __main__ in a fresh fork, under `limits`.
-        Raises ZygoteError (and leaves the zygote closed) when the zygote fails; a program
-        that misbehaves is a RunResult like any other."""
+
+        Raises ZygoteError only when the script did not start (the zygote is unusable, or
+        the run's set-up failed before the script ran): the caller may then run it
+        elsewhere. Once the script may have started, every outcome is a RunResult (a lost
+        supervisor is a killed run), never a second execution."""
         from .bubblewrap import drain  # the same drain as a fresh sandbox
 
         if not self.alive():
             raise ZygoteError("the Python zygote has exited")
+        for name in files:
+            check_file_name(name)
         req = {"script": script, "env": dict(env),
                "files": {n: [base64.b64encode(f.data if isinstance(f, SandboxFile) else f).decode(),
                              bool(isinstance(f, SandboxFile) and f.executable)] for n, f in files.items()},
                "limits": self._rlimits(limits)}
-        self._prepare_cgroup(limits)
+        try:
+            self._prepare_cgroup(limits)
+        except OSError as e:  # e.g. a lower memory limit than what is still charged
+            self.close()
+            raise ZygoteError(f"cannot set the zygote's cgroup limits: {e}") from e
         cpu0 = self.cg.cpu_time_s() if self.cg is not None else None
         oom0 = self.cg.oom_kill_count() if self.cg is not None else 0
-        stdin_fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        fds = {"stdin": -1, "out_r": -1, "out_w": -1, "err_r": -1, "err_w": -1}
         try:
+            fds["stdin"] = os.memfd_create("stdin", os.MFD_CLOEXEC)
+            fds["out_r"], fds["out_w"] = os.pipe2(os.O_CLOEXEC)
+            fds["err_r"], fds["err_w"] = os.pipe2(os.O_CLOEXEC)
             view = memoryview(stdin)
             while view:
-                view = view[os.write(stdin_fd, view):]
-            os.lseek(stdin_fd, 0, os.SEEK_SET)
+                view = view[os.write(fds["stdin"], view):]
+            os.lseek(fds["stdin"], 0, os.SEEK_SET)
             body = json.dumps(req).encode()
             t0 = time.monotonic()
             try:
-                socket.send_fds(self.sock, [b"R"], [stdin_fd, out_w, err_w])
+                socket.send_fds(self.sock, [b"R"], [fds["stdin"], fds["out_w"], fds["err_w"]])
                 self.sock.sendall(struct.pack(">I", len(body)) + body)
             except OSError as e:
                 self.close()
                 raise ZygoteError(f"the Python zygote stopped taking requests: {e}") from e
             finally:
-                for fd in (stdin_fd, out_w, err_w):
-                    os.close(fd)
-            stdin_fd = out_w = err_w = -1
-            out, err, flags = drain(out_r, err_r, self.sock.fileno(), t0 + limits.wall_time_s,
+                for k in ("stdin", "out_w", "err_w"):
+                    os.close(fds[k])
+                    fds[k] = -1
+            out, err, flags = drain(fds["out_r"], fds["err_r"], self.sock.fileno(), t0 + limits.wall_time_s,
                                     limits.output_bytes, limits.stderr_bytes, self._kill_run)
-            wall = time.monotonic() - t0
             msg = self._recv_msg(time.monotonic() + RESULT_GRACE_S)
+            # The zygote acknowledges once the run's namespaces are torn down.
+            done = msg is not None and self._recv_exact(1, time.monotonic() + DONE_GRACE_S) == b"D"
+            wall = time.monotonic() - t0
         finally:
-            for fd in (stdin_fd, out_w, err_w, out_r, err_r):
+            for fd in fds.values():
                 if fd >= 0:
                     os.close(fd)
-        if msg is None or "error" in msg or msg.get("setup_error"):
-            why = ("no report after the run" if msg is None else msg.get("error") or msg.get("setup_error"))
+        if msg is not None and msg.get("setup_error"):  # the script never started
             self.close()
-            raise ZygoteError(f"the Python zygote failed a run: {why}; {self.stderr_tail()}".rstrip("; "),
-                              permanent=bool(msg and msg.get("setup_error")))
+            raise ZygoteError(f"the Python zygote could not set a run up: {msg['setup_error']}",
+                              permanent=bool(msg.get("isolation")))
+        if msg is None or "error" in msg or not done:
+            # The supervisor was lost (the OOM killer, a crash): the run counts as killed.
+            why = "no report from the run's supervisor" if msg is None else msg.get("error", "no teardown ack")
+            self.close()
+            msg = {"status": signal.SIGKILL, "utime": 0.0, "stime": 0.0, "killed": True, "lost": why}
         status = int(msg["status"])
         code: int | None = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         sig: int | None = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
@@ -129,9 +155,11 @@ class PythonZygote:
         peak = self.cg.peak_memory_bytes() if self.cg is not None else None
         cpu_hit = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_time_s * 0.98
                                             and not flags["timed_out"] and not msg["killed"])
-        if not self.alive():  # e.g. the OOM killer chose the zygote: this run is still decided
-            self.close()
-        return RunResult(exit_code=code, signal=sig, stdout=bytes(out), stderr=bytes(err), wall_time_s=wall,
+        stderr = bytes(err) + (f"\n[sandbox: {msg['lost']}]".encode() if "lost" in msg else b"")
+        if self.alive() and self.cg is not None and (
+                self.cg.memory_usage_bytes() > self.baseline_bytes + REUSE_SLACK_BYTES):
+            self.reusable = False  # something of the run is still charged: start afresh
+        return RunResult(exit_code=code, signal=sig, stdout=bytes(out), stderr=stderr, wall_time_s=wall,
                          cpu_time_s=cpu, timed_out=flags["timed_out"], cpu_limit_hit=cpu_hit,
                          memory_limit_hit=oom and not (code == 0), output_limit_hit=flags["stdout_over"],
                          stdout_truncated=flags["stdout_over"], stderr_truncated=flags["stderr_over"],
@@ -142,8 +170,9 @@ class PythonZygote:
         cpu = max(1, int(-(-limits.cpu_time_s // 1)))
         aspace = limits.effective_address_space_bytes
         return {"cpu": cpu, "as": aspace, "fsize": limits.file_size_bytes, "nofile": limits.open_files,
-                # counted per user namespace: the zygote and the run's supervisor are two more
-                "nproc": limits.processes + 2, "stack": min(aspace, 256 << 20), "core": 0,
+                # counted per user namespace: bwrap's init, the zygote, the supervisor and the
+                # run's init are four more (a fresh sandbox: bwrap's init, one more)
+                "nproc": limits.processes + 4, "stack": min(aspace, 256 << 20), "core": 0,
                 "tmpfs_bytes": limits.tmpfs_bytes, "writable_workdir": limits.writable_workdir}
 
     def _prepare_cgroup(self, limits: Limits) -> None:
@@ -153,7 +182,7 @@ class PythonZygote:
         if mem != self._mem_limit:
             self.cg.set_memory_limit(mem)
             self._mem_limit = mem
-        pids = limits.processes + 2  # + the zygote and the run's supervisor
+        pids = limits.processes + 5  # + bwrap (outside and its init), zygote, supervisor, run's init
         if pids != self._pids_limit:
             self.cg.set_pids_limit(pids)
             self._pids_limit = pids
@@ -197,7 +226,7 @@ class PythonZygote:
             return None
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.poll() is None and self.sock.fileno() >= 0
 
     def stderr_tail(self, n: int = 500) -> str:
         try:

@@ -1,31 +1,36 @@
 """Sandbox side of the pre-forked Python interpreter ("zygote"); standard library only.
 
 Runs inside a long-lived bubblewrap sandbox (its own user, PID, network, IPC, UTS and
-mount namespaces; read-only /usr; no network) that keeps CAP_SYS_ADMIN and CAP_SETPCAP
-*inside its user namespace* only, so that it can give every run namespaces of its own.
-It imports the interpreter and the common modules once; a run then costs a fork, not an
-interpreter start. Per run, from the outside in::
+mount namespaces; read-only /usr; the seccomp filter) that keeps CAP_SYS_ADMIN,
+CAP_SETPCAP and CAP_NET_ADMIN *inside its user namespace* only, so that it can give every
+run namespaces of its own. It imports the interpreter and the common modules once; a run
+then costs two forks, not an interpreter start. Per run, from the outside in::
 
-    zygote (this loop)  --fork-->  supervisor C: new PID, mount and IPC namespaces
-        --fork-->  G, PID 1 of the new PID namespace:
-            fresh size-capped tmpfs at /tmp, /dev/shm and /sandbox (the run's files,
-            read-only unless asked), /dev read-only, a /proc of its own namespace;
-            a new session; fds 0-2 = the run's stdin/stdout/stderr, every other fd closed;
-            rlimits; no_new_privs; every capability dropped (bounding, permitted,
-            effective, inheritable, ambient); then the script runs as __main__.
+    zygote (this loop)  --fork-->  supervisor C: new PID, mount, IPC and network namespaces
+        --fork-->  G, PID 1 (init) of the run: fresh size-capped tmpfs at /tmp, /dev/shm and
+                   /sandbox (the run's files, read-only unless asked), /dev read-only, a /proc
+                   of its own namespace, loopback up, oom_score_adj 1000; drops every
+                   capability, then only reaps
+            --fork-->  S, PID 2: a new session; fds 0-2 = the run's stdin/stdout/stderr, every
+                       other fd closed; rlimits; no_new_privs; every capability dropped
+                       (bounding, permitted, effective, inheritable, ambient); the script
+                       runs as __main__.
 
-When G exits or is killed the kernel kills every process left in its PID namespace, so
-nothing of a run outlives it, and its tmpfs mounts, IPC objects and files vanish with
-its namespaces: a later run sees none of them. The zygote itself never reads a run's
-request (only C does, after the fork), so no run's data is in the memory a later run
-is forked from.
+When S exits G reports its wait status and exits, and the kernel kills every process left
+in the run's PID namespace, so nothing of a run outlives it. C removes the SysV objects
+the run left; its exit tears the run's mounts and network namespace down, and only then
+does the zygote acknowledge the run (so the teardown's cost is the run's, not the next
+run's). The zygote itself never reads a run's request (only C does, after the fork), so no
+run's data is in the memory a later run is forked from.
 
 Control socket (the descriptor number in argv[1]), one run at a time:
     trusted -> zygote: b"R" with SCM_RIGHTS [stdin, stdout, stderr]
     trusted -> C:      4-byte big-endian length + JSON request
                        {"files": {name: [base64, executable]}, "script", "env", "limits"}
     trusted -> C:      b"K" (kill the run now; the trusted side keeps the wall clock)
-    C -> trusted:      4-byte length + JSON {"status", "utime", "stime", "killed", "setup_error"}
+    C -> trusted:      4-byte length + JSON {"status", "utime", "stime", "killed",
+                       "setup_error", "isolation"}
+    zygote -> trusted: b"D" once C has exited (the run's namespaces are gone)
 """
 import base64
 import ctypes
@@ -43,9 +48,9 @@ PRELOAD = ("atexit", "importlib", "types", "traceback", "threading", "json", "ma
            "typing", "collections", "itertools", "functools", "heapq", "bisect", "string", "random",
            "fractions", "decimal", "copy", "operator", "statistics", "dataclasses", "io")
 
-CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x20000000, 0x08000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 4, 24, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _RLIMITS = {"cpu": "RLIMIT_CPU", "as": "RLIMIT_AS", "fsize": "RLIMIT_FSIZE", "nofile": "RLIMIT_NOFILE",
@@ -116,35 +121,120 @@ def _send_msg(sock, obj):
     sock.sendall(struct.pack(">I", len(data)) + data)
 
 
-def _setup_run(req, stdio):
-    """In G: the run's file system, descriptors, limits and (no) privileges."""
+def _isolate(req):
+    """In G, still privileged in the zygote's user namespace: the run's own mounts,
+    loopback and OOM preference. A failure here means this host cannot run zygotes."""
     lim = req["limits"]
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={lim['tmpfs_bytes']},mode=1777")
     _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, f"size={lim['tmpfs_bytes']},mode=1777")
     _remount_readonly("/dev")
-    total = sum(len(v[0]) for v in req["files"].values())
-    size = (lim["tmpfs_bytes"] if lim["writable_workdir"] else 0) + total + (1 << 20)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _loopback_up()
+    # The run's processes are the OOM killer's first choice in the zygote's cgroup (cgroup v1
+    # has no oom.group): memory a run hides in tmpfs or memfds must not cost the zygote.
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
+
+
+def _place_files(req):
+    """In G: the run's files on a fresh tmpfs at /sandbox (read-only unless asked)."""
+    lim = req["limits"]
+    files = req["files"]
+    page = 4096
+    data = {name: base64.b64decode(b64) for name, (b64, _) in files.items()}
+    dirs = {os.path.dirname(n) for n in files}
+    size = ((lim["tmpfs_bytes"] if lim["writable_workdir"] else 0) + (1 << 20)
+            + sum(-(-len(d) // page) * page for d in data.values()) + page * (len(files) + len(dirs)))
     _mount("tmpfs", "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=0755")
-    for name, (b64, executable) in req["files"].items():
+    for name, (_, executable) in files.items():
         path = os.path.join("/sandbox", name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
-            f.write(base64.b64decode(b64))
+            f.write(data[name])
         os.chmod(path, 0o755 if executable else 0o644)
     if not lim["writable_workdir"]:
         _remount_readonly("/sandbox")
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _loopback_up():
+    """Bring up `lo` in the run's new network namespace (as bwrap does for a fresh sandbox)."""
+    import fcntl
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sk:
+        req = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(sk, siocgifflags, req))[1]
+        fcntl.ioctl(sk, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
+
+
+def _become_script(req, stdio):
+    """S, PID 2 of the run: descriptors, limits and (no) privileges, then the script."""
     os.chdir("/sandbox")
     os.setsid()  # its own process group: kill(0, ...) reaches nothing outside the run
     for target, fd in enumerate(stdio):
         os.dup2(fd, target)
     os.closerange(3, 1 << 16)
     import resource
+    lim = req["limits"]
     for key, name in _RLIMITS.items():
         if key in lim:
             v = int(lim[key])
             resource.setrlimit(getattr(resource, name), (v, v + 1 if key == "cpu" else v))
     _drop_capabilities()
+    _run_script(req)
+
+
+def _init(req, stdio, status_w):
+    """G, PID 1 of the run's namespaces: set them up, fork the script as PID 2, reap every
+    orphan until the script exits, report its wait status, and exit (the kernel then kills
+    whatever the script left behind)."""
+    def report(obj):
+        os.write(status_w, json.dumps(obj).encode()[:4000])
+
+    try:
+        _isolate(req)
+    except BaseException as e:
+        report({"setup_error": f"{type(e).__name__}: {e}", "isolation": True})
+        os._exit(125)
+    try:
+        _place_files(req)
+    except BaseException as e:
+        report({"setup_error": f"{type(e).__name__}: {e}", "isolation": False})
+        os._exit(125)
+    script = os.fork()
+    if script == 0:
+        try:
+            os.close(status_w)
+            _become_script(req, stdio)
+        except BaseException:
+            os._exit(125)
+    for fd in stdio:  # only the script's processes hold the output pipes
+        os.close(fd)
+    _prctl(PR_SET_DUMPABLE, 0)
+    _drop_capabilities()
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == script:
+            report({"status": status})
+            os._exit(0)
+
+
+def _remove_ipc_objects():
+    """In C (inside the run's IPC namespace): remove the SysV objects the run left, now,
+    so that their memory is not still charged when the next run starts."""
+    for table, call, rmid_args in (("shm", "shmctl", 3), ("msg", "msgctl", 3), ("sem", "semctl", 4)):
+        try:
+            lines = open(f"/proc/sysvipc/{table}").read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            ident = int(line.split()[1])
+            args = [ident, 0, 0] if rmid_args == 4 else [ident, 0, None]  # IPC_RMID = 0
+            getattr(_libc, call)(*args)
 
 
 def _run_script(req):
@@ -177,7 +267,8 @@ def _run_script(req):
         code = _exit_status(e.code)
     except BaseException:
         etype, value, tb = sys.exc_info()
-        sys.excepthook(etype, value, tb.tb_next if tb is not None else None)  # from the script's frame on
+        tb = tb.tb_next if tb is not None else None  # from the script's frame on, as `python script`
+        sys.excepthook(etype, value.with_traceback(tb), tb)
         code = 1
     try:
         threading._shutdown()  # like interpreter exit: wait for non-daemon threads
@@ -211,20 +302,16 @@ def _supervise(sock, stdio):
         (n,) = struct.unpack(">I", _recv_exact(sock, 4))
         req = json.loads(_recv_exact(sock, n))
         status_r, status_w = os.pipe()
-        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
         pid = os.fork()
         if pid == 0:
             try:
                 sock.close()
                 os.close(status_r)
                 _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-                _setup_run(req, stdio)  # closes status_w with every fd above 2
-            except BaseException as e:
-                try:
-                    os.write(status_w, f"{type(e).__name__}: {e}".encode()[:2000])
-                finally:
-                    os._exit(125)
-            _run_script(req)
+                _init(req, stdio, status_w)
+            finally:
+                os._exit(125)
         os.close(status_w)
         for fd in stdio:
             os.close(fd)
@@ -241,9 +328,12 @@ def _supervise(sock, stdio):
             if not data:
                 break
         _, status, usage = os.wait4(pid, 0)
-        setup_error = os.read(status_r, 4096).decode(errors="replace")
-        _send_msg(sock, {"status": status, "utime": usage.ru_utime, "stime": usage.ru_stime, "killed": killed,
-                         "setup_error": setup_error})
+        report = os.read(status_r, 8192).decode(errors="replace")
+        info = json.loads(report) if report else {}
+        _remove_ipc_objects()
+        _send_msg(sock, {"status": info.get("status", status), "utime": usage.ru_utime, "stime": usage.ru_stime,
+                         "killed": killed, "setup_error": info.get("setup_error", ""),
+                         "isolation": bool(info.get("isolation"))})
     except BaseException as e:  # report, never hang the trusted side
         try:
             _send_msg(sock, {"error": f"{type(e).__name__}: {e}"})
@@ -276,6 +366,12 @@ def main():
         for fd in fds:
             os.close(fd)
         os.waitpid(pid, 0)
+        # C's exit tore the run's mount, network and IPC namespaces down; only now is the
+        # run over (its teardown is charged to it, not to the next run).
+        try:
+            sock.sendall(b"D")
+        except OSError:
+            return
 
 
 if __name__ == "__main__":
