@@ -202,10 +202,16 @@ def fully_shard_model(model, device: torch.device):
 
     The model may sit on the CPU (load it there when it does not fit one GPU): the
     shards move to `device`'s type of mesh. Returns the same (now sharded) module.
+    Build the optimizer right after this, before any forward. RuntimeError when this
+    torch has no FSDP2.
     """
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
+    try:
+        from torch.distributed.fsdp import fully_shard
+    except ImportError as e:  # pragma: no cover - depends on the installed torch
+        raise RuntimeError(f"dist_strategy fsdp needs FSDP2 (torch.distributed.fsdp."
+                           f"fully_shard, torch >= 2.6); this torch is {torch.__version__}") from e
 
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     blocks = set(getattr(model, "_no_split_modules", None) or ())

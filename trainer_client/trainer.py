@@ -209,7 +209,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     fwd = distributed.wrap(model, dd, device)   # DDP for the gradient passes, or FSDP2 in place
     if dd.fsdp and ref_model is not None:       # the reference is sharded like the policy
         distributed.fully_shard_model(ref_model.copy, device)
-    # after wrapping: FSDP2 replaces the parameters by sharded DTensors
+    # Right after wrapping and before any forward: FSDP2 replaces the parameters by
+    # sharded DTensors, and after a no-grad forward (generation) the root's registered
+    # parameters are the unsharded ones until the next backward.
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=g.learning_rate,
                                   weight_decay=g.weight_decay, betas=(0.9, g.adam_beta2))
