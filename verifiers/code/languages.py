@@ -26,6 +26,7 @@ class Language:
     oom_markers: tuple[bytes, ...] = ()    # stderr text that means "out of memory"
     extra_address_space_bytes: int = 0     # virtual reservations beyond the memory limit
     extra_processes: int = 0               # runtime threads (count against RLIMIT_NPROC)
+    stack_bytes: int | None = None         # RLIMIT_STACK, if not the sandbox's default (8 MiB)
     env: tuple[tuple[str, str], ...] = ()
 
     def available(self, backend: Any = None) -> tuple[bool, str]:
@@ -44,7 +45,8 @@ class Language:
 
     def run_limits(self, base: Limits) -> Limits:
         return replace(base, address_space_bytes=base.memory_bytes + self.extra_address_space_bytes,
-                       processes=base.processes + self.extra_processes)
+                       processes=base.processes + self.extra_processes,
+                       stack_bytes=min(self.stack_bytes or base.stack_bytes, base.memory_bytes))
 
 
 PYTHON = Language(
@@ -53,7 +55,7 @@ PYTHON = Language(
 CPP = Language(
     "cpp", "main.cpp", ("./main",), ("/usr/bin/g++",),
     compile=("/usr/bin/g++", "-std=gnu++17", "-O2", "-pipe", "-o", "main", "main.cpp"), artefact="main",
-    oom_markers=(b"std::bad_alloc",))
+    oom_markers=(b"std::bad_alloc",), stack_bytes=256 << 20)  # deep recursion, as judges allow
 JAVASCRIPT = Language(
     # V8 reserves far more address space than it uses: RLIMIT_AS gets 2 GiB on top of the
     # memory limit, and the heap is capped by --max-old-space-size (and the cgroup).

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import abc
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 WORKDIR = "/sandbox"
 MiB = 1 << 20
@@ -33,11 +32,24 @@ class SandboxUnavailableError(SandboxError):
 
 
 def check_file_name(name: str) -> None:
-    """A sandbox file name must be relative and stay inside the working directory
+    """A sandbox file name is a plain relative path that stays inside the working directory:
+    no absolute path, no "." or ".." or empty component, no trailing slash, no NUL
     (raises ValueError)."""
-    rel = PurePosixPath(name)
-    if not name or rel.is_absolute() or ".." in rel.parts:
-        raise ValueError(f"sandbox file name must be relative and stay inside: {name!r}")
+    parts = name.split("/")
+    if not name or "\0" in name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"sandbox file name must be a relative path inside the working directory "
+                         f"(no '.', '..', empty parts or NUL): {name!r}")
+
+
+def check_file_names(names: Iterable[str]) -> None:
+    """Each name valid (check_file_name), and no file where another needs a directory."""
+    names = list(names)
+    for name in names:
+        check_file_name(name)
+    dirs = {"/".join(n.split("/")[:i]) for n in names for i in range(1, n.count("/") + 1)}
+    clash = dirs.intersection(names)
+    if clash:
+        raise ValueError(f"sandbox file {sorted(clash)[0]!r} is also a directory of another file")
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,9 @@ class Limits:
     stderr_bytes: int = 64 * 1024
     tmpfs_bytes: int = 64 * MiB
     writable_workdir: bool = False
+    # RLIMIT_STACK. glibc also sizes every thread's stack by it, so a large value starves a
+    # threaded program of address space; C++ raises it for deep recursion.
+    stack_bytes: int = 8 * MiB
 
     @property
     def effective_address_space_bytes(self) -> int:

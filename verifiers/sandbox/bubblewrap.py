@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError,
-                   check_file_name)
+                   check_file_names)
 from .cgroups import CgroupManager, RunCgroup
 from .seccomp import filter_fd, keyring_filter
 from .zygote import SERVER_SCRIPT, SERVER_SOURCE, PythonZygote, ZygoteError
@@ -80,6 +80,7 @@ class BubblewrapBackend(SandboxBackend):
         self._zygote_off: str | None = None if prefork_python else "disabled (prefork_python=False)"
         self._idle_zygotes: dict[tuple, list[PythonZygote]] = {}
         self._zygote_lock = threading.Lock()
+        self._closed = False
         # Counters (runs through a zygote, Python runs in a fresh sandbox, zygotes started / lost).
         self._stats_lock = threading.Lock()
         self.stats = {"prefork_runs": 0, "fresh_python_runs": 0, "zygotes_started": 0, "zygotes_lost": 0,
@@ -131,7 +132,7 @@ class BubblewrapBackend(SandboxBackend):
             "filesystem": f"read-only {', '.join(self.ro_binds)} + /bin,/lib links; private /tmp"
                           + (" (size-capped)" if "--size" in self._features else " (not size-capped: bwrap too old)")
                           + f"; run files at {WORKDIR}; server cwd, database, config not mounted",
-            "environment": "cleared (PATH, HOME=/tmp, LANG only)",
+            "environment": "cleared (PATH, HOME=/tmp, TMPDIR, LANG, MALLOC_ARENA_MAX=2 only)",
             "user": user,
             "rlimits": "cpu, as, fsize, nofile, nproc, stack, core=0",
             "wall_clock": "enforced by the parent (SIGKILL of the process group; PID namespace torn down)",
@@ -177,6 +178,7 @@ class BubblewrapBackend(SandboxBackend):
         ok, why = self._probe  # type: ignore[misc]
         if not ok:
             raise SandboxUnavailableError(why)
+        check_file_names(files)  # a bad name is the caller's error, not the zygote's
         run_env = self._run_env(env)
         with self._slots:
             key = (interpreter, tuple(sorted(run_env.items())))
@@ -248,7 +250,11 @@ class BubblewrapBackend(SandboxBackend):
             self._close_zygote(z)
             return
         with self._zygote_lock:
-            self._idle_zygotes.setdefault(key, []).append(z)
+            keep = not self._closed and sum(len(v) for v in self._idle_zygotes.values()) < self.max_concurrent
+            if keep:
+                self._idle_zygotes.setdefault(key, []).append(z)
+        if not keep:  # the backend was closed meanwhile, or enough are idle
+            self._close_zygote(z)
 
     def _close_zygote(self, z: PythonZygote) -> None:
         z.close()
@@ -271,7 +277,10 @@ class BubblewrapBackend(SandboxBackend):
                 self._close_zygote(z)
 
     def _run_env(self, env: Mapping[str, str] | None) -> dict[str, str]:
-        return {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", **(env or {})}
+        # MALLOC_ARENA_MAX: glibc reserves 64 MiB of address space per thread arena, which
+        # under RLIMIT_AS left a 256 MiB program room for five threads.
+        return {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+                "MALLOC_ARENA_MAX": "2", **(env or {})}
 
     def _launch_prefix(self, cg: RunCgroup | None) -> list[str]:
         """What runs before bwrap: join the cgroups, drop to the sandbox uid (as root)."""
@@ -295,11 +304,11 @@ class BubblewrapBackend(SandboxBackend):
             return self._scratch
 
     def _make_workdir(self, files: Mapping[str, bytes | SandboxFile], writable: bool) -> Path:
+        check_file_names(files)
         work = Path(tempfile.mkdtemp(prefix="run-", dir=self._scratch_dir()))
         os.chmod(work, 0o755)
         for name, content in files.items():
             f = content if isinstance(content, SandboxFile) else SandboxFile(content)
-            check_file_name(name)
             path = work / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(f.data)
@@ -346,7 +355,7 @@ class BubblewrapBackend(SandboxBackend):
         aspace = limits.effective_address_space_bytes
         return ["/usr/bin/prlimit", f"--cpu={cpu}:{cpu + 1}", f"--as={aspace}", f"--fsize={limits.file_size_bytes}",
                 f"--nofile={limits.open_files}", f"--nproc={limits.processes + 1}",  # +1: bwrap's init
-                f"--stack={min(aspace, 256 << 20)}", "--core=0", "--"]
+                f"--stack={min(aspace, limits.stack_bytes)}", "--core=0", "--"]
 
     def _run_unchecked(self, files: Mapping[str, bytes | SandboxFile], cmd: Sequence[str], stdin: bytes,
                        limits: Limits, *, env: Mapping[str, str] | None = None,
@@ -423,6 +432,7 @@ class BubblewrapBackend(SandboxBackend):
         """Stop the idle zygotes, wait for the reaper and remove this backend's scratch space
         (also done at exit)."""
         with self._zygote_lock:
+            self._closed = True
             idle = [z for v in self._idle_zygotes.values() for z in v]
             self._idle_zygotes.clear()
         for z in idle:
@@ -475,12 +485,19 @@ _BACKENDS: weakref.WeakSet[BubblewrapBackend] = weakref.WeakSet()
 
 
 def _forget_after_fork() -> None:
-    """In a forked child: the launcher thread and the zygotes belong to the parent."""
-    global _launcher_pool
+    """In a forked child: the threads (launcher, reaper), the zygotes, the slots held by
+    the parent's threads and the scratch directory are the parent's. Start afresh."""
+    global _launcher_pool, _reaper
     _launcher_pool = None
+    _reaper = _Reaper()
     for b in list(_BACKENDS):
         b._idle_zygotes = {}
         b._zygote_lock = threading.Lock()
+        b._stats_lock = threading.Lock()
+        b._scratch_lock = threading.Lock()
+        b._lock = threading.Lock()
+        b._slots = threading.BoundedSemaphore(b.max_concurrent)
+        b._scratch = None
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

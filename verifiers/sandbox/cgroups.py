@@ -110,6 +110,17 @@ class RunCgroup:
             if (d / "pids.max").exists():
                 (d / "pids.max").write_text(str(processes))
 
+    def unreclaimable_bytes(self) -> int:
+        """Charged memory the kernel cannot reclaim under pressure: anonymous pages, shmem
+        (tmpfs, memfds, SysV) and unevictable pages (page cache excluded)."""
+        fields = dict(line.split() for line in self._read("memory.stat").splitlines() if len(line.split()) == 2)
+        keys = (("anon", "shmem", "unevictable") if self.v2
+                else ("total_rss", "total_shmem", "total_unevictable"))
+        try:
+            return sum(int(fields.get(k, 0)) for k in keys)
+        except ValueError:
+            return 0
+
     def memory_usage_bytes(self) -> int:
         text = self._read("memory.current" if self.v2 else "memory.usage_in_bytes").strip()
         return int(text) if text.isdigit() else 0

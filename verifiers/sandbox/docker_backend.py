@@ -997,7 +997,7 @@ class DockerBackend(SandboxBackend):
                "limits": {"wall": limits.wall_time_s, "cpu": max(1, math.ceil(limits.cpu_time_s)),
                           "as": aspace, "fsize": limits.file_size_bytes, "nofile": limits.open_files,
                           "nproc": limits.processes + 1,  # +1: the agent (same uid)
-                          "stack": min(aspace, 256 << 20), "out": limits.output_bytes, "err": limits.stderr_bytes}}
+                          "stack": min(aspace, limits.stack_bytes), "out": limits.output_bytes, "err": limits.stderr_bytes}}
         header = json.dumps(req).encode()
         box = self._acquire(limits)
         reuse = False

@@ -23,16 +23,16 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .base import Limits, RunResult, SandboxError, SandboxFile, check_file_name
+from .base import Limits, RunResult, SandboxError, SandboxFile, check_file_names
 from .cgroups import RunCgroup
 
 SERVER_SCRIPT = "zygote_server.py"
 START_TIMEOUT_S = 20.0
 RESULT_GRACE_S = 5.0
 DONE_GRACE_S = 10.0
-# Charged beyond the zygote's own memory after a run (page cache of what it read, ...):
-# past this the zygote is replaced rather than risk the next run's memory limit.
-REUSE_SLACK_BYTES = 64 << 20
+# Unreclaimable memory (anon, shmem, unevictable) still charged after a run beyond the
+# zygote's own: past this the zygote is replaced rather than shrink the next run's room.
+REUSE_SLACK_BYTES = 4 << 20
 # The zygote's own memory is charged to its cgroup too: the run's limit is on top of it.
 BASELINE_SLACK_BYTES = 16 << 20
 SERVER_SOURCE = (Path(__file__).resolve().parent / SERVER_SCRIPT).read_bytes()
@@ -78,6 +78,7 @@ class PythonZygote:
             raise ZygoteError(f"the Python zygote did not start: {self.stderr_tail() or 'no message'}",
                               permanent=True)
         self.baseline_bytes = self._usage_bytes()
+        self.baseline_unreclaimable = self.cg.unreclaimable_bytes() if self.cg is not None else 0
 
     # -- one run ------------------------------------------------------------------
 
@@ -93,8 +94,7 @@ class PythonZygote:
 
         if not self.alive():
             raise ZygoteError("the Python zygote has exited")
-        for name in files:
-            check_file_name(name)
+        check_file_names(files)
         req = {"script": script, "env": dict(env),
                "files": {n: [base64.b64encode(f.data if isinstance(f, SandboxFile) else f).decode(),
                              bool(isinstance(f, SandboxFile) and f.executable)] for n, f in files.items()},
@@ -129,9 +129,7 @@ class PythonZygote:
                     fds[k] = -1
             out, err, flags = drain(fds["out_r"], fds["err_r"], self.sock.fileno(), t0 + limits.wall_time_s,
                                     limits.output_bytes, limits.stderr_bytes, self._kill_run)
-            msg = self._recv_msg(time.monotonic() + RESULT_GRACE_S)
-            # The zygote acknowledges once the run's namespaces are torn down.
-            done = msg is not None and self._recv_exact(1, time.monotonic() + DONE_GRACE_S) == b"D"
+            msg, done = self._recv_outcome()
             wall = time.monotonic() - t0
         finally:
             for fd in fds.values():
@@ -157,8 +155,11 @@ class PythonZygote:
                                             and not flags["timed_out"] and not msg["killed"])
         stderr = bytes(err) + (f"\n[sandbox: {msg['lost']}]".encode() if "lost" in msg else b"")
         if self.alive() and self.cg is not None and (
-                self.cg.memory_usage_bytes() > self.baseline_bytes + REUSE_SLACK_BYTES):
-            self.reusable = False  # something of the run is still charged: start afresh
+                self.cg.unreclaimable_bytes() > self.baseline_unreclaimable + REUSE_SLACK_BYTES):
+            # Something of the run is still charged and cannot be reclaimed (e.g. a memfd in
+            # a cycle of unix sockets the kernel frees later): it would count against the
+            # next run's limit, so the next run gets a new zygote.
+            self.reusable = False
         return RunResult(exit_code=code, signal=sig, stdout=bytes(out), stderr=stderr, wall_time_s=wall,
                          cpu_time_s=cpu, timed_out=flags["timed_out"], cpu_limit_hit=cpu_hit,
                          memory_limit_hit=oom and not (code == 0), output_limit_hit=flags["stdout_over"],
@@ -172,7 +173,7 @@ class PythonZygote:
         return {"cpu": cpu, "as": aspace, "fsize": limits.file_size_bytes, "nofile": limits.open_files,
                 # counted per user namespace: bwrap's init, the zygote, the supervisor and the
                 # run's init are four more (a fresh sandbox: bwrap's init, one more)
-                "nproc": limits.processes + 4, "stack": min(aspace, 256 << 20), "core": 0,
+                "nproc": limits.processes + 4, "stack": min(aspace, limits.stack_bytes), "core": 0,
                 "tmpfs_bytes": limits.tmpfs_bytes, "writable_workdir": limits.writable_workdir}
 
     def _prepare_cgroup(self, limits: Limits) -> None:
@@ -214,16 +215,26 @@ class PythonZygote:
             buf += chunk
         return bytes(buf)
 
-    def _recv_msg(self, deadline: float) -> dict | None:
-        head = self._recv_exact(4, deadline)
-        if len(head) != 4:
-            return None
-        (n,) = struct.unpack(">I", head)
-        body = self._recv_exact(n, deadline)
-        try:
-            return json.loads(body) if len(body) == n else None
-        except ValueError:
-            return None
+    def _recv_outcome(self) -> tuple[dict | None, bool]:
+        """(the supervisor's report or None, whether the zygote said the run is over).
+        b"M" + length + JSON is the report; b"D" follows once the run's namespaces are
+        gone; a b"D" first means the supervisor died without a report."""
+        msg = None
+        tag = self._recv_exact(1, time.monotonic() + RESULT_GRACE_S)
+        if tag == b"M":
+            deadline = time.monotonic() + RESULT_GRACE_S
+            head = self._recv_exact(4, deadline)
+            if len(head) == 4:
+                (n,) = struct.unpack(">I", head)
+                body = self._recv_exact(n, deadline)
+                try:
+                    msg = json.loads(body) if len(body) == n else None
+                except ValueError:
+                    msg = None
+            if msg is None:
+                return None, False
+            tag = self._recv_exact(1, time.monotonic() + DONE_GRACE_S)
+        return msg, tag == b"D"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None and self.sock.fileno() >= 0

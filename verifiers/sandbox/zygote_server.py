@@ -28,11 +28,18 @@ Control socket (the descriptor number in argv[1]), one run at a time:
     trusted -> C:      4-byte big-endian length + JSON request
                        {"files": {name: [base64, executable]}, "script", "env", "limits"}
     trusted -> C:      b"K" (kill the run now; the trusted side keeps the wall clock)
-    C -> trusted:      4-byte length + JSON {"status", "utime", "stime", "killed",
-                       "setup_error", "isolation"}
-    zygote -> trusted: b"D" once C has exited (the run's namespaces are gone)
+    C -> trusted:      b"M" + 4-byte length + JSON {"status", "utime", "stime", "killed",
+                       "setup_error", "isolation"}  (or {"error"})
+    zygote -> trusted: b"D" once C has exited (the run's namespaces are gone); a b"D"
+                       with no b"M" before it means the supervisor was lost
 """
-import base64
+import sys
+
+# What a fresh interpreter has imported before the script runs: those modules a run's
+# files cannot shadow there either. (Taken before this file's own imports.)
+_AT_START = frozenset(name.partition(".")[0] for name in sys.modules)
+
+import base64  # noqa: E402
 import ctypes
 import gc
 import json
@@ -41,7 +48,6 @@ import select
 import signal
 import socket
 import struct
-import sys
 
 # What a typical candidate or harness imports: paid once here instead of once per run.
 PRELOAD = ("atexit", "importlib", "types", "traceback", "threading", "json", "math", "re", "signal", "time",
@@ -57,6 +63,7 @@ _RLIMITS = {"cpu": "RLIMIT_CPU", "as": "RLIMIT_AS", "fsize": "RLIMIT_FSIZE", "no
             "nproc": "RLIMIT_NPROC", "stack": "RLIMIT_STACK", "core": "RLIMIT_CORE"}
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_PRELOADED: set = set()  # top-level modules PRELOAD imported beyond the interpreter's own
 
 
 class _CapHeader(ctypes.Structure):
@@ -118,7 +125,7 @@ def _recv_exact(sock, n):
 
 def _send_msg(sock, obj):
     data = json.dumps(obj).encode()
-    sock.sendall(struct.pack(">I", len(data)) + data)
+    sock.sendall(b"M" + struct.pack(">I", len(data)) + data)
 
 
 def _isolate(req):
@@ -209,6 +216,7 @@ def _init(req, stdio, status_w):
             os._exit(125)
     for fd in stdio:  # only the script's processes hold the output pipes
         os.close(fd)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python's handler would let a run end its init
     _prctl(PR_SET_DUMPABLE, 0)
     _drop_capabilities()
     while True:
@@ -247,12 +255,13 @@ def _run_script(req):
     import types
 
     os.environ.clear()
-    os.environ.update(req["env"])
+    os.environ.update({"PWD": "/sandbox", **req["env"]})
     script = req["script"]
     sys.argv = [script]
     sys.path[0] = "/sandbox"
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
+    _forget_shadowed_modules("/sandbox")
     gc.unfreeze()
     code = 0
     path = os.path.join("/sandbox", script)
@@ -267,9 +276,12 @@ def _run_script(req):
         code = _exit_status(e.code)
     except BaseException:
         etype, value, tb = sys.exc_info()
+        interrupted = etype is KeyboardInterrupt
         tb = tb.tb_next if tb is not None else None  # from the script's frame on, as `python script`
         sys.excepthook(etype, value.with_traceback(tb), tb)
         code = 1
+        if interrupted:  # as CPython: an uncaught KeyboardInterrupt ends the process by SIGINT
+            code = -signal.SIGINT
     try:
         threading._shutdown()  # like interpreter exit: wait for non-daemon threads
         atexit._run_exitfuncs()
@@ -277,17 +289,31 @@ def _run_script(req):
         code = code or 1
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except BaseException:
             code = code or 120
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
     os._exit(code)
+
+
+def _forget_shadowed_modules(directory):
+    """A preloaded module that the run's own files shadow (`json.py`, `typing/`) is
+    dropped, so that `import` finds the run's file as a fresh interpreter would."""
+    for name in list(sys.modules):
+        top = name.partition(".")[0]
+        if top in _PRELOADED and (os.path.exists(os.path.join(directory, top + ".py"))
+                                  or os.path.isdir(os.path.join(directory, top))):
+            del sys.modules[name]
 
 
 def _exit_status(value):
     if value is None:
         return 0
     if isinstance(value, int):
-        return value & 0xFF
+        return value & 0xFF if -(1 << 31) <= value < (1 << 31) else 255  # CPython: overflow -> -1
     try:
         print(value, file=sys.stderr)
     except BaseException:
@@ -299,6 +325,8 @@ def _supervise(sock, stdio):
     """C: read the request, start G in new namespaces, wait for it or a kill, report."""
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")  # under memory pressure the run's side goes, never the zygote
         (n,) = struct.unpack(">I", _recv_exact(sock, 4))
         req = json.loads(_recv_exact(sock, n))
         status_r, status_w = os.pipe()
@@ -345,6 +373,7 @@ def _supervise(sock, stdio):
 def main():
     for name in PRELOAD:
         __import__(name)
+    _PRELOADED.update({name.partition(".")[0] for name in sys.modules} - _AT_START)
     sock = socket.socket(fileno=int(sys.argv[1]))
     gc.collect()
     gc.freeze()  # keep the preloaded objects' pages shared with the runs (copy-on-write)
