@@ -42,6 +42,15 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     await context.abort(code, str(exc))
 
 
+def _group_error(g: pb.GroupRequest, exc: Exception) -> pb.GroupResult | None:
+    """The GroupResult that reports `exc` for this group alone, or None when `exc` must end
+    the stream (authentication, internal errors)."""
+    code = status_code_for(exc)
+    if code is None or code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return None
+    return pb.GroupResult(group_id=g.group_id, step=g.step, error=pb.GroupError(code=code.name, message=str(exc)))
+
+
 def _rpc(fn: Callable) -> Callable:
     """Map request errors raised by a unary handler to their gRPC status."""
 
@@ -145,7 +154,10 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         """Groups are scored concurrently; each result is sent as soon as its group is done.
 
         A stream over its team's rate quota is throttled, not failed: the next group is read
-        only when it fits, so the client's sends slow down through flow control.
+        only when it fits, so the client's sends slow down through flow control. A group
+        that is refused (a bad field, an unknown run or spec) or cannot be recorded comes
+        back with `error` set and the stream goes on; only authentication and internal
+        errors end it.
         """
         try:
             who = await self._who(context)
@@ -170,6 +182,11 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             try:
                 results = await self._score_and_store(samples, who=who, run_id=g.run_id, step=g.step,
                                                       group_id=g.group_id)
+            except Exception as e:
+                refused = _group_error(g, e)
+                if refused is None:
+                    raise
+                return refused
             finally:
                 slot.__exit__(None, None, None)
             return pb.GroupResult(group_id=g.group_id, step=g.step, results=results)
@@ -178,10 +195,17 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             try:
                 async for g in request_iterator:
                     where = f"group[{g.group_id or '?'}]"
-                    if not g.group_id:
-                        raise InvalidRequestError(f"{where}.group_id: required (unique within the run's step)")
-                    samples = await self._samples(g.samples, g.spec, where)
-                    await self._check_run(g.run_id, who)
+                    try:
+                        if not g.group_id:
+                            raise InvalidRequestError(f"{where}.group_id: required (unique within the run's step)")
+                        samples = await self._samples(g.samples, g.spec, where)
+                        await self._check_run(g.run_id, who)
+                    except Exception as e:
+                        refused = _group_error(g, e)
+                        if refused is None:
+                            raise
+                        done.put_nowait(refused)
+                        continue
                     slot = await admit(samples)
                     t = asyncio.create_task(score_group(g, samples, slot))
                     tasks.add(t)
@@ -201,6 +225,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                     reading = False
                 elif isinstance(item, BaseException):
                     await _abort(context, item)
+                elif isinstance(item, pb.GroupResult):  # refused before scoring
+                    yield item
                 else:
                     exc = item.exception()
                     if exc is not None:

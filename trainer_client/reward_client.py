@@ -298,6 +298,7 @@ class GroupStream:
         self._pending: dict[str, rewards_pb2.GroupRequest] = {}   # sent, no result yet
         self._results: dict[str, list[SampleScore]] = {}
         self._arrival: list[str] = []                              # group ids, arrival order
+        self._refused: dict[str, rewards_pb2.GroupError] = {}      # groups the service refused
         self._closed = False
         self._error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue()
@@ -319,7 +320,8 @@ class GroupStream:
     def collect(self) -> dict[str, list[SampleScore]]:
         """Close the request side and wait for every group's results.
 
-        Raises RewardServiceUnavailable / RewardCallError if the stream failed.
+        Raises RewardServiceUnavailable / RewardCallError if the stream failed or the
+        service refused a group (the error names it, with the service's code and message).
         """
         with self._lock:
             self._closed = True
@@ -327,6 +329,13 @@ class GroupStream:
         self._thread.join(timeout=max(0.0, self._deadline - time.monotonic()) + 5.0)
         if self._error is not None:
             raise self._error
+        if self._refused:
+            gid, err = next(iter(self._refused.items()))
+            code = getattr(grpc.StatusCode, err.code, None)
+            cls = RewardServiceUnavailable if code == grpc.StatusCode.UNAVAILABLE else RewardCallError
+            msg = (f"ScoreGroups: {len(self._refused)} group(s) refused, e.g. {gid}: {err.code}: "
+                   f"{err.message}")
+            raise cls(msg) if cls is RewardServiceUnavailable else RewardCallError(msg, code)
         if self._pending:
             raise RewardCallError(f"ScoreGroups ended without results for groups "
                                   f"{sorted(self._pending)[:5]}... ({len(self._pending)})")
@@ -353,6 +362,11 @@ class GroupStream:
                 call = c.stub.ScoreGroups(self._requests(q), timeout=max(remaining, 0.001),
                                           metadata=c.metadata)
                 for res in call:
+                    if res.HasField("error"):  # this group alone was refused
+                        with self._lock:
+                            self._pending.pop(res.group_id, None)
+                            self._refused[res.group_id] = res.error
+                        continue
                     scores = [sample_score_from_proto(r) for r in res.results]
                     with self._lock:
                         if res.group_id in self._results:   # a re-sent group answered twice

@@ -332,6 +332,10 @@ def score_chunk(stub, run_id: str, samples: list[Sample], spec: pb.RewardSpec
     groups = [pb.GroupRequest(run_id=run_id, step=ss[0].step, group_id=ss[0].group_id, spec=spec,
                               samples=[sample_to_pb(s) for s in ss])
               for ss in requests.values() if ss[0].group_id]
+    by_group: dict[tuple[int, str], list[Sample]] = {}
+    for ss in requests.values():
+        if ss[0].group_id:
+            by_group.setdefault((ss[0].step, ss[0].group_id), []).extend(ss)
     results: dict[str, pb.SampleResult] = {}
     rejected: dict[str, str] = {}
     if groups:
@@ -339,6 +343,10 @@ def score_chunk(stub, run_id: str, samples: list[Sample], spec: pb.RewardSpec
         try:
             for g in stub.ScoreGroups(iter(groups), timeout=3600):
                 got += 1
+                if g.HasField("error"):  # the service refused this group alone
+                    for s in by_group.get((g.step, g.group_id), []):
+                        rejected[link_id(s)] = f"rejected by the server: {g.error.code}: {g.error.message}"
+                    continue
                 results.update((r.id, r) for r in g.results)
         except grpc.RpcError as e:
             raise ReplayError(f"ScoreGroups failed after {got} of {len(groups)} groups of this chunk: "

@@ -119,12 +119,20 @@ def test_score_groups_streams_each_group_and_stores_every_score(stub, server):
     assert len(only_bad) == 3
 
 
-def test_score_groups_bad_group_aborts_with_its_id(stub):
+def test_score_groups_a_bad_group_is_refused_alone(stub):
     groups = [pb.GroupRequest(group_id="ok", samples=[sample(GOOD)], spec=FORMAT),
-              pb.GroupRequest(group_id="broken", samples=[sample(GOOD)])]
-    with pytest.raises(grpc.RpcError) as e:
-        list(stub.ScoreGroups(iter(groups)))
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "group[broken]" in e.value.details()
+              pb.GroupRequest(group_id="broken", samples=[sample(GOOD)]),                  # no spec
+              pb.GroupRequest(group_id="elsewhere", run_id="no-such-run", samples=[sample(GOOD)], spec=FORMAT),
+              pb.GroupRequest(group_id="", samples=[sample(GOOD)], spec=FORMAT),
+              pb.GroupRequest(group_id="ok-too", samples=[sample(GOOD)], spec=FORMAT)]
+    out = {g.group_id: g for g in stub.ScoreGroups(iter(groups))}
+    assert set(out) == {"ok", "broken", "elsewhere", "", "ok-too"}          # the stream went on
+    for gid in ("ok", "ok-too"):
+        assert not out[gid].HasField("error") and out[gid].results[0].reward == 1.0
+    assert out["broken"].error.code == "INVALID_ARGUMENT" and "group[broken]" in out["broken"].error.message
+    assert not out["broken"].results
+    assert out["elsewhere"].error.code == "NOT_FOUND" and "no-such-run" in out["elsewhere"].error.message
+    assert out[""].error.code == "INVALID_ARGUMENT" and "group_id: required" in out[""].error.message
 
 
 def test_scores_for_unknown_run_are_refused(stub):

@@ -11,7 +11,7 @@ import pytest
 
 from rewards.v1 import rewards_pb2, rewards_pb2_grpc
 from trainer_client.config import RewardComponent
-from trainer_client.reward_client import (RewardClient, RewardServiceUnavailable, make_sample,
+from trainer_client.reward_client import (RewardCallError, RewardClient, RewardServiceUnavailable, make_sample,
                                           make_spec)
 
 
@@ -107,3 +107,20 @@ def test_groups_scored_by_the_real_service(server):
         assert wrong.ok and wrong.component("math").reward == 0.0
         assert client.scores_returned == 2 and client.components_returned == 4
         assert len(client.query_scores(run_id)) == 4
+
+
+def test_a_group_the_service_refuses_is_named_by_collect(server):
+    spec = make_spec([RewardComponent(name="math", weight=1.0)])
+    with RewardClient(server.address) as client:
+        client.wait_ready(5.0)
+        run_id = client.start_run("client-test", {})
+        stream = client.open_group_stream(run_id, 1, spec)
+        stream.submit("fine", [make_sample("f0", "Calculate 40 + 2.", "42", "42")])
+        bad = make_sample("b0", "Calculate 40 + 2.", "42", "42")
+        bad.spec.components.add(name="no-such-verifier")  # refused: unknown verifier
+        stream.submit("bad", [bad])
+        with pytest.raises(RewardCallError) as e:
+            stream.collect()
+        assert e.value.code == grpc.StatusCode.NOT_FOUND and "bad" in str(e.value)
+        assert "no-such-verifier" in str(e.value)
+        assert stream.arrival_order == ["fine"]  # the good group was still scored

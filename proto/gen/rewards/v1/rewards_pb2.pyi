@@ -159,14 +159,24 @@ class GroupRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., step: _Optional[int] = ..., group_id: _Optional[str] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ..., spec: _Optional[_Union[RewardSpec, _Mapping]] = ...) -> None: ...
 
 class GroupResult(_message.Message):
-    __slots__ = ("group_id", "step", "results")
+    __slots__ = ("group_id", "step", "results", "error")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     group_id: str
     step: int
     results: _containers.RepeatedCompositeFieldContainer[SampleResult]
-    def __init__(self, group_id: _Optional[str] = ..., step: _Optional[int] = ..., results: _Optional[_Iterable[_Union[SampleResult, _Mapping]]] = ...) -> None: ...
+    error: GroupError
+    def __init__(self, group_id: _Optional[str] = ..., step: _Optional[int] = ..., results: _Optional[_Iterable[_Union[SampleResult, _Mapping]]] = ..., error: _Optional[_Union[GroupError, _Mapping]] = ...) -> None: ...
+
+class GroupError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ParamInfo(_message.Message):
     __slots__ = ("name", "type", "default_json", "description")
