@@ -104,8 +104,6 @@ def _db(args: argparse.Namespace, config) -> None:
     if args.action == "retention":
         from datetime import datetime, timedelta, timezone
 
-        from .store import ScoreStore
-
         days = args.days or config.retention_days
         if not days:
             sys.exit("reward-server: give --days N or set retention_days in the config")

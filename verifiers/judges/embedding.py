@@ -19,11 +19,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..core import Params, Verifier, VerifierResult
+from ..core import Params, VerifierResult
 from ..errors import InvalidReferenceError
 from ..registry import register
 from .errors import JudgeFailure, failure_result
-from .models import Dtype, LoadedModel, ModelName, batcher_for, load_model, model_path, torch_available, wait_for
+from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model, model_path
 from .templates import judge_inputs
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -78,20 +78,14 @@ def _embed_fn(loaded: LoadedModel, pooling: str, max_length: int):
 
 
 @register
-class EmbeddingSimilarity(Verifier):
+class EmbeddingSimilarity(LocalModelVerifier):
     name = "embedding_similarity"
     version = "1.0.0"
     description = ("Cosine similarity of sentence embeddings (all-MiniLM-L6-v2 by default) of the completion and "
                    "the reference answer. Micro-batched.")
     Params = EmbeddingParams
-    isolated = False
-    thread_pool = "model"
     timeout_s = 120.0
     requires_reference = True
-
-    @classmethod
-    def available(cls) -> tuple[bool, str]:
-        return torch_available()
 
     @classmethod
     def check_reference(cls, reference: Any) -> None:
@@ -106,11 +100,9 @@ class EmbeddingSimilarity(Verifier):
         gold = judge_inputs(reference).reference
         try:
             loaded = load_model("embedding", model_path(params.model), params.device, params.dtype)
-            batcher = batcher_for(("embed", loaded.key, params.pooling, params.max_length, params.max_batch_size,
-                                   params.max_wait_ms), lambda: _embed_fn(loaded, params.pooling, params.max_length),
-                                  max_batch_size=params.max_batch_size, max_wait_ms=params.max_wait_ms,
-                                  name="embedding-similarity")
-            cos = wait_for(batcher, (completion, gold), params.timeout_s)
+            cos = batched(("embed", loaded.key, params.pooling, params.max_length),
+                          lambda: _embed_fn(loaded, params.pooling, params.max_length), (completion, gold), params,
+                          "embedding-similarity")
         except JudgeFailure as e:
             return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
         reward = cosine_reward(cos, params.rescale, params.threshold)

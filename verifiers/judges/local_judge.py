@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import Field
 
-from ..core import Verifier, VerifierResult
+from ..core import VerifierResult
 from ..registry import register
 from .errors import JudgeFailure, ModelError, excerpt, failure_result
-from .models import Dtype, LoadedModel, ModelName, batcher_for, load_model, torch_available, wait_for
+from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model
 from .parsing import yes_probability_from_probs
 from .rubric import RubricParams, check, read_text
 from .templates import MissingPromptError
@@ -108,21 +108,14 @@ def _next_token_fn(loaded: LoadedModel, yes_ids: list[int], no_ids: list[int]):
 
 
 @register
-class LocalJudge(Verifier):
+class LocalJudge(LocalModelVerifier):
     name = "local_judge"
     version = "1.0.0"
     description = ("Generative judge on a local transformers causal LM (CPU/CUDA), micro-batched: a score, a "
                    "verdict word, or P(yes) from next-token probabilities.")
     Params = LocalJudgeParams
-    isolated = False
-    thread_pool = "model"
     uses_prompt = True
-    timeout_s = 300.0
     requires_reference = False
-
-    @classmethod
-    def available(cls) -> tuple[bool, str]:
-        return torch_available()
 
     def verify(self, completion: str, reference: Any, params: LocalJudgeParams,
                prompt: str | None = None) -> VerifierResult:
@@ -144,19 +137,15 @@ class LocalJudge(Verifier):
                 if not yes_ids or not no_ids:
                     missing = params.yes_words if not yes_ids else params.no_words
                     raise ModelError(f"the tokenizer has no single token for any of {missing}")
-                batcher = batcher_for(("next-token", loaded.key, tuple(yes_ids), tuple(no_ids), params.max_batch_size,
-                                       params.max_wait_ms), lambda: _next_token_fn(loaded, yes_ids, no_ids),
-                                      max_batch_size=params.max_batch_size, max_wait_ms=params.max_wait_ms,
-                                      name="local-judge-yes-no")
-                p_yes, p_no = wait_for(batcher, ids, params.timeout_s)
+                p_yes, p_no = batched(("next-token", loaded.key, tuple(yes_ids), tuple(no_ids)),
+                                      lambda: _next_token_fn(loaded, yes_ids, no_ids), ids, params,
+                                      "local-judge-yes-no")
                 parsed = check(yes_probability_from_probs(p_yes, p_no, min_mass=params.min_yes_no_mass), "")
                 answer = ""
             else:
-                batcher = batcher_for(("generate", loaded.key, params.max_new_tokens, params.max_batch_size,
-                                       params.max_wait_ms), lambda: _generate_fn(loaded, params.max_new_tokens),
-                                      max_batch_size=params.max_batch_size, max_wait_ms=params.max_wait_ms,
-                                      name="local-judge-generate")
-                answer = wait_for(batcher, ids, params.timeout_s)
+                answer = batched(("generate", loaded.key, params.max_new_tokens),
+                                 lambda: _generate_fn(loaded, params.max_new_tokens), ids, params,
+                                 "local-judge-generate")
                 parsed = read_text(params, answer)
         except JudgeFailure as e:
             return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator
 
+from ..core import Verifier
 from .batching import MicroBatcher
 from .errors import JudgeFailure, JudgeTimeout, ModelError
 
@@ -129,6 +130,29 @@ def batcher_for(key: Hashable, make_fn: Callable[[], Callable[[list], list]], *,
         return b
 
 
+def batched(key: tuple, make_fn: Callable[[], Callable[[list], list]], item: Any, params: Any, name: str) -> Any:
+    """`item` through the process-wide micro-batcher for `key` (+ the batch parameters),
+    created with `make_fn()` on first use. `params` gives max_batch_size, max_wait_ms and
+    timeout_s. Raises JudgeTimeout / ModelError as wait_for."""
+    b = batcher_for((*key, params.max_batch_size, params.max_wait_ms), make_fn,
+                    max_batch_size=params.max_batch_size, max_wait_ms=params.max_wait_ms, name=name)
+    return wait_for(b, item, params.timeout_s)
+
+
+class LocalModelVerifier(Verifier):
+    """Base of the verifiers that run a local transformers model: on the "model" thread
+    pool (the micro-batcher does the batching; not the killable worker pool, which would
+    load the model once per worker), available when torch and transformers are."""
+
+    isolated = False
+    thread_pool = "model"
+    timeout_s = 300.0
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        return torch_available()
+
+
 def wait_for(batcher: MicroBatcher, item: Any, timeout_s: float) -> Any:
     """Submit `item` and wait up to `timeout_s`: JudgeTimeout past it, ModelError when the
     batch raised."""
@@ -190,5 +214,5 @@ def allowed_model(name: str) -> str:
 
 ModelName = Annotated[str, AfterValidator(allowed_model)]
 
-__all__ = ["ModelName", "allowed_model", "LoadedModel", "load_model", "batcher_for", "clear_cache", "resolve_device", "model_path",
+__all__ = ["ModelName", "allowed_model", "LoadedModel", "LocalModelVerifier", "batched", "load_model", "batcher_for", "clear_cache", "resolve_device", "model_path",
            "torch_available", "wait_for", "PACKAGED_MODELS"]

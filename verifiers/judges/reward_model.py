@@ -18,10 +18,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from ..core import Params, Verifier, VerifierResult
+from ..core import Params, VerifierResult
 from ..registry import register
 from .errors import JudgeFailure, failure_result
-from .models import Dtype, LoadedModel, ModelName, batcher_for, load_model, torch_available, wait_for
+from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model
 from .templates import judge_inputs
 
 Normalize = Literal["none", "affine", "sigmoid"]
@@ -83,21 +83,14 @@ def _score_fn(loaded: LoadedModel, logit_index: int):
 
 
 @register
-class RewardModelVerifier(Verifier):
+class RewardModelVerifier(LocalModelVerifier):
     name = "reward_model"
     version = "1.0.0"
     description = ("Sequence-classification reward model (Skywork-Reward, ArmoRM family) on prompt + completion, "
                    "chat-templated; reward = a logit, optionally affine or sigmoid normalised. Micro-batched.")
     Params = RewardModelParams
-    isolated = False
-    thread_pool = "model"
     uses_prompt = True
-    timeout_s = 300.0
     requires_reference = False
-
-    @classmethod
-    def available(cls) -> tuple[bool, str]:
-        return torch_available()
 
     def verify(self, completion: str, reference: Any, params: RewardModelParams,
                prompt: str | None = None) -> VerifierResult:
@@ -116,11 +109,8 @@ class RewardModelVerifier(Verifier):
             ids = encode_pair(loaded, prompt, completion, params.use_chat_template)
             if len(ids) > params.max_length:
                 return VerifierResult.error(f"{who}: input has {len(ids)} tokens, over max_length {params.max_length}")
-            batcher = batcher_for(("seqcls-score", loaded.key, params.logit_index, params.max_batch_size,
-                                   params.max_wait_ms), lambda: _score_fn(loaded, params.logit_index),
-                                  max_batch_size=params.max_batch_size, max_wait_ms=params.max_wait_ms,
-                                  name="reward-model")
-            logit = wait_for(batcher, ids, params.timeout_s)
+            logit = batched(("seqcls-score", loaded.key, params.logit_index),
+                            lambda: _score_fn(loaded, params.logit_index), ids, params, "reward-model")
         except JudgeFailure as e:
             return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
         if not math.isfinite(logit):
