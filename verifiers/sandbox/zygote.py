@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .base import Limits, RunResult, SandboxError, SandboxFile, check_file_names
 from .cgroups import RunCgroup
+from .drain import drain
 
 SERVER_SCRIPT = "zygote_server.py"
 START_TIMEOUT_S = 20.0
@@ -90,8 +91,6 @@ class PythonZygote:
         the run's set-up failed before the script ran): the caller may then run it
         elsewhere. Once the script may have started, every outcome is a RunResult (a lost
         supervisor is a killed run), never a second execution."""
-        from .bubblewrap import drain  # the same drain as a fresh sandbox
-
         if not self.alive():
             raise ZygoteError("the Python zygote has exited")
         check_file_names(files)
