@@ -36,6 +36,7 @@ from verifiers.errors import InvalidParamsError, InvalidReferenceError, Verifier
 from verifiers.pool import VerifierPool, run_inline
 
 from .errors import InvalidRequestError
+from .fairness import FairGate
 
 _SEVERITY = {Status.ERROR: 3, Status.TIMEOUT: 2, Status.ABSTAIN: 1, Status.OK: 0}
 FALLBACK_ROUTE = "*"
@@ -229,25 +230,32 @@ class Scorer:
         self.threads = {name: cf.ThreadPoolExecutor(n, thread_name_prefix=f"{name}-verifier")
                         for name, n in sizes.items()}
         self.cache = ResultCache(cache_ttl_s, cache_max_entries)
+        # Teams take turns at the worker pool (FIFO inside it would let one team's backlog
+        # delay everyone); four calls per worker keep the workers fed between turns.
+        self.pool_gate = FairGate(4 * workers)
         self._pid = os.getpid()
 
     def warm_up(self) -> None:
         self.pool.warm_up()
 
-    async def _score_component(self, sample: SampleInput, c: Component, use_cache: bool) -> ComponentOutcome:
+    async def _run(self, sample: SampleInput, c: Component, team: str) -> tuple[VerifierResult, int]:
+        if c.isolated:
+            async with self.pool_gate.slot(team):
+                return await asyncio.wrap_future(self.pool.submit(
+                    c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s,
+                    sample.prompt))
+        return await asyncio.wrap_future(self.threads.get(c.thread_pool, self.threads["inline"]).submit(
+            lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
+                                sample.prompt), self._pid)))
+
+    async def _score_component(self, sample: SampleInput, c: Component, use_cache: bool,
+                               team: str) -> ComponentOutcome:
         t0 = time.perf_counter()
         key = ResultCache.key(c, sample) if use_cache and self.cache.enabled else None
         if key is not None and (hit := self.cache.get(key)) is not None:
             return ComponentOutcome(c, hit, (time.perf_counter() - t0) * 1000, "cache", cached=True)
-        if c.isolated:
-            fut = self.pool.submit(c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s,
-                                   sample.prompt)
-        else:
-            fut = self.threads.get(c.thread_pool, self.threads["inline"]).submit(
-                lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
-                                    sample.prompt), self._pid))
         try:
-            result, pid = await asyncio.wrap_future(fut)
+            result, pid = await self._run(sample, c, team)
             worker = f"{'pool' if c.isolated else c.thread_pool}:{pid}" if pid > 0 else "pool:killed"
         except InvalidReferenceError as e:
             result, worker = VerifierResult.error(f"invalid reference: {e}"), "-"
@@ -259,13 +267,16 @@ class Scorer:
             self.cache.put(key, result)
         return ComponentOutcome(c, result, (time.perf_counter() - t0) * 1000, worker)
 
-    async def score(self, sample: SampleInput, use_cache: bool = True) -> SampleOutcome:
+    async def score(self, sample: SampleInput, use_cache: bool = True, team: str = "default") -> SampleOutcome:
         t0 = time.perf_counter()
-        outcomes = await asyncio.gather(*(self._score_component(sample, c, use_cache) for c in sample.components))
+        outcomes = await asyncio.gather(*(self._score_component(sample, c, use_cache, team)
+                                          for c in sample.components))
         return combine(sample, list(outcomes), (time.perf_counter() - t0) * 1000)
 
-    async def score_many(self, samples: list[SampleInput], use_cache: bool = True) -> list[SampleOutcome]:
-        return list(await asyncio.gather(*(self.score(s, use_cache) for s in samples)))
+    async def score_many(self, samples: list[SampleInput], use_cache: bool = True,
+                         team: str = "default") -> list[SampleOutcome]:
+        """Score `samples` concurrently; `team` takes its turn at the worker pool."""
+        return list(await asyncio.gather(*(self.score(s, use_cache, team) for s in samples)))
 
     def close(self) -> None:
         for ex in self.threads.values():

@@ -126,7 +126,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     async def _score_and_store(self, samples: list[SampleInput], *, who: Principal, run_id: str, step: int,
                                group_id: str) -> list[pb.SampleResult]:
-        outcomes = await self.scorer.score_many(samples)
+        outcomes = await self.scorer.score_many(samples, team=who.team)
         request_id = convert.new_request_id()
         rows = [row for o in outcomes for row in convert.outcome_rows(
             o, run_id=run_id, step=step if run_id else None, group_id=group_id, team=who.team,
