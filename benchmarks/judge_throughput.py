@@ -24,14 +24,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
 
-import grpc
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
+
+from _streams import stream_groups  # noqa: E402
 
 
 def main() -> int:
@@ -48,7 +47,6 @@ def main() -> int:
     import httpx
     from google.protobuf import struct_pb2
     from rewards.v1 import rewards_pb2 as pb
-    from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
     import verifiers.judges  # noqa: F401  (registers the judges in this process, where the server runs)
     from reward_server.app import start_server
@@ -74,39 +72,13 @@ def main() -> int:
             s.reference.struct_value.CopyFrom(ref)
             samples.append(s)
         groups.append(pb.GroupRequest(group_id=uuid.uuid4().hex, samples=samples, spec=spec))
-    shards = [groups[i::args.streams] for i in range(args.streams)]
-    latencies: list[float] = []
     statuses: collections.Counter[str] = collections.Counter()
-    lock = threading.Lock()
 
     with tempfile.TemporaryDirectory() as tmp:
         srv = start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp}/bench.db", workers=1))
-
-        def client(shard: list) -> None:
-            sent: dict[str, float] = {}
-            window = threading.Semaphore(16)
-            with grpc.insecure_channel(srv.address) as ch:
-                rpc = pb_grpc.RewardServiceStub(ch)
-
-                def gen():
-                    for g in shard:
-                        window.acquire()
-                        sent[g.group_id] = time.perf_counter()
-                        yield g
-
-                for res in rpc.ScoreGroups(gen()):
-                    window.release()
-                    with lock:
-                        latencies.append(time.perf_counter() - sent[res.group_id])
-                        statuses.update(pb.Status.Name(r.status) for r in res.results)
-
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(s,)) for s in shards]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - t0
+        elapsed, latencies = stream_groups(
+            srv.address, groups, args.streams,
+            on_result=lambda res: statuses.update(pb.Status.Name(r.status) for r in res.results))
         srv.store.flush()
         rows = srv.store.rows_written
         srv.stop()

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 
-import grpc
+from _streams import stream_groups
 
 
 def _workload(verifier: str, n: int) -> list[tuple[str, str]]:
@@ -41,7 +40,6 @@ def in_process(verifier: str, work: list[tuple[str, str]]) -> float:
 def through_service(address: str, verifier: str, work: list[tuple[str, str]], group_size: int, streams: int
                     ) -> tuple[float, list[float]]:
     from rewards.v1 import rewards_pb2 as pb
-    from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
     spec = pb.RewardSpec(components=[pb.VerifierRef(name=verifier)])
     groups = []
@@ -53,34 +51,8 @@ def through_service(address: str, verifier: str, work: list[tuple[str, str]], gr
                 s.reference.string_value = ref
             samples.append(s)
         groups.append(pb.GroupRequest(group_id=uuid.uuid4().hex, samples=samples, spec=spec))
-    shards = [groups[i::streams] for i in range(streams)]
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def client(shard: list) -> None:
-        sent: dict[str, float] = {}
-        window = threading.Semaphore(16)
-        with grpc.insecure_channel(address) as ch:
-            stub = pb_grpc.RewardServiceStub(ch)
-
-            def gen():
-                for g in shard:
-                    window.acquire()
-                    sent[g.group_id] = time.perf_counter()
-                    yield g
-
-            for res in stub.ScoreGroups(gen()):
-                window.release()
-                with lock:
-                    latencies.append(time.perf_counter() - sent[res.group_id])
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(s,)) for s in shards]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return len(work) / (time.perf_counter() - t0), latencies
+    elapsed, latencies = stream_groups(address, groups, streams)
+    return len(work) / elapsed, latencies
 
 
 def main() -> None:
