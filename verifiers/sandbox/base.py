@@ -15,6 +15,7 @@ missing, namespaces are not permitted) `available()` says why and `run` raises
 from __future__ import annotations
 
 import abc
+import threading
 import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,9 +146,28 @@ class SandboxBackend(abc.ABC):
 
     name: str = "abstract"
 
-    @abc.abstractmethod
+    # Set by subclasses' __init__: the cached probe and the lock guarding it.
+    _probe: tuple[bool, str] | None
+    _lock: threading.Lock
+
     def available(self) -> tuple[bool, str]:
-        """(usable on this host, why not / what is in force)."""
+        """(usable on this host, why not / what is in force). Probed once (`_check`), then
+        cached."""
+        with self._lock:
+            if self._probe is None:
+                self._probe = self._check()
+        ok, why = self._probe
+        if not ok:
+            return False, why
+        return True, f"{self.label()}; " + "; ".join(f"{k}: {v}" for k, v in self.limits_in_force().items())
+
+    @abc.abstractmethod
+    def _check(self) -> tuple[bool, str]:
+        """Probe this host once: (usable, why not)."""
+
+    @abc.abstractmethod
+    def label(self) -> str:
+        """A short name of the sandbox for `available()`'s message."""
 
     @abc.abstractmethod
     def limits_in_force(self) -> dict[str, str]:

@@ -89,14 +89,8 @@ class BubblewrapBackend(SandboxBackend):
 
     # -- availability ---------------------------------------------------------------
 
-    def available(self) -> tuple[bool, str]:
-        with self._lock:
-            if self._probe is None:
-                self._probe = self._check()
-        ok, why = self._probe
-        if not ok:
-            return False, why
-        return True, "bubblewrap sandbox; " + "; ".join(f"{k}: {v}" for k, v in self.limits_in_force().items())
+    def label(self) -> str:
+        return "bubblewrap sandbox"
 
     def _check(self) -> tuple[bool, str]:
         if not (os.path.isfile(self.bwrap) and os.access(self.bwrap, os.X_OK)):

@@ -551,15 +551,8 @@ class DockerBackend(SandboxBackend):
 
     # -- availability ---------------------------------------------------------------------
 
-    def available(self) -> tuple[bool, str]:
-        with self._lock:
-            if self._probe is None:
-                self._probe = self._check()
-        ok, why = self._probe
-        if not ok:
-            return False, why
-        return True, f"docker sandbox ({self.image}); " + "; ".join(f"{k}: {v}"
-                                                                     for k, v in self.limits_in_force().items())
+    def label(self) -> str:
+        return f"docker sandbox ({self.image})"
 
     def _client(self):
         if self._api is None:
