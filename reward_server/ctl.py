@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
+from rlvr_integrations.client import make_channel
 
 from .errors import status_code_for
 
@@ -142,49 +143,9 @@ CONNECT_TIMEOUT_S = float(os.environ.get("REWARDCTL_CONNECT_TIMEOUT_S", "10"))
 CREDENTIALS: dict[str, str | None] = {"api_key": None, "tls_ca": None}
 
 
-class _BearerAuth(grpc.AuthMetadataPlugin):
-    def __init__(self, key: str):
-        self.key = key
-
-    def __call__(self, context: Any, callback: Any) -> None:
-        callback((("authorization", f"Bearer {self.key}"),), None)
-
-
-class _AddMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Adds the bearer key on a plaintext channel (call credentials need TLS)."""
-
-    def __init__(self, key: str):
-        self.md = (("authorization", f"Bearer {key}"),)
-
-    def _add(self, details: Any) -> Any:
-        return details._replace(metadata=tuple(details.metadata or ()) + self.md)
-
-    def intercept_unary_unary(self, cont, details, request):
-        return cont(self._add(details), request)
-
-    def intercept_unary_stream(self, cont, details, request):
-        return cont(self._add(details), request)
-
-    def intercept_stream_unary(self, cont, details, it):
-        return cont(self._add(details), it)
-
-    def intercept_stream_stream(self, cont, details, it):
-        return cont(self._add(details), it)
-
-
 def _channel(address: str) -> grpc.Channel:
-    opts = [("grpc.max_receive_message_length", 64 << 20)]
-    key, ca = CREDENTIALS["api_key"], CREDENTIALS["tls_ca"]
-    if ca:
-        creds = grpc.ssl_channel_credentials(root_certificates=open(ca, "rb").read())
-        if key:
-            creds = grpc.composite_channel_credentials(creds, grpc.metadata_call_credentials(_BearerAuth(key)))
-        ch = grpc.secure_channel(address, creds, options=opts)
-    else:
-        ch = grpc.insecure_channel(address, options=opts)
-        if key:
-            ch = grpc.intercept_channel(ch, _AddMetadata(key))
+    ch = make_channel(address, CREDENTIALS["tls_ca"], api_key=CREDENTIALS["api_key"],
+                      options=[("grpc.max_receive_message_length", 64 << 20)])
     try:
         grpc.channel_ready_future(ch).result(timeout=CONNECT_TIMEOUT_S)
     except grpc.FutureTimeoutError:

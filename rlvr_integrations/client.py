@@ -220,13 +220,43 @@ def resolve_address(address: str | None) -> str:
     return address
 
 
-def make_channel(address: str, tls_ca: str | None = None) -> grpc.Channel:
-    """A plaintext channel, or TLS trusting the PEM CA in `tls_ca`."""
+def make_channel(address: str, tls_ca: str | os.PathLike | None = None, *, api_key: str | None = None,
+                 options: Sequence[tuple[str, Any]] | None = None) -> grpc.Channel:
+    """A channel to the reward service: plaintext, or TLS trusting the PEM CA file at
+    `tls_ca`; with `api_key`, every call carries `authorization: Bearer <key>` (as call
+    metadata, which works on both). The one place clients of the service (this module,
+    the trainer, rewardctl) build their channels."""
+    opts = list(_CHANNEL_OPTIONS if options is None else options)
     if tls_ca:
         with open(tls_ca, "rb") as f:
             creds = grpc.ssl_channel_credentials(root_certificates=f.read())
-        return grpc.secure_channel(address, creds, options=_CHANNEL_OPTIONS)
-    return grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        channel = grpc.secure_channel(address, creds, options=opts)
+    else:
+        channel = grpc.insecure_channel(address, options=opts)
+    return grpc.intercept_channel(channel, _BearerKey(api_key)) if api_key else channel
+
+
+class _BearerKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                 grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds the bearer key to every call's metadata."""
+
+    def __init__(self, key: str):
+        self.md = (("authorization", f"Bearer {key}"),)
+
+    def _add(self, details: Any) -> Any:
+        return details._replace(metadata=tuple(details.metadata or ()) + self.md)
+
+    def intercept_unary_unary(self, cont, details, request):
+        return cont(self._add(details), request)
+
+    def intercept_unary_stream(self, cont, details, request):
+        return cont(self._add(details), request)
+
+    def intercept_stream_unary(self, cont, details, it):
+        return cont(self._add(details), it)
+
+    def intercept_stream_stream(self, cont, details, it):
+        return cont(self._add(details), it)
 
 
 class ServiceClient:
@@ -247,9 +277,7 @@ class ServiceClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
-        self.metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {self.api_key}"),) if self.api_key else ())
-        self.channel = make_channel(self.address, self.tls_ca or None)
+        self.channel = make_channel(self.address, self.tls_ca or None, api_key=self.api_key or None)
         self.stub = pb_grpc.RewardServiceStub(self.channel)
         self.retries = 0                      # retried attempts, all calls together
         self._lock = threading.Lock()
@@ -274,7 +302,7 @@ class ServiceClient:
         t0 = time.monotonic()
         for attempt in range(self.max_retries + 1):
             try:
-                return rpc(request, timeout=timeout, metadata=self.metadata)
+                return rpc(request, timeout=timeout)
             except grpc.RpcError as e:
                 wait = self._wait(attempt, e)
                 if wait >= 0 and attempt < self.max_retries:

@@ -20,8 +20,8 @@ long after the first failure (a stream: until its own deadline at the latest), s
 restarted service is picked up again; a retried stream re-sends only the groups whose
 results had not come back, and a group's result that arrives twice is counted once.
 
-`tls_ca` (a PEM CA file) makes the channel TLS; the API key then travels as call
-credentials (`authorization: Bearer <key>`), otherwise as plain metadata.
+`tls_ca` (a PEM CA file) makes the channel TLS; the API key travels as call metadata
+(`authorization: Bearer <key>`) either way (rlvr_integrations.client.make_channel).
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Iterator
 import grpc
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rlvr_integrations.client import make_channel
 from rewards.v1 import rewards_pb2, rewards_pb2_grpc
 
 SERVICE_NAME = "rewards.v1.RewardService"
@@ -139,16 +140,7 @@ class RewardClient:
                    ("grpc.initial_reconnect_backoff_ms", 200),
                    ("grpc.min_reconnect_backoff_ms", 200),
                    ("grpc.max_reconnect_backoff_ms", int(max_backoff_s * 1000))]
-        if tls_ca:
-            creds = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
-            if api_key:
-                creds = grpc.composite_channel_credentials(
-                    creds, grpc.access_token_call_credentials(api_key))
-            self.metadata: tuple[tuple[str, str], ...] = ()
-            self.channel = grpc.secure_channel(address, creds, options=options)
-        else:
-            self.metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-            self.channel = grpc.insecure_channel(address, options=options)
+        self.channel = make_channel(address, tls_ca, api_key=api_key, options=options)
         self.stub = rewards_pb2_grpc.RewardServiceStub(self.channel)
         self.scores_returned = 0          # SampleResults received, all RPCs together
         self.components_returned = 0      # ComponentResults received
@@ -213,7 +205,7 @@ class RewardClient:
         attempt, first_failure = 0, 0.0
         while True:
             try:
-                return method(request, timeout=self.rpc_timeout_s, metadata=self.metadata)
+                return method(request, timeout=self.rpc_timeout_s)
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.UNAVAILABLE:
                     first_failure = first_failure or time.monotonic()
@@ -257,8 +249,7 @@ class RewardClient:
         """Every stored score record of `run_id` (QueryScores is server-streaming)."""
         req = rewards_pb2.QueryScoresRequest(run_id=run_id, **filters)
         try:
-            return list(self.stub.QueryScores(req, timeout=self.rpc_timeout_s,
-                                              metadata=self.metadata))
+            return list(self.stub.QueryScores(req, timeout=self.rpc_timeout_s))
         except grpc.RpcError as e:
             raise RewardCallError(f"QueryScores: {e.code().name}: {e.details()}", e.code()) from None
 
@@ -359,8 +350,7 @@ class GroupStream:
         while True:
             remaining = self._deadline - time.monotonic()
             try:
-                call = c.stub.ScoreGroups(self._requests(q), timeout=max(remaining, 0.001),
-                                          metadata=c.metadata)
+                call = c.stub.ScoreGroups(self._requests(q), timeout=max(remaining, 0.001))
                 for res in call:
                     if res.HasField("error"):  # this group alone was refused
                         with self._lock:
