@@ -12,6 +12,7 @@
     resilience.py   concurrency limit, rate limit, backoff, Retry-After, circuit breaker
     batching.py     MicroBatcher: dynamic micro-batching for local models (pure threading)
     models.py       local models loaded once per process, keyed by path + device
+    policy.py       what judges may reach: named endpoints and models, model roots, URL prefixes
     tiny.py         tiny Llama models built from nothing, for tests and benchmarks
 
 Importing this package registers the four verifiers; torch and transformers are imported

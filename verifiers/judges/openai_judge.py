@@ -7,15 +7,22 @@ errors and per-request timeouts are retried with exponential backoff (Retry-Afte
 honoured) while the call's deadline allows. Every way of not getting a score is a
 JudgeFailure (see errors.py) and so a non-OK result with the raw answer or error.
 
-The limits and the breaker belong to the endpoint (base_url + model), shared by every
-thread of the process: `_ENDPOINTS` below. Their sizes are those of the most recent
-call's parameters. The connection pool is shared too (httpx.Client is thread-safe);
-calls run on the server's "judge" thread pool, so blocking I/O is fine.
+Where a call goes is decided by this process's reach policy (policy.py): `endpoint: NAME`
+picks an endpoint the operator configured (its URL, model, key and limits); `base_url` +
+`model` name a URL of the request's own, accepted only where the policy allows it (any URL
+in a library user's own process; on a shared server with auth on only URLs under the
+operator's allowed prefixes, sent no server key, their raw replies withheld from reasons).
 
-Safety on a shared server: `api_key_env` names an environment variable (never a key) and
+The limits and the breaker belong to the endpoint (a configured name, or base_url +
+model), shared by every thread of the process: `_ENDPOINTS` below. A configured
+endpoint's limits are the operator's; a request-chosen URL's are those of the most recent
+call's parameters. The connection pool is shared too (httpx.Client is thread-safe); calls
+run on the server's "judge" thread pool, so blocking I/O is fine. Redirects are never
+followed.
+
+`api_key_env` (request-chosen URLs only) names an environment variable (never a key) and
 must start with `JUDGE_`, so a caller cannot have other server secrets sent to a URL of
-its choosing; set VERIFIERS_JUDGE_ALLOWED_URLS (comma-separated prefixes) to restrict
-which endpoints may be called at all.
+its choosing.
 """
 from __future__ import annotations
 
@@ -35,43 +42,56 @@ from ..registry import register
 from .errors import (JudgeBadResponse, JudgeConnectionError, JudgeFailure, JudgeHTTPError, JudgeRefused,
                      JudgeTimeout, JudgeUnparseable, excerpt, failure_result)
 from .parsing import yes_probability
+from .policy import JudgeEndpoint, JudgeTarget, current_policy
 from .resilience import CircuitBreaker, ConcurrencyLimit, RateLimit, backoff_s, parse_retry_after
 from .rubric import RubricParams, check, read_text
 from .templates import MissingPromptError
 
-ALLOWED_URLS_ENV = "VERIFIERS_JUDGE_ALLOWED_URLS"
 KEY_ENV_PREFIX = "JUDGE_"
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Set by the operator for a configured endpoint; a request may set them only for a URL of its own.
+_ENDPOINT_LIMITS = ("max_concurrency", "requests_per_minute", "breaker_failure_threshold", "breaker_reset_s")
+_DEFAULT_LIMITS = JudgeEndpoint(base_url="http://default.invalid", model="-")
 
 
 class JudgeParams(RubricParams):
-    base_url: str = Field(..., description="OpenAI-compatible API root, e.g. http://vllm:8000/v1")
-    model: str = Field(..., min_length=1, description="model name sent in the request")
-    api_key_env: str | None = Field(None, description=f"name of the environment variable holding the API key "
-                                                      f"(must start with {KEY_ENV_PREFIX}); never the key itself")
+    endpoint: str | None = Field(None, description="name of a judge endpoint the server configures (its URL, "
+                                                   "model, key and limits); the way to pick a judge on a shared "
+                                                   "server")
+    base_url: str | None = Field(None, description="OpenAI-compatible API root, e.g. http://vllm:8000/v1, where "
+                                                   "the server allows a URL of the request's own")
+    model: str | None = Field(None, min_length=1, description="model name sent in the request (with base_url)")
+    api_key_env: str | None = Field(None, description=f"with base_url: name of the environment variable holding "
+                                                      f"the API key (must start with {KEY_ENV_PREFIX}); never the "
+                                                      f"key itself")
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1, le=32768, description="answer length cap; default 8 for yes_no, "
                                                                      "1024 otherwise")
     top_logprobs: int = Field(5, ge=1, le=20, description="yes_no mode: candidates per token to ask for")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra request fields (e.g. vLLM's "
                                                                          "chat_template_kwargs)")
-    max_concurrency: int = Field(32, ge=1, le=1024, description="requests in flight to this endpoint+model, "
-                                                                "process-wide")
-    requests_per_minute: float | None = Field(None, gt=0, description="rate limit for this endpoint+model")
+    max_concurrency: int | None = Field(None, ge=1, le=1024, description="with base_url: requests in flight to "
+                                                                         "this endpoint+model, process-wide "
+                                                                         "(default 32)")
+    requests_per_minute: float | None = Field(None, gt=0, description="with base_url: rate limit for this "
+                                                                      "endpoint+model")
     deadline_s: float = Field(60.0, gt=0, le=3600, description="whole call: waiting, retries and answer")
     request_timeout_s: float = Field(30.0, gt=0, le=3600, description="one HTTP attempt")
-    max_retries: int = Field(3, ge=0, le=20, description="retries after the first attempt (429, 5xx, timeouts, "
-                                                         "connection errors)")
+    max_retries: int | None = Field(None, ge=0, le=20, description="retries after the first attempt (429, 5xx, "
+                                                                   "timeouts, connection errors); default 3, or "
+                                                                   "the endpoint's, which is also the most")
     backoff_base_s: float = Field(0.5, ge=0, le=60)
     backoff_max_s: float = Field(8.0, ge=0, le=600)
-    breaker_failure_threshold: int = Field(5, ge=1, le=1000, description="consecutive failed attempts that open "
-                                                                         "the circuit")
-    breaker_reset_s: float = Field(30.0, gt=0, le=3600, description="how long the circuit stays open before a "
-                                                                    "trial request")
+    breaker_failure_threshold: int | None = Field(None, ge=1, le=1000, description="with base_url: consecutive "
+                                                  "failed attempts that open the circuit (default 5)")
+    breaker_reset_s: float | None = Field(None, gt=0, le=3600, description="with base_url: how long the circuit "
+                                          "stays open before a trial request (default 30)")
 
     @field_validator("base_url")
     @classmethod
-    def _url(cls, v: str) -> str:
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/v1")
         return v.rstrip("/")
@@ -89,10 +109,32 @@ class JudgeParams(RubricParams):
 
     @model_validator(mode="after")
     def _check(self) -> "JudgeParams":
-        allowed = [p.strip() for p in os.environ.get(ALLOWED_URLS_ENV, "").split(",") if p.strip()]
-        if allowed and not any(self.base_url.startswith(p.rstrip("/")) for p in allowed):
-            raise ValueError(f"params.base_url {self.base_url} is not in this server's allowed judge URLs")
+        t = target(self)  # raises ValueError naming the parameter and the allowed choices
+        if t.limits is not None:
+            fixed = [f for f in _ENDPOINT_LIMITS if getattr(self, f) is not None]
+            if fixed:
+                raise ValueError(f"params.{fixed[0]}: set by the operator for endpoint {t.endpoint!r}; leave "
+                                 f"{', '.join(fixed)} out")
+            if self.max_retries is not None and self.max_retries > t.limits.max_retries:
+                raise ValueError(f"params.max_retries: at most {t.limits.max_retries} for endpoint {t.endpoint!r}")
         return self
+
+
+def target(params: JudgeParams) -> JudgeTarget:
+    """Where `params` send their calls, per this process's reach policy. Raises ValueError."""
+    return current_policy().judge_target(endpoint=params.endpoint, base_url=params.base_url, model=params.model,
+                                         api_key_env=params.api_key_env)
+
+
+def limits(params: JudgeParams, t: JudgeTarget) -> JudgeEndpoint:
+    """The limits a call runs under: a configured endpoint's (max_retries as the request
+    asks, up to the endpoint's), else the request's own over the defaults."""
+    if t.limits is not None:
+        if params.max_retries is None:
+            return t.limits
+        return t.limits.model_copy(update={"max_retries": params.max_retries})
+    own = {f: getattr(params, f) for f in (*_ENDPOINT_LIMITS, "max_retries") if getattr(params, f) is not None}
+    return _DEFAULT_LIMITS.model_copy(update=own)
 
 
 @dataclass
@@ -113,28 +155,32 @@ class Endpoint:
             self.requests_sent += 1
 
 
-_ENDPOINTS: dict[tuple[str, str], Endpoint] = {}
+_ENDPOINTS: dict[tuple[str | None, str, str], Endpoint] = {}
 _ENDPOINTS_LOCK = threading.Lock()
 
 
-def endpoint(params: JudgeParams) -> Endpoint:
-    """The shared state of `params`' endpoint+model, its limits set from `params`."""
+def endpoint(params: JudgeParams, t: JudgeTarget | None = None) -> Endpoint:
+    """The shared state of `params`' endpoint (a configured name, or base_url + model), its
+    limits set from the endpoint's configuration or, for a URL of the request's own, from
+    `params`. `t` is `target(params)` when the caller has it."""
     import httpx
 
-    key = (params.base_url, params.model)
+    t = t or target(params)
+    lim = limits(params, t)
+    key = (t.endpoint, t.base_url, t.model)
     with _ENDPOINTS_LOCK:
         ep = _ENDPOINTS.get(key)
         if ep is None:
             client = httpx.Client(limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
                                   follow_redirects=False)
-            ep = Endpoint(params.base_url, params.model, client, ConcurrencyLimit(params.max_concurrency),
-                          RateLimit(params.requests_per_minute),
-                          CircuitBreaker(params.breaker_failure_threshold, params.breaker_reset_s))
+            ep = Endpoint(t.base_url, t.model, client, ConcurrencyLimit(lim.max_concurrency),
+                          RateLimit(lim.requests_per_minute),
+                          CircuitBreaker(lim.breaker_failure_threshold, lim.breaker_reset_s))
             _ENDPOINTS[key] = ep
-    if ep.concurrency.limit != params.max_concurrency:
-        ep.concurrency.set_limit(params.max_concurrency)
-    ep.rate.set_rpm(params.requests_per_minute)
-    ep.breaker.configure(params.breaker_failure_threshold, params.breaker_reset_s)
+    if ep.concurrency.limit != lim.max_concurrency:
+        ep.concurrency.set_limit(lim.max_concurrency)
+    ep.rate.set_rpm(lim.requests_per_minute)
+    ep.breaker.configure(lim.breaker_failure_threshold, lim.breaker_reset_s)
     return ep
 
 
@@ -189,22 +235,22 @@ def _outcome(ep: Endpoint, resp: Any, timeout_s: float) -> dict[str, Any] | Judg
     return data
 
 
-def _post(ep: Endpoint, body: dict[str, Any], headers: dict[str, str], params: JudgeParams,
+def _post(ep: Endpoint, body: dict[str, Any], headers: dict[str, str], params: JudgeParams, lim: JudgeEndpoint,
           deadline: float) -> tuple[dict[str, Any], int]:
-    """POST with slot, rate token, breaker and retries; the parsed JSON body and the number
-    of attempts. Raises JudgeFailure (with `attempts` set)."""
-    url = f"{params.base_url}/chat/completions"
+    """POST with slot, rate token, breaker and retries (`lim.max_retries`); the parsed JSON
+    body and the number of attempts. Raises JudgeFailure (with `attempts` set)."""
+    url = f"{ep.base_url}/chat/completions"
     attempts = 0
     last: JudgeFailure | None = None
     try:
-        for retry in range(params.max_retries + 1):
+        for retry in range(lim.max_retries + 1):
             left = deadline - time.monotonic()
             if left <= 0 or not ep.concurrency.acquire(left):
                 raise JudgeTimeout(f"deadline of {params.deadline_s:g} s passed waiting for one of "
                                    f"{ep.concurrency.limit} request slots", raw=str(last or ""))
             try:
                 if not ep.rate.acquire(deadline):
-                    raise JudgeTimeout(f"rate limit of {params.requests_per_minute:g}/min would delay the request "
+                    raise JudgeTimeout(f"rate limit of {lim.requests_per_minute:g}/min would delay the request "
                                        f"past the {params.deadline_s:g} s deadline", raw=str(last or ""))
                 try:
                     ep.breaker.before_request()
@@ -222,7 +268,7 @@ def _post(ep: Endpoint, body: dict[str, Any], headers: dict[str, str], params: J
             last = outcome
             if isinstance(last, JudgeTimeout) and deadline - time.monotonic() <= 0.005:
                 raise JudgeTimeout(f"no answer within the {params.deadline_s:g} s deadline")
-            if retry == params.max_retries:
+            if retry == lim.max_retries:
                 break
             retry_after = getattr(last, "retry_after_s", None)
             delay = retry_after if retry_after is not None else backoff_s(retry, params.backoff_base_s,
@@ -275,7 +321,7 @@ def _answer(data: dict[str, Any]) -> tuple[str, list[tuple[str, list[tuple[str, 
 @register
 class OpenAIJudge(Verifier):
     name = "judge"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: `endpoint` picks a judge the server configures; `model` optional with it
     description = ("Generative judge on an OpenAI-compatible chat endpoint (vLLM, SGLang, hosted): a score on a "
                    "scale, a verdict word, or P(yes) from log-probabilities. Judge failures are ERROR/TIMEOUT/"
                    "ABSTAIN, never 0.")
@@ -294,28 +340,30 @@ class OpenAIJudge(Verifier):
 
     def verify(self, completion: str, reference: Any, params: JudgeParams,
                prompt: str | None = None) -> VerifierResult:
-        who = f"judge {params.model}"
+        t = target(params)
+        who = f"judge {t.label}"
         try:
             messages = params.messages(completion, reference, prompt)
         except MissingPromptError as e:
             return VerifierResult.error(f"{who}: {e}")
         headers = {}
-        if params.api_key_env:
-            key = os.environ.get(params.api_key_env)
+        if t.api_key_env:
+            key = os.environ.get(t.api_key_env)
             if not key:
-                return VerifierResult.error(f"{who}: environment variable {params.api_key_env} is not set on the "
+                return VerifierResult.error(f"{who}: environment variable {t.api_key_env} is not set on the "
                                             f"server")
             headers["Authorization"] = f"Bearer {key}"
-        body: dict[str, Any] = {"model": params.model, "messages": messages, "temperature": params.temperature,
+        body: dict[str, Any] = {"model": t.model, "messages": messages, "temperature": params.temperature,
                                 "max_tokens": params.max_tokens or (8 if params.mode == "yes_no" else 1024)}
         if params.mode == "yes_no":
             body.update(logprobs=True, top_logprobs=params.top_logprobs)
         body.update(params.extra_body)
+        body["model"] = t.model  # extra_body may add fields, never re-aim the call at another model
         t0 = time.monotonic()
-        ep = endpoint(params)
+        ep, lim = endpoint(params, t), limits(params, t)
         attempts = 0
         try:
-            data, attempts = _post(ep, body, headers, params, t0 + params.deadline_s)
+            data, attempts = _post(ep, body, headers, params, lim, t0 + params.deadline_s)
             text, positions, finish = _answer(data)
             try:
                 if params.mode == "yes_no" and positions is not None:
@@ -329,10 +377,13 @@ class OpenAIJudge(Verifier):
                 raise
         except JudgeFailure as e:
             e.attempts = e.attempts or attempts
+            if t.withhold_replies:  # the request chose this URL: its replies are not the caller's to read
+                e.raw = ""
+                e.args = (f"{e.args[0]} (reply withheld: the request chose this endpoint's URL)",)
             return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
         how = "" if params.mode != "yes_no" or positions is not None else " (no logprobs: the word)"
         return VerifierResult.ok(parsed.value, f"{who}: {parsed.detail}{how}", answer=excerpt(text),
                                  attempts=attempts, latency_ms=round((time.monotonic() - t0) * 1000, 1))
 
 
-__all__ = ["OpenAIJudge", "JudgeParams", "Endpoint", "endpoint", "reset_endpoints"]
+__all__ = ["OpenAIJudge", "JudgeParams", "Endpoint", "endpoint", "limits", "target", "reset_endpoints"]

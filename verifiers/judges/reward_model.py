@@ -21,7 +21,7 @@ from pydantic import Field
 from ..core import Params, VerifierResult
 from ..registry import register
 from .errors import JudgeFailure, failure_result
-from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model
+from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model, model_path
 from .templates import judge_inputs
 
 Normalize = Literal["none", "affine", "sigmoid"]
@@ -38,7 +38,9 @@ def normalize_reward(logit: float, how: Normalize, scale: float = 1.0, shift: fl
 
 
 class RewardModelParams(Params):
-    model: ModelName = Field(..., min_length=1, description="folder (or cached Hub id) of a sequence-classification model")
+    model: ModelName = Field(..., min_length=1, description="a model the server configures by name, or the folder "
+                                                            "(or cached Hub id) of a sequence-classification model "
+                                                            "where the server allows paths")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, cuda:1, …")
     dtype: Dtype = Field("auto", description="auto: bfloat16 on CUDA when supported, else float32")
     logit_index: int = Field(0, ge=0, description="which output logit is the reward")
@@ -85,7 +87,7 @@ def _score_fn(loaded: LoadedModel, logit_index: int):
 @register
 class RewardModelVerifier(LocalModelVerifier):
     name = "reward_model"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1: `model` may name a model the server configures
     description = ("Sequence-classification reward model (Skywork-Reward, ArmoRM family) on prompt + completion, "
                    "chat-templated; reward = a logit, optionally affine or sigmoid normalised. Micro-batched.")
     Params = RewardModelParams
@@ -101,7 +103,7 @@ class RewardModelVerifier(LocalModelVerifier):
             return VerifierResult.error(f"{who}: no prompt reached the reward model (give it as reference.prompt, "
                                         f"or send the sample's prompt)")
         try:
-            loaded = load_model("seqcls", params.model, params.device, params.dtype)
+            loaded = load_model("seqcls", model_path(params.model), params.device, params.dtype)
             n_labels = getattr(loaded.model.config, "num_labels", 1)
             if params.logit_index >= n_labels:
                 return VerifierResult.error(f"{who}: logit_index {params.logit_index} but the model has {n_labels} "
