@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 
@@ -23,8 +25,11 @@ from grpc_reflection.v1alpha import reflection
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
+from verifiers.judges.policy import ALLOWED_URLS_ENV, MODEL_ROOTS_ENV, ReachPolicy, env_list, install_policy
+
 from .auth import DEFAULT_TEAM, Authenticator, KeyStore
 from .config import ConfigError, ServerConfig, SpecConfig
+from .decoding import DecodeErrorInterceptor
 from .quotas import QuotaManager
 from .scoring import Scorer
 from .servicer import RewardServicer
@@ -52,6 +57,28 @@ def spec_config_to_pb(spec: "SpecConfig") -> pb.RewardSpec:
     return msg
 
 
+def reach_policy(config: ServerConfig) -> ReachPolicy:
+    """What this server's judges may reach (verifiers/judges/policy.py), from its config.
+
+    Endpoints and models are the configured ones. URL prefixes and model roots come from
+    `judges.allowed_urls` / `model_roots` when set, else from $VERIFIERS_JUDGE_ALLOWED_URLS /
+    $VERIFIERS_MODEL_ROOTS. With auth on (callers are teams, not the operator) nothing else
+    is allowed: no other URL or path, no server key for a URL a request chose, and that
+    URL's raw replies stay out of reasons. With auth off (the single-user set-up) a request
+    may name any URL or path unless prefixes or roots are given. Raises ConfigError for an
+    endpoint whose key variable is not set."""
+    for name, ep in config.judges.endpoints.items():
+        if ep.api_key_env and not os.environ.get(ep.api_key_env):
+            raise ConfigError(f"judges.endpoints.{name}.api_key_env: environment variable {ep.api_key_env} is "
+                              f"not set")
+    urls = config.judges.allowed_urls if config.judges.allowed_urls is not None else env_list(ALLOWED_URLS_ENV)
+    roots = config.model_roots if config.model_roots is not None else env_list(MODEL_ROOTS_ENV)
+    shared = config.auth_enabled
+    return ReachPolicy(endpoints=config.judges.endpoints, models={n: m.path for n, m in config.models.items()},
+                       model_roots=tuple(roots), allowed_url_prefixes=tuple(urls), any_url=not shared and not urls,
+                       any_model=not shared and not roots, untrusted_callers=shared)
+
+
 @dataclass
 class _Parts:
     server: grpc.aio.Server
@@ -60,9 +87,28 @@ class _Parts:
     store: ScoreStore
     port: int
     retention: asyncio.Task | None = None
+    remove_policy: Callable[[], None] = lambda: None
 
 
 async def _build(config: ServerConfig) -> _Parts:
+    policy = reach_policy(config)
+    log.info("judges may reach: endpoints %s; URLs a request names: %s; models %s; folders a request names: %s",
+             ", ".join(policy.endpoints) or "none",
+             "any" if policy.any_url else ", ".join(policy.allowed_url_prefixes) or "none",
+             ", ".join(policy.models) or "none",
+             "any" if policy.any_model else ", ".join(policy.model_roots) or "none")
+    # Installed first: the stored specs of the config are validated against it.
+    remove_policy = install_policy(policy)
+    try:
+        parts = await _build_parts(config)
+    except BaseException:
+        remove_policy()
+        raise
+    parts.remove_policy = remove_policy
+    return parts
+
+
+async def _build_parts(config: ServerConfig) -> _Parts:
     store = ScoreStore(config.database_url, auto_migrate=config.migrate_on_start,
                        batch_rows=config.writer_batch_rows, flush_ms=config.writer_flush_ms)
     scorer = Scorer(config.workers, config.worker_memory_limit_bytes, config.thread_pools,
@@ -95,7 +141,7 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     await asyncio.to_thread(_sandbox_backend, config)
     opts = [("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes)]
-    server = grpc.aio.server(options=opts)
+    server = grpc.aio.server(options=opts, interceptors=[DecodeErrorInterceptor()])
     auth = Authenticator(KeyStore(store) if config.auth_enabled else None)
     if not auth.enabled:
         log.warning("AUTH IS OFF: every caller acts as the admin of team %r (the embedded single-user set-up; "
@@ -148,6 +194,7 @@ async def _shutdown(parts: _Parts, grace_s: float) -> None:
     await parts.server.stop(grace_s)
     await asyncio.to_thread(parts.scorer.close)
     await asyncio.to_thread(parts.store.close)
+    parts.remove_policy()
     log.info("reward server stopped; %d score rows written", parts.store.rows_written)
 
 

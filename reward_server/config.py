@@ -8,11 +8,13 @@ with the key's name.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from .quotas import QuotaConfig
+from verifiers.judges.policy import JudgeEndpoint, parse_url
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -38,6 +40,49 @@ class SpecConfig(BaseModel):
     components: list[ComponentConfig] = Field(default_factory=list)
     routes: dict[str, list[ComponentConfig]] = Field(default_factory=dict)
     task_key: str = "task"
+
+
+_ENDPOINT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+
+class JudgesConfig(BaseModel):
+    """What the `judge` verifier may call: `[judges.endpoints.NAME]` (a request picks one with
+    `params.endpoint = "NAME"`) and `allowed_urls`, URL prefixes a request may name itself."""
+
+    model_config = ConfigDict(extra="forbid")
+    endpoints: dict[str, JudgeEndpoint] = Field(default_factory=dict)
+    allowed_urls: list[str] | None = Field(None, description="URL prefixes (scheme, host, port, path) a request "
+                                           "may name as base_url; default $VERIFIERS_JUDGE_ALLOWED_URLS; with "
+                                           "auth on and none given, no URL")
+
+    @field_validator("endpoints")
+    @classmethod
+    def _names(cls, v: dict[str, JudgeEndpoint]) -> dict[str, JudgeEndpoint]:
+        bad = [n for n in v if not re.fullmatch(_ENDPOINT_NAME, n)]
+        if bad:
+            raise ValueError(f"endpoint names must match {_ENDPOINT_NAME}; bad: {bad}")
+        return v
+
+    @field_validator("allowed_urls")
+    @classmethod
+    def _urls(cls, v: list[str] | None) -> list[str] | None:
+        for url in v or ():
+            parse_url(url)
+        return v
+
+
+class ModelConfig(BaseModel):
+    """A local model a request may name (`[models.NAME] path = "/models/…"`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(..., min_length=1, description="model folder (or a Hub id already in the server's cache)")
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, v: str) -> str:
+        if v.startswith(("/", ".", "~")) and not Path(v).expanduser().is_dir():
+            raise ValueError(f"{v} is not a folder")
+        return str(Path(v).expanduser()) if v.startswith("~") else v
 
 
 class ServerConfig(BaseSettings):
@@ -72,6 +117,13 @@ class ServerConfig(BaseSettings):
                                "(scripts/docker-runner-image.sh builds one)")
     sandbox_pool_size: int | None = Field(None, ge=1, description="docker backend: warm containers "
                                           "(default: the sandbox thread pool's size)")
+    judges: JudgesConfig = Field(default_factory=JudgesConfig, description="judge endpoints a request may pick "
+                                 "([judges.endpoints.NAME]) and URL prefixes it may name (judges.allowed_urls)")
+    models: dict[str, ModelConfig] = Field(default_factory=dict, description="local models a request may name "
+                                           "([models.NAME] path = …)")
+    model_roots: list[str] | None = Field(None, description="folders whose models a request may name by path "
+                                          "(symlinks resolved); default $VERIFIERS_MODEL_ROOTS; with auth on and "
+                                          "none given, only configured models")
     cache_ttl_s: float = Field(600.0, ge=0, description="result cache window; 0 turns the cache off")
     cache_max_entries: int = Field(100_000, ge=0)
     specs: dict[str, SpecConfig] = Field(default_factory=dict,

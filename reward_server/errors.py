@@ -6,6 +6,7 @@
     │   ├── InvalidParamsError     -> INVALID_ARGUMENT
     │   └── InvalidReferenceError  -> INVALID_ARGUMENT
     ├── InvalidRequestError        -> INVALID_ARGUMENT (message names the field)
+    │   └── UndecodableRequestError   the bytes are not the RPC's message (decoding.py)
     ├── TooLargeError              -> RESOURCE_EXHAUSTED (message gives the limit)
     ├── store.RunNotFoundError     -> NOT_FOUND
     ├── store.SpecNotFoundError    -> NOT_FOUND (message lists the stored specs)
@@ -24,6 +25,10 @@ from verifiers.errors import InvalidParamsError, InvalidReferenceError, UnknownV
 
 class InvalidRequestError(ValueError):
     """A malformed request; the message starts with the offending field's path."""
+
+
+class UndecodableRequestError(InvalidRequestError):
+    """The request's bytes could not be decoded as the RPC's message type."""
 
 
 class TooLargeError(ValueError):

@@ -11,7 +11,9 @@ import re
 import time
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -68,6 +70,22 @@ def _rpc(fn: Callable) -> Callable:
     return wrapper
 
 
+@dataclass
+class TeamCounts:
+    """One team's share of GetStats since the process started (updated on the event loop only)."""
+
+    cache_hits: int = 0
+    cache_misses: int = 0
+    rows_written: int = 0
+    rows_pending: int = 0
+
+    def to_pb(self, team: str) -> pb.Stats:
+        lookups = self.cache_hits + self.cache_misses
+        return pb.Stats(cache_hits=self.cache_hits, cache_misses=self.cache_misses,
+                        cache_hit_rate=self.cache_hits / lookups if lookups else 0.0,
+                        score_rows_written=self.rows_written, score_rows_pending=self.rows_pending, team=team)
+
+
 class RewardServicer(pb_grpc.RewardServiceServicer):
     def __init__(self, config: ServerConfig, scorer: Scorer, store: ScoreStore, auth: Authenticator,
                  quotas: QuotaManager):
@@ -77,6 +95,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         # lookups are cached briefly so a PutSpec elsewhere is seen within NEWEST_TTL_S.
         self._spec_versions: dict[tuple[str, int], tuple[str, int, pb.RewardSpec]] = {}
         self._spec_newest: dict[str, tuple[float, int]] = {}
+        self._team_counts: defaultdict[str, TeamCounts] = defaultdict(TeamCounts)
 
     NEWEST_TTL_S = 2.0
 
@@ -131,8 +150,18 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         rows = [row for o in outcomes for row in convert.outcome_rows(
             o, run_id=run_id, step=step if run_id else None, group_id=group_id, team=who.team,
             request_id=request_id, store_texts=self.config.store_texts)]
+        counts = self._team_counts[who.team]
+        if self.scorer.cache.enabled:  # one cache lookup per component, as the cache counts them
+            hits = sum(co.cached for o in outcomes for co in o.components)
+            counts.cache_hits += hits
+            counts.cache_misses += sum(len(o.components) for o in outcomes) - hits
         # Answered only once committed: a reward the client sees is never missing from the store.
-        await asyncio.wrap_future(self.store.add_scores(rows))
+        counts.rows_pending += len(rows)
+        try:
+            await asyncio.wrap_future(self.store.add_scores(rows))
+        finally:
+            counts.rows_pending -= len(rows)
+        counts.rows_written += len(rows)
         sandbox_s = sum(co.latency_ms for o in outcomes for co in o.components
                         if co.component.thread_pool == "sandbox" and not co.cached) / 1000
         self.quotas.charge_sandbox(who.team, sandbox_s)
@@ -256,9 +285,9 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def DryRun(self, request: pb.DryRunRequest, context: Any) -> pb.DryRunResponse:
-        await self._who(context)
+        who = await self._who(context)
         (sample,) = await self._samples([request.sample], request.spec, "request")
-        (outcome,) = await self.scorer.score_many([sample], use_cache=False)
+        (outcome,) = await self.scorer.score_many([sample], use_cache=False, team=who.team)
         return pb.DryRunResponse(result=convert.outcome_to_pb(outcome))
 
     @_rpc
@@ -295,7 +324,11 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.Stats:
-        await self._who(context)
+        """A team key: that team's counts (its cache lookups, its rows). An admin key: the
+        whole server's (every team shares the cache and the writer)."""
+        who = await self._who(context)
+        if not who.admin:
+            return self._team_counts.get(who.team, TeamCounts()).to_pb(who.team)
         c = self.scorer.cache
         return pb.Stats(cache_hits=c.hits, cache_misses=c.misses, cache_hit_rate=c.hit_rate,
                         score_rows_written=self.store.rows_written, score_rows_pending=self.store.pending)
