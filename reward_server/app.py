@@ -74,9 +74,13 @@ def reach_policy(config: ServerConfig) -> ReachPolicy:
     urls = config.judges.allowed_urls if config.judges.allowed_urls is not None else env_list(ALLOWED_URLS_ENV)
     roots = config.model_roots if config.model_roots is not None else env_list(MODEL_ROOTS_ENV)
     shared = config.auth_enabled
-    return ReachPolicy(endpoints=config.judges.endpoints, models={n: m.path for n, m in config.models.items()},
-                       model_roots=tuple(roots), allowed_url_prefixes=tuple(urls), any_url=not shared and not urls,
-                       any_model=not shared and not roots, untrusted_callers=shared)
+    try:
+        return ReachPolicy(endpoints=config.judges.endpoints, models={n: m.path for n, m in config.models.items()},
+                           model_roots=tuple(roots), allowed_url_prefixes=tuple(urls),
+                           any_url=not shared and not urls, any_model=not shared and not roots,
+                           untrusted_callers=shared)
+    except ValueError as e:  # only the environment's prefixes can be malformed here: the config's were checked
+        raise ConfigError(f"${ALLOWED_URLS_ENV} (the fallback of judges.allowed_urls): {e}") from None
 
 
 @dataclass

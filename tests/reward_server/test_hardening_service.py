@@ -265,6 +265,9 @@ def test_the_server_builds_its_reach_policy_from_config_then_env(tmp_path, monke
     with pytest.raises(ConfigError, match="judges.endpoints.g.api_key_env: environment variable NO_SUCH_KEY"):
         reach_policy(ServerConfig(database_url=db, judges={"endpoints": {"g": {
             "base_url": "http://g/v1", "model": "m", "api_key_env": "NO_SUCH_KEY"}}}))
+    monkeypatch.setenv("VERIFIERS_JUDGE_ALLOWED_URLS", "http://ok/v1, http://a:1@b/v1")
+    with pytest.raises(ConfigError, match="VERIFIERS_JUDGE_ALLOWED_URLS"):
+        reach_policy(ServerConfig(database_url=db))
     with pytest.raises(ConfigError, match="judges.allowed_urls"):
         load_config(database_url=db, judges={"allowed_urls": ["http://a:1@b/v1"]})
     with pytest.raises(ConfigError, match="judges.endpoints.g.base_url"):

@@ -31,6 +31,7 @@ becomes InvalidParamsError (INVALID_ARGUMENT on the server).
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -139,8 +140,9 @@ class JudgeTarget:
 
     @property
     def label(self) -> str:
-        """How reasons name the judge: the endpoint's name, else the model."""
-        return self.endpoint or self.model
+        """How reasons name the judge: the endpoint's name and model (the history keeps
+        only the name in the parameters), else the model."""
+        return f"{self.endpoint} ({self.model})" if self.endpoint else self.model
 
 
 @dataclass(frozen=True)
@@ -241,22 +243,12 @@ class ReachPolicy:
                          f"inside its model roots ({roots}; symlinks are followed)")
 
 
-@dataclass(frozen=True)
-class _Env:
-    urls: tuple[str, ...]
-    roots: tuple[str, ...]
-
-
-_ENV_CACHE: dict[_Env, ReachPolicy] = {}
-
-
+@functools.lru_cache(maxsize=16)
 def _from_env_cached(urls: tuple[str, ...], roots: tuple[str, ...]) -> ReachPolicy:
-    key = _Env(urls, roots)
-    hit = _ENV_CACHE.get(key)
-    if hit is None:
-        hit = _ENV_CACHE[key] = ReachPolicy(model_roots=roots, allowed_url_prefixes=urls, any_url=not urls,
-                                            any_model=not roots)
-    return hit
+    try:
+        return ReachPolicy(model_roots=roots, allowed_url_prefixes=urls, any_url=not urls, any_model=not roots)
+    except ValueError as e:
+        raise ValueError(f"${ALLOWED_URLS_ENV} has a bad entry: {e}") from None
 
 
 def env_list(var: str) -> list[str]:
