@@ -14,7 +14,8 @@
 `--server` defaults to $REWARD_SERVER_ADDRESS ($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s,
 bounds the wait for it); `score` and `verifiers` run in-process
 when neither is given. The audit commands (show, report, replay) live in
-`reward_server.audit`; this module only parses, connects and prints.
+`reward_server.audit`; this module only parses, connects and prints. Output into a pipe
+whose reader stops early (`rewardctl history ... | head`) ends quietly with status 141.
 
 Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,
 "params": object?, "prompt": str?, "id": any?} or, for a weighted spec,
@@ -32,7 +33,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import grpc
 from google.protobuf import json_format
@@ -208,8 +209,20 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verifiers(args: argparse.Namespace) -> int:
+def print_table(table: Any) -> None:
+    """Print a rich Table on stdout line by line. Rich renders a table whole and writes it in
+    one call, and a single large write into a pipe whose reader has gone (`| head`) can end
+    without BrokenPipeError; line by line the closed pipe is seen as in the other formats."""
     from rich.console import Console
+
+    console = Console()
+    with console.capture() as captured:      # keeps the terminal's width and colours
+        console.print(table)
+    for line in captured.get().splitlines(keepends=True):
+        sys.stdout.write(line)
+
+
+def cmd_verifiers(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     if args.server:
@@ -227,25 +240,24 @@ def cmd_verifiers(args: argparse.Namespace) -> int:
     table = Table("verifier", "version", "available", "parameters", "description")
     for r in rows:
         table.add_row(*r)
-    Console().print(table)
+    print_table(table)
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     runs = pb_grpc.RewardServiceStub(_channel(args.server)).ListRuns(pb.ListRunsRequest(limit=args.limit)).runs
     table = Table("run_id", "name", "state", "created", "last step", "scores")
     for r in runs:
         table.add_row(r.run_id, r.name, r.state, r.created_at[:19], str(r.last_step), str(r.score_count))
-    Console().print(table)
+    print_table(table)
     return 0
 
 
 HISTORY_FIELDS = ["score_id", "run_id", "step", "group_id", "sample_index", "verifier", "verifier_version",
-                  "status", "reward", "total_reward", "reason", "latency_ms", "completion_sha256", "created_at",
-                  "team"]
+                  "status", "reward", "total_reward", "reason", "latency_ms", "cached", "completion_sha256",
+                  "created_at", "team"]
 
 
 def history_request(args: argparse.Namespace) -> pb.QueryScoresRequest:
@@ -294,10 +306,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         for r in records:
             w.writerow(as_dict(r))
     else:
-        from rich.console import Console
         from rich.table import Table
 
-        cols = ["score_id", "step", "group_id", "sample_index", "verifier", "status", "reward", "reason"]
+        cols = ["score_id", "step", "group_id", "sample_index", "verifier", "status", "reward", "cached", "reason"]
         if not args.run:
             cols.insert(1, "run_id")
         if args.team:
@@ -306,7 +317,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         for r in records:
             d = as_dict(r)
             table.add_row(*(str(d[c])[:60] for c in cols))
-        Console().print(table)
+        print_table(table)
     return 0
 
 
@@ -421,9 +432,25 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     CREDENTIALS.update(api_key=args.api_key, tls_ca=args.tls_ca)
     try:
-        sys.exit(args.fn(args))
+        code = args.fn(args)
+        sys.stdout.flush()      # a reader gone away shows here, not at interpreter exit
+    except BrokenPipeError:
+        _reader_gone()
     except grpc.RpcError as e:
         sys.exit(f"rewardctl: {e.code().name}: {e.details()}")
+    sys.exit(code)
+
+
+SIGPIPE_EXIT = 128 + 13
+
+
+def _reader_gone() -> NoReturn:
+    """stdout's reader closed the pipe (`rewardctl history | head`): stop quietly with the
+    status a shell reports for a command ended by SIGPIPE (141, as `yes | head` gives),
+    with stdout on /dev/null so that the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(SIGPIPE_EXIT)
 
 
 if __name__ == "__main__":

@@ -79,3 +79,63 @@ def test_verifiers_runs_and_history(server, tmp_path):
 def test_unreachable_server_is_a_clear_error(samples):
     r = _run(["score", str(samples), "--server", "127.0.0.1:1"], env={**os.environ, "REWARDCTL_CONNECT_TIMEOUT_S": "1"})
     assert r.returncode != 0 and "no reward server answers at 127.0.0.1:1" in r.stderr
+
+
+def _seed_history(server, n_groups: int = 40, group_size: int = 16) -> str:
+    """A run of n_groups × group_size format scores, enough rows (> 64 KiB of any output
+    format) that a reader closing the pipe early meets a writer still writing. Every
+    group repeats group 0's completions, so all but the first group's rows are cached."""
+    with grpc.insecure_channel(server.address) as ch:
+        stub = pb_grpc.RewardServiceStub(ch)
+        run = stub.StartRun(pb.StartRunRequest(name="ctl-pipe"))
+        spec = pb.RewardSpec(components=[pb.VerifierRef(name="format")])
+        samples = [pb.Sample(completion=f"<think>{i}</think><answer>{i}</answer>") for i in range(group_size)]
+        first = list(stub.ScoreGroups(iter([pb.GroupRequest(run_id=run.run_id, step=0, group_id="g0",
+                                                            spec=spec, samples=samples)])))
+        assert not first[0].HasField("error")
+        rest = list(stub.ScoreGroups(iter([pb.GroupRequest(run_id=run.run_id, step=1, group_id=f"g{j}",
+                                                           spec=spec, samples=samples)
+                                           for j in range(1, n_groups)])))
+        assert len(rest) == n_groups - 1
+        stub.GetRun(pb.GetRunRequest(run_id=run.run_id))
+    return run.run_id
+
+
+def test_history_jsonl_and_csv_carry_cached(server):
+    run_id = _seed_history(server, n_groups=3, group_size=2)
+    r = _run(["history", "--run", run_id, "--format", "jsonl", "--server", server.address])
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(rows) == 6
+    assert sorted((x["group_id"], x["cached"]) for x in rows) == [
+        ("g0", False), ("g0", False), ("g1", True), ("g1", True), ("g2", True), ("g2", True)]
+    r = _run(["history", "--run", run_id, "--format", "csv", "--server", server.address])
+    header, *lines = r.stdout.splitlines()
+    assert "cached" in header.split(",") and len(lines) == 6
+    r = _run(["history", "--run", run_id, "--server", server.address])
+    assert r.returncode == 0 and "cached" in r.stdout
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "table"])
+def test_history_into_a_pipe_closed_early_ends_quietly(server, fmt):
+    """`rewardctl history ... | head -n 1`: the reader goes away while rewardctl is still
+    writing. No BrokenPipeError traceback (not even at interpreter exit), and the exit
+    status is what a shell reports for a command stopped by SIGPIPE (141)."""
+    run_id = _seed_history(server)
+    proc = subprocess.Popen([sys.executable, "-m", "reward_server.ctl", "history", "--run", run_id,
+                             "--format", fmt, "--server", server.address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()                     # what `head -n 1` does once it has its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 141, err
+    assert first and err == "", err
+
+
+def test_history_piped_into_head_in_a_shell(server):
+    run_id = _seed_history(server)
+    cmd = (f"set -o pipefail; {sys.executable} -m reward_server.ctl history --run {run_id} --format jsonl "
+           f"--server {server.address} | head -n 2")
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert len(r.stdout.splitlines()) == 2 and r.stderr == "", r.stderr
+    assert r.returncode == 141                  # pipefail: like `yes | head`, no traceback
