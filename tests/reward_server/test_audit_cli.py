@@ -3,10 +3,12 @@ loopback port, a seeded run, the CLI in a subprocess.
 
 The seeded run (5 steps × 2 groups × 4 samples; spec: format (r1, weight 0.5) + math
 (weight 1)) gets shorter and more correct step by step, so its report must raise
-"reward up while completion length collapses". Group "a" has reference "20/3" and its
-correct answer is written "6.67" (equal under the math verifier's default decimal
-rounding, not equal with decimal_rounding=false): replaying with that parameter flips
-exactly those samples. Step 0's texts are dropped by the retention policy.
+"reward up while completion length collapses". The run is scored with math@1.0.0, as a
+history written before the verifier changed. Group "a" has reference "20/3" and its
+correct answer is written "6.67": equal under math@1.0.0's default decimal rounding, not
+under math@2.0.0 (strict precision by default) nor math@1.0.0 with decimal_rounding=false:
+replaying with either flips exactly those samples. Step 0's texts are dropped by the
+retention policy.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def completion(step: int, group: str, i: int) -> str:
 # Step 0 (8 samples) has no texts after retention: not replayable. Replayed: 40 - 8 = 32.
 N_SAMPLES, N_DROPPED, N_FLIPS = 40, 8, 7
 SPEC = pb.RewardSpec(components=[pb.VerifierRef(name="format", weight=0.5, weight_set=True),
-                                 pb.VerifierRef(name="math", weight=1.0, weight_set=True)])
+                                 pb.VerifierRef(name="math", version="1.0.0", weight=1.0, weight_set=True)])
 
 
 def _ctl(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
@@ -185,20 +187,24 @@ def test_report_html_has_plots_and_flags(server, seeded, tmp_path):
     assert 'data-check="reward_vs_length"' in dom.stdout
 
 
-def test_replay_counts_flips_and_links_a_new_run(server, stub, seeded, tmp_path):
+def test_replay_with_the_new_version_counts_flips_and_links_a_new_run(server, stub, seeded, tmp_path):
     run_id, _ = seeded
     original = _history(server, "--run", run_id)
-    r = _ctl("replay", run_id, "--verifier", "math@1.0.0", "--params", '{"decimal_rounding": false}',
-             "--format", "json", "--server", server.address)
+    r = _ctl("replay", run_id, "--verifier", "math@2.0.0", "--format", "json", "--server", server.address)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert (out["samples"], out["replayed"]) == (N_SAMPLES, N_SAMPLES - N_DROPPED)
     assert out["not_replayable"] == {"texts dropped by retention": N_DROPPED}
     assert out["flipped"] == N_FLIPS and out["changes"]["to_fail"] == N_FLIPS and out["changes"]["to_pass"] == 0
-    assert out["changes"]["same"] == N_SAMPLES - N_DROPPED - N_FLIPS
+    # "I do not know": ABSTAIN under 1.0.0, a wrong answer (OK 0) under 2.0.0: no flip
+    assert out["changes"]["status"] == 1
+    assert out["changes"]["same"] == N_SAMPLES - N_DROPPED - N_FLIPS - 1
     assert out["compared_to"] == {"component": N_SAMPLES - N_DROPPED}
-    assert out["examples"] and all(e["old"] == "OK 1" and e["new"] == "OK 0" for e in out["examples"])
-    assert all(e["group_id"] == "a" and "6.67" in e["completion"] for e in out["examples"])
+    flips = [e for e in out["examples"] if e["kind"] == "to_fail"]
+    assert flips and all(e["old"] == "OK 1" and e["new"] == "OK 0" for e in flips)
+    assert all(e["group_id"] == "a" and "6.67" in e["completion"] for e in flips)
+    (status,) = [e for e in out["examples"] if e["kind"] == "status"]
+    assert (status["old"], status["new"]) == ("ABSTAIN", "OK 0") and "I do not know" in status["completion"]
 
     # The original history is untouched; the replay is its own run, linked to the original.
     assert _history(server, "--run", run_id) == original
@@ -208,10 +214,11 @@ def test_replay_counts_flips_and_links_a_new_run(server, stub, seeded, tmp_path)
     rows = _history(server, "--run", replay.run_id)
     assert len(rows) == 32 and {x["verifier"] for x in rows} == {"math"}
     assert {(x["step"], x["group_id"]) for x in rows} == {(s, g) for s in range(1, STEPS) for g in REFS}
-    assert sum(x["reward"] == 0.0 for x in rows) == 32 - 7 - 1   # b's 7 right answers keep 1; the ABSTAIN has none
+    assert sum(x["reward"] == 0.0 for x in rows) == 32 - 7   # b's 7 right answers keep 1
+    assert {(x["verifier"], x["verifier_version"]) for x in rows} == {("math", "2.0.0")}
 
-    # The text summary says the same.
-    r = _ctl("replay", run_id, "--verifier", "math", "--params", '{"decimal_rounding": false}',
+    # The old version with a stricter parameter flips the same samples; the text summary says so.
+    r = _ctl("replay", run_id, "--verifier", "math@1.0.0", "--params", '{"decimal_rounding": false}',
              "--server", server.address)
     assert r.returncode == 0, r.stderr
     assert f"flipped: {N_FLIPS} (pass → fail: {N_FLIPS}, fail → pass: 0)" in r.stdout

@@ -1,13 +1,20 @@
 """When two parsed answers are equal: the policy, as pure functions.
 
-- Numbers: exact forms (integers, fractions, roots, π…) must agree exactly (rationals
-  by exact arithmetic, the rest to 1e-20 relative at 30 digits); when either side is
-  written with a decimal point, `rel_tol` applies.
-- Rounded decimals (`decimal_rounding`): a decimal with d ≥ 1 places and at least 3
-  significant digits equals an exact value whose expansion does not terminate (1/3,
-  √2, 20/3) when that value rounds or truncates to it at d places: `6.67` = `20/3`,
-  `1.732` = `√3`, `41.494` = `17 + 10√6` (41.4949…).
+`equal(pred, ref, policy)` keeps the two sides apart: the tolerance rule depends on which
+side is the reference.
+
+- Numbers: decimals are the exact rationals they write (`0.125` = 1/8, `1000000005.0` =
+  1000000005); exact forms (integers, fractions, roots, π…) must agree exactly (rationals
+  by exact arithmetic, the rest to 1e-20 relative at 30 digits).
+- Tolerance (`rel_tol`, default 1e-9): only when the reference is not an integer and either
+  side is written with a decimal point: `1.41421356237` = √2, but `1.0000001` ≠ 1 and
+  `1000000005.0` ≠ 1000000006 (an integer reference is matched exactly).
+- Rounded decimals (`rounding_sig_digits`, default None = strict): `0.333` ≠ 1/3 and
+  `3.14` ≠ π. With N set, a decimal with d ≥ 1 places and at least N significant digits
+  equals an exact value whose expansion does not terminate (1/3, √2, 20/3) when that value
+  rounds or truncates to it at d places (`6.67` = 20/3, `41.494` = 17 + 10√6 at N = 3).
   Never between two decimals, nor when the exact value terminates (`0.5` ≠ `27/50`).
+  The verdict's reason names the rule (and, when strict, that the parameter would accept).
 - Percent (`percent_policy`): "either" reads `50%` as 50 or as 0.5, "strip" as 50,
   "fraction" as 0.5. Degrees: `120^\\circ` equals 120 and 2π/3.
 - Expressions with symbols: equal when they agree numerically at several sample points
@@ -15,9 +22,14 @@
   are skipped), else when `simplify(a − b)` is 0 for small trees.
 - `x = 3`, `f(x) = 2x+1`, `k = n+1`: a name on the left is dropped and the values are
   compared. Two general equations are equal when one is a non-zero multiple of the other.
+  A system of assignments (`y = 6, x = 7`) is matched by name against another system,
+  order-free against a bare list, and against a tuple: in alphabetical order for the
+  coordinates x, y, z (`(7, 6)`), else in the order written or alphabetical.
 - Lists (bare commas) are order-free unless `ordered_lists`; tuples `( )` and `[a, b, c]`
-  are ordered; sets `\\{ \\}` are order-free. A 2-tuple `(a, b)` also reads as an open
-  interval, `[a, b]` as a closed one. Unions compare part by part, order-free.
+  are ordered; sets `\\{ \\}` are order-free and never equal a tuple. A 2-tuple `(a, b)`
+  also reads as an open interval, `[a, b]` as a closed one. Intervals, unions and finite
+  sets of numbers compare as sets of reals (`[0,2] ∪ [2,3]` = `[0,3]`, `{1,1,3}` = `{1,3}`);
+  unions with symbolic ends compare part by part, order-free.
 - Free-variable names: when each side has exactly one variable the other lacks, they
   are identified (`f(z) = z` equals `f(x) = x`, `3t + 1` equals `3k + 1`).
 - Text compares case-insensitively with spaces, braces and `\\text` dropped
@@ -27,6 +39,7 @@
 """
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -54,10 +67,21 @@ MAX_EXACT_EXPONENT = 10_000
 class Policy:
     """The knobs of the equivalence policy (mirrors the verifier's Params)."""
 
-    rel_tol: float = 1e-6
+    rel_tol: float = 1e-9
     percent_policy: PercentPolicy = "either"
     ordered_lists: bool = False
-    decimal_rounding: bool = True
+    rounding_sig_digits: int | None = None
+
+
+# Which rules decided a comparison, for the verdict's reason (collected by `answers_equal`).
+_NOTES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("math_equivalence_notes", default=None)
+MAX_NOTES = 3
+
+
+def _note(text: str) -> None:
+    notes = _NOTES.get()
+    if notes is not None and text not in notes and len(notes) < MAX_NOTES:
+        notes.append(text)
 
 
 # ---------------------------------------------------------------- numbers
@@ -146,50 +170,83 @@ def _significant_digits(src: str) -> int:
     return len(digits)
 
 
-def _candidates(x: Expr, pol: Policy) -> list[tuple[sympy.Basic, int | None]]:
-    """The values `x` may stand for under the policy, each with its decimal places."""
-    out = [(x.value, x.decimals)]
+def _candidates(x: Expr, pol: Policy) -> list[tuple[sympy.Basic, int | None, str]]:
+    """The values `x` may stand for under the policy, each with its decimal places and how
+    it was read ("" for as written)."""
+    out = [(x.value, x.decimals, "")]
     if x.percent:
-        frac = (sympy.Mul(x.value, sympy.Rational(1, 100)), None if x.decimals is None else x.decimals + 2)
+        frac = (sympy.Mul(x.value, sympy.Rational(1, 100)), None if x.decimals is None else x.decimals + 2,
+                f"{x.src} read as a fraction")
         out = {"either": [out[0], frac], "strip": [out[0]], "fraction": [frac]}[pol.percent_policy]
     if x.degrees:
-        out = out + [(sympy.Mul(v, sympy.pi / 180), None) for v, _ in out]
+        out = out + [(sympy.Mul(v, sympy.pi / 180), None, f"{x.src} read in degrees") for v, _, _ in out]
     return out
 
 
-def _values_equal(a: sympy.Basic, b: sympy.Basic, inexact: bool, pol: Policy) -> bool:
+def _is_integer(e: sympy.Basic) -> bool:
+    q = _exact(e)
+    return q is not None and q.is_Integer
+
+
+def _values_equal(a: sympy.Basic, b: sympy.Basic, tol: float, inexact: bool, pol: Policy) -> str | None:
+    """How `a` equals `b` ("exact", "tolerance"), or None."""
     if a.free_symbols or b.free_symbols:
-        return _symbolic_equal(a, b, inexact, pol)
+        return "exact" if _symbolic_equal(a, b, inexact, pol) else None
     qa, qb = _exact(a), _exact(b)
     if qa is not None and qb is not None:
-        return qa == qb
+        if qa == qb:
+            return "exact"
+        if tol <= EXACT_REL_TOL:
+            return None
     u, v = _numeric(a), _numeric(b)
     if u is None or v is None:
-        return _structural_equal(a, b)
-    return _close(u, v, pol.rel_tol if inexact else EXACT_REL_TOL)
+        return "exact" if _structural_equal(a, b) else None
+    if _close(u, v, EXACT_REL_TOL):
+        return "exact"
+    return "tolerance" if tol > EXACT_REL_TOL and _close(u, v, tol) else None
 
 
-def _rounding_match(x: Expr, xv: sympy.Basic, xd: int | None, y: Expr, yv: sympy.Basic) -> bool:
+def _rounding_match(x: Expr, xv: sympy.Basic, xd: int | None, y: Expr, yv: sympy.Basic, min_sig: int) -> bool:
     """`x` is a rounded decimal of the exact, non-terminating `y` (see module docstring)."""
-    if xd is None or xd < 1 or y.inexact or _significant_digits(x.src) < 3:
+    if xd is None or xd < 1 or y.inexact or _significant_digits(x.src) < min_sig:
         return False
     if xv.free_symbols or yv.free_symbols or _terminates(yv):
         return False
     return _rounds_to(xv, xd, yv)
 
 
-def scalar_equal(a: Expr, b: Expr, pol: Policy) -> bool:
-    """Two numbers/expressions under the policy (percent, degrees, tolerance, rounding)."""
-    inexact = a.inexact or b.inexact
-    for av, ad in _candidates(a, pol):
-        for bv, bd in _candidates(b, pol):
+def scalar_equal(pred: Expr, ref: Expr, pol: Policy) -> bool:
+    """Two numbers/expressions under the policy (percent, degrees, tolerance, rounding);
+    `ref` is the reference's side (the tolerance rule depends on it)."""
+    inexact = pred.inexact or ref.inexact
+    hint = None
+    for av, ad, a_read in _candidates(pred, pol):
+        for bv, bd, b_read in _candidates(ref, pol):
+            read = "; ".join(r for r in (a_read, b_read) if r)
+            tol = pol.rel_tol if inexact and not _is_integer(bv) else EXACT_REL_TOL
             try:
-                if _values_equal(av, bv, inexact, pol):
+                how = _values_equal(av, bv, tol, inexact, pol)
+                if how is not None:
+                    if how == "tolerance":
+                        _note(f"equal within rel_tol = {pol.rel_tol:g}")
+                    if read:
+                        _note(read)
                     return True
-                if pol.decimal_rounding and (_rounding_match(a, av, ad, b, bv) or _rounding_match(b, bv, bd, a, av)):
-                    return True
+                n = pol.rounding_sig_digits
+                for x, xv, xd, y, yv in ((pred, av, ad, ref, bv), (ref, bv, bd, pred, av)):
+                    if n is not None and _rounding_match(x, xv, xd, y, yv, n):
+                        _note(f"{x.src} accepted as the exact value rounded at ≥ {n} significant digits"
+                              " (rounding_sig_digits)")
+                        if read:
+                            _note(read)
+                        return True
+                    if n is None and hint is None and _rounding_match(x, xv, xd, y, yv, 1):
+                        hint = (f"{x.src} is a rounded decimal of an exact value: not accepted by default "
+                                "(params.rounding_sig_digits accepts rounded answers)")
             except (TypeError, ValueError, ArithmeticError, AttributeError, NotImplementedError):
                 continue
+    if hint:
+        _note(hint)
     return False
 
 
@@ -311,8 +368,60 @@ def _match_unordered(xs: tuple[Node, ...], ys: tuple[Node, ...], pol: Policy) ->
     return True
 
 
+COORDINATE_NAMES = frozenset({"x", "y", "z"})
+
+
+def _assignments(n: Node) -> dict[str, Node] | None:
+    """`y = 6, x = 7` → {"x": 7, "y": 6}: a list whose items each give a value to a
+    different variable; None for anything else (`x = 2, x = -3` lists two values of x)."""
+    if not isinstance(n, Seq) or n.kind not in ("list", "tuple") or len(n.items) < 2:
+        return None
+    out: dict[str, Node] = {}
+    for item in n.items:
+        if not (isinstance(item, Relation) and item.op == "=" and isinstance(item.lhs, Expr)
+                and isinstance(item.lhs.value, sympy.Symbol)):
+            return None
+        name = item.lhs.value.name
+        if name in out:
+            return None
+        out[name] = item.rhs
+    return out
+
+
+def _system_equal(a: Seq, b: Seq, pol: Policy) -> bool | None:
+    """Systems of assignments: by name against another system, in alphabetical order of the
+    names against a tuple of values; None when neither side is a system."""
+    sa, sb = _assignments(a), _assignments(b)
+    if sa is None and sb is None:
+        return None
+    if sa is not None and sb is not None:
+        return sa.keys() == sb.keys() and all(equal(sa[k], sb[k], pol) for k in sa)
+    system, values, pred_is_system = (sa, b, True) if sa is not None else (sb, a, False)
+    if len(values.items) != len(system) or _assignments(values) is not None:
+        return False
+    written = list(system.values())
+    if values.kind in ("list", "set") and not pol.ordered_lists:
+        xs, ys = (written, values.items) if pred_is_system else (values.items, written)
+        return _match_unordered(tuple(xs), tuple(ys), pol)
+    # Against a tuple: coordinates (x, y, z) in alphabetical order, as written order cannot
+    # be told from `y = 6, x = 7`; other names in the order written, else alphabetical.
+    orders = [[system[k] for k in sorted(system)]]
+    if not set(system) <= COORDINATE_NAMES:
+        orders.insert(0, written)
+    for ordered in orders:
+        pairs = zip(ordered, values.items) if pred_is_system else zip(values.items, ordered)
+        if all(equal(x, y, pol) for x, y in pairs):
+            return True
+    return False
+
+
 def _seq_equal(a: Seq, b: Seq, pol: Policy) -> bool:
     ordered_kinds = ("tuple", "ordered")
+    system = _system_equal(a, b, pol)
+    if system is not None:
+        return system
+    if {a.kind, b.kind} == {"set", "tuple"}:
+        return False  # a set is not an ordered pair or tuple
     if a.kind in ordered_kinds and b.kind in ordered_kinds:
         if len(a.items) == 2 and {a.brackets, b.brackets} == {"()", "[]"}:
             return False  # (a, b) vs [a, b]: intervals with different ends
@@ -332,7 +441,45 @@ def _union_parts(n: Node) -> tuple[Node, ...]:
     return (n,)
 
 
-def _solved_equal(rel: Relation, other: Expr, pol: Policy) -> bool:
+def _real_set(n: Node, pair_is_interval: bool) -> sympy.Set | None:
+    """An interval, a union or a finite set whose ends and elements are real numbers, as a
+    SymPy set; None for anything else (symbolic ends, percent or degree ends, tuples unless
+    `pair_is_interval`)."""
+    def number(e: Node) -> sympy.Basic | None:
+        if not isinstance(e, Expr) or e.percent or e.degrees or e.value.free_symbols:
+            return None
+        v = e.value
+        return v if v in (sympy.oo, -sympy.oo) or v.is_real else None
+
+    if isinstance(n, Seq) and n.kind == "set":
+        items = [number(i) for i in n.items]
+        return None if any(i is None for i in items) else sympy.FiniteSet(*items)
+    if isinstance(n, SetUnion):
+        parts = [_real_set(p, True) for p in n.parts]
+        return None if any(p is None for p in parts) else sympy.Union(*parts)
+    iv = n if isinstance(n, Interval) else (_as_interval(n) if pair_is_interval else None)
+    if iv is None:
+        return None
+    lo, hi = number(iv.lo), number(iv.hi)
+    if lo is None or hi is None:
+        return None
+    return sympy.Interval(lo, hi, iv.lo_open, iv.hi_open)
+
+
+def _same_real_set(a: Node, b: Node) -> bool:
+    """Whether two answers denote the same set of reals (`[0,2] ∪ [2,3]` = `[0,3]`)."""
+    setlike = (Interval, SetUnion)
+    pair = isinstance(a, setlike) or isinstance(b, setlike)
+    try:
+        sa, sb = _real_set(a, pair), _real_set(b, pair)
+        if sa is None or sb is None:
+            return False
+        return sa == sb or sa.symmetric_difference(sb) is sympy.S.EmptySet
+    except Exception:  # SymPy cannot decide the ends' order: not shown equal
+        return False
+
+
+def _solved_equal(rel: Relation, other: Expr, pol: Policy, rel_is_pred: bool) -> bool:
     """`xy = 6` against `6/x`: solve the equation for the one variable the other side
     lacks; equal when that gives exactly one solution and it equals the other side."""
     if rel.op != "=" or not isinstance(rel.lhs, Expr) or not isinstance(rel.rhs, Expr):
@@ -347,8 +494,8 @@ def _solved_equal(rel: Relation, other: Expr, pol: Policy) -> bool:
         return False
     if len(solutions) != 1:
         return False
-    return scalar_equal(Expr(solutions[0], str(solutions[0]), inexact=rel.lhs.inexact or rel.rhs.inexact),
-                        other, pol)
+    solved = Expr(solutions[0], str(solutions[0]), inexact=rel.lhs.inexact or rel.rhs.inexact)
+    return scalar_equal(solved, other, pol) if rel_is_pred else scalar_equal(other, solved, pol)
 
 
 def _relations_equal(a: Relation, b: Relation, pol: Policy) -> bool:
@@ -378,16 +525,19 @@ def equal(a: Node, b: Node, pol: Policy) -> bool:
         return _relations_equal(a, b, pol)
     if isinstance(a, Relation) or isinstance(b, Relation):
         rel, other = (a, b) if isinstance(a, Relation) else (b, a)
-        return isinstance(other, Expr) and _solved_equal(rel, other, pol)
+        return isinstance(other, Expr) and _solved_equal(rel, other, pol, rel_is_pred=rel is a)
     ia, ib = _as_interval(a), _as_interval(b)
     if isinstance(a, Interval) or isinstance(b, Interval):
-        return ia is not None and ib is not None and _intervals_equal(ia, ib, pol)
+        if ia is not None and ib is not None and _intervals_equal(ia, ib, pol):
+            return True
+        return _same_real_set(a, b)
     if isinstance(a, SetUnion) or isinstance(b, SetUnion):
-        pa, pb = _union_parts(a), _union_parts(b)
-        return _match_unordered(pa, pb, pol)
+        return _match_unordered(_union_parts(a), _union_parts(b), pol) or _same_real_set(a, b)
     if isinstance(a, Seq) and isinstance(b, Seq):
         if _seq_equal(a, b, pol):
             return True
+        if a.kind == b.kind == "set":
+            return _same_real_set(a, b)  # `{1, 1, 3}` = `{1, 3}`
         return ia is not None and ib is not None and _intervals_equal(ia, ib, pol)
     return False
 
@@ -462,7 +612,17 @@ def describe(n: Node) -> str:
 
 
 def answers_equal(pred: Node, ref: Node, pol: Policy) -> tuple[bool, str]:
-    """Top-level comparison: (equal?, a short why)."""
+    """Top-level comparison: (equal?, a short why naming the rules that decided)."""
+    token = _NOTES.set([])
+    try:
+        ok, why = _answers_equal(pred, ref, pol)
+        notes = _NOTES.get()
+    finally:
+        _NOTES.reset(token)
+    return ok, why + (f"; {'; '.join(notes)}" if notes else "")
+
+
+def _answers_equal(pred: Node, ref: Node, pol: Policy) -> tuple[bool, str]:
     if equal(pred, ref, pol):
         return True, f"equivalent ({describe(ref)})"
     sp, sr = free_symbols(pred), free_symbols(ref)

@@ -28,7 +28,7 @@ _UNICODE = [
     ("∩", r"\cap "), ("√", r"\sqrt"), ("°", r"^{\circ}"), ("∈", r"\in "), ("±", r"\pm "),
     ("∓", r"\mp "), ("，", ","), ("：", ":"), ("（", "("), ("）", ")"), ("∅", r"\emptyset "),
     ("≈", r"\approx "), ("∀", r"\forall "), ("θ", r"\theta "), ("α", r"\alpha "),
-    ("β", r"\beta "), ("\u00a0", " "),
+    ("β", r"\beta "), ("\u00a0", " "), ("²", "^2"), ("³", "^3"), ("\u202f", " "), ("\u2009", " "),
 ]
 _SYNONYMS = [
     (re.compile(r"\\(?:d|t|c)frac(?![a-zA-Z])"), r"\\frac"),
@@ -144,7 +144,8 @@ def _brace_args(s: str, cmd: str, nargs: int) -> str:
                     k += 1
                     if depth == 0:
                         break
-                out.append(s[start:k])
+                # `\sqrt{3+2\sqrt2}`: the argument may hold the same command unbraced
+                out.append("{" + _brace_args(s[start + 1:k - 1], cmd, nargs) + "}" if depth == 0 else s[start:k])
             elif s[k] == "\\":
                 m = re.match(r"\\[a-zA-Z]+", s[k:])
                 tok = m.group(0) if m else s[k:k + 2]
@@ -250,7 +251,7 @@ def strip_conditions(s: str) -> str:
 
 # Units and counted nouns after a number: any word of 3+ letters, or these short units.
 _SHORT_UNITS = ("cm", "mm", "km", "kg", "mg", "ml", "ft", "yd", "mi", "lb", "oz", "hr", "hrs", "min",
-                "mph", "kmh", "rs", "sq", "cc", "am", "pm", "th", "st", "nd", "rd")
+                "mph", "kmh", "rs", "sq", "cc", "am", "pm", "th", "st", "nd", "rd", "m", "g", "s", "h")
 _UNIT_WORD = rf"(?:[A-Za-z]{{3,}}|(?:{'|'.join(_SHORT_UNITS)})\b)[A-Za-z.']*"
 _POWER = r"(?:\s*(?:\^\{?\d\}?|[²³]))?"
 # `… \text{ cm}^2` after any value (`24\pi \text{ cm}^2`); a bare word only after a number,
@@ -278,3 +279,16 @@ def strip_units(s: str) -> str:
             break  # nothing, or an unfinished expression, before it: not a unit
         s = head
     return s
+
+
+# `1,22`, `-3,5`: one comma between digits that is not a thousands separator (not followed by
+# exactly three digits), nothing else but units or currency around it.
+_DECIMAL_COMMA = re.compile(r"-?\d+,(?:\d{1,2}|\d{4,})")
+
+
+def decimal_comma_number(s: str) -> str | None:
+    """`s` with its decimal comma as a point (`2,74 $` → `2.74`) when `s` is one number
+    written with a decimal comma, else None. Whether to read it so is the verifier's
+    `decimal_comma` policy; this only recognises the form."""
+    t = strip_units(clean(s)).strip()
+    return t.replace(",", ".") if _DECIMAL_COMMA.fullmatch(t) else None

@@ -107,6 +107,7 @@ _FUNC_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "arcsin",
                "det", "mod", "pmod", "binom", "lceil", "rceil", "lfloor", "rfloor", "circ", "cdot",
                "times", "div", "text", "ldots", "alpha", "beta", "gamma", "delta", "theta", "lambda",
                "sigma", "omega", "mho", "ell", "cup", "cap", "leq", "geq", "neq", "approx"}
+_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![a-zA-Z])")
 _REL_RE = re.compile(r"\\leq|\\geq|\\neq|<=|>=|!=|=|<|>|\\in(?![a-zA-Z])")
 _REL_OPS = {"\\leq": "<=", "<=": "<=", "\\geq": ">=", ">=": ">=", "\\neq": "!=", "!=": "!=",
             "=": "=", "<": "<", ">": ">", "\\in": "in"}
@@ -200,7 +201,17 @@ def _to_sympy(src: str) -> sympy.Basic:
     i_sym = sympy.Symbol("i")
     if value.has(i_sym):
         value = value.xreplace({i_sym: sympy.I})
-    return value
+    return exact_decimals(value)
+
+
+def exact_decimals(value: sympy.Basic) -> sympy.Basic:
+    """Decimal literals as the exact rationals they write (`0.1` → 1/10, `1000000005.0` →
+    1000000005): a decimal is compared as the number on the page, and tolerances are the
+    policy's business (`Expr.inexact` remembers that a decimal was written)."""
+    floats = value.atoms(sympy.Float)
+    if not floats:
+        return value
+    return value.xreplace({f: sympy.Rational(str(f)) for f in floats if f.is_finite})
 
 
 def parse_leaf(src: str) -> Node:
@@ -209,7 +220,7 @@ def parse_leaf(src: str) -> Node:
     percent = degrees = False
     if s.endswith("%"):
         percent, s = True, s[:-1].rstrip()
-    if s.endswith("^{\\circ}"):
+    if s.endswith("^{\\circ}") and not _TRIG.search(s):  # `\sin 60^\circ` is a value, not an angle
         degrees, s = True, s[: -len("^{\\circ}")].rstrip()
         s = strip_units(s)
     s = s.replace("^{\\circ}", "\\cdot\\frac{\\pi}{180}")  # degrees inside an expression
@@ -219,10 +230,10 @@ def parse_leaf(src: str) -> Node:
     if not s:
         return Text(text_key(src), src)
     if s.startswith("\\text{") and s.endswith("}") and s.count("\\text{") == 1:
-        return Text(text_key(s), src)
+        return _text(s, src)
     words = [w for w in _WORDY.findall(text_to_math(s)) if w.lower() not in _FUNC_WORDS]
     if words:
-        return Text(text_key(s), src)
+        return _text(s, src)
     try:
         value = _to_sympy(s)
     except guards.UnsafeInput:
@@ -233,6 +244,24 @@ def parse_leaf(src: str) -> Node:
         return Text(text_key(s), src)
     return Expr(value, src, decimals=_plain_decimals(s), inexact=bool(re.search(r"\d\.\d|(?<!\d)\.\d", s)),
                 percent=percent, degrees=degrees)
+
+
+# Answers in words that name a set: compared as that set.
+EMPTY_SET_WORDS = frozenset({"nosolution", "nosolutions", "norealsolution", "norealsolutions", "none",
+                             "emptyset", "theemptyset", "thereisnosolution", "therearenosolutions", "noroots",
+                             "norealroots"})
+REAL_LINE_WORDS = frozenset({"allrealnumbers", "allreals", "allrealx", "allrealvaluesofx", "anyrealnumber",
+                             "realnumbers", "allrealnumbersx", "xisanyrealnumber", "everyrealnumber"})
+
+
+def _text(s: str, src: str) -> Node:
+    """A text answer; `no solution` is the empty set and `all real numbers` the real line."""
+    key = text_key(s)
+    if key in EMPTY_SET_WORDS:
+        return Seq((), "set")
+    if key in REAL_LINE_WORDS:
+        return Interval(Expr(-sympy.oo, "-oo"), Expr(sympy.oo, "oo"), True, True)
+    return Text(key, src)
 
 
 # ---------------------------------------------------------------- structure
@@ -341,6 +370,9 @@ def parse_element(s: str) -> Node:
     enc = _enclosed(s)
     if enc is not None:
         open_, inner, close = enc
+        if open_ in ("[", "(") and inner.strip().startswith("\\begin"):
+            # `\left[\begin{array}{cc} … \end{array}\right]`: the brackets belong to the matrix
+            return parse_element(inner)
         if open_ == "\\{" and not inner.strip():
             return Seq((), "set")
         if open_ == "\\{":

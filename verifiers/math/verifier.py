@@ -20,9 +20,9 @@ from ..errors import InvalidReferenceError
 from ..registry import register
 from . import guards
 from .equivalence import Policy, answers_equal
-from .extract import extract_answer, unwrap_reference
-from .normalize import clean
-from .parse import parse_answer
+from .extract import extract_answer, reference_answer
+from .normalize import clean, decimal_comma_number
+from .parse import Expr, Node, parse_answer
 
 # Reasons quote at most this much of an answer.
 _QUOTE_CHARS = 80
@@ -31,15 +31,22 @@ _QUOTE_CHARS = 80
 class MathParams(Params):
     """Parameters of `math` (defaults are the documented policy; see `equivalence`)."""
 
-    rel_tol: float = Field(1e-6, ge=0, le=0.1, description=(
-        "relative tolerance when either side is written as a decimal; exact forms compare exactly"))
+    rel_tol: float = Field(1e-9, ge=0, le=0.1, description=(
+        "relative tolerance between numbers when either side is written as a decimal and the "
+        "reference is not an integer (an integer reference is matched exactly)"))
+    rounding_sig_digits: int | None = Field(None, ge=1, le=15, description=(
+        "accept a decimal with at least this many significant digits for an exact value that "
+        "rounds or truncates to it (0.333 = 1/3 at 3); null = strict: a rounded decimal is wrong"))
     percent_policy: Literal["either", "strip", "fraction"] = Field("either", description=(
         "how a % answer reads: 'either' 50% = 50 or 0.5; 'strip' 50% = 50; 'fraction' 50% = 0.5"))
+    decimal_comma: Literal["auto", "never", "always"] = Field("auto", description=(
+        "`1,22` (a comma between digits, not before exactly 3 digits): 'auto' a decimal point "
+        "when the other side is one decimal number, else a list separator; 'never'; 'always'"))
     ordered_lists: bool = Field(False, description=(
         "bare comma lists must match in order (tuples in parentheses are always ordered)"))
-    decimal_rounding: bool = Field(True, description=(
-        "a decimal with ≥3 significant digits equals an exact non-terminating value that rounds "
-        "or truncates to it (6.67 = 20/3, 3.14 = π)"))
+    unanswered: Literal["zero", "abstain"] = Field("zero", description=(
+        "a completion with no final answer, or one too large to evaluate: reward 0 ('zero': "
+        "trainers must not skip it) or ABSTAIN"))
 
 
 def _quote(s: str) -> str:
@@ -57,7 +64,7 @@ def reference_text(reference: Any) -> str:
     if not isinstance(reference, str):
         raise InvalidReferenceError(
             f"math reference must be a string or {{'answer': str}}, got {type(reference).__name__}")
-    text = unwrap_reference(reference)
+    text = reference_answer(reference)
     if not text.strip():
         raise InvalidReferenceError("math reference is empty")
     return text
@@ -66,7 +73,7 @@ def reference_text(reference: Any) -> str:
 @register
 class MathVerifier(Verifier):
     name = "math"
-    version = "1.0.0"
+    version = "2.0.0"
     description = ("Final answer (\\boxed{}, <answer>, 'the answer is', else the last number) "
                    "equals the reference: numbers, fractions, LaTeX, sets, intervals, tuples, "
                    "equations, units and percentages, via SymPy with safety guards")
@@ -78,27 +85,61 @@ class MathVerifier(Verifier):
         gold = reference_text(reference)
         found = extract_answer(completion or "")
         if found is None:
-            return VerifierResult.abstain("no final answer found (no \\boxed{}, answer tag, "
-                                          "'answer is' phrase or number)")
+            return self._unanswered(params, "no final answer found (no \\boxed{}, answer tag, "
+                                            "'answer is' phrase or number)", {"reference": gold})
         details = {"extracted": found.text, "reference": gold, "method": found.method}
         shown = f"{_quote(found.text)!r} ({found.method}) vs {_quote(gold)!r}"
-        if clean(found.text).replace(" ", "") == clean(gold).replace(" ", ""):
+        comma_sensitive = params.decimal_comma == "always" and ("," in found.text or "," in gold)
+        if not comma_sensitive and clean(found.text).replace(" ", "") == clean(gold).replace(" ", ""):
             return VerifierResult.ok(1.0, f"{shown}: same after normalisation", **details)
         policy = Policy(rel_tol=params.rel_tol, percent_policy=params.percent_policy,
-                        ordered_lists=params.ordered_lists, decimal_rounding=params.decimal_rounding)
+                        ordered_lists=params.ordered_lists, rounding_sig_digits=params.rounding_sig_digits)
         side = "reference"
         try:
             gold_tree = parse_answer(gold)
             side = "answer"
             pred_tree = parse_answer(found.text)
+            pred_tree, gold_tree, comma = _read_decimal_commas(found.text, pred_tree, gold, gold_tree,
+                                                               params.decimal_comma)
             side = "comparison"
             ok, why = answers_equal(pred_tree, gold_tree, policy)
-        except guards.UnsafeInput as e:
-            return VerifierResult.abstain(f"{side} refused: {e}", **details)
-        except RecursionError:
-            return VerifierResult.abstain(f"{side} refused: nested too deeply to evaluate", **details)
+        except (guards.UnsafeInput, RecursionError) as e:
+            why = str(e) if isinstance(e, guards.UnsafeInput) else "nested too deeply to evaluate"
+            if side == "reference":
+                return VerifierResult.abstain(f"reference refused: {why}", **details)
+            return self._unanswered(params, f"answer refused: {why}", details)
         except MemoryError:
             raise  # the pool reports the memory limit
         except Exception as e:  # a SymPy corner we do not handle: say so, never a silent 0
             return VerifierResult.error(f"{side} failed: {type(e).__name__}: {str(e)[:200]}", **details)
-        return VerifierResult.ok(1.0 if ok else 0.0, f"{shown}: {why}", **details)
+        return VerifierResult.ok(1.0 if ok else 0.0, f"{shown}: {why}{comma}", **details)
+
+    @staticmethod
+    def _unanswered(params: MathParams, why: str, details: dict) -> VerifierResult:
+        """No gradable answer: the completion's own fault, so a verdict (0) unless asked to abstain."""
+        if params.unanswered == "abstain":
+            return VerifierResult.abstain(why, **details)
+        return VerifierResult.ok(0.0, f"{why}: reward 0 (params.unanswered = 'zero')", **details)
+
+
+def _is_decimal(node: Node) -> bool:
+    return isinstance(node, Expr) and node.inexact and not node.value.free_symbols
+
+
+def _read_decimal_commas(pred_text: str, pred: Node, gold_text: str, gold: Node,
+                         policy: str) -> tuple[Node, Node, str]:
+    """Re-read `1,22` as 1.22 on either side under the `decimal_comma` policy (see
+    MathParams); returns both trees and a note for the reason ("" when nothing changed)."""
+    if policy == "never":
+        return pred, gold, ""
+    p, g = decimal_comma_number(pred_text), decimal_comma_number(gold_text)
+    note = []
+    if p is not None and (policy == "always" or _is_decimal(gold) or g is not None):
+        pred = parse_answer(p)
+        note.append(f"answer {_quote(pred_text)!r} read with a decimal comma as {p}")
+    if g is not None and (policy == "always" or _is_decimal(pred) or p is not None):
+        gold = parse_answer(g)
+        note.append(f"reference {_quote(gold_text)!r} read with a decimal comma as {g}")
+    if not note:
+        return pred, gold, ""
+    return pred, gold, f" ({'; '.join(note)}: decimal_comma = {policy!r})"

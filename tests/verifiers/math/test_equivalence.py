@@ -32,11 +32,11 @@ TABLE = [
     ("\\boxed{-3}", "-3", ACCEPT),
     ("\\boxed{3}", "-3", REJECT),
     ("\\boxed{7.002}", "7", REJECT),
-    # --- rounded decimals of exact non-terminating values (>= 3 significant digits)
-    ("\\boxed{3.14}", "\\pi", ACCEPT),
-    ("\\boxed{3.1}", "\\pi", REJECT),  # too few digits to stand for pi
-    ("\\boxed{0.333}", "\\frac{1}{3}", ACCEPT),
-    ("\\boxed{\\frac{7}{3}}", "2.33", ACCEPT),
+    # --- rounded decimals of exact non-terminating values: strict by default (test_precision.py)
+    ("\\boxed{3.14}", "\\pi", REJECT),
+    ("\\boxed{3.1}", "\\pi", REJECT),
+    ("\\boxed{0.333}", "\\frac{1}{3}", REJECT),
+    ("\\boxed{\\frac{7}{3}}", "2.33", REJECT),
     ("\\boxed{\\frac{7}{4}}", "2.33", REJECT),
     ("\\boxed{0.54}", "0.5", REJECT),  # two decimals are compared with rel_tol only
     ("\\boxed{\\frac{27}{50}}", "0.5", REJECT),  # 0.54 terminates: no rounding
@@ -122,10 +122,14 @@ def test_result_names_what_was_extracted_and_why():
 
 
 @pytest.mark.parametrize("completion", ["", "I am not sure how to do this one, sorry."])
-def test_no_answer_abstains(completion):
+def test_no_answer_is_a_wrong_answer(completion):
+    # A trainer skips non-OK samples: an ABSTAIN here would let a policy escape its penalty
+    # by never answering. `unanswered = "abstain"` restores math@1.0.0's behaviour.
     r = verifiers.verify("math", completion, "5")
-    assert r.status is Status.ABSTAIN and r.reward is None
+    assert r.status is Status.OK and r.reward == 0.0
     assert "no final answer" in r.reason
+    r = verifiers.verify("math", completion, "5", {"unanswered": "abstain"})
+    assert r.status is Status.ABSTAIN and r.reward is None
 
 
 @pytest.mark.parametrize("completion,why", [
@@ -136,10 +140,16 @@ def test_no_answer_abstains(completion):
     ("\\boxed{" + "1+" * 600 + "1}", "too long"),
     ("\\boxed{\\prod_{n=1}^{100000} (1 + 1/n^2)}", "more than 100 terms"),
 ])
-def test_unsafe_answers_abstain_fast(completion, why):
+def test_unsafe_answers_are_refused_fast_and_earn_nothing(completion, why):
     r = verifiers.verify("math", completion, "1")
-    assert r.status is Status.ABSTAIN, r.reason
-    assert why in r.reason
+    assert r.status is Status.OK and r.reward == 0.0, r.reason
+    assert "answer refused" in r.reason and why in r.reason
+
+
+def test_an_unsafe_reference_abstains():
+    # the reference is the caller's data, not the completion's fault: no verdict on it
+    r = verifiers.verify("math", "\\boxed{1}", "9^9^9^9")
+    assert r.status is Status.ABSTAIN and "reference refused" in r.reason
 
 
 @pytest.mark.parametrize("completion", [
@@ -174,11 +184,13 @@ def test_params_change_the_policy():
     # order of bare lists
     assert verifiers.verify("math", "\\boxed{3, -2}", "-2, 3", {"ordered_lists": True}).reward == 0.0
     assert verifiers.verify("math", "\\boxed{-2, 3}", "-2, 3", {"ordered_lists": True}).reward == 1.0
-    # tolerance for decimals: 1.0005 vs 1 is 5e-4 relative
-    assert verifiers.verify("math", "\\boxed{1.0005}", "1").reward == 0.0
-    assert verifiers.verify("math", "\\boxed{1.0005}", "1", {"rel_tol": 1e-3}).reward == 1.0
+    # tolerance for decimals: 2.5012 vs 2.5 is 4.8e-4 relative; never for an integer reference
+    assert verifiers.verify("math", "\\boxed{2.5012}", "2.5").reward == 0.0
+    assert verifiers.verify("math", "\\boxed{2.5012}", "2.5", {"rel_tol": 1e-3}).reward == 1.0
+    assert verifiers.verify("math", "\\boxed{1.0005}", "1", {"rel_tol": 1e-3}).reward == 0.0
     # rounding of exact values
-    assert verifiers.verify("math", "\\boxed{3.14}", "\\pi", {"decimal_rounding": False}).reward == 0.0
+    assert verifiers.verify("math", "\\boxed{3.14}", "\\pi").reward == 0.0
+    assert verifiers.verify("math", "\\boxed{3.14}", "\\pi", {"rounding_sig_digits": 3}).reward == 1.0
 
 
 def test_bad_params_are_rejected():
@@ -190,5 +202,5 @@ def test_bad_params_are_rejected():
 
 def test_registration():
     cls = verifiers.registry.get("math")
-    assert cls is MathVerifier and cls.version == "1.0.0"
+    assert cls is MathVerifier and cls.version == "2.0.0"
     assert cls.isolated is True and 0 < cls.timeout_s <= 10

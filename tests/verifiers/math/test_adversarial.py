@@ -1,0 +1,62 @@
+"""What a reward hacker prints, and inputs built to exhaust the grader: no credit, and
+every such input ends as a verdict, an ABSTAIN or a TIMEOUT within its bound (the pool
+kills a call past its limit: see tests/verifiers/test_pool.py)."""
+import pytest
+
+from verifiers import Status
+from verifiers.pool import VerifierPool
+
+from ._grade import REJECT, check
+
+CHEATS = [
+    ("\\boxed{3 \\text{ or } 4}", "3"),
+    ("\\boxed{3, 4}", "3"),
+    ("\\boxed{1, 2, 3, 4, 5}", "3"),
+    ("\\boxed{\\pm 3}", "3"),
+    ("\\boxed{}", "3"),
+    ("The answer is not 3. \\boxed{4}", "3"),
+    ("\\boxed{3} is what a naive approach gives, but the correct answer is \\boxed{5}", "3"),
+    ("\\boxed{x}", "2x + 1"),
+    ("\\boxed{(-\\infty, \\infty)}", "(1, 2)"),
+    ("\\boxed{x > 0}", "x > 1"),
+    ("\\boxed{\\text{3}} and also \\boxed{\\text{any real number}}", "3"),
+    ("\\boxed{3 = 3}", "3"),
+    ("\\boxed{\\{1, 2, 3, 4, 5, 6, 7, 8, 9, 10\\}}", "\\{3, 7\\}"),
+    ("\\boxed{3 + 0i \\text{ or } 4}", "3"),
+    ("\\boxed{\\frac{1}{2} \\approx 0.3}", "0.3"),  # the exact form before \approx is the answer
+    ("\\boxed{3\\ldots}", "3"),
+]
+
+
+@pytest.mark.parametrize("completion,reference", CHEATS)
+def test_cheats_earn_nothing(completion, reference):
+    check(completion, reference, REJECT)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = VerifierPool(workers=1)
+    p.warm_up()
+    yield p
+    p.close()
+
+
+EXHAUSTING = [
+    "\\boxed{9^{9^{9^9}}}",
+    "\\boxed{9^9^9^9}",
+    "\\boxed{10^{10^{10}}}",
+    "\\boxed{(10^{9})!}",
+    "\\boxed{\\binom{10^9}{5}}",
+    "\\boxed{" + "(" * 60 + "1" + ")" * 60 + "}",
+    "\\boxed{" + "9" * 5000 + "}",
+    "\\boxed{\\sum_{k=1}^{10^9} k}",
+    "\\boxed{x^{100} - 3x + 1 > 0}",
+    "\\boxed{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}}}}^{256}}",
+]
+
+
+@pytest.mark.parametrize("completion", EXHAUSTING)
+def test_exhausting_inputs_end_within_their_bound(pool, completion):
+    result, _ = pool.submit("math", "2.0.0", completion, "1", {}, 3.0).result(timeout=60)
+    assert result.status in (Status.OK, Status.ABSTAIN, Status.TIMEOUT), result.reason
+    assert result.reward in (0.0, None), result.reason

@@ -1,0 +1,476 @@
+"""When two parsed answers are equal: the policy, as pure functions.
+
+- Numbers: exact forms (integers, fractions, roots, π…) must agree exactly (rationals
+  by exact arithmetic, the rest to 1e-20 relative at 30 digits); when either side is
+  written with a decimal point, `rel_tol` applies.
+- Rounded decimals (`decimal_rounding`): a decimal with d ≥ 1 places and at least 3
+  significant digits equals an exact value whose expansion does not terminate (1/3,
+  √2, 20/3) when that value rounds or truncates to it at d places: `6.67` = `20/3`,
+  `1.732` = `√3`, `41.494` = `17 + 10√6` (41.4949…).
+  Never between two decimals, nor when the exact value terminates (`0.5` ≠ `27/50`).
+- Percent (`percent_policy`): "either" reads `50%` as 50 or as 0.5, "strip" as 50,
+  "fraction" as 0.5. Degrees: `120^\\circ` equals 120 and 2π/3.
+- Expressions with symbols: equal when they agree numerically at several sample points
+  (identity testing; points where either side is undefined or where both are complex
+  are skipped), else when `simplify(a − b)` is 0 for small trees.
+- `x = 3`, `f(x) = 2x+1`, `k = n+1`: a name on the left is dropped and the values are
+  compared. Two general equations are equal when one is a non-zero multiple of the other.
+- Lists (bare commas) are order-free unless `ordered_lists`; tuples `( )` and `[a, b, c]`
+  are ordered; sets `\\{ \\}` are order-free. A 2-tuple `(a, b)` also reads as an open
+  interval, `[a, b]` as a closed one. Unions compare part by part, order-free.
+- Free-variable names: when each side has exactly one variable the other lacks, they
+  are identified (`f(z) = z` equals `f(x) = x`, `3t + 1` equals `3k + 1`).
+- Text compares case-insensitively with spaces, braces and `\\text` dropped
+  (`\\text{No solution}` = `no solution`); a one-letter answer compares as text too
+  (`\\textbf{(B)}` = `B`).
+- Not shown equal means 0: an answer we cannot read is not rewarded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import sympy
+
+from . import guards
+from .normalize import text_key
+from .parse import Expr, Interval, Node, Relation, Seq, SetUnion, Text
+
+PercentPolicy = Literal["either", "strip", "fraction"]
+
+# Sample values for identity testing: generic (no small rational relations between them),
+# below guards.SYMBOL_BOUND, mixing (0, 1), (1, 3) and larger values so that floor/ceiling
+# and branch differences show.
+SAMPLE_VALUES = ("0.5772156649", "1.2020569032", "2.7182818285", "0.3183098862", "1.6180339887",
+                 "7.3890560989", "0.9159655942", "4.6692016091", "1.4142135624", "11.0917288")
+N_SAMPLES = 5
+EXACT_REL_TOL = 1e-20
+PREC_DIGITS = 30
+SIMPLIFY_MAX_OPS = 60
+MAX_EXACT_EXPONENT = 10_000
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The knobs of the equivalence policy (mirrors the verifier's Params)."""
+
+    rel_tol: float = 1e-6
+    percent_policy: PercentPolicy = "either"
+    ordered_lists: bool = False
+    decimal_rounding: bool = True
+
+
+# ---------------------------------------------------------------- numbers
+
+def _exact(e: sympy.Basic) -> sympy.Rational | None:
+    """The exact rational value of a tree of integers, + × and integer powers, else None."""
+    if e.is_Rational:
+        return e
+    if isinstance(e, sympy.Add):
+        parts = [_exact(a) for a in e.args]
+        return None if any(p is None for p in parts) else sympy.Add(*parts)
+    if isinstance(e, sympy.Mul):
+        parts = [_exact(a) for a in e.args]
+        return None if any(p is None for p in parts) else sympy.Mul(*parts)
+    if isinstance(e, sympy.Pow):
+        base, exp = _exact(e.args[0]), _exact(e.args[1])
+        if base is None or exp is None or not exp.is_Integer or abs(int(exp)) > MAX_EXACT_EXPONENT:
+            return None
+        if base == 0 and exp < 0:
+            return None
+        return sympy.Pow(base, exp)
+    if isinstance(e, sympy.UnevaluatedExpr):
+        return _exact(e.args[0])
+    return None
+
+
+def _numeric(e: sympy.Basic, subs: dict | None = None) -> sympy.Basic | None:
+    """`e` as a finite or infinite SymPy number at 30 digits, or None."""
+    try:
+        v = e.evalf(PREC_DIGITS, subs=subs) if subs else e.evalf(PREC_DIGITS)
+    except Exception:
+        return None
+    if v.is_infinite and v in (sympy.oo, -sympy.oo):
+        return v
+    if not v.is_number or v.has(sympy.nan, sympy.zoo) or v.free_symbols:
+        return None
+    re_, im_ = v.as_real_imag()
+    if not (re_.is_Number and im_.is_Number) or not (re_.is_finite and im_.is_finite):
+        return None
+    return v
+
+
+def _close(u: sympy.Basic, v: sympy.Basic, rel_tol: float) -> bool:
+    if u.is_infinite or v.is_infinite:
+        return u == v
+    diff = abs((u - v).evalf(PREC_DIGITS))
+    scale = max(abs(u.evalf(PREC_DIGITS)), abs(v.evalf(PREC_DIGITS)))
+    return bool(diff <= rel_tol * scale) or bool(diff <= 1e-25)
+
+
+def _is_real(u: sympy.Basic) -> bool:
+    if u.is_infinite:
+        return True
+    im = sympy.im(u)
+    return bool(abs(im) <= 1e-25 * max(1, abs(sympy.re(u))))
+
+
+def _terminates(e: sympy.Basic) -> bool:
+    """Whether `e` is a rational whose decimal expansion ends (denominator 2^a·5^b)."""
+    q = _exact(e)
+    if q is None:
+        return False
+    d = int(q.q)
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    return d == 1
+
+
+def _rounds_to(decimal: sympy.Basic, places: int, exact: sympy.Basic) -> bool:
+    """Whether the exact value rounds, or truncates, to `decimal` at `places` places."""
+    u, v = _numeric(decimal), _numeric(exact)
+    if u is None or v is None or not _is_real(v) or u.is_infinite or v.is_infinite:
+        return False
+    u, v = sympy.re(u), sympy.re(v)
+    ulp = sympy.Float(10, PREC_DIGITS) ** -places
+    slack = 1 + sympy.Float("1e-9")
+    if abs(u - v) <= ulp / 2 * slack:
+        return True
+    # truncated: same sign, |u| <= |v| < |u| + ulp
+    return bool(u * v > 0 and abs(u) <= abs(v) and abs(v) - abs(u) < ulp)
+
+
+def _significant_digits(src: str) -> int:
+    digits = "".join(c for c in src if c.isdigit()).lstrip("0")
+    return len(digits)
+
+
+def _candidates(x: Expr, pol: Policy) -> list[tuple[sympy.Basic, int | None]]:
+    """The values `x` may stand for under the policy, each with its decimal places."""
+    out = [(x.value, x.decimals)]
+    if x.percent:
+        frac = (sympy.Mul(x.value, sympy.Rational(1, 100)), None if x.decimals is None else x.decimals + 2)
+        out = {"either": [out[0], frac], "strip": [out[0]], "fraction": [frac]}[pol.percent_policy]
+    if x.degrees:
+        out = out + [(sympy.Mul(v, sympy.pi / 180), None) for v, _ in out]
+    return out
+
+
+def _values_equal(a: sympy.Basic, b: sympy.Basic, inexact: bool, pol: Policy) -> bool:
+    if a.free_symbols or b.free_symbols:
+        return _symbolic_equal(a, b, inexact, pol)
+    qa, qb = _exact(a), _exact(b)
+    if qa is not None and qb is not None:
+        return qa == qb
+    u, v = _numeric(a), _numeric(b)
+    if u is None or v is None:
+        return _structural_equal(a, b)
+    return _close(u, v, pol.rel_tol if inexact else EXACT_REL_TOL)
+
+
+def _rounding_match(x: Expr, xv: sympy.Basic, xd: int | None, y: Expr, yv: sympy.Basic) -> bool:
+    """`x` is a rounded decimal of the exact, non-terminating `y` (see module docstring)."""
+    if xd is None or xd < 1 or y.inexact or _significant_digits(x.src) < 3:
+        return False
+    if xv.free_symbols or yv.free_symbols or _terminates(yv):
+        return False
+    return _rounds_to(xv, xd, yv)
+
+
+def scalar_equal(a: Expr, b: Expr, pol: Policy) -> bool:
+    """Two numbers/expressions under the policy (percent, degrees, tolerance, rounding)."""
+    inexact = a.inexact or b.inexact
+    for av, ad in _candidates(a, pol):
+        for bv, bd in _candidates(b, pol):
+            try:
+                if _values_equal(av, bv, inexact, pol):
+                    return True
+                if pol.decimal_rounding and (_rounding_match(a, av, ad, b, bv) or _rounding_match(b, bv, bd, a, av)):
+                    return True
+            except (TypeError, ValueError, ArithmeticError, AttributeError, NotImplementedError):
+                continue
+    return False
+
+
+# ---------------------------------------------------------------- symbolic
+
+def _sample_points(symbols: list[sympy.Symbol]) -> list[dict]:
+    n = len(SAMPLE_VALUES)
+    return [{s: sympy.Float(SAMPLE_VALUES[(3 * j + 7 * k) % n], PREC_DIGITS) for j, s in enumerate(symbols)}
+            for k in range(N_SAMPLES)]
+
+
+def _symbolic_equal(a: sympy.Basic, b: sympy.Basic, inexact: bool, pol: Policy) -> bool:
+    symbols = sorted(a.free_symbols | b.free_symbols, key=lambda s: s.name)
+    tol = pol.rel_tol if inexact else 1e-15
+    agree = 0
+    for subs in _sample_points(symbols):
+        u, v = _numeric(a, subs), _numeric(b, subs)
+        if u is None or v is None:
+            continue
+        if _close(u, v, tol):
+            agree += 1
+        elif _is_real(u) and _is_real(v):
+            return False
+        # both sides defined but complex and different: a branch choice, not evidence
+    if agree >= 2:
+        return True
+    return _structural_equal(a, b)
+
+
+def _structural_equal(a: sympy.Basic, b: sympy.Basic) -> bool:
+    if a == b:
+        return True
+    try:
+        d = sympy.Add(a, sympy.Mul(-1, b))
+        if sympy.count_ops(d) > SIMPLIFY_MAX_OPS:
+            return False
+        return sympy.simplify(d) == 0
+    except Exception:
+        return False
+
+
+def _proportional(d1: sympy.Basic, d2: sympy.Basic) -> bool:
+    """Whether d1 = c·d2 for a constant c ≠ 0 (two equations `d = 0` say the same)."""
+    symbols = sorted(d1.free_symbols | d2.free_symbols, key=lambda s: s.name)
+    ratios = []
+    for subs in _sample_points(symbols):
+        u, v = _numeric(d1, subs), _numeric(d2, subs)
+        if u is None or v is None or u.is_infinite or v.is_infinite:
+            continue
+        if abs(v) < 1e-20:
+            if abs(u) < 1e-20:
+                continue
+            return False
+        ratios.append((u / v).evalf(PREC_DIGITS))
+    if len(ratios) < 2 or abs(ratios[0]) < 1e-20:
+        return False
+    return all(_close(r, ratios[0], 1e-12) for r in ratios[1:])
+
+
+# ---------------------------------------------------------------- structure
+
+def _text_of(n: Node) -> str | None:
+    """The words of a Text, or of a leaf written like one (`A` vs `\\textbf{A}`)."""
+    if isinstance(n, Text):
+        return n.key
+    if isinstance(n, Expr) and isinstance(n.value, sympy.Symbol):
+        return text_key(n.src)  # a letter answer: `A`, `\\mathrm{E}`
+    return None
+
+
+def _is_name(n: Node) -> bool:
+    """A left-hand side that only names the answer: `x`, `S_n`, `f(x)`, `(k, l)`."""
+    if isinstance(n, Expr):
+        v = n.value
+        if isinstance(v, sympy.Symbol):
+            return True
+        if isinstance(v, sympy.core.function.AppliedUndef):  # f(x), not sin(x)
+            return all(isinstance(a, (sympy.Symbol, sympy.Number)) for a in v.args)
+        return False
+    if isinstance(n, Seq) and n.kind == "tuple":
+        return all(_is_name(i) for i in n.items)
+    return False
+
+
+def _unwrap(n: Node) -> Node:
+    while isinstance(n, Seq) and len(n.items) == 1 and n.kind in ("list", "pm", "set", "tuple"):
+        n = n.items[0]
+    if isinstance(n, Relation) and n.op == "=" and _is_name(n.lhs):
+        return _unwrap(n.rhs)
+    return n
+
+
+def _as_interval(n: Node) -> Interval | None:
+    if isinstance(n, Interval):
+        return n
+    if isinstance(n, Seq) and len(n.items) == 2 and n.brackets in ("()", "[]") and \
+            all(isinstance(i, Expr) for i in n.items):
+        lo, hi = n.items
+        return Interval(lo, hi, n.brackets == "()", n.brackets == "()")
+    return None
+
+
+def _intervals_equal(a: Interval, b: Interval, pol: Policy) -> bool:
+    return (a.lo_open == b.lo_open and a.hi_open == b.hi_open
+            and scalar_equal(a.lo, b.lo, pol) and scalar_equal(a.hi, b.hi, pol))
+
+
+def _match_unordered(xs: tuple[Node, ...], ys: tuple[Node, ...], pol: Policy) -> bool:
+    if len(xs) != len(ys):
+        return False
+    used = [False] * len(ys)
+    for x in xs:
+        for j, y in enumerate(ys):
+            if not used[j] and equal(x, y, pol):
+                used[j] = True
+                break
+        else:
+            return False
+    return True
+
+
+def _seq_equal(a: Seq, b: Seq, pol: Policy) -> bool:
+    ordered_kinds = ("tuple", "ordered")
+    if a.kind in ordered_kinds and b.kind in ordered_kinds:
+        if len(a.items) == 2 and {a.brackets, b.brackets} == {"()", "[]"}:
+            return False  # (a, b) vs [a, b]: intervals with different ends
+        return len(a.items) == len(b.items) and all(equal(x, y, pol) for x, y in zip(a.items, b.items))
+    if "set" not in (a.kind, b.kind) and (pol.ordered_lists or a.kind in ordered_kinds or b.kind in ordered_kinds):
+        # a bare list against a tuple: `x = 2, y = 3` vs `(2, 3)` is positional
+        return len(a.items) == len(b.items) and all(equal(x, y, pol) for x, y in zip(a.items, b.items))
+    return _match_unordered(a.items, b.items, pol)
+
+
+def _union_parts(n: Node) -> tuple[Node, ...]:
+    if isinstance(n, SetUnion):
+        out: list[Node] = []
+        for p in n.parts:
+            out.extend(_union_parts(p))
+        return tuple(out)
+    return (n,)
+
+
+def _solved_equal(rel: Relation, other: Expr, pol: Policy) -> bool:
+    """`xy = 6` against `6/x`: solve the equation for the one variable the other side
+    lacks; equal when that gives exactly one solution and it equals the other side."""
+    if rel.op != "=" or not isinstance(rel.lhs, Expr) or not isinstance(rel.rhs, Expr):
+        return False
+    d = sympy.Add(rel.lhs.value, sympy.Mul(-1, rel.rhs.value))
+    missing = d.free_symbols - other.value.free_symbols
+    if len(missing) != 1 or not guards.cheap_to_solve(d, next(iter(missing))):
+        return False
+    try:
+        solutions = sympy.solve(d, next(iter(missing)))
+    except Exception:
+        return False
+    if len(solutions) != 1:
+        return False
+    return scalar_equal(Expr(solutions[0], str(solutions[0]), inexact=rel.lhs.inexact or rel.rhs.inexact),
+                        other, pol)
+
+
+def _relations_equal(a: Relation, b: Relation, pol: Policy) -> bool:
+    if a.op == "=" and b.op == "=":
+        if _is_name(a.lhs) and _is_name(b.lhs):
+            return equal(a.rhs, b.rhs, pol)
+        if all(isinstance(n, Expr) for n in (a.lhs, a.rhs, b.lhs, b.rhs)):
+            d1 = sympy.Add(a.lhs.value, sympy.Mul(-1, a.rhs.value))
+            d2 = sympy.Add(b.lhs.value, sympy.Mul(-1, b.rhs.value))
+            return _proportional(d1, d2)
+        return equal(a.lhs, b.lhs, pol) and equal(a.rhs, b.rhs, pol)
+    flipped = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "!=": "!=", "=": "="}
+    if a.op == b.op and equal(a.lhs, b.lhs, pol) and equal(a.rhs, b.rhs, pol):
+        return True
+    return flipped[a.op] == b.op and equal(a.lhs, b.rhs, pol) and equal(a.rhs, b.lhs, pol)
+
+
+def equal(a: Node, b: Node, pol: Policy) -> bool:
+    """Whether two parsed answers are equal under `pol` (rules in the module docstring)."""
+    a, b = _unwrap(a), _unwrap(b)
+    if isinstance(a, Text) or isinstance(b, Text):
+        ka, kb = _text_of(a), _text_of(b)
+        return ka is not None and ka == kb and bool(ka)
+    if isinstance(a, Expr) and isinstance(b, Expr):
+        return scalar_equal(a, b, pol)
+    if isinstance(a, Relation) and isinstance(b, Relation):
+        return _relations_equal(a, b, pol)
+    if isinstance(a, Relation) or isinstance(b, Relation):
+        rel, other = (a, b) if isinstance(a, Relation) else (b, a)
+        return isinstance(other, Expr) and _solved_equal(rel, other, pol)
+    ia, ib = _as_interval(a), _as_interval(b)
+    if isinstance(a, Interval) or isinstance(b, Interval):
+        return ia is not None and ib is not None and _intervals_equal(ia, ib, pol)
+    if isinstance(a, SetUnion) or isinstance(b, SetUnion):
+        pa, pb = _union_parts(a), _union_parts(b)
+        return _match_unordered(pa, pb, pol)
+    if isinstance(a, Seq) and isinstance(b, Seq):
+        if _seq_equal(a, b, pol):
+            return True
+        return ia is not None and ib is not None and _intervals_equal(ia, ib, pol)
+    return False
+
+
+# ---------------------------------------------------------------- renaming
+
+def free_symbols(n: Node) -> set[sympy.Symbol]:
+    if isinstance(n, Expr):
+        return set(n.value.free_symbols)
+    if isinstance(n, Interval):
+        return free_symbols(n.lo) | free_symbols(n.hi)
+    if isinstance(n, (Seq, SetUnion)):
+        out: set[sympy.Symbol] = set()
+        for i in (n.items if isinstance(n, Seq) else n.parts):
+            out |= free_symbols(i)
+        return out
+    if isinstance(n, Relation):
+        # `f(x) = …`, `(k, l) = …`: the names on the left are not free parameters.
+        return free_symbols(n.rhs) | (set() if _is_name(n.lhs) else free_symbols(n.lhs))
+    return set()
+
+
+def _stands_alone(n: Node, sym: sympy.Symbol) -> bool:
+    """Whether `sym` is by itself a value of `n` (then `x = y` vs `x = z` must not rename)."""
+    if isinstance(n, Expr):
+        return n.value == sym
+    if isinstance(n, Interval):
+        return _stands_alone(n.lo, sym) or _stands_alone(n.hi, sym)
+    if isinstance(n, (Seq, SetUnion)):
+        return any(_stands_alone(i, sym) for i in (n.items if isinstance(n, Seq) else n.parts))
+    if isinstance(n, Relation):
+        if _is_name(n.lhs):
+            # In `f(x) = x` the x is bound by the left side: a rename is fine.
+            bound = isinstance(n.lhs, Expr) and sym in n.lhs.value.free_symbols
+            return not bound and _stands_alone(n.rhs, sym)
+        return _stands_alone(n.rhs, sym) or _stands_alone(n.lhs, sym)
+    return False
+
+
+def rename(n: Node, mapping: dict) -> Node:
+    """`n` with symbols replaced (`xreplace`, so nothing is evaluated)."""
+    if isinstance(n, Expr):
+        return replace(n, value=n.value.xreplace(mapping))
+    if isinstance(n, Interval):
+        return replace(n, lo=rename(n.lo, mapping), hi=rename(n.hi, mapping))
+    if isinstance(n, Seq):
+        return replace(n, items=tuple(rename(i, mapping) for i in n.items))
+    if isinstance(n, SetUnion):
+        return SetUnion(tuple(rename(i, mapping) for i in n.parts))
+    if isinstance(n, Relation):
+        return replace(n, lhs=rename(n.lhs, mapping), rhs=rename(n.rhs, mapping))
+    return n
+
+
+def describe(n: Node) -> str:
+    """What a parsed answer is, in a few words (for reasons): "a tuple of 2", "a number"."""
+    n = _unwrap(n)
+    if isinstance(n, Expr):
+        return "an expression" if n.value.free_symbols else "a number"
+    if isinstance(n, Text):
+        return "text"
+    if isinstance(n, Interval):
+        return "an interval"
+    if isinstance(n, SetUnion):
+        return f"a union of {len(_union_parts(n))}"
+    if isinstance(n, Relation):
+        return "an equation" if n.op == "=" else "a relation"
+    if _as_interval(n) is not None:
+        return "a pair or interval"
+    kind = {"list": "a list", "pm": "a list", "set": "a set", "tuple": "a tuple", "ordered": "a list"}[n.kind]
+    return f"{kind} of {len(n.items)}"
+
+
+def answers_equal(pred: Node, ref: Node, pol: Policy) -> tuple[bool, str]:
+    """Top-level comparison: (equal?, a short why)."""
+    if equal(pred, ref, pol):
+        return True, f"equivalent ({describe(ref)})"
+    sp, sr = free_symbols(pred), free_symbols(ref)
+    only_p, only_r = sp - sr, sr - sp
+    if len(only_p) == 1 and len(only_r) == 1 and not (
+            _stands_alone(pred, next(iter(only_p))) or _stands_alone(ref, next(iter(only_r)))):
+        mapping = {next(iter(only_p)): next(iter(only_r))}
+        if equal(rename(pred, mapping), ref, pol):
+            return True, f"equivalent after renaming {list(mapping)[0]} to {list(mapping.values())[0]}"
+    dp, dr = describe(pred), describe(ref)
+    return False, f"not equivalent ({dp} vs {dr})" if dp != dr else f"not equivalent (both {dp})"
