@@ -1,7 +1,7 @@
 """`rewardctl`: score files, list verifiers, and read, report and replay the reward history.
 
     rewardctl score FILE.jsonl [--server HOST:PORT] [-o OUT.jsonl]
-    rewardctl verifiers [--server HOST:PORT]
+    rewardctl verifiers [--server HOST:PORT] [--all-versions]
     rewardctl runs --server HOST:PORT
     rewardctl history [--run ID] [--step-min N] [--step-max N] [--verifier NAME] [--status S]
                       [--since RFC3339] [--until RFC3339] [--reward-min X] [--reward-max X]
@@ -225,18 +225,23 @@ def print_table(table: Any) -> None:
 def cmd_verifiers(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    def version(v: str, latest: bool) -> str:
+        return v + (" (latest)" if latest and args.all_versions else "")
+
     if args.server:
-        infos = pb_grpc.RewardServiceStub(_channel(args.server)).ListVerifiers(pb.ListVerifiersRequest()).verifiers
-        rows = [(v.name, v.version, "yes" if v.available else f"no: {v.unavailable_reason}",
+        request = pb.ListVerifiersRequest(all_versions=args.all_versions)
+        infos = pb_grpc.RewardServiceStub(_channel(args.server)).ListVerifiers(request).verifiers
+        rows = [(v.name, version(v.version, v.latest), "yes" if v.available else f"no: {v.unavailable_reason}",
                  ", ".join(f"{p.name}: {p.type} = {p.default_json}" for p in v.params), v.description) for v in infos]
     else:
         from verifiers import registry
 
         rows = []
-        for cls in registry.latest():
+        for cls in registry.all_versions() if args.all_versions else registry.latest():
             ok, why = cls.available()
             params = ", ".join(f"{n}: {t} = {d}" for n, t, d, _ in registry.describe_params(cls))
-            rows.append((cls.name, cls.version, "yes" if ok else f"no: {why}", params, cls.description))
+            rows.append((cls.name, version(cls.version, registry.is_latest(cls)), "yes" if ok else f"no: {why}",
+                         params, cls.description))
     table = Table("verifier", "version", "available", "parameters", "description")
     for r in rows:
         table.add_row(*r)
@@ -383,6 +388,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=cmd_score)
     p = sub.add_parser("verifiers", help="list verifiers, versions and parameters")
     p.add_argument("--server", default=default_server)
+    p.add_argument("--all-versions", action="store_true",
+                   help="also the older versions kept for pinned specs and `replay` (default: the newest)")
     p.set_defaults(fn=cmd_verifiers)
     p = sub.add_parser("runs", help="list runs in the store")
     p.add_argument("--server", default=default_server or "127.0.0.1:50051")

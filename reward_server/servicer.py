@@ -273,14 +273,14 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     async def ListVerifiers(self, request: pb.ListVerifiersRequest, context: Any) -> pb.ListVerifiersResponse:
         await self._who(context)
         out = []
-        for cls in registry.latest():
+        for cls in registry.all_versions() if request.all_versions else registry.latest():
             ok, why = cls.available()
             schema = cls.Params.model_json_schema()
             params = [pb.ParamInfo(name=n, type=t, default_json=d, description=desc)
                       for n, t, d, desc in registry.describe_params(cls)]
             out.append(pb.VerifierInfo(name=cls.name, version=cls.version, description=cls.description,
                                        params=params, params_schema_json=convert.json.dumps(schema),
-                                       available=ok, unavailable_reason=why))
+                                       available=ok, unavailable_reason=why, latest=registry.is_latest(cls)))
         return pb.ListVerifiersResponse(verifiers=out)
 
     @_rpc

@@ -39,6 +39,16 @@ def latest() -> list[type[Verifier]]:
     return [vs[max(vs, key=_version_key)] for _, vs in sorted(_REGISTRY.items())]
 
 
+def all_versions() -> list[type[Verifier]]:
+    """Every registered verifier class, by name, newest version first. Older versions stay
+    registered when behaviour changes, so pinned specs and stored history keep meaning."""
+    return [vs[v] for _, vs in sorted(_REGISTRY.items()) for v in sorted(vs, key=_version_key, reverse=True)]
+
+
+def is_latest(cls: type[Verifier]) -> bool:
+    return get(cls.name) is cls
+
+
 def get(name: str, version: str | None = None) -> type[Verifier]:
     """The class registered as `name` (`version`, or the newest when None/empty).
 

@@ -191,7 +191,7 @@ class ParamInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., default_json: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class VerifierInfo(_message.Message):
-    __slots__ = ("name", "version", "description", "params", "params_schema_json", "available", "unavailable_reason")
+    __slots__ = ("name", "version", "description", "params", "params_schema_json", "available", "unavailable_reason", "latest")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +199,7 @@ class VerifierInfo(_message.Message):
     PARAMS_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    LATEST_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     description: str
@@ -206,11 +207,14 @@ class VerifierInfo(_message.Message):
     params_schema_json: str
     available: bool
     unavailable_reason: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., params: _Optional[_Iterable[_Union[ParamInfo, _Mapping]]] = ..., params_schema_json: _Optional[str] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
+    latest: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., params: _Optional[_Iterable[_Union[ParamInfo, _Mapping]]] = ..., params_schema_json: _Optional[str] = ..., available: _Optional[bool] = ..., unavailable_reason: _Optional[str] = ..., latest: _Optional[bool] = ...) -> None: ...
 
 class ListVerifiersRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("all_versions",)
+    ALL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    all_versions: bool
+    def __init__(self, all_versions: _Optional[bool] = ...) -> None: ...
 
 class ListVerifiersResponse(_message.Message):
     __slots__ = ("verifiers",)
