@@ -25,6 +25,18 @@ def register(cls: type[Verifier]) -> type[Verifier]:
     return cls
 
 
+def register_compatible(cls: type[Verifier], version: str) -> type[Verifier]:
+    """Keep `cls.name@version` registered for an older version that `cls` scores the same
+    way on every request the older one accepted (it only added parameters): specs pinned
+    to the old version keep working and history keeps its label. Behaviour that changes
+    needs a frozen copy of the old code instead (see verifiers/math/v1/)."""
+    alias = type(cls.__name__, (cls,), {"version": version, "__doc__": cls.__doc__,
+                                        "description": f"{cls.description} (as {cls.version}, which only added "
+                                                       f"parameters to {version})",
+                                        "__module__": cls.__module__})
+    return register(alias)
+
+
 def _version_key(v: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in v.replace("-", ".").split("."))
 

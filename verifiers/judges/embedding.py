@@ -21,7 +21,7 @@ from pydantic import Field
 
 from ..core import Params, VerifierResult
 from ..errors import InvalidReferenceError
-from ..registry import register
+from ..registry import register, register_compatible
 from .errors import JudgeFailure, failure_result
 from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model, model_path
 from .templates import judge_inputs
@@ -114,3 +114,6 @@ class EmbeddingSimilarity(LocalModelVerifier):
 
 
 __all__ = ["EmbeddingSimilarity", "EmbeddingParams", "cosine_reward", "DEFAULT_MODEL"]
+
+
+register_compatible(EmbeddingSimilarity, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working

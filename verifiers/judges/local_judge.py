@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from ..core import VerifierResult
-from ..registry import register
+from ..registry import register, register_compatible
 from .errors import JudgeFailure, ModelError, excerpt, failure_result
 from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model, model_path
 from .parsing import yes_probability_from_probs
@@ -157,3 +157,5 @@ class LocalJudge(LocalModelVerifier):
 
 __all__ = ["LocalJudge", "LocalJudgeParams", "render_chat", "encode_prompt", "left_pad", "word_token_ids"]
 
+
+register_compatible(LocalJudge, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working

@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from ..core import Verifier, VerifierResult
-from ..registry import register
+from ..registry import register, register_compatible
 from .errors import (JudgeBadResponse, JudgeConnectionError, JudgeFailure, JudgeHTTPError, JudgeRefused,
                      JudgeTimeout, JudgeUnparseable, excerpt, failure_result)
 from .parsing import yes_probability
@@ -387,3 +387,6 @@ class OpenAIJudge(Verifier):
 
 
 __all__ = ["OpenAIJudge", "JudgeParams", "Endpoint", "endpoint", "limits", "target", "reset_endpoints"]
+
+
+register_compatible(OpenAIJudge, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..core import Params, VerifierResult
-from ..registry import register
+from ..registry import register, register_compatible
 from .errors import JudgeFailure, failure_result
 from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model, model_path
 from .templates import judge_inputs
@@ -124,3 +124,6 @@ class RewardModelVerifier(LocalModelVerifier):
 
 
 __all__ = ["RewardModelVerifier", "RewardModelParams", "normalize_reward", "encode_pair"]
+
+
+register_compatible(RewardModelVerifier, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working

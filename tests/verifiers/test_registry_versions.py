@@ -1,0 +1,28 @@
+"""Versions stay registered when a verifier changes: pinned specs and stored history keep
+working (math@1.0.0 frozen; the judges' 1.0.0 = 1.1.0, which only added parameters)."""
+import verifiers
+from verifiers import registry
+
+
+def test_older_versions_stay_registered_and_newest_is_the_default():
+    for name, old, new in (("math", "1.0.0", "2.0.0"), ("judge", "1.0.0", "1.1.0"),
+                           ("local_judge", "1.0.0", "1.1.0"), ("reward_model", "1.0.0", "1.1.0"),
+                           ("embedding_similarity", "1.0.0", "1.1.0")):
+        assert registry.get(name).version == new
+        assert registry.get(name, old).version == old and not registry.is_latest(registry.get(name, old))
+        assert [c.version for c in registry.all_versions() if c.name == name] == [new, old]
+
+
+def test_a_compatible_alias_scores_like_its_newer_version():
+    judge_old, judge_new = registry.get("judge", "1.0.0"), registry.get("judge")
+    assert issubclass(judge_old, judge_new) and judge_old.Params is judge_new.Params
+
+
+def test_the_frozen_math_version_keeps_its_old_verdicts():
+    # 1.0.0 accepted rounded decimals by default; 2.0.0 is strict unless told the digits
+    assert verifiers.verify("math", "\\boxed{0.333}", "\\frac{1}{3}", version="1.0.0").reward == 1.0
+    assert verifiers.verify("math", "\\boxed{0.333}", "\\frac{1}{3}").reward == 0.0
+    assert verifiers.verify("math", "\\boxed{0.333}", "\\frac{1}{3}", {"rounding_sig_digits": 3}).reward == 1.0
+    # and abstained on an unanswered completion, which 2.0.0 scores 0
+    assert verifiers.verify("math", "I give up.", "5", version="1.0.0").status.value == "ABSTAIN"
+    assert verifiers.verify("math", "I give up.", "5").reward == 0.0
