@@ -425,6 +425,8 @@ def _seq_equal(a: Seq, b: Seq, pol: Policy) -> bool:
     if a.kind in ordered_kinds and b.kind in ordered_kinds:
         if len(a.items) == 2 and {a.brackets, b.brackets} == {"()", "[]"}:
             return False  # (a, b) vs [a, b]: intervals with different ends
+        if {a.brackets, b.brackets} == {"row", "col"}:
+            return False  # a row vector is not the column vector it transposes
         return len(a.items) == len(b.items) and all(equal(x, y, pol) for x, y in zip(a.items, b.items))
     if "set" not in (a.kind, b.kind) and (pol.ordered_lists or a.kind in ordered_kinds or b.kind in ordered_kinds):
         # a bare list against a tuple: `x = 2, y = 3` vs `(2, 3)` is positional

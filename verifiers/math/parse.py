@@ -59,7 +59,7 @@ class Text:
 class Seq:
     """Several values. `kind`: "list" (bare commas: order-free by policy), "tuple"
     (parentheses: ordered), "ordered" (square brackets, 3+ items), "set" (braces),
-    "pm" (the variants of a `\\pm`). `brackets` keeps the delimiters, so a 2-item
+    "pm" (the variants of a `\\pm`). `brackets` keeps the delimiters (or a matrix vector's "row" / "col"), so a 2-item
     tuple can still be read as an interval."""
 
     items: tuple["Node", ...]
@@ -335,7 +335,10 @@ def _parse_matrix(s: str) -> Node | None:
     rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
     grid = [[parse_element(c.strip()) for c in r.split("&")] for r in rows]
     if len(grid) == 1 or all(len(r) == 1 for r in grid):
-        return Seq(tuple(x for r in grid for x in r), "tuple")  # a vector: no interval reading
+        # A vector: no interval reading. Its orientation is kept, so a row vector is not its
+        # transpose; a tuple `(1, 2)` (no orientation) matches either.
+        shape = "row" if len(grid) == 1 and len(grid[0]) > 1 else "col" if len(grid) > 1 else ""
+        return Seq(tuple(x for r in grid for x in r), "tuple", shape)
     return Seq(tuple(Seq(tuple(r), "tuple", "()") for r in grid), "tuple", "[]")
 
 

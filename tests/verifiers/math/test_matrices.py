@@ -19,11 +19,14 @@ TABLE = [
      "\\begin{pmatrix} \\frac13 & 0 \\\\ 0 & 1 \\end{pmatrix}", REJECT),
     ("\\boxed{\\begin{pmatrix} \\cos\\theta & -\\sin\\theta \\\\ \\sin\\theta & \\cos\\theta \\end{pmatrix}}",
      "\\begin{pmatrix} \\cos\\theta & -\\sin\\theta \\\\ \\sin\\theta & \\cos\\theta \\end{pmatrix}", ACCEPT),
-    # vectors: a column equals the same entries in a row or a tuple
+    # vectors: a tuple has no orientation and matches a row or a column; a row matrix is
+    # not the column vector it transposes
     ("\\boxed{\\begin{pmatrix} 1 \\\\ -2 \\\\ 3 \\end{pmatrix}}", "(1, -2, 3)", ACCEPT),
     ("\\boxed{(1, -2, 3)}", "\\begin{pmatrix} 1 \\\\ -2 \\\\ 3 \\end{pmatrix}", ACCEPT),
     ("\\boxed{\\begin{pmatrix} -2 \\\\ 1 \\\\ 3 \\end{pmatrix}}", "\\begin{pmatrix} 1 \\\\ -2 \\\\ 3 \\end{pmatrix}", REJECT),
-    ("\\boxed{\\begin{bmatrix} 1 & -2 & 3 \\end{bmatrix}}", "\\begin{pmatrix} 1 \\\\ -2 \\\\ 3 \\end{pmatrix}", ACCEPT),
+    ("\\boxed{\\begin{bmatrix} 1 & -2 & 3 \\end{bmatrix}}", "\\begin{pmatrix} 1 \\\\ -2 \\\\ 3 \\end{pmatrix}", REJECT),
+    ("\\boxed{\\begin{bmatrix} 1 & -2 & 3 \\end{bmatrix}}", "(1, -2, 3)", ACCEPT),
+    ("\\boxed{\\begin{bmatrix} 1 \\\\ -2 \\\\ 3 \\end{bmatrix}}", "\\begin{pmatrix} 1 \\\\ -2 \\\\ 3 \\end{pmatrix}", ACCEPT),
     ("\\boxed{\\langle 1, -2, 3 \\rangle}", "\\begin{pmatrix} 1 \\\\ -2 \\\\ 3 \\end{pmatrix}", ACCEPT),
     # a determinant written with vmatrix is the matrix, not its value
     ("\\boxed{\\begin{vmatrix} 1 & 2 \\\\ 3 & 4 \\end{vmatrix}}", "-2", REJECT),
