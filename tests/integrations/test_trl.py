@@ -11,7 +11,11 @@ from rlvr_integrations.client import RewardServiceUnavailable
 from rlvr_integrations.trl import RewardServiceFunc, completion_text, prompt_text
 from tests.conftest import free_port
 
-MATH_AND_FORMAT = [{"name": "math", "weight": 1.0},
+# math@2.0.0 scores an unanswered completion OK 0.0 by default; these tests are about how the
+# integration carries a non-OK result, so the abstaining behaviour is asked for explicitly.
+# A completion with no final answer ("I do not know." is a short bare answer to math@2.0.0, graded 0).
+NO_ANSWER = "I am not sure how to solve this one."
+MATH_AND_FORMAT = [{"name": "math", "weight": 1.0, "params": {"unanswered": "abstain"}},
                    {"name": "format", "weight": 0.0, "params": {"kind": "r1", "strict": False}}]
 SLOW_REGEX = [{"name": "format", "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.05}}]
 
@@ -26,7 +30,7 @@ def test_scores_a_batch_in_one_request_with_references_from_a_column(server, stu
                              run_name="trl-unit", name="service_math")
     assert func.__name__ == "service_math"
     prompts = ["What is 6*7?", "What is 2+2?", "What is 1/2?", "Name a number."]
-    completions = ["<think>6*7</think><answer>42</answer>", "\\boxed{5}", "The answer is 0.5", "I do not know."]
+    completions = ["<think>6*7</think><answer>42</answer>", "\\boxed{5}", "The answer is 0.5", NO_ANSWER]
     metrics, extra = {}, {}
     rewards = func(prompts=prompts, completions=completions, completion_ids=None,
                    answer=["42", "4", "\\frac{1}{2}", "7"], task=["math"] * 4,
@@ -46,6 +50,14 @@ def test_scores_a_batch_in_one_request_with_references_from_a_column(server, stu
     assert run.name == "trl-unit" and run.config["trainer"] == "trl" and run.score_count == 8
     func.finish_run()
     assert stub.GetRun(pb.GetRunRequest(run_id=func.run_id)).state == "finished"
+
+
+def test_an_unanswered_completion_scores_zero_ok_under_the_default_math(server):
+    func = RewardServiceFunc(server.address, spec=["math"], api_key="", reference_column="answer")
+    assert func(prompts=["Name a number."], completions=[NO_ANSWER], answer=["7"]) == [0.0]
+    result = func.last_results[0]
+    assert result.status == pb.STATUS_OK and "no final answer" in result.components[0].reason
+    assert func.status_counts == {"OK": 1}
 
 
 def test_conversational_completions_and_a_format_only_spec(server):

@@ -13,6 +13,7 @@ from tests.conftest import free_port
 
 R1 = "<think>6*7</think><answer>42</answer>"
 SLOW_REGEX = '[{"name": "format", "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.05}}]'
+NO_ANSWER = "I am not sure how to solve this one."   # no final answer for math to grade
 KEYS = {"score", "status", "valid", "reason"}
 
 
@@ -55,8 +56,13 @@ def test_non_ok_policy_is_explicit(server):
     with pytest.raises(verl.RewardNotScored, match="TIMEOUT"):
         verl.compute_score("synthetic", "a" * 40 + "b", None, on_failure="raise", **kw)
     assert verl.status_counts() == {"TIMEOUT": 3}
-    abstain = verl.compute_score("gsm8k", "I do not know.", "42", address=server.address, spec=["math"], api_key="")
+    abstaining_math = '[{"name": "math", "params": {"unanswered": "abstain"}}]'
+    abstain = verl.compute_score("gsm8k", NO_ANSWER, "42", address=server.address, spec=abstaining_math,
+                                 api_key="")
     assert (abstain["status"], abstain["valid"], abstain["score"]) == ("ABSTAIN", False, 0.0)
+    # math@2.0.0's default (unanswered = "zero"): the same completion is a valid 0, not a failure
+    zero = verl.compute_score("gsm8k", NO_ANSWER, "42", address=server.address, spec=["math"], api_key="")
+    assert (zero["status"], zero["valid"], zero["score"]) == ("OK", True, 0.0)
 
 
 def test_batch_variant_one_request_and_routing_by_data_source(server, stub):
