@@ -1,22 +1,43 @@
-# syntax=docker/dockerfile:1
 # Two images from one file:
 #   docker build --target server  -t rlvr-reward-server .   (no torch: the service and verifiers)
 #   docker build --target trainer -t rlvr-grpo-trainer .    (adds torch + transformers for a GPU host)
 # No secrets are baked in: database URL, TLS files and API keys come from the environment
 # or mounted files at run time.
-FROM python:3.11-slim AS base
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+#
+# Base image: PYTHON_IMAGE, any Debian/Ubuntu image with python3 (python3-venv on Debian's
+# own python). scripts/docker-base-images.sh builds rlvr-python:bookworm from debootstrap
+# (no registry) and a wheelhouse in build/wheels; with wheels there, pip installs from them
+# alone (--no-index), else from the package index (PIP_INDEX_URL as a build arg).
+# Works with the classic builder and BuildKit alike (no registry-fetched syntax frontend).
+ARG PYTHON_IMAGE=python:3.11-slim
+FROM ${PYTHON_IMAGE} AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LANG=C.UTF-8 PATH=/opt/venv/bin:$PATH
+# The code verifier's sandbox: bubblewrap and util-linux's setpriv/prlimit. The debootstrap
+# base has them; a stock image gets them from its apt sources.
+RUN pkgs=""; command -v bwrap >/dev/null || pkgs="bubblewrap"; \
+    command -v prlimit >/dev/null || pkgs="$pkgs util-linux"; \
+    python3 -c "import ensurepip" 2>/dev/null || pkgs="$pkgs python3-venv"; \
+    if [ -n "$pkgs" ]; then apt-get update && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi \
+ && python3 -m venv /opt/venv && useradd --system --uid 10001 --home-dir /app rewards
 WORKDIR /app
+# build/wheel[s]: the wheelhouse when the script made one; the glob lets the build go on
+# without it (pyproject.toml keeps the source list non-empty).
+COPY pyproject.toml build/wheel[s] /wheels/
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+RUN if ls /wheels/*.whl >/dev/null 2>&1; then echo "--no-index --find-links /wheels" > /wheels/pip-args; \
+    else : > /wheels/pip-args; fi
 COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY reward_server ./reward_server
 COPY verifiers ./verifiers
 COPY trainer_client ./trainer_client
 COPY rlvr_integrations ./rlvr_integrations
-RUN useradd --system --uid 10001 --home /app rewards
 
 FROM base AS server
-RUN pip install ".[postgres]"
+RUN pip install $(cat /wheels/pip-args) ".[postgres]" && rm -rf /app/build /app/*.egg-info
 USER rewards
 EXPOSE 50051
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["reward-server", "health"]
@@ -24,8 +45,11 @@ ENTRYPOINT ["reward-server"]
 CMD ["--host", "0.0.0.0", "--port", "50051"]
 
 FROM base AS trainer
-# TORCH_SPEC picks the build, e.g. torch==2.13.0 (CUDA wheels from PyPI on x86_64).
+# TORCH_SPEC picks the build, e.g. torch==2.13.0 (CUDA wheels from PyPI on x86_64); the
+# wheelhouse does not carry torch: this stage needs an index (PIP_INDEX_URL) or
+# `pip wheel` of torch and '.[train]' into build/wheels first.
 ARG TORCH_SPEC=torch==2.13.0
-RUN pip install "$TORCH_SPEC" && pip install ".[train]"
+RUN pip install $(cat /wheels/pip-args) "$TORCH_SPEC" && pip install $(cat /wheels/pip-args) ".[train]" \
+ && rm -rf /app/build /app/*.egg-info
 USER rewards
 ENTRYPOINT ["grpo-train"]
