@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from typing import Any
 
@@ -110,7 +111,8 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     summary = {"run_id": result.run_id, "steps": result.steps, "final_dir": result.final_dir,
                **{f"heldout_accuracy_step{k}": v.accuracy for k, v in result.evals.items()}}
-    print(json.dumps(summary), flush=True)
+    if os.environ.get("RANK", "0") == "0":   # torchrun / accelerate: one summary line, rank 0's
+        print(json.dumps(summary), flush=True)
     return 0
 
 

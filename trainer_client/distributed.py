@@ -10,8 +10,9 @@ group is gloo on CPU and nccl on CUDA, and a CUDA rank uses GPU `LOCAL_RANK`.
 Each rank takes its own slice of every global prompt batch (prompts j ≡ rank mod W),
 samples its groups and streams them to the reward service itself; group ids carry the
 rank (``r{rank}-s{step}-g{j}``), so a group never straddles ranks and its statistics
-stay per group. Rank 0 alone starts the run (the run id is broadcast), logs steps and
-writes checkpoints. Without a launcher (WORLD_SIZE unset) everything here is a no-op.
+stay per group. Rank 0 alone starts the run (the run id is broadcast), prints the
+banner and step lines, logs steps and writes checkpoints; a step's metrics are the
+ranks' means, but its counts (non-OK samples) their sums (`mean_metrics`). Without a launcher (WORLD_SIZE unset) everything here is a no-op.
 
 Strategies (`dist_strategy`):
     ddp   every rank holds the whole model; DistributedDataParallel averages gradients.
@@ -173,8 +174,12 @@ def global_std(values: torch.Tensor, d: Dist) -> torch.Tensor:
     return (sq[0] / (n - 1)).sqrt() if n > 1 else torch.zeros((), dtype=torch.float64)
 
 
-def mean_metrics(metrics: dict[str, float], d: Dist) -> dict[str, float]:
-    """Average each metric over ranks (NaN-aware); every rank must pass the same keys."""
+def mean_metrics(metrics: dict[str, float], d: Dist, sums: frozenset[str] = frozenset()
+                 ) -> dict[str, float]:
+    """Metrics over ranks in one all-reduce: the keys in `sums` (this rank's counts, e.g.
+    non-OK samples) are summed, so a count stays a whole number of samples; the others
+    are averaged, NaN-aware (a rank's NaN is left out; NaN when every rank's is).
+    Every rank must pass the same keys."""
     if not d.enabled:
         return metrics
     import torch.distributed as dist
@@ -184,8 +189,10 @@ def mean_metrics(metrics: dict[str, float], d: Dist) -> dict[str, float]:
     ok = (~torch.isnan(v)).double()
     both = torch.stack([torch.nan_to_num(v) * ok, ok])
     dist.all_reduce(both)
-    mean = both[0] / both[1]
-    return {k: float(m) if n > 0 else float("nan") for k, m, n in zip(keys, mean, both[1])}
+    out = {}
+    for k, total, n in zip(keys, both[0].tolist(), both[1].tolist()):
+        out[k] = float("nan") if n == 0 else total if k in sums else total / n
+    return out
 
 
 def barrier(d: Dist) -> None:

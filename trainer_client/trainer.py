@@ -57,6 +57,12 @@ class TrainResult:
     components_returned: int = 0
 
 
+# Step metrics that count this rank's own samples: summed over ranks, never averaged.
+# (dynamic sampling's groups_kept/dropped and extra_draws are global already, the same on
+# every rank, so their mean is the count.)
+RANK_COUNTS = frozenset({"non_ok_samples"})
+
+
 def resolve_device(name: str) -> torch.device:
     """"auto" = cuda when available, else cpu; `accelerate launch --cpu` (which sets
     ACCELERATE_USE_CPU) makes "auto" cpu. Under a launcher a bare "cuda" becomes
@@ -121,6 +127,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     batch cannot be split (fewer prompts than ranks; under FSDP, not a multiple of W).
     sampling.backend "vllm" needs CUDA and the vllm package: VllmUnavailable (a
     RuntimeError naming `pip install '.[vllm]'`) is raised before anything else starts.
+    Data parallel, rank 0 alone prints (banner, step lines, progress bar); step counts
+    (non_ok_samples) are summed over ranks, means averaged.
     `on_step(step, model)` is called after each step's update (tests, tools); under FSDP
     `model` is sharded and on_step runs on every rank (collectives allowed).
     """
@@ -158,6 +166,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     # --- policy, optional frozen reference, optimiser ----------------------------------
     # torchrun / accelerate: rank, world size and this rank's GPU; otherwise rank 0 of 1
     dd, device = distributed.init(device, cfg.dist_strategy)
+    # Rank 0 alone speaks (the ranks' lines would repeat it W times).
+    if not dd.is_main:
+        say = lambda m: None  # noqa: E731
     if dd.enabled and g.prompts_per_step < dd.world_size:
         raise ValueError(f"grpo.prompts_per_step {g.prompts_per_step} < {dd.world_size} ranks: "
                          f"every rank needs at least one prompt per step")
@@ -312,7 +323,7 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         if heldout and start_step == 0:
             run_eval(0)
         bar = tqdm(range(start_step + 1, cfg.steps + 1), desc="grpo", file=sys.stderr,
-                   disable=not progress)
+                   disable=not (progress and dd.is_main))
         for step in bar:
             t0 = time.monotonic()
             t_gen = t_scored = 0.0
@@ -491,7 +502,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             metrics["generate_time_s"] = t_gen - t0
             metrics["score_wait_time_s"] = t_scored - t_gen     # scoring not hidden by generation
             metrics["step_time_s"] = time.monotonic() - t0
-            metrics = distributed.mean_metrics(metrics, dd)       # over ranks (no-op alone)
+            # over ranks (no-op alone): means averaged, this rank's counts summed
+            metrics = distributed.mean_metrics(metrics, dd, sums=RANK_COUNTS)
             if cfg.monitors:  # trainer_client/monitors.py: warn + monitor/<name> = 1
                 for ev in check_monitors(mon_history + [{"step": step, **metrics}]):
                     metrics[ev.metric] = 1.0

@@ -1,9 +1,12 @@
 """Data-parallel GRPO: `torchrun --nproc_per_node 2` (gloo, CPU) for 2 steps against a real
-server. The ranks' weights are identical after every step, rank 0 alone logs the run,
-and the store holds both ranks' groups (group ids carry the rank)."""
+server. The ranks' weights are identical after every step, rank 0 alone logs the run and
+prints (banner, step lines), a step's non-OK count is the sum over ranks, and the store
+holds both ranks' groups (group ids carry the rank)."""
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ pytest.importorskip("transformers")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
+from rewards.v1 import rewards_pb2 as pb  # noqa: E402
 from trainer_client.reward_client import RewardClient  # noqa: E402
 from trainer_client.tiny_model import build_tiny_model  # noqa: E402
 
@@ -26,7 +30,9 @@ def test_two_ranks_stay_identical_and_both_stream_their_groups(server, tmp_path)
     model_dir = build_tiny_model(tmp_path / "tiny", TINY)
     addr = f"127.0.0.1:{server.port}"
     proc = launch("torchrun", WORKER, str(model_dir), addr, str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    err = {r: (tmp_path / f"stderr{r}.txt").read_text() if (tmp_path / f"stderr{r}.txt").exists() else ""
+           for r in (0, 1)}
+    assert proc.returncode == 0, proc.stderr[-3000:] + err[0][-2000:] + err[1][-2000:]
 
     sums = [(tmp_path / f"rank{r}.txt").read_text().split("\n")[:-1] for r in (0, 1)]
     assert len(sums[0]) == 2 and sums[0] == sums[1]          # identical after each step
@@ -44,3 +50,23 @@ def test_two_ranks_stay_identical_and_both_stream_their_groups(server, tmp_path)
     train_samples = {(r.group_id, r.sample_index) for r in records if r.group_id.startswith("r")}
     assert len(train_samples) == 2 * 4 * 3
     assert (tmp_path / "run" / "final" / "config.json").exists()
+
+    # Rank 0 alone prints: the banner and one line per step; rank 1 prints none of it.
+    out = {r: (tmp_path / f"stdout{r}.txt").read_text() + err[r] for r in (0, 1)}
+    assert f"run {run_id}: model" in out[0] and "memory estimate" in out[0]
+    step_lines = [ln for ln in out[0].splitlines() if re.match(r"step \d+: \w+=", ln)]
+    assert [ln.split(":")[0] for ln in step_lines] == ["step 1", "step 2"]
+    assert "step 1:" not in out[1] and "run " not in out[1] and "memory estimate" not in out[1]
+    assert "grpo" not in out[1]                                  # no progress bar either
+    # Counts are summed over ranks: equal to the store's non-OK samples of both ranks'
+    # groups, whole numbers; in some step the ranks' parities differ (a mean would be x.5).
+    status = {(r.step, r.group_id, r.sample_index): r.total_status for r in records
+              if r.group_id.startswith("r")}
+    non_ok = Counter((s, g.split("-")[0]) for (s, g, _), st in status.items() if st != pb.STATUS_OK)
+    history = json.loads((tmp_path / "result0.json").read_text())["history"]
+    assert history == json.loads((tmp_path / "result1.json").read_text())["history"]
+    for h, line in zip(history, step_lines):
+        total = non_ok[(h["step"], "r0")] + non_ok[(h["step"], "r1")]
+        assert h["non_ok_samples"] == total and float(h["non_ok_samples"]).is_integer()
+        assert f"non_ok_samples={total} " in line
+    assert any((non_ok[(s, "r0")] - non_ok[(s, "r1")]) % 2 for s in (1, 2)), non_ok
