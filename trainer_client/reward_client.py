@@ -20,11 +20,17 @@ long after the first failure (a stream: until its own deadline at the latest), s
 restarted service is picked up again; a retried stream re-sends only the groups whose
 results had not come back, and a group's result that arrives twice is counted once.
 
+While the service is unreachable the client says so through `outages.log` (the trainer
+points it at its console; default: this module's logger): once when an outage starts,
+"still waiting" every `outage_notice_every_s`, and once when the service answers again
+("reward service back after 12.3 s; resuming step 5") or the client gives up (OutageNotices).
+
 `tls_ca` (a PEM CA file) makes the channel TLS; the API key travels as call metadata
 (`authorization: Bearer <key>`) either way (rlvr_integrations.client.make_channel).
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -39,6 +45,7 @@ from rlvr_integrations.client import make_channel
 from rewards.v1 import rewards_pb2, rewards_pb2_grpc
 
 SERVICE_NAME = "rewards.v1.RewardService"
+_log = logging.getLogger(__name__)
 
 
 class RewardServiceError(RuntimeError):
@@ -120,14 +127,82 @@ def make_sample(sample_id: str, prompt: str, completion: str, reference: Any,
                               reference=ref, metadata=md)
 
 
+class OutageNotices:
+    """The few lines said about one outage, whichever calls retry through it.
+
+    failed() on every UNAVAILABLE that will be retried: the first of an outage says what
+    was interrupted and how long the client will keep trying; later ones are silent but
+    for a "still waiting" line every `every_s`. recovered() on the next answer: how long
+    the service was away and what resumes. gave_up() when the retries are spent.
+    Thread-safe (a step's stream retries on its own thread); `log` takes one line.
+    """
+
+    def __init__(self, address: str, log: Callable[[str], None] | None = None,
+                 every_s: float = 30.0):
+        self.address, self.every_s = address, every_s
+        self.log: Callable[[str], None] = log or _log.warning
+        self._lock = threading.Lock()
+        self._since: float | None = None      # time.monotonic() of the outage's first failure
+        self._last_notice = 0.0
+
+    @property
+    def in_outage(self) -> bool:
+        return self._since is not None
+
+    def failed(self, what: str, give_up_at: float) -> None:
+        """`what` was interrupted ("step 5", "LogStep (step 5)"); retries end by `give_up_at`."""
+        now = time.monotonic()
+        with self._lock:
+            if self._since is None:
+                self._since = self._last_notice = now
+                line = (f"reward service at {self.address} unreachable during {what}; waiting "
+                        f"for it (gives up after {max(give_up_at - now, 0.0):.0f} s)")
+            elif now - self._last_notice >= self.every_s:
+                self._last_notice = now
+                line = (f"still waiting for the reward service at {self.address} "
+                        f"({now - self._since:.0f} s so far, gives up in "
+                        f"{max(give_up_at - now, 0.0):.0f} s)")
+            else:
+                return
+        self.log(line)
+
+    def recovered(self, what: str) -> None:
+        with self._lock:
+            if self._since is None:
+                return
+            away, self._since = time.monotonic() - self._since, None
+        self.log(f"reward service back after {away:.1f} s; resuming {what}")
+
+    def gave_up(self, what: str) -> None:
+        with self._lock:
+            if self._since is None:
+                return
+            away, self._since = time.monotonic() - self._since, None
+        self.log(f"reward service at {self.address} still unreachable after {away:.0f} s; "
+                 f"giving up on {what}")
+
+
+def _rpc_name(method: Any) -> str:
+    name = getattr(method, "_method", None)
+    if isinstance(name, bytes):
+        name = name.decode()
+    return str(name or method).rsplit("/", 1)[-1]
+
+
 class RewardClient:
-    """Typed wrapper around `RewardServiceStub` with deadlines and retries."""
+    """Typed wrapper around `RewardServiceStub` with deadlines and retries.
+
+    `outages` (OutageNotices) reports unreachable periods through `log` (default: this
+    module's logger; `outage_notice_every_s` between "still waiting" lines).
+    """
 
     def __init__(self, address: str, *, api_key: str | None = None, rpc_timeout_s: float = 30.0,
                  stream_timeout_s: float = 300.0, max_retries: int = 3,
                  backoff_s: float = 0.25, outage_timeout_s: float = 0.0,
-                 max_backoff_s: float = 5.0, tls_ca: str | Path | None = None):
+                 max_backoff_s: float = 5.0, tls_ca: str | Path | None = None,
+                 log: Callable[[str], None] | None = None, outage_notice_every_s: float = 30.0):
         self.address = address
+        self.outages = OutageNotices(address, log, outage_notice_every_s)
         self.rpc_timeout_s = rpc_timeout_s
         self.stream_timeout_s = stream_timeout_s
         self.max_retries = max_retries
@@ -199,20 +274,32 @@ class RewardClient:
             return False
         return attempt < self.max_retries or now - first_failure < self.outage_timeout_s
 
+    def give_up_at(self, first_failure: float, deadline: float = float("inf")) -> float:
+        """About when (time.monotonic()) retries from `first_failure` end: after the
+        outage window or the max_retries back-offs, whichever is longer; by `deadline`."""
+        retries_s = sum(self.backoff(i) for i in range(self.max_retries))
+        return min(deadline, first_failure + max(self.outage_timeout_s, retries_s))
+
     # --- unary RPCs -------------------------------------------------------------------
     def _call(self, method: Callable[..., Any], request: Any) -> Any:
         """One unary RPC with deadline; retry UNAVAILABLE with exponential back-off."""
         attempt, first_failure = 0, 0.0
+        step = getattr(request, "step", 0)
+        what = f"{_rpc_name(method)} (step {step})" if step else _rpc_name(method)
         while True:
             try:
-                return method(request, timeout=self.rpc_timeout_s)
+                out = method(request, timeout=self.rpc_timeout_s)
+                self.outages.recovered(what)
+                return out
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.UNAVAILABLE:
                     first_failure = first_failure or time.monotonic()
                     if self.may_retry(attempt, first_failure):
+                        self.outages.failed(what, self.give_up_at(first_failure))
                         time.sleep(self.backoff(attempt))
                         attempt += 1
                         continue
+                    self.outages.gave_up(what)
                     raise RewardServiceUnavailable(
                         f"reward service at {self.address} unavailable after {attempt} retries "
                         f"({time.monotonic() - first_failure:.0f} s): {e.details()}") from None
@@ -347,11 +434,13 @@ class GroupStream:
         c = self._client
         attempt, first_failure = 0, 0.0
         q = self._queue
+        what = f"step {self._step}"
         while True:
             remaining = self._deadline - time.monotonic()
             try:
                 call = c.stub.ScoreGroups(self._requests(q), timeout=max(remaining, 0.001))
                 for res in call:
+                    c.outages.recovered(what)       # an answer: the service is back
                     if res.HasField("error"):  # this group alone was refused
                         with self._lock:
                             self._pending.pop(res.group_id, None)
@@ -365,6 +454,7 @@ class GroupStream:
                         self._pending.pop(res.group_id, None)
                         self._results[res.group_id] = scores
                         self._arrival.append(res.group_id)
+                c.outages.recovered(what)
                 return
             except grpc.RpcError as e:
                 code = e.code()
@@ -372,6 +462,7 @@ class GroupStream:
                     first_failure = first_failure or time.monotonic()
                 if code == grpc.StatusCode.UNAVAILABLE and c.may_retry(attempt, first_failure,
                                                                         self._deadline):
+                    c.outages.failed(what, c.give_up_at(first_failure, self._deadline))
                     time.sleep(c.backoff(attempt))
                     attempt += 1
                     with self._lock:  # new queue: re-send what has no result yet
@@ -384,6 +475,7 @@ class GroupStream:
                         self._queue = q
                     continue
                 if code == grpc.StatusCode.UNAVAILABLE:
+                    c.outages.gave_up(what)
                     self._error = RewardServiceUnavailable(
                         f"ScoreGroups (step {self._step}): reward service at {c.address} "
                         f"unavailable after {attempt} retries over "

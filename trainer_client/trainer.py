@@ -116,7 +116,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
           on_step: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
     """Run GRPO as configured. Returns the history, the held-out evals and the run id.
 
-    `client` defaults to a RewardClient on cfg.reward.address (checked ready first);
+    `client` defaults to a RewardClient on cfg.reward.address (checked ready first); its
+    outage notices (waiting for the service, back after N s; OutageNotices) go to `log`;
     `problems` = (train, heldout) defaults to cfg.data's reasoning-gym split.
     `resume`: a checkpoint-N directory (or an output dir: its latest) to continue from,
     bit-for-bit on CPU, under the same run id (trainer_client/checkpoint.py). If the
@@ -166,7 +167,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     # --- policy, optional frozen reference, optimiser ----------------------------------
     # torchrun / accelerate: rank, world size and this rank's GPU; otherwise rank 0 of 1
     dd, device = distributed.init(device, cfg.dist_strategy)
-    # Rank 0 alone speaks (the ranks' lines would repeat it W times).
+    # Rank 0 alone speaks (the ranks' lines would repeat it W times); each rank still says
+    # when its own connection to the service is down or back, tagged with its rank.
+    client.outages.log = say if dd.is_main else (lambda m, _say=say: _say(f"rank {dd.rank}: {m}"))
     if not dd.is_main:
         say = lambda m: None  # noqa: E731
     if dd.enabled and g.prompts_per_step < dd.world_size:

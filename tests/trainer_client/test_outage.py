@@ -5,11 +5,14 @@ step's groups are in flight.
   with back-off, re-sends the groups whose results it had not received, and the run
   finishes with every group scored exactly once on the trainer's side;
 - never restarted: the step fails after its deadline with a clear message and leaves a
-  resumable checkpoint, from which the run finishes once the service is back.
+  resumable checkpoint, from which the run finishes once the service is back;
+- meanwhile the trainer says so once per outage (not once per retry): that it is waiting
+  and for how long at most, "still waiting" now and then, and when the service is back.
 """
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,6 +82,13 @@ class KillingClient(RewardClient):
         super().__init__(f"127.0.0.1:{srv.port}", **kw)
         self.srv, self.at_step, self.restart_after_s, self.sig = srv, at_step, restart_after_s, sig
         self.restarter: threading.Thread | None = None
+        self.retries = 0                 # UNAVAILABLEs retried, to tell one notice from many
+        failed = self.outages.failed
+
+        def counted(*a):
+            self.retries += 1
+            failed(*a)
+        self.outages.failed = counted
 
     def open_group_stream(self, run_id, step, spec):
         stream = super().open_group_stream(run_id, step, spec)
@@ -114,6 +124,15 @@ def test_server_killed_mid_step_and_restarted_the_run_finishes(server, tmp_path,
                    log=logs.append)
     client.restarter.join(30)
     assert client.srv.n == 2                         # it was really restarted
+    # One outage, several retries, two lines: waiting (with its limit) and back (after how long)
+    said = [m for m in logs if "reward service" in m]
+    assert client.retries > 1 and len(said) == 2, (client.retries, said)
+    # SIGKILL cuts step 2's stream; SIGTERM drains it first, so the next call (LogStep) meets it
+    what = "step 2" if sig == signal.SIGKILL else "LogStep (step 2)"
+    assert said[0] == (f"reward service at 127.0.0.1:{server.port} unreachable during {what}; "
+                       f"waiting for it (gives up after 60 s)"), said
+    assert re.fullmatch(rf"reward service back after \d+\.\d s; resuming {re.escape(what)}", said[1]), said
+    assert logs.index(said[1]) < next(i for i, m in enumerate(logs) if m.startswith("step 2: "))
     assert result.steps == 3 and [h["step"] for h in result.history] == [1, 2, 3]
     # the trainer counted each group once: 3 steps x 2 groups x 3 samples + 2 evals x 2
     assert result.scores_returned == 3 * 2 * 3 + 2 * 2
@@ -137,8 +156,17 @@ def test_outage_past_the_deadline_fails_clearly_and_the_checkpoint_resumes(serve
     client = KillingClient(server, at_step=2, restart_after_s=None, max_retries=1,
                            backoff_s=0.1, max_backoff_s=0.5, outage_timeout_s=1.5,
                            stream_timeout_s=3)
+    logs: list[str] = []
     with pytest.raises(RewardServiceError) as e:
-        train(cfg, client=client, problems=(problems(6), []), progress=False, log=lambda m: None)
+        train(cfg, client=client, problems=(problems(6), []), progress=False, log=logs.append)
+    said = [m for m in logs if "reward service" in m]
+    assert "unreachable during step 2; waiting for it (gives up after 1 s)" in said[0], said
+    assert re.fullmatch(r"reward service at \S+ still unreachable after \d+ s; giving up on step 2",
+                        said[1]), said
+    # then the run is marked failed: one more outage, FinishRun's own
+    assert [m.split(";")[0].split(" after")[0] for m in said[2:]] == [
+        f"reward service at 127.0.0.1:{server.port} unreachable during FinishRun",
+        f"reward service at 127.0.0.1:{server.port} still unreachable"], said
     msg = str(e.value)
     assert "step 2" in msg and "unavailable" in msg and "--resume" in msg, msg
     ckpt = tmp_path / "out" / "checkpoint-1"
@@ -152,6 +180,27 @@ def test_outage_past_the_deadline_fails_clearly_and_the_checkpoint_resumes(serve
     with RewardClient(f"127.0.0.1:{server.port}") as c:
         run = {r.run_id: r for r in c.list_runs()}[resumed.run_id]
         assert run.state == "finished" and run.last_step == 3
+
+
+def test_a_long_outage_says_still_waiting_now_and_then_and_back_once(server):
+    """A unary call (LogStep) through a 2 s outage, with a "still waiting" line every 0.5 s."""
+    with RewardClient(f"127.0.0.1:{server.port}", max_retries=1, backoff_s=0.05, max_backoff_s=0.1,
+                      outage_timeout_s=60, outage_notice_every_s=0.5) as c:
+        logs: list[str] = []
+        c.outages.log = logs.append
+        run_id = c.start_run("outage-notices")
+        server.kill()
+        back = threading.Timer(2.0, server.start)
+        back.start()
+        c.log_step(run_id, 3, {"x": 1.0})           # retried until the server is back
+        back.join()
+    assert logs[0].endswith("unreachable during LogStep (step 3); waiting for it (gives up after 60 s)")
+    back_after = re.fullmatch(r"reward service back after (\d+\.\d) s; resuming LogStep \(step 3\)", logs[-1])
+    away = float(back_after.group(1))
+    still = logs[1:-1]                                # one per 0.5 s, not one per 0.1 s retry
+    assert away >= 2.0 and 2 <= len(still) <= away / 0.5, logs
+    assert all(re.fullmatch(r"still waiting for the reward service at \S+ \(\d+ s so far, gives up "
+                            r"in \d+ s\)", m) for m in still), logs
 
 
 def test_tls_channel_sends_the_api_key_as_call_credentials(tmp_path, monkeypatch):
