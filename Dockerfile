@@ -45,11 +45,15 @@ ENTRYPOINT ["reward-server"]
 CMD ["--host", "0.0.0.0", "--port", "50051"]
 
 FROM base AS trainer
-# TORCH_SPEC picks the build, e.g. torch==2.13.0 (CUDA wheels from PyPI on x86_64); the
-# wheelhouse does not carry torch: this stage needs an index (PIP_INDEX_URL) or
-# `pip wheel` of torch and '.[train]' into build/wheels first.
+# TORCH_SPEC picks the build, e.g. torch==2.13.0 (CUDA wheels from PyPI on x86_64). The
+# wheelhouse carries torch and '.[train]' only when made with
+# `scripts/docker-base-images.sh --with-trainer`; else this stage needs the package index.
 ARG TORCH_SPEC=torch==2.13.0
 RUN pip install $(cat /wheels/pip-args) "$TORCH_SPEC" && pip install $(cat /wheels/pip-args) ".[train]" \
- && rm -rf /app/build /app/*.egg-info
+ && rm -rf /app/build /app/*.egg-info \
+ && mkdir -p /app/checkpoints && chown rewards /app/checkpoints
+# The model comes from a mounted directory (compose: MODEL_DIR -> /models/policy), never a
+# hub; caches go to /tmp (the user's home /app is read-only to it).
+ENV HF_HOME=/tmp/huggingface HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 USER rewards
 ENTRYPOINT ["grpo-train"]

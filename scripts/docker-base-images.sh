@@ -3,7 +3,7 @@
 # server image, so `docker compose build` needs neither Docker Hub nor a network.
 #
 #   scripts/docker-base-images.sh [--python-image NAME] [--postgres-image NAME]
-#                                 [--wheels DIR | --no-wheels] [--rebuild]
+#                                 [--wheels DIR | --no-wheels] [--with-trainer] [--rebuild]
 #                                 [--mirror URL] [--suite NAME]
 #
 # Images (each from a `debootstrap --variant=minbase` root file system, `docker import`ed):
@@ -19,6 +19,8 @@
 # `pip install ".[postgres]"` needs, built here with this host's pip configuration (its
 # index, mirror or local wheel folders), plus setuptools and wheel for building the
 # project itself. The Dockerfile installs from it with --no-index when it is present.
+# --with-trainer adds the trainer image's wheels ($RLVR_TORCH_SPEC, default torch==2.13.0,
+# and '.[train]'): about 1 GB more.
 #
 # Engine: scripts/docker-engine.sh (reuses a running engine, else starts dockerd as root).
 # Last lines of stdout: PYTHON_IMAGE=... and POSTGRES_IMAGE=..., ready for an .env file
@@ -33,6 +35,7 @@ PY_IMAGE=""
 PG_IMAGE=""
 WHEELS="build/wheels"
 REBUILD=0
+WITH_TRAINER=0
 
 cannot() { echo "cannot: $*" >&2; exit 3; }
 say() { echo "[docker-base-images] $*" >&2; }
@@ -44,9 +47,10 @@ while [ $# -gt 0 ]; do
     --wheels) WHEELS="$2"; shift 2 ;;
     --no-wheels) WHEELS=""; shift ;;
     --rebuild) REBUILD=1; shift ;;
+    --with-trainer) WITH_TRAINER=1; shift ;;
     --mirror) MIRROR="$2"; shift 2 ;;
     --suite) SUITE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) cannot "unknown option $1" ;;
   esac
 done
@@ -65,9 +69,11 @@ if [ -n "$WHEELS" ]; then
   PY="${RLVR_PYTHON:-}"
   [ -n "$PY" ] || { [ -x .venv/bin/python ] && PY=.venv/bin/python; } || PY=python3
   mkdir -p "$WHEELS"
-  say "wheelhouse $WHEELS: pip wheel '.[postgres]' setuptools wheel (this host's pip configuration)"
+  say "wheelhouse $WHEELS: pip wheel '.[postgres]' setuptools wheel$([ "$WITH_TRAINER" = 1 ] && echo " torch '.[train]'") (this host's pip configuration)"
   t0=$(date +%s)
-  if ! "$PY" -m pip wheel -q --wheel-dir "$WHEELS" ".[postgres]" "setuptools>=69" wheel >/tmp/rlvr-wheels.log 2>&1; then
+  WANT=(".[postgres]" "setuptools>=69" wheel)
+  [ "$WITH_TRAINER" = 1 ] && WANT+=("${RLVR_TORCH_SPEC:-torch==2.13.0}" ".[train]")
+  if ! "$PY" -m pip wheel -q --wheel-dir "$WHEELS" "${WANT[@]}" >/tmp/rlvr-wheels.log 2>&1; then
     tail -5 /tmp/rlvr-wheels.log >&2
     cannot "pip wheel failed (log /tmp/rlvr-wheels.log)"
   fi

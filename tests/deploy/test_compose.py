@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -66,22 +67,32 @@ def _compose_command() -> list[str] | None:
 
 
 def _compose_file(compose: list[str], scratch: Path) -> tuple[Path, str]:
-    """docker-compose.yml itself for compose v2. Compose v1 (Debian bookworm's
-    docker-compose 1.29) cannot send `systempaths=unconfined`: that option is not the
-    engine's but the client's, which turns it into empty MaskedPaths/ReadonlyPaths, and the
-    engine refuses it as a security option. For v1 the reward server gets `privileged: true`
-    instead (a copy of the file; the exact settings of the committed file are checked by
-    test_the_server_container_needs_the_documented_security_options)."""
-    if compose[0] == "docker":
-        return COMPOSE_FILE, "compose v2 with docker-compose.yml as committed"
+    """docker-compose.yml, or a copy with what this host lacks changed (and said so):
+    - Compose v1 (Debian bookworm's docker-compose 1.29) cannot send
+      `systempaths=unconfined`: the option is the client's, which turns it into empty
+      MaskedPaths/ReadonlyPaths, and the engine refuses it as a security option. Under v1
+      the reward server gets `privileged: true` instead; the committed settings themselves
+      are checked by test_the_server_container_needs_the_documented_security_options.
+    - Without the NVIDIA runtime the trainer's GPU reservation is dropped (it runs on the
+      CPU, --device cpu)."""
+    changes = []
+    text = COMPOSE_FILE.read_text()
+    runtimes = _run(["docker", "info", "--format", "{{json .Runtimes}}"], timeout=20).stdout
+    if compose[0] == "docker" and "nvidia" in runtimes:
+        return COMPOSE_FILE, "docker-compose.yml as committed"
     yaml = pytest.importorskip("yaml")
-    doc = yaml.safe_load(COMPOSE_FILE.read_text())
-    server = doc["services"]["reward-server"]
-    server["security_opt"] = [o for o in server["security_opt"] if o != "systempaths=unconfined"]
-    server["privileged"] = True
-    path = scratch / "docker-compose.v1.yml"
+    doc = yaml.safe_load(text)
+    if compose[0] != "docker":
+        server = doc["services"]["reward-server"]
+        server["security_opt"] = [o for o in server["security_opt"] if o != "systempaths=unconfined"]
+        server["privileged"] = True
+        changes.append("compose v1: reward-server privileged instead of systempaths=unconfined")
+    if "nvidia" not in runtimes:
+        doc["services"]["trainer"].pop("deploy", None)
+        changes.append("no NVIDIA runtime: trainer without its GPU reservation")
+    path = scratch / "docker-compose.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path, "compose v1: reward-server privileged instead of systempaths=unconfined"
+    return path, "; ".join(changes)
 
 
 def _free_port() -> int:
@@ -97,8 +108,15 @@ class Stack:
     address: str            # the server's published port on loopback
     image: str              # the server image built for this stack
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return _run([*self.compose, *args], timeout=timeout, env=self.env)
+    def run(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return _run([*self.compose, *args], timeout=timeout, env={**self.env, **(env or {})})
+
+    def sql(self, query: str) -> list[str]:
+        """Rows of `query` in the stack's PostgreSQL, '|'-separated, through psql in its container."""
+        r = self.run("exec", "-T", "postgres", "psql", "-U", "rewards", "-d", "rewards", "-At", "-F", "|",
+                     "-c", query)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
 
     def logs(self) -> str:
         try:
@@ -195,13 +213,18 @@ ADD = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 SUBTRACT = "```python\na, b = map(int, input().split())\nprint(a - b)\n```"
 
 
-def test_compose_stack_scores_math_and_code_and_stores_them_in_postgres(stack: Stack):
+@pytest.fixture(scope="module")
+def team_key(stack: Stack) -> str:
+    """A team's API key, made the way the README says (auth is on in the compose file)."""
     keys = stack.run("exec", "-T", "reward-server", "reward-server", "keys", "create", "--team", "deploy-test")
     assert keys.returncode == 0, f"keys create failed:\n{keys.stderr}\n{stack.logs()}"
     key = keys.stdout.split()[0]
     assert key.startswith("rk_"), keys.stdout
+    return key
 
-    with ServiceClient(stack.address, api_key=key, max_retries=2) as client:
+
+def test_compose_stack_scores_math_and_code_and_stores_them_in_postgres(stack: Stack, team_key: str):
+    with ServiceClient(stack.address, api_key=team_key, max_retries=2) as client:
         verifiers = {v.name: v for v in client.call("ListVerifiers", pb.ListVerifiersRequest()).verifiers}
         assert verifiers["code"].available, f"code verifier unavailable in the container: {verifiers['code']}"
 
@@ -218,11 +241,10 @@ def test_compose_stack_scores_math_and_code_and_stores_them_in_postgres(stack: S
         f"{[*math, *code]}\n{stack.logs()}"
 
     # The rows, read in PostgreSQL itself (the score writer commits before it answers).
-    sql = "SELECT sample_id, verifier, status, reward, team FROM scores ORDER BY sample_id"
-    rows = stack.run("exec", "-T", "postgres", "psql", "-U", "rewards", "-d", "rewards", "-At", "-F", "|", "-c", sql)
-    assert rows.returncode == 0, rows.stderr
-    assert rows.stdout.split() == ["code-right|code|OK|1|deploy-test", "code-wrong|code|OK|0|deploy-test",
-                                   "math-right|math|OK|1|deploy-test", "math-wrong|math|OK|0|deploy-test"]
+    rows = stack.sql("SELECT sample_id, verifier, status, reward, team FROM scores WHERE run_id IS NULL "
+                     "ORDER BY sample_id")
+    assert rows == ["code-right|code|OK|1|deploy-test", "code-wrong|code|OK|0|deploy-test",
+                    "math-right|math|OK|1|deploy-test", "math-wrong|math|OK|0|deploy-test"]
 
 
 AVAILABLE = ("import verifiers.code, verifiers; ok, why = verifiers.registry.get('code').available(); "
@@ -251,3 +273,39 @@ def test_the_server_container_needs_the_documented_security_options(stack: Stack
     assert verdict(opts) == "AVAILABLE"
     assert "No permissions to create new namespace" in verdict([o for o in opts if o != "seccomp=unconfined"])
     assert "Can't mount proc" in verdict([o for o in opts if o != "systempaths=unconfined"])
+
+
+def test_the_trainer_profile_trains_from_a_local_model_directory(stack: Stack, team_key: str):
+    """`--profile train`: the trainer image, a model directory of this host mounted
+    read-only at /models/policy (a tiny model the test builds: no hub), one GRPO step
+    against the stack's server by its service name, the run and its scores in PostgreSQL."""
+    if not any(WHEELS.glob("torch-*.whl")):
+        pytest.skip("no trainer wheels in build/wheels (scripts/docker-base-images.sh --with-trainer)")
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from trainer_client.tiny_model import TinyModelSpec, build_tiny_model
+
+    model = Path(tempfile.mkdtemp(prefix="rlvr-deploy-model-", dir="/var/tmp"))
+    image = stack.image.replace("rlvr-reward-server", "rlvr-grpo-trainer")
+    try:
+        build_tiny_model(model, TinyModelSpec(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                              intermediate_size=64))
+        for p in [model, *model.rglob("*")]:   # the trainer reads it as the unprivileged user rewards
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        env = {"MODEL_DIR": str(model), "TRAINER_IMAGE": image, "REWARD_API_KEY": team_key}
+        built = stack.run("--profile", "train", "build", "trainer", timeout=UP_TIMEOUT_S, env=env)
+        assert built.returncode == 0, built.stderr[-4000:]
+        r = stack.run("--profile", "train", "run", "--rm", "trainer", "train",
+                      "--reward-address", "reward-server:50051", "--model", "/models/policy", "--device", "cpu",
+                      "--output-dir", "/app/checkpoints", "--run-name", "deploy-trainer", "--steps", "1",
+                      "--prompts-per-step", "2", "--group-size", "2", "--max-new-tokens", "8",
+                      "--train-size", "4", "--heldout-size", "2", "--num-samples", "1", timeout=600, env=env)
+        assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    finally:
+        shutil.rmtree(model, ignore_errors=True)
+        _run(["docker", "image", "rm", image], timeout=120)
+    runs = stack.sql("SELECT id, team FROM runs WHERE name = 'deploy-trainer'")
+    assert len(runs) == 1 and runs[0].endswith("|deploy-test"), runs
+    run_id = runs[0].split("|")[0]
+    assert stack.sql(f"SELECT max(step) FROM steps WHERE run_id = '{run_id}'") == ["1"]   # --steps 1
+    assert int(stack.sql(f"SELECT count(*) FROM scores WHERE run_id = '{run_id}'")[0]) >= 4
