@@ -26,7 +26,9 @@ What it shows:
   TRL ignores for that reward function; they are never scored 0. TRL logs
   `rewards/<name>/ok_frac` beside `rewards/<name>/mean`.
 - `run_name`: the scores are stored under a run and the trainer's step; the callback logs
-  TRL's metrics with LogStep and finishes the run at the end.
+  TRL's metrics with LogStep and finishes the run at the end. (Without the callback the
+  run is still finished, when `reward` is closed or collected or the process ends, but
+  TRL's metrics are not logged to it.)
 """
 from __future__ import annotations
 

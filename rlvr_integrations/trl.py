@@ -40,7 +40,12 @@ not per-sample outcomes and must not be scored as anything.
 Runs. With `run_name` (and/or `run_id`) the function calls `StartRun` before its first
 batch and every score is stored under that run and the trainer's step (`rewardctl
 history --run ID`). `callback()` gives a `TrainerCallback` that sends TRL's logged
-metrics with `LogStep` and finishes the run when training ends. Under several processes
+metrics with `LogStep` and finishes the run when training ends. Without the callback the
+run is still finished (FinishRun): by `close()` or the end of `with reward: ...` ("failed"
+when the block raised), when the function is garbage-collected (e.g. `del trainer,
+reward`), or at interpreter exit, as "failed" when an uncaught exception ends the process
+and "finished" otherwise (weakref.finalize). Only the process that started the run (rank 0)
+finishes it; unpickled copies never do. Under several processes
 (accelerate, torchrun: $WORLD_SIZE > 1) every rank scores its own share of the batch:
 pass the same `run_id` on all ranks (StartRun of an existing id resumes it), since each
 rank would otherwise start a run of its own; sample ids are then "RANK:INDEX".
@@ -49,7 +54,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -95,6 +102,27 @@ def prompt_text(prompt: str | Sequence[Message] | None) -> str:
     return "\n\n".join(_content_text(m.get("content")) for m in messages)
 
 
+def _uncaught_error() -> BaseException | None:
+    """The exception ending the interpreter, if one does (set before atexit runs)."""
+    return getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+
+
+def _finish_left_open(client_args: dict[str, Any], run_id: str, name: str) -> None:
+    """weakref.finalize callback of a RewardServiceFunc whose run nobody finished.
+
+    Runs when the function is collected or at interpreter exit; a fresh channel (the
+    function's own may be closed), few retries, so an exit does not hang on a dead service.
+    """
+    state = "failed" if _uncaught_error() is not None else "finished"
+    try:
+        with ServiceClient(**{**client_args, "max_retries": 2, "timeout_s": 10.0}) as client:
+            client.finish_run(run_id, state)
+        log.info("%s: run %s marked %s (the function was closed, collected or the process ended)",
+                 name, run_id, state)
+    except Exception as e:  # noqa: BLE001 - at exit: say it, never raise
+        log.warning("%s: could not finish run %s (%s): %s", name, run_id, state, e)
+
+
 class RewardServiceFunc:
     """A TRL reward function backed by the reward service (see the module docstring).
 
@@ -133,6 +161,8 @@ class RewardServiceFunc:
                              f"on every rank, or each rank would start a separate run")
         self._run_id = run_id or ""
         self._run_started = False
+        self._finalizer: weakref.finalize | None = None   # FinishRun if left open (rank 0)
+        self._owner = True                                # False in unpickled copies
         self._client_args = dict(address=address, api_key=api_key, tls_ca=tls_ca, timeout_s=timeout_s,
                                  max_retries=max_retries, backoff_s=backoff_s)
         self._client: ServiceClient | None = None
@@ -162,6 +192,10 @@ class RewardServiceFunc:
             config = {"trainer": "trl", "reward_function": self.__name__, **self.run_config}
             self._run_id = self.client.start_run(self.run_name or self._run_id, config, self._run_id)
             self._run_started = True
+            if self._owner and self.rank == 0:
+                self._finalizer = weakref.finalize(self, _finish_left_open,
+                                                   {**self._client_args, "address": self.address},
+                                                   self._run_id, self.__name__)
             log.info("reward service %s: scores go to run %s", self.address, self._run_id)
         return self._run_id
 
@@ -173,6 +207,9 @@ class RewardServiceFunc:
         if self._run_started:
             self.client.finish_run(self._run_id, state, summary)
             self._run_started = False
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
 
     def callback(self) -> Any:
         """A `transformers.TrainerCallback`: LogStep of TRL's metrics, FinishRun at the end."""
@@ -196,14 +233,35 @@ class RewardServiceFunc:
         return RewardServiceCallback()
 
     def close(self) -> None:
+        """Finish the run if this process started it and it is still open, then close the channel."""
+        if self._finalizer is not None and self._finalizer.alive:
+            self.finish_run("finished")
+        self._close_channel()
+
+    def _close_channel(self) -> None:
         with self._lock:
             if self._client is not None:
                 self._client.close()
                 self._client = None
 
+    def __enter__(self) -> RewardServiceFunc:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            if self._finalizer is not None and self._finalizer.alive:
+                self.finish_run("failed" if exc_type is not None else "finished")
+        except Exception as e:
+            if exc_type is None:
+                raise
+            log.warning("%s: could not mark run %s failed: %s", self.__name__, self._run_id, e)
+        finally:
+            self._close_channel()
+
     def __getstate__(self) -> dict[str, Any]:  # picklable: the channel is re-created on use
         state = self.__dict__.copy()
-        state["_client"], state["_lock"] = None, None
+        # a copy (a dataloader worker, another process) never finishes the owner's run
+        state.update(_client=None, _lock=None, _finalizer=None, _owner=False)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -2,7 +2,12 @@
 steps on a tiny local model with that function as its reward."""
 from __future__ import annotations
 
+import gc
 import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from rewards.v1 import rewards_pb2 as pb
@@ -91,6 +96,66 @@ def test_missing_reference_column_and_unreachable_server_are_errors(server):
     assert clone.__name__ == func.__name__ and clone._client is None
 
 
+def _state(stub, run_id):
+    return stub.GetRun(pb.GetRunRequest(run_id=run_id)).state
+
+
+def _scored(server, run_name):
+    func = RewardServiceFunc(server.address, spec=["format"], api_key="", reference_column=None,
+                             run_name=run_name)
+    func(prompts=["p"], completions=["<think>a</think><answer>1</answer>"])
+    return func
+
+
+def test_a_run_left_open_is_finished_when_the_function_is_closed_or_collected(server, stub):
+    collected = _scored(server, "collected")
+    run_id = collected.run_id
+    copy = pickle.loads(pickle.dumps(collected))    # e.g. a dataloader worker's: never finishes it
+    del copy
+    gc.collect()
+    assert _state(stub, run_id) == "running"
+    del collected                                   # e.g. `del trainer, reward` after train()
+    gc.collect()
+    assert _state(stub, run_id) == "finished"
+
+    closed = _scored(server, "closed")
+    closed.close()
+    assert _state(stub, closed.run_id) == "finished"
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with _scored(server, "with-block") as func:
+            raise RuntimeError("boom")
+    assert _state(stub, func.run_id) == "failed"
+
+    done = _scored(server, "finished-explicitly")
+    done.finish_run("failed")                       # an explicit state is never overwritten
+    del done
+    gc.collect()
+    assert [r.state for r in stub.ListRuns(pb.ListRunsRequest()).runs if r.name == "finished-explicitly"] == ["failed"]
+
+
+LEFT_OPEN = """
+    import sys
+    from rlvr_integrations.trl import RewardServiceFunc
+    func = RewardServiceFunc(sys.argv[1], spec=["format"], api_key="", reference_column=None,
+                             run_name=sys.argv[2])
+    func(prompts=["p"], completions=["x"])
+    open(sys.argv[3], "w").write(func.run_id)
+    if sys.argv[2] == "crash":
+        raise RuntimeError("the training loop crashed")
+"""
+
+
+@pytest.mark.parametrize("how, state", [("ends", "finished"), ("crash", "failed")])
+def test_at_interpreter_exit_a_run_left_open_is_finished_or_failed(server, stub, tmp_path, how, state):
+    script = tmp_path / "left_open.py"
+    script.write_text(textwrap.dedent(LEFT_OPEN))
+    proc = subprocess.run([sys.executable, str(script), server.address, how, str(tmp_path / "run_id")],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert proc.returncode == (0 if how == "ends" else 1), proc.stderr[-3000:]
+    assert _state(stub, (tmp_path / "run_id").read_text()) == state
+
+
 # --- GRPOTrainer, two steps on a tiny local model -------------------------------------
 
 def _tiny_model(path):
@@ -151,3 +216,44 @@ def test_grpo_trainer_runs_two_steps_with_the_service_reward(server, stub, tmp_p
     assert any("rewards/service_reward/mean" in s.metrics for s in steps)
     logged = [h for h in trainer.state.log_history if "rewards/service_reward/mean" in h]
     assert len(logged) == 2 and all(h["rewards/service_reward/ok_frac"] == 1.0 for h in logged)
+
+
+TRL_WITHOUT_CALLBACK = """
+    import json, sys
+    sys.path.insert(0, sys.argv[3])                   # the repository, for _tiny_model
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+    from rlvr_integrations.trl import RewardServiceFunc
+    from tests.integrations.test_trl import _tiny_model
+
+    address, out = sys.argv[1], sys.argv[2]
+    dataset = Dataset.from_list([{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a, b in
+                                 [(1, 2), (3, 4), (5, 1), (2, 2), (6, 3), (7, 1), (4, 4), (8, 1)]])
+    reward = RewardServiceFunc(address, api_key="", reference_column="answer", run_name="trl-no-callback",
+                               spec=[{"name": "format", "params": {"kind": "regex", "pattern": "[0-9]"}}])
+    args = GRPOConfig(output_dir=out + "/out", max_steps=2, per_device_train_batch_size=4,
+                      num_generations=2, max_completion_length=8, logging_steps=1, report_to=[],
+                      use_cpu=True, bf16=False, fp16=False, save_strategy="no", dataloader_num_workers=0,
+                      seed=0)
+    trainer = GRPOTrainer(model=_tiny_model(out + "/tiny"), reward_funcs=[reward], args=args,
+                          train_dataset=dataset)     # no callbacks=[reward.callback()]
+    trainer.train()
+    json.dump({"run_id": reward.run_id, "step": trainer.state.global_step}, open(out + "/done.json", "w"))
+"""
+
+
+def test_grpo_trainer_without_the_callback_finishes_its_run_when_the_process_ends(server, stub, tmp_path):
+    """The honest test of the atexit path: a real process that trains and simply ends."""
+    pytest.importorskip("trl")
+    import json
+
+    script = tmp_path / "trl_no_callback.py"
+    script.write_text(textwrap.dedent(TRL_WITHOUT_CALLBACK))
+    repo = str(Path(__file__).parents[2])
+    proc = subprocess.run([sys.executable, str(script), server.address, str(tmp_path), repo],
+                          capture_output=True, text=True, timeout=300, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    done = json.loads((tmp_path / "done.json").read_text())
+    assert done["step"] == 2
+    run = stub.GetRun(pb.GetRunRequest(run_id=done["run_id"]))
+    assert run.state == "finished" and run.score_count == 8     # 2 steps x 4 completions
