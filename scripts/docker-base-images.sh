@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
     --with-trainer) WITH_TRAINER=1; shift ;;
     --mirror) MIRROR="$2"; shift 2 ;;
     --suite) SUITE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) cannot "unknown option $1" ;;
   esac
 done
