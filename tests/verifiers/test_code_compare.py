@@ -26,6 +26,32 @@ def test_token_pairs(a, b, equal):
     assert tokens_equal(a, b) is equal
 
 
+@pytest.mark.parametrize("got, want, equal", [
+    # An integer expected token is matched by the exact value only (issue 11): a relative
+    # 1e-6 would let a float-formatted wrong answer within 1000 of 1e9 pass.
+    ("1000000005.0", "1000000006", False),   # 1000000005 != 1000000006
+    ("1.0000000e9", "1000000006", False),    # 1000000000 != 1000000006
+    ("1.000000006e9", "1000000006", True),   # exactly 1000000006
+    ("1000000006.0", "1000000006", True),    # the same value, written as a decimal
+    ("5.0", "5", True),
+    ("5e0", "5", True),
+    ("5.0000001", "5", False),               # within 1e-6, but not the integer's value
+    ("4.9999999", "5", False),
+    ("-0.0", "0", True),
+    ("1e400", "1", False),
+    ("1" * 5000, "1", False),                # over int()'s 4300-digit limit: no ValueError
+    ("1" * 5000, "1" * 5000 + "0", False),
+    ("1" * 5000 + ".0", "1" * 5000, True),
+    # A float expected token keeps the tolerance, whatever the candidate's format.
+    ("1000000006", "1000000005.0", True),    # |diff| = 1 <= 1e-6 * 1e9
+    ("1000002000", "1000000000.0", False),   # |diff| = 2000 > 1e-6 * 1e9 = 1000
+    ("0.5000001", "0.5", True),              # |diff| = 1e-7 <= 1e-6
+])
+def test_integer_expected_tokens_are_matched_exactly(got, want, equal):
+    assert tokens_equal(got, want) is equal
+    assert compare(f"{got}\n", f"{want}\n").ok is equal
+
+
 def test_case_insensitive_tokens():
     assert tokens_equal("YES", "yes", case_sensitive=False)
     assert not tokens_equal("YES", "no", case_sensitive=False)

@@ -92,7 +92,7 @@ def compile_program(backend: SandboxBackend, lang: Language, code: str, limits: 
 def run_stdio_tests(backend: SandboxBackend, lang: Language, code: str, ref: StdioReference, *,
                     timeout_s: float, memory_bytes: int, output_bytes: int, compile_timeout_s: float,
                     comparator: str, float_tol: float, case_sensitive: bool, stop_at_first_failure: bool,
-                    budget: Budget) -> list[TestOutcome]:
+                    budget: Budget, exact_integers: bool = True) -> list[TestOutcome]:
     """One outcome per test (NOT_RUN after a stop)."""
     n = len(ref.tests)
     if lang.name == "python":
@@ -129,7 +129,7 @@ def run_stdio_tests(backend: SandboxBackend, lang: Language, code: str, ref: Std
             outcome = TestOutcome(i, failed[0], failed[1], r.wall_time_s)
         else:
             c = compare(r.stdout.decode("utf-8", "replace"), test.stdout, comparator, float_tol=float_tol,
-                        case_sensitive=case_sensitive, truncated=r.stdout_truncated)
+                        case_sensitive=case_sensitive, truncated=r.stdout_truncated, exact_integers=exact_integers)
             outcome = TestOutcome(i, Verdict.ACCEPTED if c.ok else Verdict.WRONG_ANSWER, c.detail, r.wall_time_s)
         outcomes.append(outcome)
         if not outcome.passed and stop_at_first_failure:

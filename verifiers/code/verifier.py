@@ -40,9 +40,13 @@ class CodeParams(Params):
         "auto", description="stdin/stdout tests: the program's language; auto = the code block's tag "
                             "(untagged = python). Function tests are always python")
     comparator: Literal["tokens", "lines", "exact"] = Field(
-        "tokens", description="stdin/stdout output comparison: tokens (whitespace-split, numbers with a "
-                              "fraction/exponent within float_tol), lines (trailing whitespace ignored), exact")
-    float_tol: float = Field(1e-6, ge=0, le=1, description="tokens comparator: absolute or relative tolerance")
+        "tokens", description="stdin/stdout output comparison: tokens (whitespace-split; an integer expected "
+                              "token needs exactly its value, an expected token with a fraction/exponent is "
+                              "matched within float_tol), lines (trailing whitespace ignored), exact")
+    float_tol: float = Field(1e-6, ge=0, le=1, description="tokens comparator, expected tokens with a fraction or "
+                                                          "exponent only: |got - want| <= float_tol (absolute) or "
+                                                          "<= float_tol * |want| (relative); integer expected "
+                                                          "tokens are always compared exactly")
     case_sensitive: bool = Field(True, description="compare output text case-sensitively")
     partial_credit: bool = Field(False, description="reward = fraction of tests passed (else all or nothing)")
     stop_at_first_failure: bool = Field(True, description="stop at the first failing test (the rest count as failed)")
@@ -57,7 +61,8 @@ class CodeParams(Params):
 @register
 class CodeVerifier(Verifier):
     name = "code"
-    version = "1.0.0"
+    version = "1.1.0"   # 1.1.0: an integer expected token is matched exactly (1.0.0 allowed float_tol)
+    exact_integers = True
     description = ("Runs the completion's program (last fenced block) against the reference's tests in a "
                    "sandbox (bubblewrap locally, or Docker with a warm pool): function tests (HumanEval/MBPP: test + entry_point) or stdin/stdout "
                    "tests (CodeContests/APPS: tests[{stdin, stdout}], Python, C++, JavaScript). Results are "
@@ -123,6 +128,7 @@ class CodeVerifier(Verifier):
                     ref = StdioReference(ref.tests[:params.max_tests])
                 outcomes = run_stdio_tests(backend, lang, found.code, ref, compile_timeout_s=params.compile_timeout_s,
                                            comparator=params.comparator, float_tol=params.float_tol,
+                                           exact_integers=self.exact_integers,
                                            case_sensitive=params.case_sensitive,
                                            stop_at_first_failure=params.stop_at_first_failure, **common)
                 info = {"language": lang.name, "extracted": found.how, "path": "stdio"}
@@ -134,4 +140,17 @@ class CodeVerifier(Verifier):
         return VerifierResult.ok(reward, reason, **details, **info)
 
 
-__all__ = ["CodeVerifier", "CodeParams", "TestOutcome", "Verdict", "PYTHON"]
+@register
+class CodeVerifierV1(CodeVerifier):
+    """code@1.0.0, kept registered so specs pinned to it keep working: its one scoring
+    difference is the tokens comparator's 1.0.0 rule (an integer expected token is
+    matched by a float-formatted token within float_tol, so `1000000005.0` passed for
+    1000000006). The sandbox and harness fixes made since apply to it too: a
+    verifier crash or a lingering process was never part of its contract."""
+
+    version = "1.0.0"
+    exact_integers = False
+    description = CodeVerifier.description + " (1.0.0: integer expected tokens matched within float_tol)"
+
+
+__all__ = ["CodeVerifier", "CodeVerifierV1", "CodeParams", "TestOutcome", "Verdict", "PYTHON"]
