@@ -435,7 +435,7 @@ def _seq_equal(a: Seq, b: Seq, pol: Policy) -> bool:
 
 
 def _union_parts(n: Node) -> tuple[Node, ...]:
-    if isinstance(n, SetUnion):
+    if isinstance(n, SetUnion) and not n.removed:
         out: list[Node] = []
         for p in n.parts:
             out.extend(_union_parts(p))
@@ -458,7 +458,10 @@ def _real_set(n: Node, pair_is_interval: bool) -> sympy.Set | None:
         return None if any(i is None for i in items) else sympy.FiniteSet(*items)
     if isinstance(n, SetUnion):
         parts = [_real_set(p, True) for p in n.parts]
-        return None if any(p is None for p in parts) else sympy.Union(*parts)
+        removed = [_real_set(p, True) for p in n.removed]
+        if any(p is None for p in parts + removed):
+            return None
+        return sympy.Complement(sympy.Union(*parts), sympy.Union(*removed)) if removed else sympy.Union(*parts)
     iv = n if isinstance(n, Interval) else (_as_interval(n) if pair_is_interval else None)
     if iv is None:
         return None
@@ -533,6 +536,8 @@ def equal(a: Node, b: Node, pol: Policy) -> bool:
         if ia is not None and ib is not None and _intervals_equal(ia, ib, pol):
             return True
         return _same_real_set(a, b)
+    if any(isinstance(n, SetUnion) and n.removed for n in (a, b)):
+        return _same_real_set(a, b)  # a difference: only as sets of reals
     if isinstance(a, SetUnion) or isinstance(b, SetUnion):
         return _match_unordered(_union_parts(a), _union_parts(b), pol) or _same_real_set(a, b)
     if isinstance(a, Seq) and isinstance(b, Seq):
@@ -553,7 +558,7 @@ def free_symbols(n: Node) -> set[sympy.Symbol]:
         return free_symbols(n.lo) | free_symbols(n.hi)
     if isinstance(n, (Seq, SetUnion)):
         out: set[sympy.Symbol] = set()
-        for i in (n.items if isinstance(n, Seq) else n.parts):
+        for i in (n.items if isinstance(n, Seq) else n.parts + n.removed):
             out |= free_symbols(i)
         return out
     if isinstance(n, Relation):
@@ -588,7 +593,7 @@ def rename(n: Node, mapping: dict) -> Node:
     if isinstance(n, Seq):
         return replace(n, items=tuple(rename(i, mapping) for i in n.items))
     if isinstance(n, SetUnion):
-        return SetUnion(tuple(rename(i, mapping) for i in n.parts))
+        return SetUnion(tuple(rename(i, mapping) for i in n.parts), tuple(rename(i, mapping) for i in n.removed))
     if isinstance(n, Relation):
         return replace(n, lhs=rename(n.lhs, mapping), rhs=rename(n.rhs, mapping))
     return n

@@ -30,8 +30,9 @@ _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 # "The final answer is $x$." / "Final Answer: 5" / "answer: 5"; `**` markdown allowed.
 _PHRASE_RE = re.compile(
     r"(?<![A-Za-z])(?:the\s+)?(?:final\s+)?answer\s*(?:is\b|:)\s*(?:\*\*)?\s*:?\s*", re.I)
-# Numbers: 1,000 · -3.5 · .5 · 3/4 (thousands groups only with exactly three digits).
-_NUMBER_RE = re.compile(r"(?<![\w.])-?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:/\d+)?(?![\w])")
+# Numbers: 1,000 · -3.5 · .5 · 3/4 · 2,74 (digits joined by commas stay one token: the
+# verifier decides whether `2,74` is a decimal comma and `1,2` a list).
+_NUMBER_RE = re.compile(r"(?<![\w.,])-?(?:\d+(?:,\d+)*(?:\.\d+)?|\.\d+)(?:/\d+)?(?![\w])")
 # Boxes / answer phrases tried from the end before giving up (each try may scan far).
 MAX_BOX_TRIES = 8
 # Prose, not an answer: more than PROSE_MAX_WORDS words of 2+ letters, or three plain words
@@ -221,9 +222,22 @@ def _bare(text: str) -> str | None:
     n_words = len(_WORD_RE.findall(math_part))
     if n_words > PROSE_MAX_WORDS or (_PROSE_RE.search(math_part) and words & _SENTENCE_WORDS):
         return None  # "no real solutions" is an answer; "so it is 5" is a sentence
-    if words & _SENTENCE_WORDS and _NUMBER_RE.search(math_part):
+    if (words & _SENTENCE_WORDS or _PROSE_RE.search(math_part)) and _NUMBER_RE.search(math_part):
         return None  # a sentence around a number: the last-number rule takes it
+    spans = _math_spans(s)
+    if spans and (s[:spans[0][0]] + s[spans[-1][1]:]).strip(" .,;:!") and \
+            _WORD_RE.search(_outside(s, spans)):
+        return None  # "Since $1 - x \\ge 0$, \\( x \\le 1 \\)": words around math, the last block answers
     return s
+
+
+def _outside(s: str, spans: list[tuple[int, int, int, int]]) -> str:
+    """`s` without its math blocks."""
+    out, i = [], 0
+    for start, end, _, _ in spans:
+        out.append(s[i:start])
+        i = end
+    return " ".join(out + [s[i:]])
 
 
 def _math_spans(text: str) -> list[tuple[int, int, int, int]]:

@@ -79,9 +79,11 @@ class Interval:
 
 @dataclass(frozen=True)
 class SetUnion:
-    """A union of intervals and finite sets (`\\cup`, or a condition like `x < 1 or x = 3`)."""
+    """A union of intervals and finite sets (`\\cup`, or a condition like `x < 1 or x = 3`),
+    less the sets in `removed` (`(0, 2) \\setminus \\{1\\}`, `\\mathbb{R} \\backslash \\{0\\}`)."""
 
     parts: tuple["Node", ...]
+    removed: tuple["Node", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -350,6 +352,13 @@ def _parse_cases(s: str) -> Node | None:
     return Seq(tuple(parse_element(r) for r in rows), "list")
 
 
+_SETMINUS_RE = re.compile(r"\\(?:setminus|backslash)(?![a-zA-Z])")
+
+
+def _union_members(n: Node) -> tuple[Node, ...]:
+    return n.parts if isinstance(n, SetUnion) and not n.removed else (n,)
+
+
 def parse_element(s: str) -> Node:
     """One comma-free (at top level) element: set, tuple, interval, union, relation or leaf."""
     s = s.strip()
@@ -360,6 +369,13 @@ def parse_element(s: str) -> Node:
         node = _parse_matrix(s) or _parse_cases(s)
         if node is not None:
             return node
+    # A set difference binds loosest: `A \\cup B \\setminus C` is (A ∪ B) less C.
+    minus = _top_positions(s, _SETMINUS_RE)
+    if minus:
+        m = minus[-1]  # left-associative: `A \\setminus B \\setminus C` is (A less B) less C
+        base, removed = parse_element(s[:m.start()]), parse_element(s[m.end():])
+        parts = base.parts if isinstance(base, SetUnion) and not base.removed else (base,)
+        return SetUnion(parts, _union_members(removed))
     # A union of intervals / sets.
     cups = _top_positions(s, re.compile(r"\\cup(?![a-zA-Z])"))
     if cups:

@@ -36,6 +36,9 @@ TABLE = [
     # truncated, or no answer at all
     ("Let me think about the first case. If $x = 3$ then", "5", REJECT),
     ("I am not able to solve this problem.", "5", REJECT),
+    # one line of words around math: the last math block answers, not the whole line
+    ("Since $1 - x \\ge 0$, \\( x \\le 1 \\).", "(-\\infty, 1]", ACCEPT),
+    ("Since $1 - x \\ge 0$, \\( x \\le 2 \\).", "(-\\infty, 1]", REJECT),
 ]
 
 

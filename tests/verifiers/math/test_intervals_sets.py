@@ -46,6 +46,13 @@ TABLE = [
     # intervals with exact ends
     ("\\boxed{\\left[\\frac{1}{2}, \\sqrt{2}\\right)}", "[0.5, \\sqrt2)", ACCEPT),
     ("\\boxed{[\\frac{1}{3}, 2)}", "[0.333, 2)", REJECT),  # a rounded end (strict precision)
+    # set differences: as sets of reals, never by their parts
+    ("\\boxed{(0,2) \\setminus \\{1\\}}", "(0, 1) \\cup (1, 2)", ACCEPT),
+    ("\\boxed{\\mathbb{R} \\setminus \\{0\\}}", "(-\\infty, 0) \\cup (0, \\infty)", ACCEPT),
+    ("\\boxed{\\mathbb{R} \\backslash \\{0\\}}", "(-\\infty, 0) \\cup (0, \\infty)", ACCEPT),
+    ("\\boxed{(0,2) \\setminus \\{1\\}}", "(0, 2)", REJECT),
+    ("\\boxed{\\mathbb{R} \\setminus \\{0\\}}", "\\mathbb{R}", REJECT),
+    ("\\boxed{[0,3] \\setminus (1,2) \\setminus \\{3\\}}", "[0,1] \\cup [2,3)", ACCEPT),
 ]
 
 

@@ -67,6 +67,9 @@ TABLE = [
     ("\\boxed{1.0000000e9}", "1000000001", REJECT),
     ("\\boxed{1000000006.0}", "1000000006", ACCEPT),
     ("\\boxed{3.00}", "3", ACCEPT),
+    # a decimal comma inside a sentence (not English: no function words to spot)
+    ("Insgesamt kostet es 2,74 $", "2.74", ACCEPT),
+    ("Insgesamt kostet es 2,47 $", "2.74", REJECT),
 ]
 
 
