@@ -47,3 +47,58 @@ def test_code_1_0_0_stays_registered_with_its_old_rule():
     assert verifiers.verify("code", py("print(0.5000001)"), ref, FAST).reward == 1.0
     assert verifiers.verify("code", py("print(0.5001)"), ref, FAST).reward == 0.0
     assert verifiers.verify("code", py("print(0.5001)"), ref, {**FAST, "float_tol": 1e-3}).reward == 1.0
+
+
+# -- 2. whatever the candidate returns ends in a verdict, never ERROR ----------------------
+
+FAST_REF = {"entry_point": "f", "prompt": "def f(x):\n    pass\n",
+            "test": "def check(candidate):\n    assert candidate(1) == 7\n    assert candidate(2) == 8\n"}
+REPLAY_REF = {"entry_point": "f", "prompt": "def f(x):\n    pass\n",
+              "test": "def check(candidate):\n    for i, want in ((1, 7), (2, 8)):\n"
+                      "        assert candidate(i) == want, f'f({i}) = {candidate(i)!r}'\n"}
+TRUTHY_REF = {"entry_point": "f", "prompt": "def f(x):\n    pass\n",
+              "test": "def check(candidate):\n    assert candidate(1)\n    assert not candidate(2)\n"}
+HOSTILE = {
+    "huge int": "return 10 ** 5000",
+    "huge negative int": "return -(10 ** 20000) - 1",
+    "list of huge ints": "return [10 ** 5000] * 3",
+    "huge float-ish str": "return '9' * 1_000_000",
+    "recursive list": "a = []\n    a.append(a)\n    return a",
+    "deep list": "a = []\n    for _ in range(100000):\n        a = [a]\n    return a",
+    "generator": "return (i for i in range(3))",
+    "object whose eq raises": "class E:\n        def __eq__(s, o): raise ValueError('no')\n"
+                              "        def __repr__(s): raise ValueError('no repr')\n    return E()",
+    "object whose repr loops": "class L:\n        def __repr__(s):\n            while True: pass\n    return L()",
+    "int subclass": "class I(int):\n        def __eq__(s, o): return True\n    return I(7)",
+    "function": "return f",
+    "module": "import os\n    return os",
+    "huge dict keys": "return {10 ** 5000: 10 ** 6000}",
+    "nan": "return float('nan')",
+    "huge set": "return {10 ** 5000 + i for i in range(3)}",
+    "huge complex tuple": "return (complex(1e308, 1e308), 10 ** 9000)",
+    "bytes": "return b'\\xff' * 100000",
+}
+
+
+@pytest.mark.parametrize("ref", [FAST_REF, REPLAY_REF, TRUTHY_REF], ids=["fast", "replay", "truthy"])
+@pytest.mark.parametrize("what", list(HOSTILE))
+def test_any_return_value_ends_in_a_verdict(ref, what):
+    if ref is TRUTHY_REF and what in ("nan",):
+        pytest.skip("nan is truthy: test 1 passes, test 2 fails either way")
+    completion = py(f"def f(x):\n    {HOSTILE[what]}\n")
+    r = verifiers.verify("code", completion, ref, FAST)
+    assert r.status is Status.OK, (what, r.status, r.reason)
+    assert r.reward == 0.0, (what, r.reason)
+    assert r.details["first_failure"]["verdict"] in ("wrong answer", "runtime error", "time limit",
+                                                     "memory limit"), r.reason
+    assert len(r.reason) < 2000
+
+
+def test_huge_wrong_int_is_a_wrong_answer_naming_its_size():
+    r = verifiers.verify("code", py("def f(x):\n    return 10 ** 5000\n"), FAST_REF, FAST)
+    assert r.status is Status.OK and r.reward == 0.0, r.reason
+    assert r.details["first_failure"]["verdict"] == "wrong answer" and "5001 digits" in r.reason, r.reason
+    # and a huge *right* answer passes
+    big = {"entry_point": "f", "prompt": "def f(x):\n    pass\n",
+           "test": "def check(candidate):\n    assert candidate(5000) == 10 ** 5000\n"}
+    assert verifiers.verify("code", py("def f(x):\n    return 10 ** x\n"), big, FAST).reward == 1.0

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import ast
 import json
+import math
+import reprlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,8 +183,39 @@ def fast_plan(ref: FunctionReference) -> list[SplitAssert] | None:
     return plan or None
 
 
+class _SafeRepr(reprlib.Repr):
+    """repr() that never raises on decoded plain data: an int over str()'s 4300-digit
+    limit is shown by its size (the candidate chose the value, not the verdict)."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return repr(x)
+        except ValueError:
+            return f"<an int of {int_digits(x)} digits>"
+
+
+_SAFE_REPR = _SafeRepr()
+_SAFE_REPR.maxlevel = 4
+_SAFE_REPR.maxlist = _SAFE_REPR.maxtuple = _SAFE_REPR.maxset = _SAFE_REPR.maxfrozenset = _SAFE_REPR.maxdict = 8
+_SAFE_REPR.maxstring = _SAFE_REPR.maxother = _SHOW
+
+
+def int_digits(x: int) -> str:
+    """The number of decimal digits of `x` (without str(), which refuses over 4300 digits);
+    exact below 2**100000 (cheap there), "about N" above."""
+    bits = abs(x).bit_length()
+    d = max(1, int(bits * math.log10(2)))          # 10**(d-1) <= |x| < 10**(d+1)
+    if bits > 100_000:
+        return f"about {d}"
+    return str(d + 1 if abs(x) >= 10 ** d else d)
+
+
 def _short(v: Any) -> str:
-    r = repr(v)
+    """A bounded repr of a decoded value; never raises."""
+    try:
+        r = repr(v)
+    except ValueError:  # an int over the digit limit somewhere inside
+        r = _SAFE_REPR.repr(v)
     return r if len(r) <= _SHOW else r[:_SHOW] + "…"
 
 
