@@ -315,6 +315,20 @@ def test_fork_bomb_sleeper_and_daemon_are_all_killed(solo):
     assert r.stdout.strip() == b"[1]" and solo.pool_ids() == [cid]  # the same container, reset
 
 
+def test_detached_and_spinning_daemons_are_gone_when_run_returns(solo):
+    # issue 11: new session, new process group, closed stdio, plain background child,
+    # and daemons spinning on the CPU; checked the moment `run` returns, then again
+    # after the survivors would have re-executed themselves under the marker.
+    from tests.verifiers.test_sandbox_lingering import assert_nothing_left, daemons, hogs
+    from tests.verifiers.test_sandbox_lingering import host_processes_with as with_marker
+    for program in (daemons, hogs):
+        marker = f"lg{uuid.uuid4().hex[:12]}"
+        r = run_py(solo, program(marker), limits=Limits(wall_time_s=10, cpu_time_s=5, processes=32))
+        assert r.ok and r.stdout == b"spawned\n", (r.describe(), r.stderr)
+        assert with_marker(marker[:15]) == []
+        assert_nothing_left(marker)
+
+
 def test_the_pool_reuses_containers_and_resets_them(solo):
     dirty = ("import ctypes, os\n"
              "open('/tmp/left-in-tmp', 'w').write('x')\n"

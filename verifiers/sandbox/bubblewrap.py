@@ -16,6 +16,10 @@ drains stdout and stderr concurrently with a byte cap each, so a chatty program 
 neither deadlock the pipe nor fill the server's memory. A run that exceeds the stdout
 cap is killed and flagged: truncated output is never compared.
 
+Nothing of a run outlives `run`: once the program has exited (or been killed), the
+sandbox's init is SIGKILLed and waited for, which empties its PID namespace (pidns.py);
+the run's cgroup, where there is one, is killed as well.
+
 Exit statuses: bwrap reports a child killed by signal N as exit status 128+N, so a
 program that exits with 128+N by itself is reported as killed by signal N (both are
 failures either way).
@@ -43,6 +47,7 @@ from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, Sand
                    check_file_names)
 from .cgroups import CgroupManager, RunCgroup
 from .drain import drain
+from .pidns import INIT_INFO_TIMEOUT_S, SandboxInit
 from .seccomp import filter_fd, keyring_filter
 from .zygote import SERVER_SCRIPT, SERVER_SOURCE, PythonZygote, ZygoteError
 
@@ -219,14 +224,19 @@ class BubblewrapBackend(SandboxBackend):
         try:
             cg = self.cgroups.create(None, None) if self.cgroups else None
             seccomp_fd = filter_fd(self._seccomp) if self._seccomp else -1
+            init = SandboxInit()
             try:
                 argv = self._launch_prefix(cg) + self._bwrap_args(
-                    work, Limits(), run_env, raw_env=True, seccomp_fd=seccomp_fd,
+                    work, Limits(), run_env, raw_env=True, seccomp_fd=seccomp_fd, init=init,
                     caps=("CAP_SYS_ADMIN", "CAP_SETPCAP", "CAP_NET_ADMIN")) + ["--"]
                 # Started from one long-lived thread: bwrap's --die-with-parent fires when the
                 # *thread* that forked it exits, and callers' pool threads come and go.
                 z = _launcher().submit(PythonZygote, argv, interpreter, cg,
-                                       [seccomp_fd] if seccomp_fd >= 0 else []).result()
+                                       [seccomp_fd] if seccomp_fd >= 0 else [], init).result()
+            except BaseException:
+                init.kill_and_wait()
+                init.close()
+                raise
             finally:
                 if seccomp_fd >= 0:
                     os.close(seccomp_fd)
@@ -312,11 +322,14 @@ class BubblewrapBackend(SandboxBackend):
         return work
 
     def _bwrap_args(self, work: Path, limits: Limits, env: Mapping[str, str] | None, *, raw_env: bool = False,
-                    caps: Sequence[str] = (), seccomp_fd: int = -1) -> list[str]:
+                    caps: Sequence[str] = (), seccomp_fd: int = -1, init: SandboxInit | None = None) -> list[str]:
         """bwrap's options for one sandbox. `caps`: capabilities kept inside the sandbox's
-        own user namespace (only the zygote keeps any, to give each run namespaces)."""
+        own user namespace (only the zygote keeps any, to give each run namespaces).
+        `init`: where bwrap reports its init's PID (pass `init.write_fd` to it)."""
         a = [self.bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
              "--hostname", "sandbox", "--clearenv"]
+        if init is not None:
+            a += init.args()
         if "--disable-userns" in self._features:
             a.append("--disable-userns")
         for cap in caps:
@@ -356,11 +369,12 @@ class BubblewrapBackend(SandboxBackend):
         work = self._make_workdir(files, limits.writable_workdir)
         cg: RunCgroup | None = None
         stdin_fd = seccomp_fd = -1
+        init = SandboxInit()
         try:
             cg = self.cgroups.create(limits.memory_bytes, limits.processes + 2) if self.cgroups else None
             argv = self._launch_prefix(cg)
             seccomp_fd = filter_fd(self._seccomp) if self._seccomp else -1
-            argv += (self._bwrap_args(work, limits, env, seccomp_fd=seccomp_fd) + ["--"]
+            argv += (self._bwrap_args(work, limits, env, seccomp_fd=seccomp_fd, init=init) + ["--"]
                      + self._prlimit_args(limits) + list(cmd))
 
             # stdin from an anonymous in-memory file: the program reads at its own pace and
@@ -374,7 +388,7 @@ class BubblewrapBackend(SandboxBackend):
             t0 = time.monotonic()
             proc = subprocess.Popen(argv, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     env={"PATH": "/usr/bin:/bin"}, close_fds=True, start_new_session=True,
-                                    pass_fds=[seccomp_fd] if seccomp_fd >= 0 else [],
+                                    pass_fds=[init.write_fd] + ([seccomp_fd] if seccomp_fd >= 0 else []),
                                     cwd="/")
             os.close(stdin_fd)
             stdin_fd = -1
@@ -383,13 +397,15 @@ class BubblewrapBackend(SandboxBackend):
                 seccomp_fd = -1
             pidfd = os.pidfd_open(proc.pid)
             try:
+                init.started(min(t0 + INIT_INFO_TIMEOUT_S, t0 + limits.wall_time_s))
                 out, err, flags = drain(proc.stdout.fileno(), proc.stderr.fileno(),  # type: ignore[union-attr]
                                         pidfd, t0 + limits.wall_time_s, limits.output_bytes, limits.stderr_bytes,
-                                        lambda: _kill(proc, cg))
+                                        lambda: _kill(proc, cg, init))
             finally:
                 os.close(pidfd)
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen it is reaped
+            init.kill_and_wait()  # the program is done: so is everything it started
             wall = time.monotonic() - t0
             for s in (proc.stdout, proc.stderr):
                 s.close()  # type: ignore[union-attr]
@@ -415,6 +431,8 @@ class BubblewrapBackend(SandboxBackend):
             for fd in (stdin_fd, seccomp_fd):
                 if fd >= 0:
                     os.close(fd)
+            init.kill_and_wait()  # (again, for a run that raised: idempotent)
+            init.close()
             if cg is not None:
                 cg.kill_all()  # nothing of the run outlives `run` (where cgroups are in force)
             # Removing a directory that was a mount source in a namespace still being torn
@@ -524,7 +542,9 @@ def _cleanup_at_exit() -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _kill(proc: subprocess.Popen, cg: RunCgroup | None) -> None:
+def _kill(proc: subprocess.Popen, cg: RunCgroup | None, init: SandboxInit | None = None) -> None:
+    if init is not None:
+        init.kill()  # the whole PID namespace at once
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -26,6 +26,7 @@ from pathlib import Path
 from .base import Limits, RunResult, SandboxError, SandboxFile, check_file_names
 from .cgroups import RunCgroup
 from .drain import drain
+from .pidns import INIT_INFO_TIMEOUT_S, SandboxInit
 
 SERVER_SCRIPT = "zygote_server.py"
 START_TIMEOUT_S = 20.0
@@ -55,8 +56,11 @@ class PythonZygote:
     (the backend hands each zygote to one caller)."""
 
     def __init__(self, argv_prefix: Sequence[str], interpreter: str, cg: RunCgroup | None,
-                 extra_fds: Sequence[int] = ()) -> None:
+                 extra_fds: Sequence[int] = (), init: SandboxInit | None = None) -> None:
+        """`argv_prefix`: the bwrap command line up to "--"; `init`: the SandboxInit whose
+        `args()` it holds (closing the zygote then waits until its sandbox is empty)."""
         self.cg = cg
+        self.init = init
         self.proc: subprocess.Popen | None = None
         self.reusable = True  # False once a run left the zygote unfit for another
         self._mem_limit: int | None = None
@@ -66,13 +70,17 @@ class PythonZygote:
         argv = [*argv_prefix, interpreter, "-B", "-s", SERVER_SCRIPT, str(theirs.fileno())]
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=self._stderr, pass_fds=[theirs.fileno(), *extra_fds],
+                                         stderr=self._stderr,
+                                         pass_fds=[theirs.fileno(), *extra_fds,
+                                                   *([init.write_fd] if init is not None else [])],
                                          env={"PATH": "/usr/bin:/bin"}, start_new_session=True, cwd="/")
         except OSError as e:
             self.close()
             raise ZygoteError(f"the Python zygote did not start: {e}", permanent=True) from e
         finally:
             theirs.close()
+        if init is not None:
+            init.started(time.monotonic() + INIT_INFO_TIMEOUT_S)
         ready = self._recv_exact(6, time.monotonic() + START_TIMEOUT_S)
         if ready != b"READY\n":
             self.close()
@@ -246,7 +254,11 @@ class PythonZygote:
             return ""
 
     def close(self) -> None:
-        """Kill the zygote's sandbox (and anything in it)."""
+        """Kill the zygote's sandbox (and anything in it, runs included: their PID
+        namespaces are nested in the zygote's) and wait until it is empty."""
+        if self.init is not None:
+            self.init.kill_and_wait()
+            self.init.close()
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
