@@ -3,6 +3,7 @@ rejected, a bad reference refused up front, and the service healthy afterwards."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import grpc
 import pytest
@@ -75,3 +76,84 @@ def test_code_scores_through_the_server_and_it_stays_healthy(tmp_path):
             assert r.reward == 1.0
     finally:
         srv.stop()
+
+
+# -- issue 11: code verdicts that no trick flips, over a server with auth on ----------------
+
+SHARED_CC = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "code_stdio_codecontests.jsonl"
+
+
+def md(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+def code_spec(version: str = "", **params) -> pb.RewardSpec:
+    return pb.RewardSpec(components=[pb.VerifierRef(name="code", version=version,
+                                                    params={"timeout_per_test_s": 2, **params})])
+
+
+@pytest.fixture(scope="module")
+def authed(tmp_path_factory):
+    """A real server with auth on, two teams' keys (the cache off: every score is a run)."""
+    from reward_server.app import start_server
+    from reward_server.auth import KeyStore
+    from reward_server.config import ServerConfig
+
+    tmp = tmp_path_factory.mktemp("code-auth")
+    with start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp}/r.db", workers=1, auth="on", grace_s=2,
+                                   cache_ttl_s=0, thread_pools={"sandbox": 2})) as srv:
+        keys = KeyStore(srv.store)
+        a, b = keys.create("team-a")[0], keys.create("team-b")[0]
+        with grpc.insecure_channel(srv.address, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+            yield pb_grpc.RewardServiceStub(ch), a, b
+
+
+def score(rpc, key, samples, spec) -> list:
+    return list(rpc.Score(pb.ScoreRequest(samples=samples, spec=spec), metadata=md(key), timeout=300).results)
+
+
+def test_integer_answers_and_huge_return_values_are_verdicts_over_the_server(authed):
+    rpc, a, b = authed
+    mod = {"tests": [{"stdin": "3\n", "stdout": "1000000006\n"}]}
+    huge = {"entry_point": "f", "test": "def check(candidate):\n    assert candidate(1) == 7\n"}
+    res = score(rpc, a, [sample("```python\nprint('1000000005.0')\n```", mod, "float-wrong"),
+                         sample("```python\nprint('1.0000000e9')\n```", mod, "exp-wrong"),
+                         sample("```python\nprint(1000000006)\n```", mod, "right"),
+                         sample("```python\ndef f(x):\n    return 10 ** 5000\n```", huge, "huge-int")], code_spec())
+    by = {r.id: r for r in res}
+    for bad in ("float-wrong", "exp-wrong", "huge-int"):
+        assert by[bad].status == pb.STATUS_OK and by[bad].reward == 0.0, (bad, by[bad].reason)
+        assert "wrong answer" in by[bad].components[0].reason, by[bad].reason
+        assert by[bad].components[0].version == "1.1.0"
+    assert "5001 digits" in by["huge-int"].components[0].reason
+    assert by["right"].reward == 1.0
+    # the other team's spec pinned to the old version still resolves (and keeps its rule)
+    (old,) = score(rpc, b, [sample("```python\nprint('1000000005.0')\n```", mod, "pinned")], code_spec("1.0.0"))
+    assert old.status == pb.STATUS_OK and old.components[0].version == "1.0.0" and old.reward == 1.0
+
+
+@pytest.mark.skipif(not SHARED_CC.exists(), reason=f"shared benchmark data not found at {SHARED_CC}")
+def test_constant_printers_of_the_shared_corpus_run_every_test_and_fail(authed):
+    rpc, a, b = authed
+    problems = [json.loads(x) for x in SHARED_CC.read_text().splitlines() if x.strip()]
+    samples, expect = [], {}
+    for p in problems:
+        for s in p["submissions"]:
+            if s["variant"] in ("hardcode_first_test", "canonical"):
+                sid = f"{p['problem_id']}/{s['variant']}"
+                samples.append(sample(f"```python\n{s['program']}\n```", {"tests": p["tests"]}, sid))
+                expect[sid] = (s["expected"], len(p["tests"]))
+    # every test runs (no stop at the first failure), compared as CodeContests does
+    spec = code_spec(comparator="tokens", case_sensitive=False, stop_at_first_failure=False)
+    res = score(rpc, a, samples, spec)
+    assert len(res) == len(samples) and sum(not e for e, _ in expect.values()) == len(problems)
+    for r in res:
+        passes, n = expect[r.id]
+        assert r.status == pb.STATUS_OK, (r.id, r.reason)
+        assert (r.reward == 1.0) is passes, (r.id, r.reason)
+        assert f"/{n} tests passed" in r.components[0].reason, (r.id, r.reason)
+        assert "not run" not in r.components[0].reason
+    # a problem whose tests all share the first answer: the constant printer is right
+    same = {"tests": [{"stdin": f"{i}\n", "stdout": "YES\n"} for i in range(5)]}
+    (ok,) = score(rpc, b, [sample("```python\nprint('YES')\n```", same, "same")], spec)
+    assert ok.reward == 1.0 and "5/5 tests passed" in ok.components[0].reason

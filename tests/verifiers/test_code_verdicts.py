@@ -102,3 +102,44 @@ def test_huge_wrong_int_is_a_wrong_answer_naming_its_size():
     big = {"entry_point": "f", "prompt": "def f(x):\n    pass\n",
            "test": "def check(candidate):\n    assert candidate(5000) == 10 ** 5000\n"}
     assert verifiers.verify("code", py("def f(x):\n    return 10 ** x\n"), big, FAST).reward == 1.0
+
+
+# -- 3. a program that prints one constant passes only if every answer is that constant ----
+
+CONST_STDIO = {"tests": [{"stdin": "1 2\n", "stdout": "3\n"}, {"stdin": "2 1\n", "stdout": "3\n"},
+                         {"stdin": "5 7\n", "stdout": "12\n"}, {"stdin": "0 3\n", "stdout": "3\n"}]}
+SAME_STDIO = {"tests": [{"stdin": "1 2\n", "stdout": "3\n"}, {"stdin": "2 1\n", "stdout": "3\n"},
+                        {"stdin": "0 3\n", "stdout": "3\n"}]}
+CONST_FAST = {"entry_point": "f", "prompt": "def f(a, b):\n    pass\n",
+              "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(2, 1) == 3\n"
+                      "    assert candidate(5, 7) == 12\n    assert candidate(0, 3) == 3\n"}
+CONST_REPLAY = {"entry_point": "f", "prompt": "def f(a, b):\n    pass\n",
+                "test": "CASES = [((1, 2), 3), ((2, 1), 3), ((5, 7), 12), ((0, 3), 3)]\n\n"
+                        "def check(candidate):\n    for args, want in CASES[:2]:\n        assert candidate(*args) == want\n"
+                        "    assert candidate(*CASES[2][0]) == CASES[2][1]\n"
+                        "    assert candidate(*CASES[3][0]) == CASES[3][1]\n"}
+
+
+@pytest.mark.parametrize("stop", [True, False], ids=["stop-at-first", "run-all"])
+def test_a_constant_printer_fails_where_one_answer_differs_and_every_test_runs(stop):
+    params = {**FAST, "stop_at_first_failure": stop, "partial_credit": not stop}
+    r = verifiers.verify("code", py("print(3)"), CONST_STDIO, params)
+    assert r.status is Status.OK and r.details["total"] == 4, r.reason
+    assert r.details["first_failure"]["test"] == 3 and r.details["first_failure"]["verdict"] == "wrong answer"
+    # stop: tests 1-2 pass, 3 fails, 4 is not run; else all four ran and three passed
+    assert (r.reward, r.details["verdicts"]) == ((0.0, "AAW-") if stop else (0.75, "AAWA")), r.details
+    # the replay path counts a top-level statement as one test: the loop is test 1
+    for ref, full, stopped in ((CONST_FAST, "AAWA", "AAW-"), (CONST_REPLAY, "AWA", "AW-")):
+        r = verifiers.verify("code", py("def f(a, b):\n    return 3\n"), ref, params)
+        want = stopped if stop else full
+        assert r.status is Status.OK and r.details["verdicts"] == want, r.reason
+        assert r.reward == (0.0 if stop else want.count("A") / len(want)), r.reason
+        assert r.details["first_failure"]["verdict"] == "wrong answer", r.reason
+
+
+def test_a_constant_printer_passes_where_every_answer_is_that_constant():
+    r = verifiers.verify("code", py("print(3)"), SAME_STDIO, FAST)
+    assert r.status is Status.OK and r.reward == 1.0 and r.details["verdicts"] == "AAA", r.reason
+    same_fast = {**CONST_FAST, "test": CONST_FAST["test"].replace("candidate(5, 7) == 12", "candidate(5, 7) == 3")}
+    r = verifiers.verify("code", py("def f(a, b):\n    return 3\n"), same_fast, FAST)
+    assert r.reward == 1.0 and r.details["verdicts"] == "AAAA", r.reason
