@@ -6,13 +6,17 @@ side is the reference.
 - Numbers: decimals are the exact rationals they write (`0.125` = 1/8, `1000000005.0` =
   1000000005); exact forms (integers, fractions, roots, π…) must agree exactly (rationals
   by exact arithmetic, the rest to 1e-20 relative at 30 digits).
-- Tolerance (`rel_tol`, default 1e-9): only when the reference is not an integer and either
-  side is written with a decimal point: `1.41421356237` = √2, but `1.0000001` ≠ 1 and
-  `1000000005.0` ≠ 1000000006 (an integer reference is matched exactly).
+- Tolerance (`rel_tol`, default 1e-9): only between decimals (a side written with a decimal
+  point against another decimal, or a fraction whose expansion terminates) when the
+  reference is not an integer: `0.30000000001` = 0.3, but `1.0000001` ≠ 1 and
+  `1000000005.0` ≠ 1000000006 (an integer reference is matched exactly). A decimal against
+  an exact value whose expansion does not terminate (1/3, √2, π/2) is a rounded answer:
+  the next rule, never the tolerance (`1.5707963267948966` ≠ π/2 by default).
 - Rounded decimals (`rounding_sig_digits`, default None = strict): `0.333` ≠ 1/3 and
   `3.14` ≠ π. With N set, a decimal with d ≥ 1 places and at least N significant digits
   equals an exact value whose expansion does not terminate (1/3, √2, 20/3) when that value
-  rounds or truncates to it at d places (`6.67` = 20/3, `41.494` = 17 + 10√6 at N = 3).
+  rounds to it at d places (`6.67` = 20/3, `41.494` = 17 + 10√6 at N = 3; a truncation
+  is not a rounding: `0.666` ≠ 2/3, unless `accept_truncation`).
   Never between two decimals, nor when the exact value terminates (`0.5` ≠ `27/50`).
   The verdict's reason names the rule (and, when strict, that the parameter would accept).
 - Percent (`percent_policy`): "either" reads `50%` as 50 or as 0.5, "strip" as 50,
@@ -71,6 +75,7 @@ class Policy:
     percent_policy: PercentPolicy = "either"
     ordered_lists: bool = False
     rounding_sig_digits: int | None = None
+    accept_truncation: bool = False
 
 
 # Which rules decided a comparison, for the verdict's reason (collected by `answers_equal`).
@@ -151,8 +156,9 @@ def _terminates(e: sympy.Basic) -> bool:
     return d == 1
 
 
-def _rounds_to(decimal: sympy.Basic, places: int, exact: sympy.Basic) -> bool:
-    """Whether the exact value rounds, or truncates, to `decimal` at `places` places."""
+def _rounds_to(decimal: sympy.Basic, places: int, exact: sympy.Basic, truncation: bool) -> bool:
+    """Whether the exact value rounds to `decimal` at `places` places (half an ulp either
+    way), or, with `truncation`, truncates to it."""
     u, v = _numeric(decimal), _numeric(exact)
     if u is None or v is None or not _is_real(v) or u.is_infinite or v.is_infinite:
         return False
@@ -162,7 +168,7 @@ def _rounds_to(decimal: sympy.Basic, places: int, exact: sympy.Basic) -> bool:
     if abs(u - v) <= ulp / 2 * slack:
         return True
     # truncated: same sign, |u| <= |v| < |u| + ulp
-    return bool(u * v > 0 and abs(u) <= abs(v) and abs(v) - abs(u) < ulp)
+    return truncation and bool(u * v > 0 and abs(u) <= abs(v) and abs(v) - abs(u) < ulp)
 
 
 def _significant_digits(src: str) -> int:
@@ -206,13 +212,14 @@ def _values_equal(a: sympy.Basic, b: sympy.Basic, tol: float, inexact: bool, pol
     return "tolerance" if tol > EXACT_REL_TOL and _close(u, v, tol) else None
 
 
-def _rounding_match(x: Expr, xv: sympy.Basic, xd: int | None, y: Expr, yv: sympy.Basic, min_sig: int) -> bool:
+def _rounding_match(x: Expr, xv: sympy.Basic, xd: int | None, y: Expr, yv: sympy.Basic, min_sig: int,
+                    truncation: bool = False) -> bool:
     """`x` is a rounded decimal of the exact, non-terminating `y` (see module docstring)."""
     if xd is None or xd < 1 or y.inexact or _significant_digits(x.src) < min_sig:
         return False
     if xv.free_symbols or yv.free_symbols or _terminates(yv):
         return False
-    return _rounds_to(xv, xd, yv)
+    return _rounds_to(xv, xd, yv, truncation)
 
 
 def scalar_equal(pred: Expr, ref: Expr, pol: Policy) -> bool:
@@ -223,7 +230,9 @@ def scalar_equal(pred: Expr, ref: Expr, pol: Policy) -> bool:
     for av, ad, a_read in _candidates(pred, pol):
         for bv, bd, b_read in _candidates(ref, pol):
             read = "; ".join(r for r in (a_read, b_read) if r)
-            tol = pol.rel_tol if inexact and not _is_integer(bv) else EXACT_REL_TOL
+            between_decimals = not any(not side.inexact and not _terminates(val)
+                                       for side, val in ((pred, av), (ref, bv)))
+            tol = pol.rel_tol if inexact and between_decimals and not _is_integer(bv) else EXACT_REL_TOL
             try:
                 how = _values_equal(av, bv, tol, inexact, pol)
                 if how is not None:
@@ -234,7 +243,7 @@ def scalar_equal(pred: Expr, ref: Expr, pol: Policy) -> bool:
                     return True
                 n = pol.rounding_sig_digits
                 for x, xv, xd, y, yv in ((pred, av, ad, ref, bv), (ref, bv, bd, pred, av)):
-                    if n is not None and _rounding_match(x, xv, xd, y, yv, n):
+                    if n is not None and _rounding_match(x, xv, xd, y, yv, n, pol.accept_truncation):
                         _note(f"{x.src} accepted as the exact value rounded at ≥ {n} significant digits"
                               " (rounding_sig_digits)")
                         if read:
@@ -323,12 +332,24 @@ def _is_name(n: Node) -> bool:
         v = n.value
         if isinstance(v, sympy.Symbol):
             return True
+        if isinstance(v, sympy.Pow) and v.exp == -1 and isinstance(v.base, sympy.core.function.AppliedUndef):
+            v = v.base  # `f^{-1}(x)`, an inverse function's name (SymPy reads it as 1/f(x))
         if isinstance(v, sympy.core.function.AppliedUndef):  # f(x), not sin(x)
             return all(isinstance(a, (sympy.Symbol, sympy.Number)) for a in v.args)
         return False
     if isinstance(n, Seq) and n.kind == "tuple":
         return all(_is_name(i) for i in n.items)
     return False
+
+
+def _coordinate_name(n: Node) -> str | None:
+    """`y` for the assignment `y = …` to a coordinate name x, y or z; else None."""
+    while isinstance(n, Seq) and len(n.items) == 1:
+        n = n.items[0]
+    if isinstance(n, Relation) and n.op == "=" and isinstance(n.lhs, Expr) and \
+            isinstance(n.lhs.value, sympy.Symbol) and str(n.lhs.value) in COORDINATE_NAMES:
+        return str(n.lhs.value)
+    return None
 
 
 def _unwrap(n: Node) -> Node:
@@ -520,6 +541,8 @@ def _relations_equal(a: Relation, b: Relation, pol: Policy) -> bool:
 
 def equal(a: Node, b: Node, pol: Policy) -> bool:
     """Whether two parsed answers are equal under `pol` (rules in the module docstring)."""
+    if _coordinate_name(a) and _coordinate_name(b) and _coordinate_name(a) != _coordinate_name(b):
+        return False  # `y = 5` is not the line `x = 5` (other names may be renamed: `k = 3` = `n = 3`)
     a, b = _unwrap(a), _unwrap(b)
     if isinstance(a, Text) or isinstance(b, Text):
         ka, kb = _text_of(a), _text_of(b)

@@ -268,6 +268,23 @@ def _math_spans(text: str) -> list[tuple[int, int, int, int]]:
     return spans
 
 
+# A block that states several values or a relation is kept whole (`x = 1 \\text{ or } x = 2`,
+# `x = 7, y = 6`), not cut at its last `=`.
+_SEVERAL_RE = re.compile(r"[<>;]|=[^=]*,[^=]*=|\\[lg]e|\\(?:text|mbox)\s*\{\s*(?:or|and)\s*\}|(?<![A-Za-z\\])(?:or|and)(?![A-Za-z])")
+
+
+def _final_block(text: str) -> Extraction | None:
+    """The math block that ends the text (only punctuation after it), when it holds no
+    number the last-number rule could find (`… gives \\( \\tfrac14\\pi \\).`)."""
+    spans = _math_spans(text)
+    if not spans or text[spans[-1][1]:].strip(" \t\n.,;:!"):
+        return None
+    block = text[spans[-1][2]:spans[-1][3]].strip()
+    if not block or len(block) > BARE_ANSWER_MAX_CHARS or _NUMBER_RE.search(block):
+        return None
+    return Extraction(block, "math_block")
+
+
 def _last_number(text: str) -> Extraction | None:
     last = None
     for last in _NUMBER_RE.finditer(text):
@@ -278,7 +295,7 @@ def _last_number(text: str) -> Extraction | None:
         if start <= last.start() < end:
             block = text[c0:c1].strip()
             # `$2 \cdot 12 = 24$`: the value after the last `=`
-            tail = block.rsplit("=", 1)[-1].strip() if "=" in block and not re.search(r"[<>]|\\[lg]e", block) \
+            tail = block.rsplit("=", 1)[-1].strip() if "=" in block and not _SEVERAL_RE.search(block) \
                 else block
             if tail and len(tail) <= BARE_ANSWER_MAX_CHARS:
                 return Extraction(tail, "math_block")
@@ -308,7 +325,7 @@ def extract_answer(completion: str) -> Extraction | None:
     bare = _bare(region)
     if bare:
         return Extraction(bare, "answer_tag" if tag else "bare")
-    return _last_number(region)
+    return _final_block(region) or _last_number(region)
 
 
 def unwrap_reference(reference: str) -> str:

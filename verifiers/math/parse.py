@@ -187,9 +187,22 @@ def _top_positions(s: str, token_re: re.Pattern) -> list[re.Match]:
 
 # ---------------------------------------------------------------- leaves
 
+# `2.3148 \times 10^{-3}`, `1.2e5`: a decimal in scientific notation.
+_SCI = re.compile(r"-?\d*\.(\d+)(?:\\times|\\cdot|\*|x)10\^\{?([-+]?\d+)\}?|-?\d*\.(\d+)[eE]([-+]?\d+)")
+
+
 def _plain_decimals(src: str) -> int | None:
-    m = _DECIMAL.fullmatch(src.replace(" ", ""))
-    return len(m.group(2)) if m else None
+    """Decimal places as written (`2.50` → 2, `2.3148 \\times 10^{-3}` → 7), or None."""
+    compact = src.replace(" ", "")
+    m = _DECIMAL.fullmatch(compact)
+    if m:
+        return len(m.group(2))
+    m = _SCI.fullmatch(compact)
+    if m:
+        digits, exp = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        places = len(digits) - int(exp)
+        return places if places >= 1 else None
+    return None
 
 
 def _to_sympy(src: str) -> sympy.Basic:

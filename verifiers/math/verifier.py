@@ -32,11 +32,16 @@ class MathParams(Params):
     """Parameters of `math` (defaults are the documented policy; see `equivalence`)."""
 
     rel_tol: float = Field(1e-9, ge=0, le=0.1, description=(
-        "relative tolerance between numbers when either side is written as a decimal and the "
-        "reference is not an integer (an integer reference is matched exactly)"))
+        "relative tolerance between two decimals (or a decimal and a terminating fraction) when "
+        "the reference is not an integer; an integer reference is matched exactly, and a decimal "
+        "against 1/3, sqrt(2) or pi is a rounded answer (rounding_sig_digits), never a tolerance"))
     rounding_sig_digits: int | None = Field(None, ge=1, le=15, description=(
         "accept a decimal with at least this many significant digits for an exact value that "
-        "rounds or truncates to it (0.333 = 1/3 at 3); null = strict: a rounded decimal is wrong"))
+        "rounds to it (0.333 = 1/3 at 3; a truncation 0.666 is not 2/3); null = strict: a "
+        "rounded decimal is wrong"))
+    accept_truncation: bool = Field(False, description=(
+        "with rounding_sig_digits set, also accept a decimal that truncates the exact value "
+        "(0.666 = 2/3, 41.494 = 17 + 10 sqrt(6)); off: only a correct rounding"))
     percent_policy: Literal["either", "strip", "fraction"] = Field("either", description=(
         "how a % answer reads: 'either' 50% = 50 or 0.5; 'strip' 50% = 50; 'fraction' 50% = 0.5"))
     decimal_comma: Literal["auto", "never", "always"] = Field("auto", description=(
@@ -93,7 +98,8 @@ class MathVerifier(Verifier):
         if not comma_sensitive and clean(found.text).replace(" ", "") == clean(gold).replace(" ", ""):
             return VerifierResult.ok(1.0, f"{shown}: same after normalisation", **details)
         policy = Policy(rel_tol=params.rel_tol, percent_policy=params.percent_policy,
-                        ordered_lists=params.ordered_lists, rounding_sig_digits=params.rounding_sig_digits)
+                        ordered_lists=params.ordered_lists, rounding_sig_digits=params.rounding_sig_digits,
+                        accept_truncation=params.accept_truncation)
         side = "reference"
         try:
             gold_tree = parse_answer(gold)

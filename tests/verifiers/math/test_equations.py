@@ -35,6 +35,14 @@ TABLE = [
     ("\\boxed{x = 2, x = -3}", "\\{2, -3\\}", ACCEPT),
     ("\\boxed{x = 2}", "-3, 2", REJECT),  # one root of two
     ("\\boxed{x^2 + x - 6 = 0}", "-3, 2", REJECT),  # the equation is not its solution
+    # an inverse function's name is a name; coordinates name different lines
+    ("Final Answer: The final answer is $\\boxed{\\frac{x+5}{2}}$.", "f^{-1}(x) = \\frac{x+5}{2}", ACCEPT),
+    ("Final Answer: The final answer is $\\boxed{\\frac{x-5}{2}}$.", "f^{-1}(x) = \\frac{x+5}{2}", REJECT),
+    ("The vertical asymptote is $\\boxed{y = 5}$.", "x = 5", REJECT),
+    ("The vertical asymptote is $\\boxed{x = 5}$.", "x = 5", ACCEPT),
+    # a final block with several assignments is one answer, not its last number
+    ("The roots are \\( x = 1 \\text{ or } x = 2 \\).", "1, 2", ACCEPT),
+    ("The roots are \\( x = 1 \\text{ or } x = 3 \\).", "1, 2", REJECT),
 ]
 
 

@@ -36,6 +36,9 @@ TABLE = [
     ("\\boxed{\\frac{a+b}{2}}", "\\frac{a}{2} + \\frac{b}{2}", ACCEPT),
     ("\\boxed{2^{10}}", "1024", ACCEPT),
     ("\\boxed{2^{100}+1}", "1267650600228229401496703205376", REJECT),
+    # a final math block with no plain number in it is the answer
+    ("Carrying out the computation carefully gives \\( \\tfrac14\\pi \\).", "\\frac{\\pi}{4}", ACCEPT),
+    ("Carrying out the computation carefully gives \\( \\tfrac13\\pi \\).", "\\frac{\\pi}{4}", REJECT),
 ]
 
 
