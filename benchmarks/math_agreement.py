@@ -1,21 +1,29 @@
 """Agreement of the `math` verifier, and of Math-Verify, with labelled answer pairs.
 
-    python benchmarks/math_agreement.py [--show-failures] [--workers 2] [--data DIR]
+    python benchmarks/math_agreement.py [--show-failures] [--workers 2] [--only forms|hardverify|other]
 
-Data (see /work/shared/benchmarks/README.md):
-- math_hardverify.jsonl: HardVerify-Math, 100 correct-but-hard-to-verify answers and
-  100 wrong ones. We report the % of correct ones accepted and of wrong ones rejected.
-- math_other_graders.jsonl: 151 test cases of other graders; we report agreement with
-  their labels.
+Suites:
+- forms (benchmarks/data/math_forms.jsonl, ours): 400+ (reference, completion) pairs in
+  nine categories of answer forms that MATH / AIME / GSM8K / Olympiad completions contain
+  (relations, intervals and sets, matrices, numbers, precision, equations, extraction,
+  symbolic, adversarial), each labelled with the verdict a careful grader gives under
+  the documented default policy (a few cases set a non-default parameter, `params`).
+  Per category: agreement with the labels and the false-positive rate (wrong answers
+  accepted / wrong answers), ours and Math-Verify's side by side.
+- hardverify (/work/shared/benchmarks/math_hardverify.jsonl): 100 correct-but-hard answers
+  and 100 wrong ones. Its labels accept rounded decimals (`6.67` for 20/3), which our
+  default rejects (strict precision), so ours is shown at the default and with the
+  dataset's own policy (`rounding_sig_digits: 3`), and math@1.0.0 for reference.
+- other (/work/shared/benchmarks/math_other_graders.jsonl): 151 cases of other graders.
 
-Each `pred` goes in as the completion (it is raw model output, not boxed) and `gold` as
-the reference. Ours runs through a real `VerifierPool`, one call at a time, so the
-latency includes the worker round trip. Math-Verify runs in this process (main
-thread, its own signal-based timeouts) as `verify(parse(gold), parse(pred))`, each
-wrapped in `$…$` unless already delimited (without it Math-Verify finds no LaTeX answer
-in most raw preds).
+Ours runs through a real reward server on loopback (in this process, SQLite store, result
+cache off), one `Score` request per sample, so the latency printed per sample is what a
+caller sees: gRPC, validation, the worker pool (hard time limit), the store's commit.
+Math-Verify (`math-verify` from PyPI) runs in this process on the same pairs as
+`verify(parse(gold), parse(pred))`; a short bare answer or gold is wrapped in `$…$`
+(without it Math-Verify finds no LaTeX answer in it); whole solutions go in as written.
 "Accepted" means OK with reward 1; anything else (reward 0, ABSTAIN, TIMEOUT, ERROR)
-counts as not accepted, and the non-OK statuses are listed.
+counts as not accepted, and the statuses are listed.
 """
 from __future__ import annotations
 
@@ -23,130 +31,196 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
-from verifiers.core import Status
-from verifiers.pool import VerifierPool
-
-DATA = Path("/work/shared/benchmarks")
-FILES = ("math_hardverify.jsonl", "math_other_graders.jsonl")
-TIMEOUT_S = 3.0
-
-
-def load(data: Path) -> dict[str, list[dict]]:
-    return {name: [json.loads(line) for line in (data / name).read_text().splitlines() if line.strip()]
-            for name in FILES}
+SHARED = Path("/work/shared/benchmarks")
+FORMS = Path(__file__).resolve().parent / "data" / "math_forms.jsonl"
+CATEGORIES = ("relations", "intervals_sets", "matrices", "numbers", "precision", "equations", "extraction",
+              "symbolic", "adversarial")
+HARDVERIFY_POLICY = {"rounding_sig_digits": 3, "accept_truncation": True}
 
 
-def run_ours(cases: list[dict], workers: int) -> list[tuple[bool, str, str, float]]:
-    """(accepted, status, reason, latency_s) per case, through the worker pool."""
-    pool = VerifierPool(workers=workers)
-    pool.warm_up()
+@dataclass
+class Outcome:
+    accepted: bool
+    status: str
+    reason: str
+    latency_s: float
+
+
+def load(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_service(cases: list[dict], workers: int, version: str, params: dict | None = None) -> list[Outcome]:
+    """Each case as one Score request to a real server on loopback (see module docstring)."""
+    import grpc
+
+    from reward_server.app import start_server
+    from reward_server.config import ServerConfig
+    from reward_server.convert import py_to_struct
+    from rewards.v1 import rewards_pb2 as pb
+    from rewards.v1 import rewards_pb2_grpc as pb_grpc
+
     out = []
-    try:
-        for c in cases:
-            t0 = time.perf_counter()
-            try:
-                res, _ = pool.submit("math", "1.0.0", c["pred"], c["gold"], {}, TIMEOUT_S).result()
-                status, reason, reward = res.status.value, res.reason, res.reward
-            except Exception as e:  # a request error (bad reference) is a non-acceptance here
-                status, reason, reward = "REQUEST_ERROR", f"{type(e).__name__}: {e}", None
-            dt = time.perf_counter() - t0
-            out.append((status == Status.OK.value and reward == 1.0, status, reason, dt))
-    finally:
-        pool.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        srv = start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp}/bench.db", workers=workers,
+                                        cache_ttl_s=0))
+        try:
+            with grpc.insecure_channel(srv.address) as ch:
+                stub = pb_grpc.RewardServiceStub(ch)
+                for c in cases:
+                    ref = pb.VerifierRef(name="math", version=version,
+                                         params=py_to_struct({**c.get("params", {}), **(params or {})}))
+                    sample = pb.Sample(completion=c["pred"])
+                    sample.reference.string_value = c["gold"]
+                    t0 = time.perf_counter()
+                    try:
+                        (res,) = stub.Score(pb.ScoreRequest(samples=[sample], spec=pb.RewardSpec(components=[ref])),
+                                            timeout=60).results
+                        status = pb.Status.Name(res.status).removeprefix("STATUS_")
+                        out.append(Outcome(status == "OK" and res.reward == 1.0, status, res.reason,
+                                           time.perf_counter() - t0))
+                    except grpc.RpcError as e:  # a request error (a reference refused) is a non-acceptance
+                        out.append(Outcome(False, e.code().name, e.details() or "", time.perf_counter() - t0))
+        finally:
+            srv.stop()
     return out
 
 
-def inprocess_latency_s(cases: list[dict]) -> list[float]:
-    """Seconds per call of the same verifier run in this thread (no pool round trip)."""
-    import verifiers
-
-    out = []
-    for c in cases:
-        t0 = time.perf_counter()
-        verifiers.verify("math", c["pred"], c["gold"])
-        out.append(time.perf_counter() - t0)
-    return sorted(out)
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
+def _delimited(s: str) -> str:
+    s = s.strip()
+    if s.startswith(("$", "\\(", "\\[")) or "\\boxed" in s or "\n" in s or len(s) > 200:
+        return s
+    return f"${s}$"
 
 
 def run_math_verify(cases: list[dict]) -> list[bool]:
     from math_verify import parse, verify
 
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
-    def delimited(s: str) -> str:
-        # Math-Verify only finds LaTeX inside delimiters (or \boxed); this wrap reproduces the
-        # README's reference figure (129/151 on the other graders' file).
-        return s if s.strip().startswith(("$", "\\(", "\\[")) or "\\boxed" in s else f"${s}$"
-
     out = []
     for c in cases:
         try:
-            out.append(bool(verify(parse(delimited(c["gold"])), parse(delimited(c["pred"])))))
+            out.append(bool(verify(parse(_delimited(c["gold"])), parse(_delimited(c["pred"])))))
         except Exception:
             out.append(False)
     return out
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
 
 
 def pct(n: int, d: int) -> str:
     return f"{100.0 * n / d:5.1f}% ({n}/{d})" if d else "n/a"
 
 
+def agreement(accepted: list[bool], cases: list[dict]) -> tuple[int, int, int, int]:
+    """(agreeing, n, wrong answers accepted, wrong answers)."""
+    agree = sum(a == c["expected"] for a, c in zip(accepted, cases))
+    wrong = [a for a, c in zip(accepted, cases) if not c["expected"]]
+    return agree, len(cases), sum(wrong), len(wrong)
+
+
+def report_forms(cases: list[dict], ours: list[Outcome], mv: list[bool]) -> None:
+    by_cat: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(cases):
+        by_cat[c["category"]].append(i)
+    cats = [k for k in CATEGORIES if k in by_cat] + sorted(set(by_cat) - set(CATEGORIES))
+    w = 16
+    print(f"\nanswer forms ({FORMS.name}, {len(cases)} cases): agreement with the labels / false positives")
+    print(f"{'category':<{w}} {'n':>4}  {'ours: agree':>18} {'ours: FP':>13}  {'math-verify: agree':>19} "
+          f"{'math-verify: FP':>16}  {'ours ≥ MV':>9}")
+    tot_o, tot_m = [0, 0, 0, 0], [0, 0, 0, 0]
+    for cat in cats:
+        idx = by_cat[cat]
+        sub = [cases[i] for i in idx]
+        o = agreement([ours[i].accepted for i in idx], sub)
+        m = agreement([mv[i] for i in idx], sub)
+        tot_o = [x + y for x, y in zip(tot_o, o)]
+        tot_m = [x + y for x, y in zip(tot_m, m)]
+        print(f"{cat:<{w}} {o[1]:>4}  {pct(o[0], o[1]):>18} {pct(o[2], o[3]):>13}  {pct(m[0], m[1]):>19} "
+              f"{pct(m[2], m[3]):>16}  {'yes' if o[0] >= m[0] else 'NO':>9}")
+    print(f"{'all':<{w}} {tot_o[1]:>4}  {pct(tot_o[0], tot_o[1]):>18} {pct(tot_o[2], tot_o[3]):>13}  "
+          f"{pct(tot_m[0], tot_m[1]):>19} {pct(tot_m[2], tot_m[3]):>16}")
+    with_params = [i for i, c in enumerate(cases) if c.get("params")]
+    if with_params:
+        print(f"({len(with_params)} cases set a non-default parameter; Math-Verify has no such setting and runs "
+              "with its defaults on them)")
+
+
+def report_hardverify(cases: list[dict], results: dict[str, list[bool]]) -> None:
+    print(f"\nHardVerify ({len(cases)} cases): correct answers accepted / wrong answers rejected")
+    for name, accepted in results.items():
+        good = [a for a, c in zip(accepted, cases) if c["expected"]]
+        bad = [a for a, c in zip(accepted, cases) if not c["expected"]]
+        print(f"  {name:<44} {pct(sum(good), len(good)):>16} {pct(len(bad) - sum(bad), len(bad)):>16}")
+
+
+def report_other(cases: list[dict], results: dict[str, list[bool]]) -> None:
+    print(f"\nother graders' cases ({len(cases)}): agreement with their labels")
+    for name, accepted in results.items():
+        agree, n, fp, nw = agreement(accepted, cases)
+        print(f"  {name:<44} {pct(agree, n):>16}   wrong accepted {pct(fp, nw)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--show-failures", action="store_true", help="list the cases where we disagree with the label")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--show-failures", action="store_true", help="list the cases where ours disagrees with the label")
+    ap.add_argument("--workers", type=int, default=2, help="the server's verifier worker processes")
+    ap.add_argument("--only", choices=("forms", "hardverify", "other"), action="append",
+                    help="run only these suites (repeatable)")
     args = ap.parse_args(argv)
+    logging.getLogger("reward_server").setLevel(logging.ERROR)  # "auth is off": known, it is a benchmark
+    suites = args.only or ["forms", "hardverify", "other"]
 
-    data = load(args.data)
-    hv, og = data["math_hardverify.jsonl"], data["math_other_graders.jsonl"]
-    cases = hv + og
-    ours = run_ours(cases, args.workers)
-    mv = run_math_verify(cases)
-    ours_hv, ours_og = ours[:len(hv)], ours[len(hv):]
-    mv_hv, mv_og = mv[:len(hv)], mv[len(hv):]
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    failures: list[tuple[str, dict, Outcome]] = []
 
-    def hv_rates(accepted: list[bool]) -> tuple[str, str]:
-        good = [a for a, c in zip(accepted, hv) if c["expected"]]
-        bad = [a for a, c in zip(accepted, hv) if not c["expected"]]
-        return pct(sum(good), len(good)), pct(len(bad) - sum(bad), len(bad))
+    def ours(cases: list[dict], suite: str, version: str = "2.0.0", params: dict | None = None) -> list[Outcome]:
+        res = run_service(cases, args.workers, version, params)
+        if version == "2.0.0" and params is None:  # the defaults: the figures the issue's targets are about
+            latencies.extend(r.latency_s for r in res)
+            statuses.update(r.status for r in res)
+            failures.extend((suite, c, r) for c, r in zip(cases, res) if r.accepted != c["expected"])
+        return res
 
-    o_acc, o_rej = hv_rates([o[0] for o in ours_hv])
-    m_acc, m_rej = hv_rates(mv_hv)
-    o_agree = sum(o[0] == c["expected"] for o, c in zip(ours_og, og))
-    m_agree = sum(a == c["expected"] for a, c in zip(mv_og, og))
-    lat = sorted(o[3] for o in ours)
-    local = inprocess_latency_s(cases)
+    def accepted(res: list[Outcome]) -> list[bool]:
+        return [r.accepted for r in res]
 
-    w = 44
-    print(f"{'':{w}} {'ours (math@1.0.0)':>22} {'math-verify':>22}")
-    print(f"{'HardVerify: correct answers accepted':{w}} {o_acc:>22} {m_acc:>22}")
-    print(f"{'HardVerify: wrong answers rejected':{w}} {o_rej:>22} {m_rej:>22}")
-    print(f"{'other graders: agreement with labels':{w}} {pct(o_agree, len(og)):>22} {pct(m_agree, len(og)):>22}")
-    print(f"ours, latency per call through VerifierPool({args.workers} workers), n={len(lat)}: "
-          f"p50 {percentile(lat, 0.5) * 1000:.1f} ms, p99 {percentile(lat, 0.99) * 1000:.1f} ms, "
-          f"max {lat[-1] * 1000:.1f} ms")
-    print(f"ours, latency per call in-process (no pool), n={len(local)}: "
-          f"p50 {percentile(local, 0.5) * 1000:.1f} ms, p99 {percentile(local, 0.99) * 1000:.1f} ms, "
-          f"max {local[-1] * 1000:.1f} ms")
-    statuses = Counter(o[1] for o in ours)
+    if "forms" in suites:
+        cases = load(FORMS)
+        report_forms(cases, ours(cases, "forms"), run_math_verify(cases))
+    for suite, name, label in (("hardverify", "math_hardverify.jsonl", "defaults: strict precision"),
+                               ("other", "math_other_graders.jsonl", "defaults")):
+        if suite not in suites:
+            continue
+        cases = load(SHARED / name)
+        (report_hardverify if suite == "hardverify" else report_other)(cases, {
+            f"ours (math@2.0.0, {label})": accepted(ours(cases, suite)),
+            "ours (math@2.0.0, rounding_sig_digits 3, truncation)": accepted(ours(cases, suite, params=HARDVERIFY_POLICY)),
+            "ours (math@1.0.0)": accepted(ours(cases, suite, version="1.0.0")),
+            "math-verify": run_math_verify(cases)})
+
+    lat = sorted(latencies)
+    print(f"\nours (math@2.0.0, defaults), latency per sample through the service (one Score call each, "
+          f"{args.workers} pool workers), n={len(lat)}: p50 {percentile(lat, 0.5) * 1000:.1f} ms, "
+          f"p99 {percentile(lat, 0.99) * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
     print("ours, statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
 
     if args.show_failures:
-        print("\nour disagreements with the labels:")
-        for name, rows, res in (("hardverify", hv, ours_hv), ("other", og, ours_og)):
-            for c, (acc, status, reason, _) in zip(rows, res):
-                if acc != c["expected"]:
-                    tag = c.get("grader") or c.get("kind")
-                    print(f"- [{name}] expected={c['expected']} ours={status}{'' if status != 'OK' else ' ' + str(acc)}"
-                          f" ({tag})\n    gold={c['gold']!r}\n    pred={c['pred'][-160:]!r}\n    why: {reason}")
+        print("\nour disagreements with the labels (math@2.0.0, defaults):")
+        for suite, c, r in failures:
+            tag = c.get("category") or c.get("grader") or c.get("kind")
+            print(f"- [{suite}/{tag}] {c.get('id', '')} expected={c['expected']} ours={r.status} accepted={r.accepted}"
+                  f"{' params=' + json.dumps(c['params']) if c.get('params') else ''}\n"
+                  f"    gold={c['gold'][-160:]!r}\n    pred={c['pred'][-200:]!r}\n    why: {r.reason[:300]}")
     return 0
 
 
