@@ -143,3 +143,38 @@ def test_a_constant_printer_passes_where_every_answer_is_that_constant():
     same_fast = {**CONST_FAST, "test": CONST_FAST["test"].replace("candidate(5, 7) == 12", "candidate(5, 7) == 3")}
     r = verifiers.verify("code", py("def f(a, b):\n    return 3\n"), same_fast, FAST)
     assert r.reward == 1.0 and r.details["verdicts"] == "AAAA", r.reason
+
+
+# -- 5. the time limit is CPU time; the wall clock is a generous backstop, and the reason says which
+
+ONE = {"tests": [{"stdin": "", "stdout": "done\n"}]}
+ONE_FN = {"entry_point": "f", "test": "def check(candidate):\n    assert candidate() == 'done'\n"}
+STRETCHED = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.1:\n    pass\ntime.sleep(1.6)\n"
+
+
+def test_a_wall_clock_stretched_past_twice_the_limit_is_not_a_time_limit():
+    # 0.1 s of CPU against a 0.5 s limit; 1.7 s of wall clock, as on a host so loaded that
+    # the program waits for a CPU three times as long as it runs: within the limit.
+    params = {"timeout_per_test_s": 0.5}
+    r = verifiers.verify("code", py(STRETCHED + "print('done')"), ONE, params)
+    assert r.status is Status.OK and r.reward == 1.0, r.reason
+    fn = "def f():\n" + "".join(f"    {ln}\n" for ln in STRETCHED.splitlines()) + "    return 'done'\n"
+    r = verifiers.verify("code", py(fn), ONE_FN, params)
+    assert r.status is Status.OK and r.reward == 1.0, r.reason
+
+
+@pytest.mark.parametrize("kind", ["stdio", "function"])
+def test_the_reason_names_the_limit_that_ended_the_run(kind):
+    params = {"timeout_per_test_s": 0.5}
+    spin, sleep = "while True:\n    pass", "import time\ntime.sleep(60)"
+    for body, limit in ((spin, "CPU-time limit 0.5 s"), (sleep, "wall-clock limit")):
+        if kind == "stdio":
+            r = verifiers.verify("code", py(body), ONE, params)
+        else:
+            fn = "def f():\n" + "".join(f"    {ln}\n" for ln in body.splitlines())
+            r = verifiers.verify("code", py(fn), ONE_FN, params)
+        assert r.status is Status.OK and r.reward == 0.0, r.reason
+        assert r.details["first_failure"]["verdict"] == "time limit", r.reason
+        assert limit in r.reason, r.reason
+        if limit == "wall-clock limit":
+            assert "CPU-time limit 0.5 s" not in r.reason and "of CPU" in r.reason, r.reason

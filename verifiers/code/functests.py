@@ -42,7 +42,7 @@ from ..sandbox import Limits, SandboxBackend
 from . import harness, plainwire
 from .languages import PYTHON, PYTHON_ENV, PYTHON_EXE
 from .reference import FunctionReference, calls_name, find_check
-from .stdio import WALL_FACTOR, Budget, failure_verdict, last_line
+from .stdio import WALL_FACTOR, Budget, cpu_limit_detail, failure_verdict, last_line, wall_limit_detail
 from .verdict import TestOutcome, Verdict
 
 MAX_ROUNDS = 6
@@ -270,10 +270,9 @@ def _fail(verdict: Verdict, detail: str) -> dict:
 def _answer(ev: dict, timeout_s: float) -> dict:
     cpu = ev.get("cpu") if isinstance(ev.get("cpu"), (int, float)) else 0.0
     if cpu > timeout_s or (ev.get("kind") == "timeout" and cpu >= timeout_s * 0.9):
-        return _fail(Verdict.TIME_LIMIT, f"limit {timeout_s:g} s; the call used {cpu:.2f} s of CPU")
+        return _fail(Verdict.TIME_LIMIT, cpu_limit_detail(timeout_s, cpu, "the call"))
     if ev.get("kind") == "timeout":
-        return _fail(Verdict.TIME_LIMIT, f"limit {timeout_s:g} s; the call was stopped at the wall-clock limit "
-                                         f"({WALL_FACTOR * timeout_s:g} s)")
+        return _fail(Verdict.TIME_LIMIT, wall_limit_detail(WALL_FACTOR * timeout_s, cpu, "the call"))
     if ev.get("ok") is True:
         try:
             plainwire.decode(ev.get("value"))
@@ -325,11 +324,11 @@ def run_calls(backend: SandboxBackend, program: str, entry_point: str, calls: li
         load = next((e for e in events if e.get("ev") == "load"), None)
         if load is None or not load.get("ok"):
             if load is None:
-                failed = failure_verdict(r, PYTHON, wall)
+                failed = failure_verdict(r, PYTHON, wall, wall)
                 verdict, detail = failed or (Verdict.RUNTIME_ERROR, f"the program ended ({r.describe()}) before "
                                                                     f"the tests ran")
                 if verdict is Verdict.TIME_LIMIT:
-                    detail = "loading the program " + detail
+                    detail = "loading the program: " + detail
             elif load.get("kind") == "compile":
                 verdict, detail = Verdict.COMPILE_ERROR, str(load.get("error", ""))
             else:
@@ -350,7 +349,9 @@ def run_calls(backend: SandboxBackend, program: str, entry_point: str, calls: li
         # The run ended inside call j.
         failed = failure_verdict(r, PYTHON, float("inf"))
         if failed is None or failed[0] is Verdict.TIME_LIMIT:
-            failed = ((Verdict.TIME_LIMIT, f"the call ran past the time limit ({r.describe()})")
+            failed = ((Verdict.TIME_LIMIT, f"the call ran past the run's limits: "
+                                           + (wall_limit_detail(wall, r.cpu_time_s) if r.timed_out else
+                                              cpu_limit_detail(wall, r.cpu_time_s)))
                       if r.timed_out or r.cpu_limit_hit else
                       (Verdict.RUNTIME_ERROR, f"the program ended ({r.describe()}) inside the call"
                                               + (f": {last_line(r.stderr)}" if r.stderr else "")))
@@ -380,11 +381,13 @@ def _replay(backend: SandboxBackend, program: str, ref: FunctionReference, *, ti
             return [o if o.verdict is not Verdict.NOT_RUN else
                     TestOutcome(o.index, Verdict.TIME_LIMIT, budget.exhausted_detail(), where=o.where)
                     for o in last] or [TestOutcome(0, Verdict.TIME_LIMIT, budget.exhausted_detail())], info
-        wall = min(remaining, max(TEST_PROCESS_MIN_S, 4 * timeout_s))
+        # The reference's own checking: CPU-time limited, with the same generous wall backstop.
+        cpu = max(TEST_PROCESS_MIN_S, 4 * timeout_s)
+        wall = min(remaining, WALL_FACTOR * cpu)
         nonce = secrets.token_hex(16)
         req = json.dumps({"nonce": nonce, "test": ref.test, "entry_point": ref.entry_point, "prompt": ref.prompt,
                           "setup": ref.setup, "answers": answers, "stop_at_first_failure": stop_at_first_failure})
-        limits = Limits(wall_time_s=wall, cpu_time_s=wall, memory_bytes=max(memory_bytes, 512 << 20),
+        limits = Limits(wall_time_s=wall, cpu_time_s=min(cpu, wall), memory_bytes=max(memory_bytes, 512 << 20),
                         output_bytes=max(output_bytes, 16 << 20), processes=16)
         r = backend.run_python(harness.files("test_runner.py"), "test_runner.py",
                                req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE)
