@@ -126,6 +126,8 @@ class ServerConfig(BaseSettings):
                                           "none given, only configured models")
     cache_ttl_s: float = Field(600.0, ge=0, description="result cache window; 0 turns the cache off")
     cache_max_entries: int = Field(100_000, ge=0)
+    replica_id: str = Field("", max_length=200, description=(
+        "this replica's name in GetStats (its cache and counts are its own); empty: host:pid"))
     specs: dict[str, SpecConfig] = Field(default_factory=dict,
                                          description="named reward specs stored (as new versions when changed) at start")
     max_message_bytes: int = Field(16 << 20, ge=1024, description="largest request accepted")

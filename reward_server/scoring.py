@@ -11,8 +11,8 @@ Combination rule: reward = Σ weight_i · reward_i over the sample's components.
 Routing: a spec's `routes` map a task type (the sample's `metadata[task_key]`) to extra
 components; "*" is the fallback.
 
-Cache: identical (verifier, version, params hash, completion, reference, and the prompt
-for verifiers that read it) within
+Cache (per replica, per team): identical (team, verifier, version, params hash, completion,
+reference, and the prompt for verifiers that read it) within
 `cache_ttl_s` returns the stored result (OK and ABSTAIN only: a TIMEOUT or ERROR is
 worth retrying), marked `cached`.
 """
@@ -193,9 +193,11 @@ class ResultCache:
         self.hits = self.misses = 0
 
     @staticmethod
-    def key(c: Component, sample: SampleInput) -> tuple[str, ...]:
+    def key(c: Component, sample: SampleInput, team: str) -> tuple[str, ...]:
+        # The team is part of the key: a hit is reported (`cached`), so a shared entry would
+        # tell one team that another scored the same text.
         ref = "" if sample.reference is None else reference_text(sample.reference)
-        key = (c.name, c.version, c.params_hash, sha256(sample.completion), sha256(ref))
+        key = (team, c.name, c.version, c.params_hash, sha256(sample.completion), sha256(ref))
         return key + (sha256(sample.prompt),) if c.uses_prompt else key
 
     def get(self, key: tuple[str, ...]) -> VerifierResult | None:
@@ -251,7 +253,7 @@ class Scorer:
     async def _score_component(self, sample: SampleInput, c: Component, use_cache: bool,
                                team: str) -> ComponentOutcome:
         t0 = time.perf_counter()
-        key = ResultCache.key(c, sample) if use_cache and self.cache.enabled else None
+        key = ResultCache.key(c, sample, team) if use_cache and self.cache.enabled else None
         if key is not None and (hit := self.cache.get(key)) is not None:
             return ComponentOutcome(c, hit, (time.perf_counter() - t0) * 1000, "cache", cached=True)
         try:

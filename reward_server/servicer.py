@@ -5,6 +5,8 @@ Errors are mapped to status codes in one place (`errors.status_code_for`) by `_r
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import functools
 import itertools
 import re
@@ -79,11 +81,12 @@ class TeamCounts:
     rows_written: int = 0
     rows_pending: int = 0
 
-    def to_pb(self, team: str) -> pb.Stats:
+    def to_pb(self, team: str, replica: str) -> pb.Stats:
         lookups = self.cache_hits + self.cache_misses
         return pb.Stats(cache_hits=self.cache_hits, cache_misses=self.cache_misses,
                         cache_hit_rate=self.cache_hits / lookups if lookups else 0.0,
-                        score_rows_written=self.rows_written, score_rows_pending=self.rows_pending, team=team)
+                        score_rows_written=self.rows_written, score_rows_pending=self.rows_pending, team=team,
+                        replica=replica)
 
 
 class RewardServicer(pb_grpc.RewardServiceServicer):
@@ -327,11 +330,13 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         """A team key: that team's counts (its cache lookups, its rows). An admin key: the
         whole server's (every team shares the cache and the writer)."""
         who = await self._who(context)
+        replica = self.config.replica_id or f"{socket.gethostname()}:{os.getpid()}"
         if not who.admin:
-            return self._team_counts.get(who.team, TeamCounts()).to_pb(who.team)
+            return self._team_counts.get(who.team, TeamCounts()).to_pb(who.team, replica)
         c = self.scorer.cache
         return pb.Stats(cache_hits=c.hits, cache_misses=c.misses, cache_hit_rate=c.hit_rate,
-                        score_rows_written=self.store.rows_written, score_rows_pending=self.store.pending)
+                        score_rows_written=self.store.rows_written, score_rows_pending=self.store.pending,
+                        replica=replica)
 
     # -- runs ---------------------------------------------------------------------
     @_rpc

@@ -242,6 +242,27 @@ def test_get_stats_is_per_team_for_team_keys_and_server_wide_for_admins(tmp_path
     assert (sb.team, sb.cache_hits, sb.cache_misses, sb.score_rows_written) == ("team-b", 0, 1, 1)
     assert sb.cache_hit_rate == 0.0 and sb.score_rows_pending == 0
     assert (sall.team, sall.cache_hits, sall.cache_misses, sall.score_rows_written) == ("", 2, 3, 5)
+    assert sa.replica == sb.replica == sall.replica and sa.replica.endswith(f":{os.getpid()}")
+
+
+def test_the_result_cache_never_tells_one_team_what_another_scored(tmp_path):
+    """A hit is reported (`cached`) and counted: team B sending team A's exact text must be
+    scored afresh, or B learns that A scored it."""
+    with start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp_path}/c.db", workers=1, auth="on",
+                                   grace_s=2, replica_id="replica-7")) as srv:
+        keys = KeyStore(srv.store)
+        a, b = keys.create("team-a")[0], keys.create("team-b")[0]
+        with grpc.insecure_channel(srv.address) as ch:
+            rpc = pb_grpc.RewardServiceStub(ch)
+            req = pb.ScoreRequest(samples=[sample("Team A's secret solution: \\boxed{4}")], spec=spec("math"))
+            first_a = rpc.Score(req, metadata=md(a)).results[0]
+            again_a = rpc.Score(req, metadata=md(a)).results[0]
+            first_b = rpc.Score(req, metadata=md(b)).results[0]
+            sb = rpc.GetStats(pb.GetStatsRequest(), metadata=md(b))
+    assert first_a.reward == again_a.reward == first_b.reward == 1.0
+    assert not first_a.components[0].cached and again_a.components[0].cached   # A's own repeat hits
+    assert not first_b.components[0].cached                                     # B's identical text does not
+    assert (sb.cache_hits, sb.cache_misses, sb.replica) == (0, 1, "replica-7")
 
 
 # -- the policy the server installs: config first, then the environment; auth on denies ------

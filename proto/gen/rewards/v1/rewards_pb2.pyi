@@ -519,17 +519,19 @@ class GetStatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("cache_hits", "cache_misses", "cache_hit_rate", "score_rows_written", "score_rows_pending", "team")
+    __slots__ = ("cache_hits", "cache_misses", "cache_hit_rate", "score_rows_written", "score_rows_pending", "team", "replica")
     CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
     CACHE_MISSES_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_RATE_FIELD_NUMBER: _ClassVar[int]
     SCORE_ROWS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     SCORE_ROWS_PENDING_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     cache_hits: int
     cache_misses: int
     cache_hit_rate: float
     score_rows_written: int
     score_rows_pending: int
     team: str
-    def __init__(self, cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., score_rows_written: _Optional[int] = ..., score_rows_pending: _Optional[int] = ..., team: _Optional[str] = ...) -> None: ...
+    replica: str
+    def __init__(self, cache_hits: _Optional[int] = ..., cache_misses: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., score_rows_written: _Optional[int] = ..., score_rows_pending: _Optional[int] = ..., team: _Optional[str] = ..., replica: _Optional[str] = ...) -> None: ...
