@@ -3,6 +3,7 @@ rejected, a bad reference refused up front, and the service healthy afterwards."
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import grpc
@@ -157,3 +158,25 @@ def test_constant_printers_of_the_shared_corpus_run_every_test_and_fail(authed):
     same = {"tests": [{"stdin": f"{i}\n", "stdout": "YES\n"} for i in range(5)]}
     (ok,) = score(rpc, b, [sample("```python\nprint('YES')\n```", same, "same")], spec)
     assert ok.reward == 1.0 and "5/5 tests passed" in ok.components[0].reason
+
+
+def test_no_process_outlives_its_verdict_and_the_reason_names_the_limit_over_the_server(authed):
+    from tests.verifiers.test_sandbox_lingering import assert_nothing_left, daemons
+
+    rpc, a, b = authed
+    marker = f"rlvr-linger-{uuid.uuid4().hex[:12]}"
+    ref = {"tests": [{"stdin": "", "stdout": "spawned\n"}, {"stdin": "again\n", "stdout": "spawned\n"}]}
+    fn_ref = {"entry_point": "f", "test": "def check(candidate):\n    assert candidate() == 1\n"}
+    res = score(rpc, b, [sample(f"```python\n{daemons(marker)}```", ref, "daemons"),
+                         sample("```python\nwhile True:\n    pass\n```", ref, "spin"),
+                         sample("```python\nimport time\ntime.sleep(60)\n```", ref, "sleep"),
+                         sample("```python\ndef f():\n    while True:\n        pass\n```", fn_ref, "fn-spin")],
+                code_spec(timeout_per_test_s=0.5))
+    by = {r.id: r for r in res}
+    assert by["daemons"].status == pb.STATUS_OK and by["daemons"].reward == 1.0, by["daemons"].reason
+    assert_nothing_left(marker)
+    for sid, limit in (("spin", "CPU-time limit 0.5 s"), ("sleep", "wall-clock limit 3 s"),
+                       ("fn-spin", "CPU-time limit 0.5 s")):
+        assert by[sid].status == pb.STATUS_OK and by[sid].reward == 0.0, by[sid].reason
+        why = by[sid].components[0].reason
+        assert "time limit" in why and limit in why, why
