@@ -83,8 +83,6 @@ HOSTILE = {
 @pytest.mark.parametrize("ref", [FAST_REF, REPLAY_REF, TRUTHY_REF], ids=["fast", "replay", "truthy"])
 @pytest.mark.parametrize("what", list(HOSTILE))
 def test_any_return_value_ends_in_a_verdict(ref, what):
-    if ref is TRUTHY_REF and what in ("nan",):
-        pytest.skip("nan is truthy: test 1 passes, test 2 fails either way")
     completion = py(f"def f(x):\n    {HOSTILE[what]}\n")
     r = verifiers.verify("code", completion, ref, FAST)
     assert r.status is Status.OK, (what, r.status, r.reason)
