@@ -30,7 +30,7 @@ from verifiers.judges.policy import ALLOWED_URLS_ENV, MODEL_ROOTS_ENV, ReachPoli
 from .auth import DEFAULT_TEAM, Authenticator, KeyStore
 from .config import ConfigError, ServerConfig, SpecConfig
 from .decoding import DecodeErrorInterceptor
-from .quotas import QuotaManager
+from .quotas import DatabaseBuckets, QuotaManager
 from .scoring import Scorer
 from .servicer import RewardServicer
 from .store import ScoreStore
@@ -140,6 +140,16 @@ def _sandbox_backend(config: ServerConfig) -> None:
     log.info("code sandbox: %s (%s)", config.sandbox_backend, why if ok else f"UNAVAILABLE: {why}")
 
 
+def quota_manager(config: ServerConfig, store: ScoreStore) -> QuotaManager:
+    """Quotas in this process, or shared through the database (`quotas.backend`; auto =
+    shared on PostgreSQL, where several replicas may run)."""
+    backend = config.quotas.backend
+    if backend == "auto":
+        backend = "database" if store.engine.dialect.name == "postgresql" else "memory"
+    log.info("quotas: token buckets in %s", "the shared database" if backend == "database" else "this process")
+    return QuotaManager(config.quotas, DatabaseBuckets(store.engine) if backend == "database" else None)
+
+
 async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) -> _Parts:
     await asyncio.to_thread(scorer.warm_up)
     await asyncio.to_thread(_sandbox_backend, config)
@@ -151,7 +161,7 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
         log.warning("AUTH IS OFF: every caller acts as the admin of team %r (the embedded single-user set-up; "
                     "set auth = \"on\" and create keys with `reward-server keys create` to share this server)",
                     DEFAULT_TEAM)
-    servicer = RewardServicer(config, scorer, store, auth, QuotaManager(config.quotas))
+    servicer = RewardServicer(config, scorer, store, auth, quota_manager(config, store))
     for name, spec in config.specs.items():  # validated and stored as the next version when changed
         try:
             await servicer.put_spec(pb.PutSpecRequest(name=name, spec=spec_config_to_pb(spec),

@@ -145,3 +145,14 @@ class RetentionEvent(Base):
     cutoff: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     rows_affected: Mapped[int] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(32), default="drop_texts")
+
+
+class QuotaBucket(Base):
+    """One team's token bucket for one limited resource, shared by every replica on this
+    database (reward_server.quotas.DatabaseBuckets); `stamp` is the database clock, epoch s."""
+
+    __tablename__ = "quota_buckets"
+    team: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    stamp: Mapped[float] = mapped_column(Float)
