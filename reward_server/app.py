@@ -30,7 +30,7 @@ from verifiers.judges.policy import ALLOWED_URLS_ENV, MODEL_ROOTS_ENV, ReachPoli
 from .auth import DEFAULT_TEAM, Authenticator, KeyStore
 from .config import ConfigError, ServerConfig, SpecConfig
 from .decoding import DecodeErrorInterceptor
-from .quotas import DatabaseBuckets, QuotaManager
+from .quotas import DatabaseBackend, QuotaManager
 from .scoring import Scorer
 from .servicer import RewardServicer
 from .store import ScoreStore
@@ -91,6 +91,7 @@ class _Parts:
     store: ScoreStore
     port: int
     retention: asyncio.Task | None = None
+    quotas: QuotaManager | None = None
     remove_policy: Callable[[], None] = lambda: None
 
 
@@ -146,8 +147,9 @@ def quota_manager(config: ServerConfig, store: ScoreStore) -> QuotaManager:
     backend = config.quotas.backend
     if backend == "auto":
         backend = "database" if store.engine.dialect.name == "postgresql" else "memory"
-    log.info("quotas: token buckets in %s", "the shared database" if backend == "database" else "this process")
-    return QuotaManager(config.quotas, DatabaseBuckets(store.engine) if backend == "database" else None)
+    log.info("quotas: buckets and counters in %s", "the shared database" if backend == "database" else "this process")
+    return QuotaManager(config.quotas, DatabaseBackend(store.engine, config.quotas.lease_ttl_s, config.replica)
+                        if backend == "database" else None)
 
 
 async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) -> _Parts:
@@ -187,7 +189,7 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     log.info("reward server listening on %s:%d (%s, database %s, %d workers)", config.host, port,
              "TLS" if config.tls_cert_file else "plaintext", config.database_url, config.workers)
     retention = asyncio.create_task(_retention_loop(store, config)) if config.retention_days else None
-    return _Parts(server, health_servicer, scorer, store, port, retention)
+    return _Parts(server, health_servicer, scorer, store, port, retention, servicer.quotas)
 
 
 async def _retention_loop(store: ScoreStore, config: ServerConfig) -> None:
@@ -207,6 +209,8 @@ async def _shutdown(parts: _Parts, grace_s: float) -> None:
     await parts.health.enter_graceful_shutdown()
     await parts.server.stop(grace_s)
     await asyncio.to_thread(parts.scorer.close)
+    if parts.quotas:
+        await asyncio.to_thread(parts.quotas.close)
     await asyncio.to_thread(parts.store.close)
     parts.remove_policy()
     log.info("reward server stopped; %d score rows written", parts.store.rows_written)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,6 +141,11 @@ class ServerConfig(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def replica(self) -> str:
+        """This replica's name: `replica_id`, or host:pid."""
+        return self.replica_id or f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def auth_enabled(self) -> bool:

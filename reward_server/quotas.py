@@ -9,30 +9,35 @@ Each limited resource is a token bucket per team (rate r per second, capacity `b
   one team's flood from filling the shared worker queues ahead of another team's work.
 
 A request that does not fit raises QuotaExceededError (RESOURCE_EXHAUSTED) with
-`retry_after_s`; nothing is taken from any bucket unless every bucket admits it.
+`retry_after_s`; nothing is taken from any bucket or counter unless every one admits it.
 
-Where the buckets live (`quotas.backend`): in this process (`memory`, the embedded
-default), or in the database every replica shares (`database`: one row per team and
-resource, refilled and taken in one locked transaction on the database's clock), so that N
-replicas give a team its quota once, not N times. `auto` picks `database` on PostgreSQL.
-The two counters (streams, samples in flight) stay per replica: they protect that
-replica's own queues.
+Where the state lives (`quotas.backend`): in this process (`memory`, the embedded
+default), or in the database every replica shares (`database`), so that N replicas give a
+team its quota once, not N times; `auto` picks `database` on PostgreSQL. In the database a
+bucket is a row of `quota_buckets`, refilled and taken in one locked transaction on the
+database's clock; a counter is the sum of the team's unexpired rows in `quota_leases`. A
+replica renews its own leases every `lease_ttl_s / 3`, so the leases of a replica that
+crashed lapse after `lease_ttl_s` and stop counting against its team.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import QuotaExceededError
+
+log = logging.getLogger(__name__)
 
 
 class TeamQuota(BaseModel):
@@ -52,8 +57,11 @@ class QuotaConfig(BaseModel):
     default: TeamQuota = TeamQuota()
     teams: dict[str, TeamQuota] = Field(default_factory=dict)
     backend: Literal["auto", "memory", "database"] = Field("auto", description=(
-        "where the token buckets live: this process, or the shared database (replicas share "
+        "where the buckets and counters live: this process, or the shared database (replicas share "
         "a team's quota); auto = database on PostgreSQL"))
+    lease_ttl_s: float = Field(30.0, ge=1, description=(
+        "database backend: a stream's or request's slot lapses this long after its replica last "
+        "renewed it (a crashed replica's slots are freed within it)"))
 
     def for_team(self, team: str) -> TeamQuota:
         return self.teams.get(team, self.default)
@@ -61,7 +69,7 @@ class QuotaConfig(BaseModel):
 
 @dataclass
 class TokenBucket:
-    """`rate` tokens per second up to `capacity`. Not thread-safe (QuotaManager locks)."""
+    """`rate` tokens per second up to `capacity`. Not thread-safe (MemoryBackend locks)."""
 
     rate: float
     capacity: float
@@ -97,33 +105,72 @@ class BucketRequest:
     debt_only: bool = False
 
 
+@dataclass(frozen=True)
+class Hold:
+    """`amount` of the team's `kind` counter held until released, at most `limit` in all.
+    A batch bigger than the limit is admitted when nothing is held (it could never fit)."""
+
+    kind: str            # "streams" | "inflight"
+    amount: int
+    limit: int
+    what: str            # how the message names what is held
+    retry_after_s: float
+    hint: str = ""
+
+    def refusal(self, held: int) -> tuple[str, float] | None:
+        if held and held + self.amount > self.limit:
+            return f"{held} {self.what} (limit {self.limit}){self.hint}", self.retry_after_s
+        return None
+
+
 def refilled(tokens: float, stamp: float, now: float, rate: float, capacity: float) -> float:
     """Tokens after refilling at `rate`/s from `stamp` to `now` (seconds), capped at `capacity`."""
     return min(capacity, tokens + max(0.0, now - stamp) * rate)
 
 
-def first_refusal(tokens: dict[str, float], wanted: list[BucketRequest]) -> tuple[str, float] | None:
-    """(label, seconds to wait) of the first bucket that cannot admit, or None when all can.
-    A request larger than the capacity is admitted when the bucket is full (and leaves it in
-    debt); a debt-only bucket admits once its debt is paid back."""
+def first_refusal(tokens: dict[str, float], wanted: list[BucketRequest], hold: Hold | None = None,
+                  held: int = 0) -> tuple[str, float] | None:
+    """(message, seconds to wait) of the first limit that cannot admit, or None when all can.
+    The counter is checked first. A request larger than a bucket's capacity is admitted when
+    the bucket is full (and leaves it in debt); a debt-only bucket admits once its debt is
+    paid back."""
+    if hold is not None and (r := hold.refusal(held)):
+        return r
     for w in wanted:
         t = tokens[w.kind]
         if w.debt_only:
             if t < 0:
-                return w.label, -t / w.rate
+                return f"over its {w.label} quota", -t / w.rate
             continue
         need = min(w.n, w.capacity)
         if t < need:
-            return w.label, (need - t) / w.rate
+            return f"over its {w.label} quota", (need - t) / w.rate
     return None
 
 
-class MemoryBuckets:
-    """Token buckets in this process (one replica)."""
+class QuotaBackend(Protocol):
+    blocking: bool  # True: calls do I/O, so the servicer makes them off the event loop
+
+    def admit(self, team: str, wanted: list[BucketRequest], hold: Hold | None
+              ) -> tuple[tuple[str, float] | None, Any]:
+        """Take every wanted token and the hold, or nothing: (refusal or None, lease for release)."""
+
+    def release(self, team: str, hold: Hold, lease: Any) -> None: ...
+
+    def charge(self, team: str, r: BucketRequest, amount: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryBackend:
+    """Buckets and counters in this process (one replica)."""
+
+    blocking = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._held: dict[tuple[str, str], int] = {}
 
     def _bucket(self, team: str, r: BucketRequest) -> TokenBucket:
         b = self._buckets.get((team, r.kind))
@@ -131,17 +178,25 @@ class MemoryBuckets:
             b = self._buckets[(team, r.kind)] = TokenBucket(r.rate, r.capacity)
         return b
 
-    def take(self, team: str, wanted: list[BucketRequest]) -> tuple[str, float] | None:
+    def admit(self, team: str, wanted: list[BucketRequest], hold: Hold | None
+              ) -> tuple[tuple[str, float] | None, Any]:
         now = time.monotonic()
         with self._lock:
             buckets = {r.kind: self._bucket(team, r) for r in wanted}
             for b in buckets.values():
                 b.refill(now)
-            refusal = first_refusal({k: b.tokens for k, b in buckets.items()}, wanted)
+            held = self._held.get((team, hold.kind), 0) if hold else 0
+            refusal = first_refusal({k: b.tokens for k, b in buckets.items()}, wanted, hold, held)
             if refusal is None:
                 for r in wanted:
                     buckets[r.kind].tokens -= r.n
-            return refusal
+                if hold:
+                    self._held[(team, hold.kind)] = held + hold.amount
+            return refusal, None
+
+    def release(self, team: str, hold: Hold, lease: Any) -> None:
+        with self._lock:
+            self._held[(team, hold.kind)] -= hold.amount
 
     def charge(self, team: str, r: BucketRequest, amount: float) -> None:
         with self._lock:
@@ -149,67 +204,130 @@ class MemoryBuckets:
             b.refill(time.monotonic())
             b.tokens -= amount
 
+    def close(self) -> None:
+        pass
 
-class DatabaseBuckets:
-    """Token buckets in the shared database (table `quota_buckets`): every replica on it
-    takes from the same buckets. One transaction per admission: insert missing rows full,
-    lock the team's rows (in kind order, so two admissions never deadlock), refill them on
-    the database's clock, take or refuse."""
 
-    def __init__(self, engine: Engine) -> None:
-        from .store.models import QuotaBucket  # the store owns the schema
-        self.engine, self.table = engine, QuotaBucket.__table__
-        self._insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(self.table)
+class DatabaseBackend:
+    """Buckets and counters in the shared database: every replica on it takes from the same
+    rows. One transaction per admission: insert the team's missing `quota_buckets` rows (a
+    bucket full; a counter's row only serialises its leases), lock them in kind order (so two
+    admissions never deadlock), refill on the database's clock, sum the counter's unexpired
+    leases, then take the tokens and insert a lease, or refuse and change nothing."""
 
-    def _now(self, conn) -> float:
+    blocking = True
+
+    def __init__(self, engine: Engine, lease_ttl_s: float = 30.0, replica: str = "") -> None:
+        from .store.models import QuotaBucket, QuotaLease  # the store owns the schema
+        self.engine, self.buckets, self.leases = engine, QuotaBucket.__table__, QuotaLease.__table__
+        self.lease_ttl_s, self.replica = lease_ttl_s, replica[:200]
+        self._insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(self.buckets)
+        self._held: set[str] = set()  # this process's leases, renewed by _renew_loop
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def _now(self, conn: Connection) -> float:
         if self.engine.dialect.name == "postgresql":  # one clock for every replica
             return float(conn.execute(select(func.extract("epoch", func.clock_timestamp()))).scalar_one())
         return time.time()
 
-    def _locked(self, conn, team: str, wanted: list[BucketRequest], now: float) -> dict[str, float]:
-        t = self.table
+    def _locked(self, conn: Connection, team: str, wanted: list[BucketRequest], hold: Hold | None,
+                now: float) -> dict[str, float]:
+        t = self.buckets
         spec = {r.kind: r for r in wanted}
-        conn.execute(self._insert.values([{"team": team, "kind": k, "tokens": spec[k].capacity, "stamp": now}
-                                          for k in sorted(spec)]).on_conflict_do_nothing())
+        kinds = sorted({*spec, *([hold.kind] if hold else [])})
+        conn.execute(self._insert.values([{"team": team, "kind": k, "stamp": now,
+                                           "tokens": spec[k].capacity if k in spec else 0.0}
+                                          for k in kinds]).on_conflict_do_nothing())
         rows = conn.execute(select(t.c.kind, t.c.tokens, t.c.stamp)
-                            .where(t.c.team == team, t.c.kind.in_(sorted(spec)))
+                            .where(t.c.team == team, t.c.kind.in_(kinds))
                             .order_by(t.c.kind).with_for_update()).all()
-        return {k: refilled(tok, stamp, now, spec[k].rate, spec[k].capacity) for k, tok, stamp in rows}
+        return {k: refilled(tok, stamp, now, spec[k].rate, spec[k].capacity) for k, tok, stamp in rows if k in spec}
 
-    def _write(self, conn, team: str, tokens: dict[str, float], now: float) -> None:
-        t = self.table
+    def _write(self, conn: Connection, team: str, tokens: dict[str, float], now: float) -> None:
+        t = self.buckets
         for kind, value in tokens.items():
             conn.execute(update(t).where(t.c.team == team, t.c.kind == kind).values(tokens=value, stamp=now))
 
-    def take(self, team: str, wanted: list[BucketRequest]) -> tuple[str, float] | None:
+    def admit(self, team: str, wanted: list[BucketRequest], hold: Hold | None
+              ) -> tuple[tuple[str, float] | None, Any]:
+        L = self.leases
         with self.engine.begin() as conn:
             now = self._now(conn)
-            tokens = self._locked(conn, team, wanted, now)
-            refusal = first_refusal(tokens, wanted)
-            if refusal is None:
-                for r in wanted:
-                    tokens[r.kind] -= r.n
-                self._write(conn, team, tokens, now)
-            return refusal
+            tokens = self._locked(conn, team, wanted, hold, now)
+            held = int(conn.execute(select(func.coalesce(func.sum(L.c.amount), 0)).where(
+                L.c.team == team, L.c.kind == hold.kind, L.c.expires_at > now)).scalar_one()) if hold else 0
+            refusal = first_refusal(tokens, wanted, hold, held)
+            if refusal is not None:
+                return refusal, None
+            for r in wanted:
+                tokens[r.kind] -= r.n
+            self._write(conn, team, tokens, now)
+            lease = None
+            if hold:
+                lease = uuid.uuid4().hex
+                conn.execute(insert(L).values(id=lease, team=team, kind=hold.kind, amount=hold.amount,
+                                              replica=self.replica, expires_at=now + self.lease_ttl_s))
+        if lease:
+            with self._lock:
+                self._held.add(lease)
+                if self._renewer is None:
+                    self._renewer = threading.Thread(target=self._renew_loop, name="quota-leases", daemon=True)
+                    self._renewer.start()
+        return None, lease
+
+    def release(self, team: str, hold: Hold, lease: Any) -> None:
+        with self._lock:
+            self._held.discard(lease)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(self.leases).where(self.leases.c.id == lease))
+        except Exception:  # the answer is computed; the slot lapses within lease_ttl_s instead
+            log.warning("could not release quota lease %s; it lapses in %.0f s", lease, self.lease_ttl_s,
+                        exc_info=True)
+
+    def renew(self) -> None:
+        """Extend this process's leases and delete every lapsed one (a crashed replica's)."""
+        L = self.leases
+        with self._lock:
+            ids = list(self._held)
+        with self.engine.begin() as conn:
+            now = self._now(conn)
+            if ids:
+                conn.execute(update(L).where(L.c.id.in_(ids)).values(expires_at=now + self.lease_ttl_s))
+            conn.execute(delete(L).where(L.c.expires_at <= now))
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.lease_ttl_s / 3):
+            try:
+                self.renew()
+            except Exception:
+                log.warning("could not renew quota leases (they lapse after %.0f s)", self.lease_ttl_s,
+                            exc_info=True)
 
     def charge(self, team: str, r: BucketRequest, amount: float) -> None:
         with self.engine.begin() as conn:
             now = self._now(conn)
-            tokens = self._locked(conn, team, [r], now)
+            tokens = self._locked(conn, team, [r], None, now)
             tokens[r.kind] -= amount
             self._write(conn, team, tokens, now)
 
+    def close(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+
 
 class QuotaManager:
-    """Admission for every team: token buckets in `buckets` (MemoryBuckets by default, or
-    DatabaseBuckets shared by the replicas), stream and in-flight counters in this replica."""
+    """Admission for every team, against `backend` (MemoryBackend by default, or a
+    DatabaseBackend shared by the replicas). The `*_async` forms run a blocking backend off
+    the event loop."""
 
-    def __init__(self, config: QuotaConfig, buckets: MemoryBuckets | DatabaseBuckets | None = None):
+    def __init__(self, config: QuotaConfig, backend: QuotaBackend | None = None):
         self.config = config
-        self.buckets = buckets or MemoryBuckets()
-        self._lock = threading.RLock()  # _reject counts under it, also from inside stream()
-        self._streams: dict[str, int] = {}
-        self._inflight: dict[str, int] = {}
+        self.backend: QuotaBackend = backend or MemoryBackend()
+        self._lock = threading.Lock()
         self.rejections: dict[str, int] = {}
 
     def _reject(self, team: str, message: str, retry_after_s: float) -> QuotaExceededError:
@@ -223,7 +341,21 @@ class QuotaManager:
                              q.sandbox_seconds_per_min / 60, q.sandbox_seconds_per_min, debt_only=True)
 
     @contextlib.contextmanager
-    def admit(self, team: str, samples: int, judge_requests: int = 0, sandbox_components: int = 0) -> Iterator[None]:
+    def _held(self, team: str, wanted: list[BucketRequest], hold: Hold | None) -> Iterator[None]:
+        if not wanted and hold is None:
+            yield
+            return
+        refusal, lease = self.backend.admit(team, wanted, hold)
+        if refusal is not None:
+            raise self._reject(team, *refusal)
+        try:
+            yield
+        finally:
+            if hold is not None:
+                self.backend.release(team, hold, lease)
+
+    def admit(self, team: str, samples: int, judge_requests: int = 0,
+              sandbox_components: int = 0) -> contextlib.AbstractContextManager[None]:
         """Admit a batch of samples (raises QuotaExceededError) and hold their in-flight slots."""
         q = self.config.for_team(team)
         wanted: list[BucketRequest] = []
@@ -235,42 +367,42 @@ class QuotaManager:
         if q.judge_requests_per_min and judge_requests:
             wanted.append(BucketRequest("judge", f"{q.judge_requests_per_min:g} judge requests/min",
                                         q.judge_requests_per_min / 60, q.judge_requests_per_min, judge_requests))
-        # The in-flight slots first (this replica's), so that a refusal there takes no tokens.
-        with self._lock:
-            inflight = self._inflight.get(team, 0)
-            if q.max_inflight_samples and inflight + samples > q.max_inflight_samples and inflight > 0:
-                refused = (f"{inflight} samples already in flight (limit {q.max_inflight_samples})", 0.05)
-            else:
-                refused = None
-                self._inflight[team] = inflight + samples
-        if refused:
-            raise self._reject(team, *refused)
-        try:
-            refusal = self.buckets.take(team, wanted) if wanted else None
-            if refusal is not None:
-                label, wait = refusal
-                raise self._reject(team, f"over its {label} quota", wait)
-            yield
-        finally:
-            with self._lock:
-                self._inflight[team] -= samples
+        hold = (Hold("inflight", samples, q.max_inflight_samples, "samples already in flight", 0.05)
+                if q.max_inflight_samples else None)
+        return self._held(team, wanted, hold)
+
+    def stream(self, team: str) -> contextlib.AbstractContextManager[None]:
+        """Hold one of the team's concurrent-stream slots (raises QuotaExceededError)."""
+        q = self.config.for_team(team)
+        hold = Hold("streams", 1, q.max_streams, "streams open", 1.0, "; close one") if q.max_streams else None
+        return self._held(team, [], hold)
 
     def charge_sandbox(self, team: str, seconds: float) -> None:
         q = self.config.for_team(team)
         if q.sandbox_seconds_per_min and seconds > 0:
-            self.buckets.charge(team, self._sandbox(q), seconds)
+            self.backend.charge(team, self._sandbox(q), seconds)
 
-    @contextlib.contextmanager
-    def stream(self, team: str) -> Iterator[None]:
-        """Hold one of the team's concurrent-stream slots (raises QuotaExceededError)."""
-        q = self.config.for_team(team)
-        with self._lock:
-            n = self._streams.get(team, 0)
-            if q.max_streams and n >= q.max_streams:
-                raise self._reject(team, f"{n} streams open (limit {q.max_streams}); close one", 1.0)
-            self._streams[team] = n + 1
+    # -- the same, for the event loop -------------------------------------------------
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args) if self.backend.blocking else fn(*args)
+
+    @contextlib.asynccontextmanager
+    async def _async(self, cm: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
+        await self._call(cm.__enter__)
         try:
             yield
         finally:
-            with self._lock:
-                self._streams[team] -= 1
+            await self._call(cm.__exit__, None, None, None)
+
+    def admit_async(self, team: str, samples: int, judge_requests: int = 0,
+                    sandbox_components: int = 0) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._async(self.admit(team, samples, judge_requests, sandbox_components))
+
+    def stream_async(self, team: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._async(self.stream(team))
+
+    async def charge_sandbox_async(self, team: str, seconds: float) -> None:
+        await self._call(self.charge_sandbox, team, seconds)
+
+    def close(self) -> None:
+        self.backend.close()

@@ -5,8 +5,6 @@ Errors are mapped to status codes in one place (`errors.status_code_for`) by `_r
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import functools
 import itertools
 import re
@@ -167,7 +165,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         counts.rows_written += len(rows)
         sandbox_s = sum(co.latency_ms for o in outcomes for co in o.components
                         if co.component.thread_pool == "sandbox" and not co.cached) / 1000
-        self.quotas.charge_sandbox(who.team, sandbox_s)
+        await self.quotas.charge_sandbox_async(who.team, sandbox_s)
         return [convert.outcome_to_pb(o) for o in outcomes]
 
     # -- scoring ------------------------------------------------------------------
@@ -176,7 +174,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         who = await self._who(context)
         samples = await self._samples(request.samples, request.spec, "request")
         await self._check_run(request.run_id, who)
-        with self.quotas.admit(who.team, len(samples), *self._usage(samples)):  # over quota: RESOURCE_EXHAUSTED
+        # over quota: RESOURCE_EXHAUSTED
+        async with self.quotas.admit_async(who.team, len(samples), *self._usage(samples)):
             results = await self._score_and_store(samples, who=who, run_id=request.run_id, step=request.step,
                                                   group_id="")
         return pb.ScoreResponse(results=results)
@@ -193,8 +192,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         """
         try:
             who = await self._who(context)
-            stream_slot = self.quotas.stream(who.team)
-            stream_slot.__enter__()
+            stream_slot = self.quotas.stream_async(who.team)
+            await stream_slot.__aenter__()
         except Exception as e:
             await _abort(context, e)
         done: asyncio.Queue = asyncio.Queue()
@@ -204,8 +203,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         async def admit(samples: list[SampleInput]) -> Any:
             while True:
                 try:
-                    slot = self.quotas.admit(who.team, len(samples), *self._usage(samples))
-                    slot.__enter__()
+                    slot = self.quotas.admit_async(who.team, len(samples), *self._usage(samples))
+                    await slot.__aenter__()
                     return slot
                 except QuotaExceededError as e:
                     await asyncio.sleep(min(e.retry_after_s, 1.0))
@@ -220,7 +219,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                     raise
                 return refused
             finally:
-                slot.__exit__(None, None, None)
+                await slot.__aexit__(None, None, None)
             return pb.GroupResult(group_id=g.group_id, step=g.step, results=results)
 
         async def read() -> None:
@@ -270,7 +269,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             # their scores were computed and may have been billed to a quota.
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            stream_slot.__exit__(None, None, None)
+            await stream_slot.__aexit__(None, None, None)
 
     @_rpc
     async def ListVerifiers(self, request: pb.ListVerifiersRequest, context: Any) -> pb.ListVerifiersResponse:
@@ -330,7 +329,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         """A team key: that team's counts (its cache lookups, its rows). An admin key: the
         whole server's (every team shares the cache and the writer)."""
         who = await self._who(context)
-        replica = self.config.replica_id or f"{socket.gethostname()}:{os.getpid()}"
+        replica = self.config.replica
         if not who.admin:
             return self._team_counts.get(who.team, TeamCounts()).to_pb(who.team, replica)
         c = self.scorer.cache

@@ -149,10 +149,26 @@ class RetentionEvent(Base):
 
 class QuotaBucket(Base):
     """One team's token bucket for one limited resource, shared by every replica on this
-    database (reward_server.quotas.DatabaseBuckets); `stamp` is the database clock, epoch s."""
+    database (reward_server.quotas.DatabaseBackend); `stamp` is the database clock, epoch s.
+    A counter's row (kind `streams`, `inflight`) only serialises the admissions to its leases."""
 
     __tablename__ = "quota_buckets"
     team: Mapped[str] = mapped_column(String(100), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
     stamp: Mapped[float] = mapped_column(Float)
+
+
+class QuotaLease(Base):
+    """A held slot of a team's counter (one open stream, or a request's samples in flight),
+    renewed by the replica holding it; it stops counting at `expires_at` (database clock,
+    epoch s), so a crashed replica's slots lapse."""
+
+    __tablename__ = "quota_leases"
+    __table_args__ = (Index("ix_quota_leases_team_kind", "team", "kind"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(Integer)
+    replica: Mapped[str] = mapped_column(String(200), default="")
+    expires_at: Mapped[float] = mapped_column(Float)

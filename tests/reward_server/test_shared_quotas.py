@@ -2,11 +2,13 @@
 
 Two real server processes (`python -m reward_server`) on their own loopback ports, one
 fresh PostgreSQL database, one team with a burst of N samples and a slow refill: samples
-sent alternately to both replicas are admitted about N times in all, not 2N.
+sent alternately to both replicas are admitted about N times in all, not 2N. A team's one
+stream slot is held across replicas too, and lapses when the replica holding it is killed.
 """
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -18,23 +20,26 @@ from sqlalchemy import create_engine, select
 
 from reward_server.auth import KeyStore
 from reward_server.config import ServerConfig
-from reward_server.quotas import QuotaConfig, QuotaManager, TeamQuota
+from reward_server.quotas import DatabaseBackend, Hold, MemoryBackend, QuotaConfig, QuotaManager, TeamQuota
 from reward_server.store import ScoreStore
-from reward_server.store.models import QuotaBucket
+from reward_server.store.models import QuotaBucket, QuotaLease
 from reward_server.errors import QuotaExceededError
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 from tests.reward_server.test_store_postgres import pg_url  # noqa: F401  (fixture: a fresh database)
 
 BURST = 6
+LEASE_TTL_S = 2
 CONFIG = f"""
 auth = "on"
 workers = 1
 [quotas]
 backend = "auto"
+lease_ttl_s = {LEASE_TTL_S}
 [quotas.default]
 samples_per_s = 0.01
 samples_burst = {BURST}
+max_streams = 1
 """
 SPEC = pb.RewardSpec(components=[pb.VerifierRef(name="format")])
 
@@ -87,7 +92,32 @@ def test_two_replica_processes_give_a_team_its_quota_once(pg_url, tmp_path):  # 
         assert BURST <= admitted <= BURST + 1 and refused == 2 * BURST - admitted, (admitted, refused)
         assert seen == {"r1", "r2"}                               # both replicas answered
         # another team has its own bucket on the same database
-        stubs[0].Score(req, metadata=(("authorization", f"Bearer {other}"),))
+        md_b = (("authorization", f"Bearer {other}"),)
+        stubs[0].Score(req, metadata=md_b)
+
+        # max_streams = 1 across replicas: team-b's open stream on r1 keeps r2 from opening one
+        sends: queue.Queue = queue.Queue()
+        group = pb.GroupRequest(group_id="g0", spec=SPEC, samples=req.samples)
+        held = stubs[0].ScoreGroups(iter(sends.get, None), metadata=md_b)
+        sends.put(group)
+        assert next(held).group_id == "g0"                       # r1 holds the slot now
+        with pytest.raises(grpc.RpcError) as e:
+            list(stubs[1].ScoreGroups(iter([group]), metadata=md_b))
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "1 streams open" in e.value.details()
+        # r1 dies without closing its stream: its lease lapses within lease_ttl_s
+        procs[0][0].kill()
+        procs[0][0].wait(timeout=10)
+        t0 = time.monotonic()
+        while True:
+            try:
+                list(stubs[1].ScoreGroups(iter([pb.GroupRequest(group_id="g1", spec=SPEC, samples=req.samples)]),
+                                          metadata=md_b))
+                break
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.details()
+                assert time.monotonic() - t0 < LEASE_TTL_S + 5, "a killed replica's stream slot never lapsed"
+                time.sleep(0.2)
+        sends.put(None)
     finally:
         for p, _ in procs:
             p.terminate()
@@ -130,7 +160,7 @@ def test_sqlite_keeps_quotas_in_the_process(tmp_path):
     store = ScoreStore(f"sqlite:///{tmp_path}/q.db")
     try:
         m = quota_manager(ServerConfig(database_url=f"sqlite:///{tmp_path}/q.db"), store)
-        assert type(m.buckets).__name__ == "MemoryBuckets"
+        assert isinstance(m.backend, MemoryBackend)
         shared = quota_manager(ServerConfig(database_url=f"sqlite:///{tmp_path}/q.db",
                                             quotas=QuotaConfig(backend="database",
                                                                default=TeamQuota(samples_per_s=0.01,
@@ -142,3 +172,50 @@ def test_sqlite_keeps_quotas_in_the_process(tmp_path):
                 pass
     finally:
         store.close()
+
+
+def test_counters_are_leases_shared_by_replicas_and_renewed_while_held(pg_url):  # noqa: F811
+    """max_streams and max_inflight_samples count every replica's slots; a slot held longer
+    than lease_ttl_s still counts (its replica renews it), and a dead replica's slot lapses."""
+    subprocess.run([sys.executable, "-m", "reward_server", "db", "upgrade", "--database-url", pg_url],
+                   check=True, capture_output=True)
+    quotas = QuotaConfig(default=TeamQuota(max_streams=1, max_inflight_samples=4), lease_ttl_s=1)
+    store = ScoreStore(pg_url)
+    m1, m2 = (QuotaManager(quotas, DatabaseBackend(store.engine, 1, f"r{i}")) for i in (1, 2))
+    try:
+        with m1.admit("t", 3):
+            with pytest.raises(QuotaExceededError, match="3 samples already in flight .limit 4."):
+                with m2.admit("t", 2):
+                    pass
+            with m2.admit("t", 1):
+                pass
+        with m2.admit("t", 4):  # released
+            pass
+        with m1.stream("t"):
+            time.sleep(2.5)  # > lease_ttl_s: renewed, so it still counts
+            with pytest.raises(QuotaExceededError, match="1 streams open .limit 1.; close one"):
+                with m2.stream("t"):
+                    pass
+            with m2.stream("other-team"):
+                pass
+        with m2.stream("t"):
+            pass
+        # a replica that stops renewing (as a crashed one does) loses its slot after the TTL
+        dead = DatabaseBackend(store.engine, 1, "dead")
+        refusal, lease = dead.admit("t", [], Hold("streams", 1, 1, "streams open", 1.0))
+        assert refusal is None and lease
+        dead.close()
+        with pytest.raises(QuotaExceededError, match="streams open"):
+            with m2.stream("t"):
+                pass
+        time.sleep(1.5)
+        m2.backend.renew()  # also deletes lapsed leases
+        with m2.stream("t"):
+            pass
+        with create_engine(pg_url).connect() as c:
+            assert c.execute(select(QuotaLease.id)).all() == []  # every slot released or lapsed and removed
+    finally:
+        m1.close()
+        m2.close()
+        store.close()
+
