@@ -14,9 +14,9 @@ A request that does not fit raises QuotaExceededError (RESOURCE_EXHAUSTED) with
 Where the state lives (`quotas.backend`): in this process (`memory`, the embedded
 default), or in the database every replica shares (`database`), so that N replicas give a
 team its quota once, not N times; `auto` picks `database` on PostgreSQL. In the database a
-bucket is a row of `quota_buckets`, refilled and taken in one locked transaction on the
-database's clock; a counter is the sum of the team's unexpired rows in `quota_leases`. A
-replica renews its own leases every `lease_ttl_s / 3`, so the leases of a replica that
+bucket or counter is a row of `quota_buckets`, refilled and taken in one locked transaction
+on the database's clock, and each held counter slot is also a lease row in `quota_leases`.
+A replica renews its own leases every `lease_ttl_s / 3`; the leases of a replica that
 crashed lapse after `lease_ttl_s` and stop counting against its team.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import QuotaExceededError
@@ -210,65 +210,95 @@ class MemoryBackend:
 
 class DatabaseBackend:
     """Buckets and counters in the shared database: every replica on it takes from the same
-    rows. One transaction per admission: insert the team's missing `quota_buckets` rows (a
-    bucket full; a counter's row only serialises its leases), lock them in kind order (so two
-    admissions never deadlock), refill on the database's clock, sum the counter's unexpired
-    leases, then take the tokens and insert a lease, or refuse and change nothing."""
+    rows of `quota_buckets` (a bucket's row holds its tokens; a counter's row, kind `streams`
+    or `inflight`, holds the amount its leases hold).
+
+    An admission is one transaction: lock the team's rows in kind order (so two admissions
+    never deadlock) and read the database's clock in the same statement; refill; decide;
+    then write the rows back and insert the lease in one more statement each. The first
+    admission of a team inserts its rows (a bucket full, a counter at 0). A lease that its
+    replica stopped renewing (it crashed) is removed when it would refuse a request, so it
+    stops counting `lease_ttl_s` after the last renewal. Stamps never go backwards: a clock
+    read before a lock wait refills nothing rather than twice."""
 
     blocking = True
 
     def __init__(self, engine: Engine, lease_ttl_s: float = 30.0, replica: str = "") -> None:
         from .store.models import QuotaBucket, QuotaLease  # the store owns the schema
-        self.engine, self.buckets, self.leases = engine, QuotaBucket.__table__, QuotaLease.__table__
+        self._pg = engine.dialect.name == "postgresql"
+        # Its own connections, committing without waiting for the WAL flush (a third of the
+        # cost of an admission otherwise): a database crash can lose the last fraction of a
+        # second of quota updates, which only hands back a few tokens or slots. Visibility and
+        # locks are as with any commit. Scores keep the store's durable commits.
+        self._own_engine = self._pg
+        self.engine = (create_engine(engine.url, connect_args={"options": "-c synchronous_commit=off"},
+                                     pool_pre_ping=True, pool_size=4, max_overflow=16) if self._pg else engine)
+        self.buckets, self.leases = QuotaBucket.__table__, QuotaLease.__table__
         self.lease_ttl_s, self.replica = lease_ttl_s, replica[:200]
-        self._insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(self.buckets)
+        self._insert = (postgresql.insert if self._pg else sqlite.insert)(self.buckets)
+        t = self.buckets
+        self._write_rows = update(t).where(t.c.team == bindparam("b_team"), t.c.kind == bindparam("b_kind")).values(
+            tokens=bindparam("b_tokens"), stamp=bindparam("b_stamp"))
         self._held: set[str] = set()  # this process's leases, renewed by _renew_loop
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
-    def _now(self, conn: Connection) -> float:
-        if self.engine.dialect.name == "postgresql":  # one clock for every replica
-            return float(conn.execute(select(func.extract("epoch", func.clock_timestamp()))).scalar_one())
-        return time.time()
+    def _now(self) -> Any:
+        """The database's clock (one clock for every replica), as a column expression, epoch s."""
+        return func.extract("epoch", func.clock_timestamp()) if self._pg else literal(time.time())
 
-    def _locked(self, conn: Connection, team: str, wanted: list[BucketRequest], hold: Hold | None,
-                now: float) -> dict[str, float]:
+    def _lock_rows(self, conn: Connection, team: str, initial: dict[str, float]
+                   ) -> tuple[dict[str, tuple[float, float]], float]:
+        """{kind: (tokens, stamp)} of the team's rows for `initial`'s kinds, locked; and now."""
         t = self.buckets
-        spec = {r.kind: r for r in wanted}
-        kinds = sorted({*spec, *([hold.kind] if hold else [])})
-        conn.execute(self._insert.values([{"team": team, "kind": k, "stamp": now,
-                                           "tokens": spec[k].capacity if k in spec else 0.0}
-                                          for k in kinds]).on_conflict_do_nothing())
-        rows = conn.execute(select(t.c.kind, t.c.tokens, t.c.stamp)
-                            .where(t.c.team == team, t.c.kind.in_(kinds))
-                            .order_by(t.c.kind).with_for_update()).all()
-        return {k: refilled(tok, stamp, now, spec[k].rate, spec[k].capacity) for k, tok, stamp in rows if k in spec}
+        kinds = sorted(initial)
+        query = (select(t.c.kind, t.c.tokens, t.c.stamp, self._now().label("now"))
+                 .where(t.c.team == team, t.c.kind.in_(kinds)).order_by(t.c.kind).with_for_update())
+        # SQLite locks the file at its first write: write first there, so admissions queue.
+        rows = conn.execute(query).all() if self._pg else []
+        if len(rows) < len(kinds):
+            conn.execute(self._insert.values([{"team": team, "kind": k, "tokens": initial[k], "stamp": self._now()}
+                                              for k in kinds]).on_conflict_do_nothing())
+            rows = conn.execute(query).all()
+        return {r.kind: (r.tokens, r.stamp) for r in rows}, float(rows[0].now)
 
-    def _write(self, conn: Connection, team: str, tokens: dict[str, float], now: float) -> None:
-        t = self.buckets
-        for kind, value in tokens.items():
-            conn.execute(update(t).where(t.c.team == team, t.c.kind == kind).values(tokens=value, stamp=now))
+    def _lapsed(self, conn: Connection, team: str, kind: str, now: float) -> int:
+        """Delete the team's leases of `kind` that lapsed; the amount they held."""
+        L = self.leases
+        gone = conn.execute(delete(L).where(L.c.team == team, L.c.kind == kind, L.c.expires_at <= now)
+                            .returning(L.c.amount)).scalars().all()
+        return int(sum(gone))
 
     def admit(self, team: str, wanted: list[BucketRequest], hold: Hold | None
               ) -> tuple[tuple[str, float] | None, Any]:
-        L = self.leases
+        spec = {r.kind: r for r in wanted}
+        initial = {k: r.capacity for k, r in spec.items()} | ({hold.kind: 0.0} if hold else {})
         with self.engine.begin() as conn:
-            now = self._now(conn)
-            tokens = self._locked(conn, team, wanted, hold, now)
-            held = int(conn.execute(select(func.coalesce(func.sum(L.c.amount), 0)).where(
-                L.c.team == team, L.c.kind == hold.kind, L.c.expires_at > now)).scalar_one()) if hold else 0
+            rows, now = self._lock_rows(conn, team, initial)
+            tokens = {k: refilled(*rows[k], now, r.rate, r.capacity) for k, r in spec.items()}
+            held = int(rows[hold.kind][0]) if hold else 0
             refusal = first_refusal(tokens, wanted, hold, held)
+            if refusal is not None and hold is not None and hold.refusal(held) and (freed := self._lapsed(
+                    conn, team, hold.kind, now)):
+                held -= freed
+                refusal = first_refusal(tokens, wanted, hold, held)
             if refusal is not None:
+                if hold is not None and held != rows[hold.kind][0]:  # keep what the lapsed leases freed
+                    conn.execute(self._write_rows, [{"b_team": team, "b_kind": hold.kind, "b_tokens": held,
+                                                     "b_stamp": rows[hold.kind][1]}])
                 return refusal, None
-            for r in wanted:
-                tokens[r.kind] -= r.n
-            self._write(conn, team, tokens, now)
+            values = [{"b_team": team, "b_kind": k, "b_tokens": tokens[k] - spec[k].n,
+                       "b_stamp": max(now, rows[k][1])} for k in spec]
+            if hold is not None:
+                values.append({"b_team": team, "b_kind": hold.kind, "b_tokens": held + hold.amount,
+                               "b_stamp": rows[hold.kind][1]})
+            conn.execute(self._write_rows, values)
             lease = None
-            if hold:
+            if hold is not None:
                 lease = uuid.uuid4().hex
-                conn.execute(insert(L).values(id=lease, team=team, kind=hold.kind, amount=hold.amount,
-                                              replica=self.replica, expires_at=now + self.lease_ttl_s))
+                conn.execute(insert(self.leases).values(id=lease, team=team, kind=hold.kind, amount=hold.amount,
+                                                        replica=self.replica, expires_at=now + self.lease_ttl_s))
         if lease:
             with self._lock:
                 self._held.add(lease)
@@ -280,23 +310,26 @@ class DatabaseBackend:
     def release(self, team: str, hold: Hold, lease: Any) -> None:
         with self._lock:
             self._held.discard(lease)
+        L, t = self.leases, self.buckets
         try:
             with self.engine.begin() as conn:
-                conn.execute(delete(self.leases).where(self.leases.c.id == lease))
+                # Only a lease still there gives its amount back (one that lapsed was already taken off).
+                gone = conn.execute(delete(L).where(L.c.id == lease).returning(L.c.amount)).scalars().all()
+                if gone:
+                    conn.execute(update(t).where(t.c.team == team, t.c.kind == hold.kind)
+                                 .values(tokens=t.c.tokens - gone[0]))
         except Exception:  # the answer is computed; the slot lapses within lease_ttl_s instead
             log.warning("could not release quota lease %s; it lapses in %.0f s", lease, self.lease_ttl_s,
                         exc_info=True)
 
     def renew(self) -> None:
-        """Extend this process's leases and delete every lapsed one (a crashed replica's)."""
-        L = self.leases
+        """Extend this process's leases by `lease_ttl_s` from now."""
         with self._lock:
             ids = list(self._held)
-        with self.engine.begin() as conn:
-            now = self._now(conn)
-            if ids:
-                conn.execute(update(L).where(L.c.id.in_(ids)).values(expires_at=now + self.lease_ttl_s))
-            conn.execute(delete(L).where(L.c.expires_at <= now))
+        if ids:
+            with self.engine.begin() as conn:
+                L = self.leases
+                conn.execute(update(L).where(L.c.id.in_(ids)).values(expires_at=self._now() + self.lease_ttl_s))
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.lease_ttl_s / 3):
@@ -308,15 +341,17 @@ class DatabaseBackend:
 
     def charge(self, team: str, r: BucketRequest, amount: float) -> None:
         with self.engine.begin() as conn:
-            now = self._now(conn)
-            tokens = self._locked(conn, team, [r], None, now)
-            tokens[r.kind] -= amount
-            self._write(conn, team, tokens, now)
+            rows, now = self._lock_rows(conn, team, {r.kind: r.capacity})
+            tokens = refilled(*rows[r.kind], now, r.rate, r.capacity) - amount
+            conn.execute(self._write_rows, [{"b_team": team, "b_kind": r.kind, "b_tokens": tokens,
+                                             "b_stamp": max(now, rows[r.kind][1])}])
 
     def close(self) -> None:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=5)
+        if self._own_engine:
+            self.engine.dispose()
 
 
 class QuotaManager:

@@ -150,7 +150,7 @@ class RetentionEvent(Base):
 class QuotaBucket(Base):
     """One team's token bucket for one limited resource, shared by every replica on this
     database (reward_server.quotas.DatabaseBackend); `stamp` is the database clock, epoch s.
-    A counter's row (kind `streams`, `inflight`) only serialises the admissions to its leases."""
+    A counter's row (kind `streams`, `inflight`) holds in `tokens` the amount its leases hold."""
 
     __tablename__ = "quota_buckets"
     team: Mapped[str] = mapped_column(String(100), primary_key=True)
