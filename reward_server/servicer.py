@@ -326,8 +326,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def GetStats(self, request: pb.GetStatsRequest, context: Any) -> pb.Stats:
-        """A team key: that team's counts (its cache lookups, its rows). An admin key: the
-        whole server's (every team shares the cache and the writer)."""
+        """A team key: that team's counts (its cache lookups, its rows). An admin key: every
+        team's (the whole cache and the writer). Either way this replica's, named in `replica`."""
         who = await self._who(context)
         replica = self.config.replica
         if not who.admin:
