@@ -59,7 +59,8 @@ def test_code_scores_through_the_server_and_it_stays_healthy(tmp_path):
             for cheat in ("fn-always-equal", "io-exit-0"):
                 assert by_id[cheat].status == pb.STATUS_OK and by_id[cheat].reward == 0.0
                 assert "first failure" in by_id[cheat].components[0].reason
-            assert by_id["no-code"].status in (pb.STATUS_OK, pb.STATUS_ABSTAIN)  # prose runs as Python: CE
+            # prose runs as Python: a compile error, never an ABSTAIN that a trainer would drop
+            assert by_id["no-code"].status == pb.STATUS_OK and by_id["no-code"].reward == 0.0
             assert by_id["fn-good"].components[0].name == "code"
 
             with pytest.raises(grpc.RpcError) as e:  # a stdin test without stdout: refused before scheduling
@@ -125,7 +126,7 @@ def test_integer_answers_and_huge_return_values_are_verdicts_over_the_server(aut
     for bad in ("float-wrong", "exp-wrong", "huge-int"):
         assert by[bad].status == pb.STATUS_OK and by[bad].reward == 0.0, (bad, by[bad].reason)
         assert "wrong answer" in by[bad].components[0].reason, by[bad].reason
-        assert by[bad].components[0].version == "1.1.0"
+        assert by[bad].components[0].version == "1.2.0"
     assert "5001 digits" in by["huge-int"].components[0].reason
     assert by["right"].reward == 1.0
     # the other team's spec pinned to the old version still resolves (and keeps its rule)

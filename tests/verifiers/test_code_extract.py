@@ -27,7 +27,7 @@ PY = "```python\nprint(1)\n```"
     ("```javascript\nconsole.log(1)\n```", None, "console.log(1)\n", "javascript", "fenced"),
     ("```js\nconsole.log(1)\n```", None, "console.log(1)\n", "javascript", "fenced"),
     ("```\nprint(1)\n```", None, "print(1)\n", "python", "fenced"),             # untagged = python
-    ("```rust\nfn main(){}\n```", None, "fn main(){}\n", "rust", "fenced"),     # verifier abstains later
+    ("```rust\nfn main(){}\n```", None, "fn main(){}\n", "rust", "fenced"),     # the verifier scores it 0 later
     ("```cpp\nint main(){}\n```", "cpp", "int main(){}\n", "cpp", "fenced"),
 ])
 def test_extraction_table(completion, want, code, language, how):

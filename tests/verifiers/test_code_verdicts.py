@@ -37,7 +37,7 @@ def test_integer_answer_printed_as_a_float_is_compared_exactly(printed, reward):
 
 
 def test_code_1_0_0_stays_registered_with_its_old_rule():
-    assert CODE.version == "1.1.0"
+    assert CODE.version == "1.2.0"
     old = registry.get("code", "1.0.0")
     assert old.version == "1.0.0" and not registry.is_latest(old)
     r = verifiers.verify("code", py("print('1000000005.0')"), MOD, FAST, version="1.0.0")

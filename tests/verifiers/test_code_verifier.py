@@ -182,12 +182,22 @@ def test_stdio_partial_credit_and_comparators():
     assert verify(spaced, STDIO, comparator="exact").reward == 0.0
 
 
-def test_abstains_without_code_or_with_an_unsupported_language():
-    assert verify("", STDIO).status is Status.ABSTAIN
-    assert verify("```text\n3\n```", STDIO).status is Status.ABSTAIN
-    r = verify("```rust\nfn main() {}\n```", STDIO)
-    assert r.status is Status.ABSTAIN and "unsupported language 'rust'" in r.reason
-    assert verify("```cpp\nint main(){}\n```", HE).status is Status.ABSTAIN   # function tests are Python
+@pytest.mark.parametrize("completion, reference, why", [
+    ("", STDIO, "empty completion"),
+    ("```text\n3\n```", STDIO, "hold no code"),                      # the answer as output, no program
+    ("```rust\nfn main() {}\n```", STDIO, "unsupported language 'rust'"),
+    ("```cpp\nint main(){}\n```", HE, "these tests need Python"),     # function tests are Python
+])
+def test_no_code_is_a_zero_reward_unless_asked_to_abstain(completion, reference, why):
+    # A trainer drops non-OK samples: an ABSTAIN here would let a policy escape every wrong
+    # answer by writing no program, or one in a language nobody runs (code@1.2.0).
+    r = verify(completion, reference)
+    assert r.status is Status.OK and r.reward == 0.0 and why in r.reason, r.reason
+    assert "params.unanswered = 'zero'" in r.reason
+    r = verify(completion, reference, unanswered="abstain")
+    assert r.status is Status.ABSTAIN and why in r.reason, r.reason
+    old = verifiers.verify("code", completion, reference, FAST, version="1.1.0")   # as 1.1.0 scored it
+    assert old.status is Status.ABSTAIN and why in old.reason, old.reason
 
 
 def test_available_reports_languages_and_limits():

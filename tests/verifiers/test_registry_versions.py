@@ -13,6 +13,16 @@ def test_older_versions_stay_registered_and_newest_is_the_default():
         assert [c.version for c in registry.all_versions() if c.name == name] == [new, old]
 
 
+def test_code_keeps_each_version_and_its_parameters():
+    # 1.2.0 added `unanswered`; the older versions keep the parameter model they had, so
+    # the parameter hashes stored with their scores stay the same
+    assert [c.version for c in registry.all_versions() if c.name == "code"] == ["1.2.0", "1.1.0", "1.0.0"]
+    new, v11, v10 = (registry.get("code", v) for v in ("1.2.0", "1.1.0", "1.0.0"))
+    assert "unanswered" in new.Params.model_fields
+    assert v11.Params is v10.Params and "unanswered" not in v11.Params.model_fields
+    assert set(new.Params.model_fields) - set(v11.Params.model_fields) == {"unanswered"}
+
+
 def test_a_compatible_alias_scores_like_its_newer_version():
     judge_old, judge_new = registry.get("judge", "1.0.0"), registry.get("judge")
     assert issubclass(judge_old, judge_new) and judge_old.Params is judge_new.Params

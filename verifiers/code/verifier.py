@@ -6,7 +6,11 @@ the sandbox and reward passing them.
                the reason names the first failing test and its verdict
                (wrong answer, runtime error, time limit, memory limit, output limit,
                compile error)
-      ABSTAIN  no code found, or a language this host cannot run
+               (code@1.2.0, unanswered='zero', the default: no code found, or a fence
+               tagged with a language the verifier does not support, is reward 0 with
+               the reason: the completion's own fault, which trainers must not skip)
+      ABSTAIN  a language this host cannot run (the host's fault); with
+               unanswered='abstain' (and in 1.0.0/1.1.0) also no code / unsupported language
       ERROR    no sandbox on this host, or tests the harness cannot evaluate safely
     Never TIMEOUT for a slow program: time spent running the candidate is its own, so when
     the overall budget (`time_budget_s`) runs out the tests not yet run fail on time.
@@ -35,7 +39,9 @@ from .verdict import TestOutcome, Verdict, summarize
 MiB = 1 << 20
 
 
-class CodeParams(Params):
+class CodeParamsV1(Params):
+    """code@1.0.0 and 1.1.0's parameters (unchanged, so their stored parameter hashes hold)."""
+
     language: Literal["auto", "python", "cpp", "javascript"] = Field(
         "auto", description="stdin/stdout tests: the program's language; auto = the code block's tag "
                             "(untagged = python). Function tests are always python")
@@ -58,10 +64,20 @@ class CodeParams(Params):
     time_budget_s: float = Field(120.0, gt=0, le=1800, description="overall wall-clock budget of one call")
 
 
+class CodeParams(CodeParamsV1):
+    unanswered: Literal["zero", "abstain"] = Field("zero", description=(
+        "a completion with no code (empty, or only output/text fences) or whose fence names a "
+        "language this verifier does not support: reward 0 ('zero': trainers that drop non-OK "
+        "samples must not let it escape its penalty) or ABSTAIN. A language this host cannot "
+        "run always ABSTAINs"))
+
+
 @register
 class CodeVerifier(Verifier):
     name = "code"
-    version = "1.1.0"   # 1.1.0: an integer expected token is matched exactly (1.0.0 allowed float_tol)
+    # 1.1.0: an integer expected token is matched exactly (1.0.0 allowed float_tol);
+    # 1.2.0: no code / an unsupported language is reward 0 by default (params.unanswered)
+    version = "1.2.0"
     exact_integers = True
     description = ("Runs the completion's program (last fenced block) against the reference's tests in a "
                    "sandbox (bubblewrap locally, or Docker with a warm pool): function tests (HumanEval/MBPP: test + entry_point) or stdin/stdout "
@@ -90,7 +106,13 @@ class CodeVerifier(Verifier):
         missing = "; ".join(f"{n} unavailable ({w})" for n, w in langs.items() if w)
         return True, f"languages: {usable}" + (f"; {missing}" if missing else "") + f"; {why}"
 
-    def verify(self, completion: str, reference: Any, params: CodeParams) -> VerifierResult:
+    @staticmethod
+    def _unanswered(params: CodeParamsV1, why: str) -> VerifierResult:
+        if getattr(params, "unanswered", "abstain") == "abstain":
+            return VerifierResult.abstain(why)
+        return VerifierResult.ok(0.0, f"{why}: reward 0 (params.unanswered = 'zero')")
+
+    def verify(self, completion: str, reference: Any, params: CodeParamsV1) -> VerifierResult:
         ref = parse_reference(reference)
         backend = default_backend()
         ok, why = backend.available()
@@ -105,7 +127,7 @@ class CodeVerifier(Verifier):
                     return VerifierResult.abstain(f"function tests are Python; params.language is {params.language}")
                 found = extract(completion, "python")
                 if isinstance(found, NoCode):
-                    return VerifierResult.abstain(found.reason)
+                    return self._unanswered(params, found.reason)
                 outcomes, info = run_function_tests(backend, found.code, ref,
                                                     stop_at_first_failure=params.stop_at_first_failure, **common)
                 if params.max_tests is not None:
@@ -116,11 +138,11 @@ class CodeVerifier(Verifier):
                 want = None if params.language == "auto" else params.language
                 found = extract(completion, want)
                 if isinstance(found, NoCode):
-                    return VerifierResult.abstain(found.reason)
+                    return self._unanswered(params, found.reason)
                 lang = LANGUAGES.get(found.language)
                 if lang is None:
-                    return VerifierResult.abstain(f"unsupported language {found.language!r}; "
-                                                  f"supported: {', '.join(LANGUAGES)}")
+                    return self._unanswered(params, f"unsupported language {found.language!r}; "
+                                                    f"supported: {', '.join(LANGUAGES)}")
                 lang_ok, lang_why = lang.available(backend)
                 if not lang_ok:
                     return VerifierResult.abstain(f"{LANGUAGE_NAMES[lang.name]} cannot run on this host: {lang_why}")
@@ -141,16 +163,28 @@ class CodeVerifier(Verifier):
 
 
 @register
-class CodeVerifierV1(CodeVerifier):
-    """code@1.0.0, kept registered so specs pinned to it keep working: its one scoring
-    difference is the tokens comparator's 1.0.0 rule (an integer expected token is
+class CodeVerifierV1_1(CodeVerifier):
+    """code@1.1.0, kept registered for pinned specs and replay: no code, or a fence in a
+    language the verifier does not support, ABSTAINs (its parameters have no `unanswered`)."""
+
+    version = "1.1.0"
+    Params = CodeParamsV1
+    description = CodeVerifier.description + " (1.1.0: no code found ABSTAINs)"
+
+
+@register
+class CodeVerifierV1(CodeVerifierV1_1):
+    """code@1.0.0, kept registered so specs pinned to it keep working: besides 1.1.0's
+    ABSTAIN on no code, the tokens comparator's 1.0.0 rule (an integer expected token is
     matched by a float-formatted token within float_tol, so `1000000005.0` passed for
     1000000006). The sandbox and harness fixes made since apply to it too: a
     verifier crash or a lingering process was never part of its contract."""
 
     version = "1.0.0"
     exact_integers = False
-    description = CodeVerifier.description + " (1.0.0: integer expected tokens matched within float_tol)"
+    description = CodeVerifier.description + (" (1.0.0: integer expected tokens matched within float_tol; "
+                                              "no code found ABSTAINs)")
 
 
-__all__ = ["CodeVerifier", "CodeVerifierV1", "CodeParams", "TestOutcome", "Verdict", "PYTHON"]
+__all__ = ["CodeVerifier", "CodeVerifierV1_1", "CodeVerifierV1", "CodeParams", "CodeParamsV1",
+           "TestOutcome", "Verdict", "PYTHON"]
