@@ -23,6 +23,8 @@
 # and '.[train]'): about 1 GB more.
 #
 # Engine: scripts/docker-engine.sh (reuses a running engine, else starts dockerd as root).
+# Compose: when neither `docker compose` nor docker-compose is installed, Debian's
+# docker-compose is installed as root with apt.
 # Last lines of stdout: PYTHON_IMAGE=... and POSTGRES_IMAGE=..., ready for an .env file
 # or `export`. Exit status: 0; 3 when this host cannot (no engine, no debootstrap...),
 # the reason on the last line of stderr.
@@ -50,7 +52,7 @@ while [ $# -gt 0 ]; do
     --with-trainer) WITH_TRAINER=1; shift ;;
     --mirror) MIRROR="$2"; shift 2 ;;
     --suite) SUITE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) cannot "unknown option $1" ;;
   esac
 done
@@ -63,6 +65,16 @@ PY_IMAGE="${PY_IMAGE:-rlvr-python:$SUITE}"
 PG_IMAGE="${PG_IMAGE:-rlvr-postgres:$SUITE}"
 
 bash scripts/docker-engine.sh || exit 3
+
+# Compose, to run docker-compose.yml: the v2 plugin when installed, else (as root with apt)
+# Debian's docker-compose (v1 1.29 on bookworm; see the README for what v1 cannot send).
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing docker-compose (no compose installed)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null) 2>&1 | tail -3 >&2
+  fi
+  command -v docker-compose >/dev/null || say "no compose installed: the images build, docker-compose.yml needs \`docker compose\` or docker-compose"
+fi
 
 # -- the wheelhouse -------------------------------------------------------------------------
 if [ -n "$WHEELS" ]; then
