@@ -10,6 +10,11 @@ Suites:
   the documented default policy (a few cases set a non-default parameter, `params`).
   Per category: agreement with the labels and the false-positive rate (wrong answers
   accepted / wrong answers), ours and Math-Verify's side by side.
+- heldout (benchmarks/data/math_heldout.jsonl): 240 pairs in the same nine categories and
+  format, written and labelled by someone who had not seen the forms suite or the verifier's
+  code, after the verifier was tuned on the forms suite: its first run is the honest
+  estimate on unseen answers. Reported like forms. (One case's parameter was renamed to
+  ours: the labeller's `percent: equivalent` is `percent_policy: either`.)
 - hardverify (/work/shared/benchmarks/math_hardverify.jsonl): 100 correct-but-hard answers
   and 100 wrong ones. Its labels accept rounded decimals (`6.67` for 20/3), which our
   default rejects (strict precision), so ours is shown at the default and with the
@@ -37,11 +42,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from verifiers import registry
+
 SHARED = Path("/work/shared/benchmarks")
 FORMS = Path(__file__).resolve().parent / "data" / "math_forms.jsonl"
+HELDOUT = Path(__file__).resolve().parent / "data" / "math_heldout.jsonl"
 CATEGORIES = ("relations", "intervals_sets", "matrices", "numbers", "precision", "equations", "extraction",
               "symbolic", "adversarial")
 HARDVERIFY_POLICY = {"rounding_sig_digits": 3, "accept_truncation": True}
+LATEST = registry.get("math").version  # the version the figures are about
 
 
 @dataclass
@@ -127,13 +136,13 @@ def agreement(accepted: list[bool], cases: list[dict]) -> tuple[int, int, int, i
     return agree, len(cases), sum(wrong), len(wrong)
 
 
-def report_forms(cases: list[dict], ours: list[Outcome], mv: list[bool]) -> None:
+def report_forms(title: str, cases: list[dict], ours: list[Outcome], mv: list[bool]) -> None:
     by_cat: dict[str, list[int]] = defaultdict(list)
     for i, c in enumerate(cases):
         by_cat[c["category"]].append(i)
     cats = [k for k in CATEGORIES if k in by_cat] + sorted(set(by_cat) - set(CATEGORIES))
     w = 16
-    print(f"\nanswer forms ({FORMS.name}, {len(cases)} cases): agreement with the labels / false positives")
+    print(f"\n{title} ({len(cases)} cases): agreement with the labels / false positives")
     print(f"{'category':<{w}} {'n':>4}  {'ours: agree':>18} {'ours: FP':>13}  {'math-verify: agree':>19} "
           f"{'math-verify: FP':>16}  {'ours ≥ MV':>9}")
     tot_o, tot_m = [0, 0, 0, 0], [0, 0, 0, 0]
@@ -173,19 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--show-failures", action="store_true", help="list the cases where ours disagrees with the label")
     ap.add_argument("--workers", type=int, default=2, help="the server's verifier worker processes")
-    ap.add_argument("--only", choices=("forms", "hardverify", "other"), action="append",
+    ap.add_argument("--only", choices=("forms", "heldout", "hardverify", "other"), action="append",
                     help="run only these suites (repeatable)")
     args = ap.parse_args(argv)
     logging.getLogger("reward_server").setLevel(logging.ERROR)  # "auth is off": known, it is a benchmark
-    suites = args.only or ["forms", "hardverify", "other"]
+    suites = args.only or ["forms", "heldout", "hardverify", "other"]
 
     latencies: list[float] = []
     statuses: Counter = Counter()
     failures: list[tuple[str, dict, Outcome]] = []
 
-    def ours(cases: list[dict], suite: str, version: str = "2.0.0", params: dict | None = None) -> list[Outcome]:
+    def ours(cases: list[dict], suite: str, version: str = LATEST, params: dict | None = None) -> list[Outcome]:
         res = run_service(cases, args.workers, version, params)
-        if version == "2.0.0" and params is None:  # the defaults: the figures the targets are about
+        if version == LATEST and params is None:  # the defaults: the figures the targets are about
             latencies.extend(r.latency_s for r in res)
             statuses.update(r.status for r in res)
             failures.extend((suite, c, r) for c, r in zip(cases, res) if r.accepted != c["expected"])
@@ -194,28 +203,30 @@ def main(argv: list[str] | None = None) -> int:
     def accepted(res: list[Outcome]) -> list[bool]:
         return [r.accepted for r in res]
 
-    if "forms" in suites:
-        cases = load(FORMS)
-        report_forms(cases, ours(cases, "forms"), run_math_verify(cases))
+    for suite, path, title in (("forms", FORMS, f"answer forms ({FORMS.name})"),
+                               ("heldout", HELDOUT, f"held-out answer forms ({HELDOUT.name})")):
+        if suite in suites:
+            cases = load(path)
+            report_forms(title, cases, ours(cases, suite), run_math_verify(cases))
     for suite, name, label in (("hardverify", "math_hardverify.jsonl", "defaults: strict precision"),
                                ("other", "math_other_graders.jsonl", "defaults")):
         if suite not in suites:
             continue
         cases = load(SHARED / name)
         (report_hardverify if suite == "hardverify" else report_other)(cases, {
-            f"ours (math@2.0.0, {label})": accepted(ours(cases, suite)),
-            "ours (math@2.0.0, rounding_sig_digits 3, truncation)": accepted(ours(cases, suite, params=HARDVERIFY_POLICY)),
+            f"ours (math@{LATEST}, {label})": accepted(ours(cases, suite)),
+            f"ours (math@{LATEST}, rounding_sig_digits 3, truncation)": accepted(ours(cases, suite, params=HARDVERIFY_POLICY)),
             "ours (math@1.0.0)": accepted(ours(cases, suite, version="1.0.0")),
             "math-verify": run_math_verify(cases)})
 
     lat = sorted(latencies)
-    print(f"\nours (math@2.0.0, defaults), latency per sample through the service (one Score call each, "
+    print(f"\nours (math@{LATEST}, defaults), latency per sample through the service (one Score call each, "
           f"{args.workers} pool workers), n={len(lat)}: p50 {percentile(lat, 0.5) * 1000:.1f} ms, "
           f"p99 {percentile(lat, 0.99) * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
     print("ours, statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
 
     if args.show_failures:
-        print("\nour disagreements with the labels (math@2.0.0, defaults):")
+        print(f"\nour disagreements with the labels (math@{LATEST}, defaults):")
         for suite, c, r in failures:
             tag = c.get("category") or c.get("grader") or c.get("kind")
             print(f"- [{suite}/{tag}] {c.get('id', '')} expected={c['expected']} ours={r.status} accepted={r.accepted}"
