@@ -52,9 +52,10 @@ class Extraction:
 
     text: str
     method: str  # "boxed" | "boxes" | "hashes" | "answer_tag" | "phrase" | "bare" | "math_block" | "last_number"
+    parts: tuple[str, ...] = ()  # "boxes": each box's content, in order
 
 
-def _matching_brace(text: str, open_pos: int) -> int | None:
+def matching_brace(text: str, open_pos: int) -> int | None:
     """Index of the `}` closing the `{` at `open_pos` (escaped braces skipped), or None."""
     depth = 0
     i = open_pos
@@ -84,7 +85,7 @@ def _box_at(text: str, m: re.Match, last: bool) -> tuple[str, int, int] | None:
     while j < len(text) and text[j] == " ":
         j += 1
     if j < len(text) and text[j] == "{":
-        end = _matching_brace(text, j)
+        end = matching_brace(text, j)
         if end is not None:
             return text[j + 1:end].strip(), m.start(), end + 1
         tail = text[j + 1:].strip()
@@ -309,7 +310,7 @@ def extract_answer(completion: str) -> Extraction | None:
     """The final answer of `completion` (rules in the module docstring), or None."""
     boxes = [b for b in boxed_answers(completion) if b]
     if len(boxes) > 1:
-        return Extraction(", ".join(boxes), "boxes")
+        return Extraction(", ".join(boxes), "boxes", tuple(boxes))
     if boxes:
         return Extraction(boxes[0], "boxed")
     hashes = _hashes(completion)

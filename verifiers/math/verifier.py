@@ -21,8 +21,9 @@ from ..registry import register
 from . import guards
 from .equivalence import Policy, answers_equal
 from .extract import extract_answer, reference_answer
-from .normalize import clean, decimal_comma_number
-from .parse import Expr, Node, parse_answer
+from .extract import Extraction
+from .normalize import clean, decimal_comma_number, unwrap_math_fonts
+from .parse import Expr, Node, parse_answer, split_top
 
 # Reasons quote at most this much of an answer.
 _QUOTE_CHARS = 80
@@ -77,8 +78,15 @@ def reference_text(reference: Any) -> str:
 
 @register
 class MathVerifier(Verifier):
+    """math@2.1.0. Changes from 2.0.0 (kept registered as `MathVerifierV2_0`), both found by
+    the held-out answer-forms suite: a font around math is the math (`\\mathbf{8}` = 8,
+    `\\text{12}` = 12: `unwrap_math_fonts`), and the same answer boxed more than once is one
+    answer (`\\boxed{12} \\boxed{12}` = 12) unless the reference is itself a list."""
+
     name = "math"
-    version = "2.0.0"
+    version = "2.1.0"
+    # 2.1.0's two reading rules (off in 2.0.0, so its stored verdicts replay unchanged).
+    fonts_and_repeated_boxes = True
     description = ("Final answer (\\boxed{}, <answer>, 'the answer is', else the last number) "
                    "equals the reference: numbers, fractions, LaTeX, sets, intervals, tuples, "
                    "equations, units and percentages, via SymPy with safety guards")
@@ -93,6 +101,11 @@ class MathVerifier(Verifier):
             return self._unanswered(params, "no final answer found (no \\boxed{}, answer tag, "
                                             "'answer is' phrase or number)", {"reference": gold})
         details = {"extracted": found.text, "reference": gold, "method": found.method}
+        if self.fonts_and_repeated_boxes:
+            found = _one_answer_if_repeated(found, gold)
+            found = Extraction(unwrap_math_fonts(found.text), found.method, found.parts)
+            gold = unwrap_math_fonts(gold)
+            details["method"] = found.method
         shown = f"{_quote(found.text)!r} ({found.method}) vs {_quote(gold)!r}"
         comma_sensitive = params.decimal_comma == "always" and ("," in found.text or "," in gold)
         if not comma_sensitive and clean(found.text).replace(" ", "") == clean(gold).replace(" ", ""):
@@ -126,6 +139,25 @@ class MathVerifier(Verifier):
         if params.unanswered == "abstain":
             return VerifierResult.abstain(why, **details)
         return VerifierResult.ok(0.0, f"{why}: reward 0 (params.unanswered = 'zero')", **details)
+
+
+@register
+class MathVerifierV2_0(MathVerifier):
+    """math@2.0.0, kept for replaying stored history: 2.1.0 without its two reading rules."""
+
+    version = "2.0.0"
+    fonts_and_repeated_boxes = False
+
+
+def _one_answer_if_repeated(found: Extraction, gold: str) -> Extraction:
+    """Boxes that all hold the same answer (`\\boxed{12} \\boxed{12}`) are that one answer,
+    unless the reference is a list (`3, 3` for a double root), which the boxes then answer."""
+    if found.method != "boxes" or len(split_top(clean(gold))) > 1:
+        return found
+    keys = {clean(p).replace(" ", "") for p in found.parts}
+    if len(keys) != 1:
+        return found
+    return Extraction(found.parts[-1], "boxes, all the same answer")
 
 
 def _is_decimal(node: Node) -> bool:

@@ -4,6 +4,7 @@ kills a call past its limit: see tests/verifiers/test_pool.py)."""
 import pytest
 
 from verifiers import Status
+from verifiers.math.verifier import MathVerifier
 from verifiers.pool import VerifierPool
 
 from ._grade import REJECT, check
@@ -52,11 +53,14 @@ EXHAUSTING = [
     "\\boxed{\\sum_{k=1}^{10^9} k}",
     "\\boxed{x^{100} - 3x + 1 > 0}",
     "\\boxed{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}}}}^{256}}",
+    "\\boxed{" + "\\mathbf{" * 90 + "8" + "}" * 90 + "}",  # fonts unwrapped once each, not per level
+    "\\boxed{" + "\\text{a " * 90 + "8" + "}" * 90 + "}",
+    "\\boxed{" + "\\mathbf{" * 5000 + "8" + "}" * 5000 + "}",
 ]
 
 
 @pytest.mark.parametrize("completion", EXHAUSTING)
 def test_exhausting_inputs_end_within_their_bound(pool, completion):
-    result, _ = pool.submit("math", "2.0.0", completion, "1", {}, 3.0).result(timeout=60)
+    result, _ = pool.submit("math", MathVerifier.version, completion, "1", {}, 3.0).result(timeout=60)
     assert result.status in (Status.OK, Status.ABSTAIN, Status.TIMEOUT), result.reason
     assert result.reward in (0.0, None), result.reason

@@ -202,5 +202,5 @@ def test_bad_params_are_rejected():
 
 def test_registration():
     cls = verifiers.registry.get("math")
-    assert cls is MathVerifier and cls.version == "2.0.0"
+    assert cls is MathVerifier and cls.version == "2.1.0"
     assert cls.isolated is True and 0 < cls.timeout_s <= 10

@@ -39,6 +39,12 @@ TABLE = [
     # one line of words around math: the last math block answers, not the whole line
     ("Since $1 - x \\ge 0$, \\( x \\le 1 \\).", "(-\\infty, 1]", ACCEPT),
     ("Since $1 - x \\ge 0$, \\( x \\le 2 \\).", "(-\\infty, 1]", REJECT),
+    # the same answer boxed twice is one answer (math@2.1.0); two different ones are a list
+    ("Hence $\\boxed{12}$.\n\n**Final answer:** $\\boxed{12}$", "12", ACCEPT),
+    ("\\boxed{12} \\boxed{12}", "12", ACCEPT),
+    ("\\boxed{12} \\boxed{13}", "12", REJECT),  # hedging between two answers
+    ("$\\boxed{12}$ or $\\boxed{13}$", "13", REJECT),
+    ("\\boxed{3}\\boxed{3}", "3, 3", ACCEPT),  # a double root listed twice
 ]
 
 

@@ -70,6 +70,19 @@ TABLE = [
     # a decimal comma inside a sentence (not English: no function words to spot)
     ("Insgesamt kostet es 2,74 $", "2.74", ACCEPT),
     ("Insgesamt kostet es 2,47 $", "2.74", REJECT),
+    # a font around math is the math (math@2.1.0), on either side; words stay words
+    ("The answer is $\\boxed{\\mathbf{8}}$.", "8", ACCEPT),
+    ("\\boxed{\\textbf{12.5}}", "\\frac{25}{2}", ACCEPT),
+    ("\\boxed{\\text{12}}", "12", ACCEPT),
+    ("\\boxed{8}", "\\mathbf{8}", ACCEPT),
+    ("\\boxed{\\boldsymbol{x+1}}", "x + 1", ACCEPT),
+    ("\\boxed{2\\mathbf{x+1}}", "2x + 2", ACCEPT),  # the wrapper groups: 2(x+1), not 2x+1
+    ("\\boxed{\\mathbf{(3, 4)}}", "(3,4)", ACCEPT),
+    ("\\boxed{\\mathbf{(4, 3)}}", "(3,4)", REJECT),
+    ("\\boxed{\\mathbf{1, 2}}", "2, 1", ACCEPT),
+    ("\\boxed{\\mathbf{9}}", "8", REJECT),
+    ("\\boxed{\\boldsymbol{2x}}", "2x + 1", REJECT),
+    ("\\boxed{\\mathbf{5}\\text{ cm}}", "5", ACCEPT),
 ]
 
 
