@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 
-from .extract import matching_brace
-
 # Control characters a non-raw Python/JSON string makes of LaTeX commands:
 # "\frac" -> form feed + "rac", "\boxed" -> backspace + "oxed", "\vec" -> VT + "ec".
 _CONTROL_REPAIRS = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
@@ -64,7 +62,7 @@ _SIZING = re.compile(r"\\(?:left|right|middle|bigg|Bigg|big|Big)[lr]?(?![a-zA-Z]
 _THOUSANDS_THIN = re.compile(r"(?<=\d)(?:,\\!|\\,|\\!|\{,\})\s*(?=\d{3}(?!\d))")
 _SPACES = re.compile(r"\\(?:quad|qquad|enspace|thinspace|medspace|thickspace|displaystyle|textstyle"
                      r"|limits|nolimits)(?![a-zA-Z])|\\hspace\*?\{[^{}]*\}|(?<!\\)\\[,;:! ]|~")
-_FONT = re.compile(r"\\(?:textbf|textit|textrm|textnormal|textsf|texttt|mathrm|mathbf|mathit|mathsf"
+FONT_COMMAND = re.compile(r"\\(?:textbf|textit|textrm|textnormal|textsf|texttt|mathrm|mathbf|mathit|mathsf"
                    r"|mathtt|mathcal|mathbb|boldsymbol|bm|mbox|hbox|operatorname|text)\s*\{")
 _SCI = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-]?\d+)(?![\w.])")
 _BARE_FUNCS = re.compile(r"(?<![\\a-zA-Z])(arcsin|arccos|arctan|sinh|cosh|tanh|sin|cos|tan|cot|sec|csc"
@@ -99,80 +97,12 @@ def _unwrap_font(s: str) -> str:
     """`\\text{…}`, `\\mathrm{…}` and friends → `\\text{…}`, one spelling for the later rules."""
     out = []
     pos = 0
-    for m in _FONT.finditer(s):
+    for m in FONT_COMMAND.finditer(s):
         if m.start() < pos:
             continue
         out.append(s[pos:m.start()])
         out.append("\\text{")
         pos = m.end()
-    out.append(s[pos:])
-    return "".join(out)
-
-
-# Font commands that only style math (`\\mathbf{8}` is the number 8); `\\mathrm` is left to the
-# unit and operator rules (`\\mathrm{cm}`), `\\text` and its friends to the word rules.
-_MATH_FONT = re.compile(r"\\(?:mathbf|boldsymbol|bm|mathit|mathsf|mathnormal|pmb)\s*\{")
-_TEXT_FONT = re.compile(r"\\(?:text|textbf|textit|textrm|textnormal|textsf|mbox|hbox|mathrm|mathbf|boldsymbol"
-                        r"|bm|mathit|mathsf|mathnormal|pmb)\s*\{")
-_WORD_IN_MATH = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
-_ATOM = re.compile(r"[\w.]+")
-
-
-def _top_level_comma(s: str) -> bool:
-    depth = 0
-    for c in s:
-        depth += c in "([{"
-        depth -= c in ")]}"
-        if c == "," and depth == 0:
-            return True
-    return False
-
-
-def _bracketed(s: str) -> bool:
-    """`(3, 4)`, `[0, 1)`: one bracket pair around the whole string."""
-    if len(s) < 2 or s[0] not in "([" or s[-1] not in ")]":
-        return False
-    depth = 0
-    for i, c in enumerate(s):
-        depth += c in "(["
-        depth -= c in ")]"
-        if depth == 0 and i < len(s) - 1:
-            return False
-    return True
-
-
-def unwrap_math_fonts(s: str, max_chars: int = 1000) -> str:
-    """Drop a font command around math (math@2.1.0): `\\mathbf{8}` → `8`, `\\text{12}` → `12`,
-    `\\boldsymbol{x+1}` → `(x+1)`. Unwrapped: any font around content with a digit and no
-    letters, and a math font (`\\mathbf`, `\\boldsymbol`, ...) around content without a word
-    of 3+ letters. Content with a comma is unwrapped only when the wrapper is the whole
-    answer (`\\mathbf{1, 2}` → `1, 2`; inside more text its reading would change).
-    Each wrapper is looked at once (linear in its depth); a string over `max_chars` is
-    returned as it is (the parser's guards refuse it anyway)."""
-    if len(s) > max_chars:
-        return s
-    out: list[str] = []
-    pos = 0
-    for m in _TEXT_FONT.finditer(s):
-        if m.start() < pos:
-            continue  # inside a wrapper already handled
-        close = matching_brace(s, m.end() - 1)
-        if close is None:
-            break
-        raw = unwrap_math_fonts(s[m.end():close], max_chars)
-        inner = raw.strip()
-        out.append(s[pos:m.start()])
-        pos = close + 1
-        letters = re.search(r"[A-Za-z]", inner) is not None
-        math_font = _MATH_FONT.match(s, m.start()) is not None
-        whole = not s[:m.start()].strip() and not s[close + 1:].strip()
-        if (not re.search(r"[0-9A-Za-z]", inner) or (_top_level_comma(inner) and not whole)
-                or (letters and not (math_font and not _WORD_IN_MATH.search(inner)))):
-            out.append(f"{m.group(0)}{raw}}}")  # kept: words, units, a list inside more
-        elif _ATOM.fullmatch(inner) or _top_level_comma(inner) or _bracketed(inner):
-            out.append(inner)
-        else:
-            out.append(f"({inner})")  # it grouped: `2\\mathbf{x+1}` is 2(x+1)
     out.append(s[pos:])
     return "".join(out)
 

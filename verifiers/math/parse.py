@@ -22,7 +22,8 @@ from latex2sympy2_extended import latex2sympy
 from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
 from . import guards
-from .normalize import clean, strip_conditions, strip_units, text_key, text_to_math
+from .extract import matching_brace
+from .normalize import FONT_COMMAND, clean, strip_conditions, strip_units, text_key, text_to_math
 
 _CONVERSION = ConversionConfig(interpret_as_mixed_fractions=True, interpret_simple_eq_as_assignment=False,
                                interpret_contains_as_eq=True, lowercase_symbols=True)
@@ -175,6 +176,47 @@ def _enclosed(s: str) -> tuple[str, str, str] | None:
                 return s[:open_len], s[open_len:i], c
             return None
     return None
+
+
+# Font commands that only style math (`\\mathbf{8}` is the number 8); `\\mathrm` is left to the
+# unit and operator rules (`\\mathrm{cm}`), `\\text` and its friends to the word rules.
+_MATH_FONT = re.compile(r"\\(?:mathbf|boldsymbol|bm|mathit|mathsf|mathnormal|pmb)\s*\{")
+_ATOM = re.compile(r"[\w.]+")
+
+
+def unwrap_math_fonts(s: str) -> str:
+    """Drop a font command around math (math@2.1.0): `\\mathbf{8}` → `8`, `\\text{12}` → `12`,
+    `\\boldsymbol{x+1}` → `(x+1)`. Unwrapped: any font around content with a digit and no
+    letters, and a math font (`\\mathbf`, `\\boldsymbol`, ...) around content without a word
+    of 3+ letters. Content with a comma is unwrapped only when the wrapper is the whole
+    answer (`\\mathbf{1, 2}` → `1, 2`; inside more text its reading would change).
+    Each wrapper is looked at once (linear in its depth); a string the guards would refuse
+    as too long is returned as it is."""
+    if len(s) > guards.MAX_ANSWER_CHARS:
+        return s
+    out: list[str] = []
+    pos = 0
+    for m in FONT_COMMAND.finditer(s):
+        if m.start() < pos:
+            continue  # inside a wrapper already handled
+        close = matching_brace(s, m.end() - 1)
+        if close is None:
+            break
+        raw = unwrap_math_fonts(s[m.end():close])
+        inner = raw.strip()
+        out.append(s[pos:m.start()])
+        pos = close + 1
+        whole = not s[:m.start()].strip() and not s[close + 1:].strip()
+        listed = len(split_top(inner)) > 1
+        words = _WORDY.search(inner) if _MATH_FONT.match(s, m.start()) else re.search(r"[A-Za-z]", inner)
+        if words or not re.search(r"[0-9A-Za-z]", inner) or (listed and not whole):
+            out.append(f"{m.group(0)}{raw}}}")  # kept: words, units, a list inside more
+        elif listed or _ATOM.fullmatch(inner) or _enclosed(inner):
+            out.append(inner)
+        else:
+            out.append(f"({inner})")  # it grouped: `2\\mathbf{x+1}` is 2(x+1)
+    out.append(s[pos:])
+    return "".join(out)
 
 
 def _top_positions(s: str, token_re: re.Pattern) -> list[re.Match]:

@@ -20,10 +20,9 @@ from ..errors import InvalidReferenceError
 from ..registry import register
 from . import guards
 from .equivalence import Policy, answers_equal
-from .extract import extract_answer, reference_answer
-from .extract import Extraction
-from .normalize import clean, decimal_comma_number, unwrap_math_fonts
-from .parse import Expr, Node, parse_answer, split_top
+from .extract import Extraction, extract_answer, reference_answer
+from .normalize import clean, decimal_comma_number
+from .parse import Expr, Node, parse_answer, split_top, unwrap_math_fonts
 
 # Reasons quote at most this much of an answer.
 _QUOTE_CHARS = 80
