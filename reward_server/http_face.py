@@ -84,10 +84,10 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 def grpc_metadata(authorization: str) -> tuple[tuple[str, str], ...]:
     """The gRPC metadata for an HTTP `Authorization` header: `Bearer KEY`, or Basic with the
     key as the password (or as the user when the password is empty). Raises HttpError 401."""
-    if not authorization:
-        return ()
     scheme, _, cred = authorization.strip().partition(" ")
     cred = cred.strip()
+    if not scheme or (scheme.lower() == "bearer" and not cred):  # `Bearer $UNSET_VARIABLE`: no key
+        return ()
     if scheme.lower() == "bearer":
         key = cred
     elif scheme.lower() == "basic":
@@ -260,8 +260,9 @@ def _query_params(request: Request) -> tuple[str, int, float]:
 class HttpFace:
     """The Starlette app of the HTTP face; calls the service at `target` (a gRPC address)."""
 
-    def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS):
-        self.max_body_bytes, self.metrics = max_body_bytes, metrics
+    def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS,
+                 auth_enabled: bool = True):
+        self.max_body_bytes, self.metrics, self.auth_enabled = max_body_bytes, metrics, auth_enabled
         self.channel = grpc.aio.insecure_channel(target, options=[
             ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
         self.stub = pb_grpc.RewardServiceStub(self.channel)
@@ -315,7 +316,9 @@ class HttpFace:
         return error_response(status, code.name, message, headers)
 
     async def _call(self, method: Any, request: Any, http: Request) -> Any:
-        return await method(request, metadata=grpc_metadata(http.headers.get("authorization", "")))
+        # With auth off gRPC ignores keys, and so does this face (a stray header is no error).
+        metadata = grpc_metadata(http.headers.get("authorization", "")) if self.auth_enabled else ()
+        return await method(request, metadata=metadata)
 
     async def score(self, request: Request) -> Response:
         body = parse_json(await read_body(request, self.max_body_bytes))
@@ -436,7 +439,7 @@ class WebFaces:
         if self._http_sock is not None:
             assert self._socket_dir is not None
             self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
-                                 metrics or NO_METRICS)
+                                 metrics or NO_METRICS, config.auth_enabled)
             self.http = _Served(self.face.app, self._http_sock, config)
             await self.http.start()
             log.info("HTTP/JSON face on %s:%d (POST /v1/score, POST /openrlhf/SPEC, GET /healthz)", config.host,

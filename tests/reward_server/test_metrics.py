@@ -2,10 +2,13 @@
 with the right labels, and the live gauges follow the writer."""
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -140,3 +143,14 @@ def test_sandbox_runs_are_counted_by_outcome(served):
     assert value(m, "reward_sandbox_run_seconds_count", backend="bubblewrap") == 2
     assert value(m, "reward_component_results_total", verifier="code", version=registry.get("code").version,
                  status="OK", team="a") == 2
+
+
+def test_the_grafana_dashboard_only_queries_metrics_the_server_exports(served):
+    srv, _ = served
+    text = httpx.get(f"http://127.0.0.1:{srv.metrics_port}/metrics").text
+    exported = {f.name + suffix for f in text_string_to_metric_families(text)
+                for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy/grafana/rewards.json").read_text())
+    queried = {name for p in dashboard["panels"] for t in p["targets"]
+               for name in re.findall(r"\breward_[a-z_]+", t["expr"])}
+    assert queried and queried <= exported, queried - exported
