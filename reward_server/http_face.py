@@ -216,12 +216,18 @@ def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRe
         if prompt is not None and not isinstance(prompt, str):
             raise HttpError(400, "INVALID_ARGUMENT", f"prompts[{i}]: must be a string, got {type(prompt).__name__}")
         sample = pb.Sample(id=str(i), prompt=prompt or "", completion=completion_from_query(query, prompt, str(i)))
-        if labels is not None and labels[i] is not None:
-            json_format.ParseDict(labels[i], sample.reference)
+        try:
+            if labels is not None and labels[i] is not None:
+                json_format.ParseDict(labels[i], sample.reference)
+        except json_format.ParseError as e:
+            raise HttpError(400, "INVALID_ARGUMENT", f"labels[{i}]: {e}") from None
         if metas is not None and metas[i] is not None:
             if not isinstance(metas[i], dict):
                 raise HttpError(400, "INVALID_ARGUMENT", f"metas[{i}]: must be an object (the sample's metadata)")
-            sample.metadata.update(metas[i])
+            try:
+                json_format.ParseDict(metas[i], sample.metadata)
+            except json_format.ParseError as e:
+                raise HttpError(400, "INVALID_ARGUMENT", f"metas[{i}]: {e}") from None
         samples.append(sample)
     return pb.ScoreRequest(run_id=run_id, step=step, samples=samples, spec=pb.RewardSpec(name=spec))
 
@@ -337,6 +343,8 @@ class HttpFace:
         run_id, step, failed_reward = _query_params(request)
         body = parse_json(await read_body(request, self.max_body_bytes))
         message = openrlhf_request(request.path_params["spec"], body, run_id, step)
+        if not message.samples:  # OpenRLHF splits a batch over its URLs: one may get none
+            return JSONResponse(openrlhf_response(pb.ScoreResponse(), failed_reward))
         response = await self._call(self.stub.Score, message, request)
         return JSONResponse(openrlhf_response(response, failed_reward))
 

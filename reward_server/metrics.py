@@ -155,6 +155,8 @@ class CountingBackend(SandboxBackend):
         self.name = inner.name
 
     def __getattr__(self, attr: str) -> Any:  # backend-specific extras (warm, missing_executables, ...)
+        if attr == "inner":  # not yet set (copy, unpickling): no recursion
+            raise AttributeError(attr)
         return getattr(self.inner, attr)
 
     def available(self) -> tuple[bool, str]:

@@ -92,6 +92,16 @@ def test_openrlhf_failed_reward_and_run_from_the_query_string(served):
     assert bad.status_code == 400 and "failed_reward" in bad.json()["error"]["message"]
 
 
+def test_openrlhf_empty_batch_and_metas_as_metadata(served):
+    srv, keys = served
+    auth = {"Authorization": f"Bearer {keys['rl']}"}
+    empty = httpx.post(url(srv, "/openrlhf/math-r1"), json={"query": [], "prompts": [], "labels": []}, headers=auth)
+    assert empty.status_code == 200 and empty.json()["rewards"] == [], empty.text
+    body = {**openrlhf_body(), "metas": [{"task": "a"}, None, {"task": "b", "n": [1, 2]}]}
+    r = httpx.post(url(srv, "/openrlhf/math-r1?run_id="), json=body, headers=auth)
+    assert r.status_code == 200 and r.json()["rewards"] == [1.0, 0.0, 0.0], r.text
+
+
 def test_v1_score_is_the_json_mapping_of_score(served):
     srv, keys = served
     body = {"spec": {"components": [{"name": "math"}, {"name": "format", "weight": 0.5, "weightSet": True,
@@ -126,6 +136,9 @@ def test_bad_requests_get_a_status_and_a_message_that_says_what_to_fix(served):
     def post(path: str, **kw) -> httpx.Response:
         return httpx.post(url(srv, path), headers={**auth, **kw.pop("headers", {})}, **kw)
 
+    deep: dict = {"a": 1}
+    for _ in range(150):
+        deep = {"a": deep}
     cases = [
         (post("/v1/score", content=b'{"samples": [{"completion": "x"}'), 400, "line 1 column 33"),
         (post("/v1/score", content=b"\xff\xfe"), 400, "not UTF-8"),
@@ -141,6 +154,10 @@ def test_bad_requests_get_a_status_and_a_message_that_says_what_to_fix(served):
          "query[0]: does not contain prompts[0]"),
         (post("/openrlhf/math-r1", json={"query": [1]}), 400, "query[0]: must be a string"),
         (post("/openrlhf/math-r1?step=x", json=openrlhf_body()), 400, "step"),
+        (post("/openrlhf/math-r1", json={"query": ["x"], "labels": [deep]}), 400, "labels[0]: Message too deep"),
+        (post("/openrlhf/math-r1", json={"query": ["x"], "metas": [{"k": deep}]}), 400, "metas[0]: Message too deep"),
+        (post("/v1/score", json={"samples": [{"completion": "x", "metadata": {"k": deep}}]}), 400, "too deep"),
+        (post("/v1/score", content=b"[" * 30_000 + b"]" * 30_000), 400, "not valid JSON"),
         (post("/v1/score", content=b"x" * (65 << 10)), 413, "65536 bytes"),
         (post("/v1/score", content=iter([b"{" + b" " * (40 << 10), b" " * (40 << 10) + b"}"])), 413, "65536 bytes"),
         (httpx.get(url(srv, "/v1/score"), headers=auth), 405, "GET is not allowed"),
