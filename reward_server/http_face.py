@@ -166,17 +166,35 @@ def strip_special_tokens(text: str) -> str:
         out = t[:cut]
 
 
+def _after_truncated_prompt(query: str, prompt: str) -> int:
+    """Where the response starts in a query whose prompt was cut from the left (OpenRLHF
+    keeps the last tokens of a prompt longer than its budget), or -1: the query starts with
+    a tail of `prompt` (up to 3 characters of a split multi-byte character may precede it)."""
+    for skip in range(4):
+        probe = query[skip:skip + 64]
+        if len(probe) < 16:
+            return -1
+        at, tries = prompt.find(probe), 0
+        while at >= 0 and tries < 100:  # bounded on repetitive prompts
+            if query.startswith(prompt[at:], skip):
+                return skip + len(prompt) - at
+            at, tries = prompt.find(probe, at + 1), tries + 1
+    return -1
+
+
 def completion_from_query(query: str, prompt: str | None, where: str) -> str:
     """The response in OpenRLHF's `query` (the decoded prompt + response sequence, special
-    tokens kept): what follows the first occurrence of `prompt`, without the special tokens
-    that end it. With no prompt the whole query is the response. Raises HttpError 400 when
-    the query does not contain the prompt."""
+    tokens kept): what follows the first occurrence of `prompt` (or of the tail of it that a
+    left-truncated prompt keeps), without the special tokens that end it. With no prompt the
+    whole query is the response. Raises HttpError 400 when the query does not contain the
+    prompt."""
     if prompt:
         at = query.find(prompt)
-        if at < 0:
+        start = at + len(prompt) if at >= 0 else _after_truncated_prompt(query, prompt)
+        if start < 0:
             raise HttpError(400, "INVALID_ARGUMENT", f"query[{where}]: does not contain prompts[{where}] "
                             f"({prompt[:60]!r}...); the response is cut out of the query after its prompt")
-        query = query[at + len(prompt):]
+        query = query[start:]
     return strip_special_tokens(query)
 
 

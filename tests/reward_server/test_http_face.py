@@ -2,6 +2,7 @@
 Score, and the same keys, quotas and store as gRPC."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import ssl
@@ -15,7 +16,7 @@ import requests
 from reward_server.app import RunningServer, start_server
 from reward_server.auth import KeyStore
 from reward_server.config import ComponentConfig, ServerConfig, SpecConfig
-from reward_server.http_face import completion_from_query, strip_special_tokens
+from reward_server.http_face import HttpError, completion_from_query, strip_special_tokens
 from reward_server.quotas import QuotaConfig, TeamQuota
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
@@ -74,6 +75,23 @@ def test_openrlhf_remote_rm_contract_with_its_own_request(served):
     assert sorted(r.completion_text for r in rows) == ["6*7 = \\boxed{42}", "It is \\boxed{41}.",
                                                         "Let me think about it and stop here."]
     assert {r.prompt_text for r in rows} == {PROMPT} and {r.reference_json for r in rows} == {"42"}
+
+
+def test_openrlhf_0_11_own_client_function(served):
+    """OpenRLHF 0.11.2's own HTTP reward call (openrlhf/utils/agent.py,
+    SingleTurnAgentExecutor._fetch_rewards_via_http: aiohttp, one query per request, no
+    headers), run where it is installed: `pip install openrlhf==0.11.2 --no-deps aiohttp
+    pylatexenc` (the rest of OpenRLHF needs GPUs)."""
+    agent = pytest.importorskip("openrlhf.utils.agent", reason="OpenRLHF's client is not installed")
+    srv, keys = served
+    executor = agent.SingleTurnAgentExecutor(remote_rm_url=url(srv, "/openrlhf/math-r1", keys["rl"]))
+    # Its query: hf_tokenizer.decode(prompt_token_ids + action_token_ids, skip_special_tokens=False).
+    infos = asyncio.run(executor._fetch_rewards_via_http([PROMPT + "\\boxed{42}<|im_end|>"], [PROMPT], ["42"]))
+    assert infos[0]["rewards"] == [1.0] and infos[0]["scores"] == [1.0]
+    assert infos[0]["extra_logs"] == {"reward_service_ok": [1.0]}
+    bad_key = agent.SingleTurnAgentExecutor(remote_rm_url=url(srv, "/openrlhf/math-r1", "rk_0000_nope"))
+    with pytest.raises(RuntimeError, match="Request error for 5 times"):  # it retries 4xx too, then gives up
+        asyncio.run(bad_key._fetch_rewards_via_http(["x"], [""], ["42"]))
 
 
 def test_openrlhf_failed_reward_and_run_from_the_query_string(served):
@@ -226,6 +244,12 @@ def test_cutting_the_response_out_of_the_query():
     assert strip_special_tokens("a | b |>") == "a | b |>"  # not a token: spaces inside
     assert strip_special_tokens("keep  trailing  ") == "keep  trailing  "  # nothing stripped without a token
     assert completion_from_query("<pad>PQ answer PQ<eos>", "PQ", "0") == " answer PQ"
+    # A prompt OpenRLHF cut from the left to fit its budget: the query starts inside it.
+    prompt = "Long context. " * 20 + "Question: 6*7?"
+    assert completion_from_query(prompt[100:] + " \\boxed{42}<|im_end|>", prompt, "0") == " \\boxed{42}"
+    assert completion_from_query("\ufffd" + prompt[101:] + " ok", prompt, "0") == " ok"  # a split character
+    with pytest.raises(HttpError, match="does not contain prompts"):
+        completion_from_query("an unrelated text long enough to probe" * 3, prompt, "0")
     long = "<|endoftext|>" * 50_000
     assert strip_special_tokens("x" + long) == "x"  # linear: right padding of a long batch
 
