@@ -6,6 +6,8 @@ import asyncio
 import base64
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -18,6 +20,7 @@ from reward_server.auth import KeyStore
 from reward_server.config import ComponentConfig, ServerConfig, SpecConfig
 from reward_server.http_face import HttpError, completion_from_query, strip_special_tokens
 from reward_server.quotas import QuotaConfig, TeamQuota
+from reward_server.store import ScoreStore
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 from tests.conftest import free_port
@@ -262,3 +265,30 @@ def test_basic_auth_with_the_key_as_user_or_password(served):
         assert r.status_code == 200, r.text
     r = httpx.post(url(srv, "/openrlhf/math-r1"), json=openrlhf_body(), headers={"Authorization": "Basic ***"})
     assert r.status_code == 401 and "base64" in r.json()["error"]["message"]
+
+
+def test_sigterm_lets_an_in_flight_http_request_finish(tmp_path):
+    """Shutdown stops the HTTP face before the gRPC server it calls: a request being scored
+    is answered (and stored) before the process lets go."""
+    cfg = ServerConfig(port=0, http_port=free_port(), database_url=f"sqlite:///{tmp_path}/r.db", workers=1,
+                       grace_s=30)
+    srv = start_server(cfg)
+    slow = {"name": "format", "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 1}}
+    answer: dict = {}
+
+    def call() -> None:
+        answer["r"] = httpx.post(f"http://127.0.0.1:{srv.http_port}/v1/score", timeout=30, json={
+            "spec": {"components": [slow]}, "samples": [{"completion": "a" * 40 + "!"}]})
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.5)  # the regex is backtracking now
+    srv.stop()
+    t.join(60)
+    r = answer["r"]
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == "STATUS_TIMEOUT", r.text
+    store = ScoreStore(cfg.database_url)
+    try:
+        assert [row.status for row in store.query_scores()] == ["TIMEOUT"]
+    finally:
+        store.close()
