@@ -62,7 +62,8 @@ def test_openrlhf_remote_rm_contract_with_its_own_request(served):
     v0.5 to v0.8: `requests.post(url=url, json=data, headers={"Content-Type": "application/json"},
     timeout=180)` with data = {"query", "prompts", "labels"}), the key carried in the URL as
     requests turns `user:password@` into Basic auth; the answer holds what it reads: `rewards`
-    (v0.5-0.7 `response["rewards"]`), `scores` and `extra_logs` (v0.8+)."""
+    (v0.5-0.7 `response["rewards"]`), `scores` and `extra_logs` (v0.8+), lists as OpenRLHF's
+    own reference server returns them (openrlhf/cli/serve_rm.py, 0.11.2)."""
     srv, keys = served
     response = requests.post(url=url(srv, "/openrlhf/math-r1", keys["rl"]), json=openrlhf_body(),
                              headers={"Content-Type": "application/json"}, timeout=180)
