@@ -39,7 +39,7 @@ COPY rlvr_integrations ./rlvr_integrations
 FROM base AS server
 RUN pip install $(cat /wheels/pip-args) ".[postgres]" && rm -rf /app/build /app/*.egg-info
 USER rewards
-EXPOSE 50051
+EXPOSE 50051 8080 9090
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["reward-server", "health"]
 ENTRYPOINT ["reward-server"]
 CMD ["--host", "0.0.0.0", "--port", "50051"]

@@ -30,6 +30,8 @@ from verifiers.judges.policy import ALLOWED_URLS_ENV, MODEL_ROOTS_ENV, ReachPoli
 from .auth import DEFAULT_TEAM, Authenticator, KeyStore
 from .config import ConfigError, ServerConfig, SpecConfig
 from .decoding import DecodeErrorInterceptor
+from .http_face import WebFaces
+from .metrics import ServiceMetrics
 from .quotas import DatabaseBackend, QuotaManager
 from .scoring import Scorer
 from .servicer import RewardServicer
@@ -93,6 +95,7 @@ class _Parts:
     retention: asyncio.Task | None = None
     quotas: QuotaManager | None = None
     remove_policy: Callable[[], None] = lambda: None
+    web: WebFaces | None = None
 
 
 async def _build(config: ServerConfig) -> _Parts:
@@ -164,6 +167,7 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
                     "set auth = \"on\" and create keys with `reward-server keys create` to share this server)",
                     DEFAULT_TEAM)
     servicer = RewardServicer(config, scorer, store, auth, quota_manager(config, store))
+    metrics = ServiceMetrics.for_server(config, scorer, store, servicer) if config.metrics_port else None
     for name, spec in config.specs.items():  # validated and stored as the next version when changed
         try:
             await servicer.put_spec(pb.PutSpecRequest(name=name, spec=spec_config_to_pb(spec),
@@ -183,13 +187,20 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {config.host}:{config.port}")
+    web = WebFaces.prepare(config, server)  # binds http_port and metrics_port: a port in use fails here
     await server.start()
+    try:
+        await web.start(config, metrics)
+    except BaseException:
+        await web.stop()
+        await server.stop(0)
+        raise
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("reward server listening on %s:%d (%s, database %s, %d workers)", config.host, port,
              "TLS" if config.tls_cert_file else "plaintext", config.database_url, config.workers)
     retention = asyncio.create_task(_retention_loop(store, config)) if config.retention_days else None
-    return _Parts(server, health_servicer, scorer, store, port, retention, servicer.quotas)
+    return _Parts(server, health_servicer, scorer, store, port, retention, servicer.quotas, web=web)
 
 
 async def _retention_loop(store: ScoreStore, config: ServerConfig) -> None:
@@ -207,6 +218,8 @@ async def _shutdown(parts: _Parts, grace_s: float) -> None:
     if parts.retention:
         parts.retention.cancel()
     await parts.health.enter_graceful_shutdown()
+    if parts.web:  # in-flight HTTP requests finish first: they are gRPC calls to the server below
+        await parts.web.stop()
     await parts.server.stop(grace_s)
     await asyncio.to_thread(parts.scorer.close)
     if parts.quotas:
@@ -267,6 +280,16 @@ class RunningServer:
     @property
     def address(self) -> str:
         return f"{self.config.host}:{self.port}"
+
+    @property
+    def http_port(self) -> int:
+        """The HTTP/JSON face's port (0: off)."""
+        return self._parts.web.http_port if self._parts.web else 0
+
+    @property
+    def metrics_port(self) -> int:
+        """The /metrics port (0: off)."""
+        return self._parts.web.metrics_port if self._parts.web else 0
 
     @property
     def store(self) -> ScoreStore:

@@ -1,6 +1,7 @@
 """`reward-server`: run the service, or manage its database schema.
 
-    reward-server [--config FILE] [--host HOST] [--port PORT] [--database-url URL] [--workers N]
+    reward-server [--config FILE] [--host HOST] [--port PORT] [--http-port PORT] [--metrics-port PORT]
+                  [--database-url URL] [--workers N]
     reward-server db upgrade [--config FILE] [--database-url URL]
     reward-server db current [--config FILE] [--database-url URL]
 """
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> None:
     _common(ap)
     ap.add_argument("--host", help="bind address (env REWARD_SERVER_HOST, default 127.0.0.1)")
     ap.add_argument("--port", type=int, help="port (env REWARD_SERVER_PORT, default 50051; 0 = any free port)")
+    ap.add_argument("--http-port", type=int, help="HTTP/JSON face: POST /v1/score, POST /openrlhf/SPEC, GET /healthz "
+                    "(env REWARD_SERVER_HTTP_PORT, default 0 = off)")
+    ap.add_argument("--metrics-port", type=int, help="Prometheus GET /metrics (env REWARD_SERVER_METRICS_PORT, "
+                    "default 0 = off)")
     ap.add_argument("--workers", type=int, help="verifier worker processes (env REWARD_SERVER_WORKERS)")
     ap.add_argument("--ready-file", help="write the bound port to this file once serving")
     sub = ap.add_subparsers(dest="command")
@@ -50,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         overrides: dict = dict(database_url=args.database_url)
         if args.command is None:
-            overrides.update(host=args.host, port=args.port, workers=args.workers)
+            overrides.update(host=args.host, port=args.port, workers=args.workers, http_port=args.http_port,
+                             metrics_port=args.metrics_port)
         config = load_config(args.config, **overrides)
     except ConfigError as e:
         sys.exit(f"reward-server: {e}")

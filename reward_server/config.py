@@ -91,6 +91,9 @@ class ServerConfig(BaseSettings):
 
     host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 for all interfaces")
     port: int = Field(50051, ge=0, le=65535, description="0 picks a free port")
+    http_port: int = Field(0, ge=0, le=65535, description="HTTP/JSON face on `host` (POST /v1/score, POST "
+                           "/openrlhf/SPEC, GET /healthz), same keys, quotas and store as gRPC; 0: off")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus GET /metrics on `host`; 0: off")
     database_url: str = Field("sqlite:///rewards.db", description="SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…")
     auto_migrate: bool | None = Field(None, description="apply Alembic migrations at start; if false, refuse an "
                                       "old schema. Default: true for SQLite, false for a shared database")
@@ -162,6 +165,15 @@ class ServerConfig(BaseSettings):
         for f in (self.tls_cert_file, self.tls_key_file):
             if f is not None and not Path(f).is_file():
                 raise ValueError(f"TLS file {f} does not exist")
+        return self
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "ServerConfig":
+        ports = [(f, getattr(self, f)) for f in ("port", "http_port", "metrics_port") if getattr(self, f)]
+        for i, (f, p) in enumerate(ports):
+            for g, q in ports[i + 1:]:
+                if p == q:
+                    raise ValueError(f"{f} and {g} are both {p}; give each its own port")
         return self
 
     @field_validator("database_url")

@@ -26,6 +26,7 @@ from . import convert
 from .config import ServerConfig
 from .auth import Authenticator, Principal, require_admin, team_scope
 from .errors import InvalidRequestError, QuotaExceededError, TooLargeError, status_code_for
+from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
 from .quotas import QuotaManager
 from .scoring import Scorer, SampleInput
 from .store import ScoreStore
@@ -88,6 +89,8 @@ class TeamCounts:
 
 
 class RewardServicer(pb_grpc.RewardServiceServicer):
+    metrics: ServiceMetrics | NoMetrics = NO_METRICS  # set by the app when metrics_port is on
+
     def __init__(self, config: ServerConfig, scorer: Scorer, store: ScoreStore, auth: Authenticator,
                  quotas: QuotaManager):
         self.config, self.scorer, self.store, self.auth, self.quotas = config, scorer, store, auth, quotas
@@ -147,6 +150,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     async def _score_and_store(self, samples: list[SampleInput], *, who: Principal, run_id: str, step: int,
                                group_id: str) -> list[pb.SampleResult]:
         outcomes = await self.scorer.score_many(samples, team=who.team)
+        self.metrics.scored(outcomes, who.team, self.scorer.cache.enabled)
         request_id = convert.new_request_id()
         rows = [row for o in outcomes for row in convert.outcome_rows(
             o, run_id=run_id, step=step if run_id else None, group_id=group_id, team=who.team,

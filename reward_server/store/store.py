@@ -10,6 +10,7 @@ stored is skipped: a group re-sent after an outage is stored once.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
@@ -132,6 +133,7 @@ class ScoreStore:
         self._batch_rows, self._flush_s = batch_rows, flush_ms / 1000
         self._queue: queue.Queue = queue.Queue()
         self._pending = 0
+        self._queued_at: collections.deque[float] = collections.deque()  # per queued request, oldest first
         self._cond = threading.Condition()
         self.rows_written = 0
         self.write_errors = 0
@@ -150,6 +152,7 @@ class ScoreStore:
             return fut
         with self._cond:
             self._pending += len(rows)
+            self._queued_at.append(time.monotonic())
         self._queue.put((rows, fut))
         return fut
 
@@ -207,6 +210,8 @@ class ScoreStore:
             else:
                 self.write_errors += n
             self._pending -= n
+            for _ in items:
+                self._queued_at.popleft()
             self._cond.notify_all()
         for _, fut in items:
             if error is None:
@@ -220,6 +225,12 @@ class ScoreStore:
     def pending(self) -> int:
         """Rows queued and not yet written."""
         return self._pending
+
+    @property
+    def writer_lag_s(self) -> float:
+        """Seconds the oldest queued, not yet committed request has waited (0 when none)."""
+        with self._cond:
+            return time.monotonic() - self._queued_at[0] if self._queued_at else 0.0
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every queued row is written. False if `timeout_s` passed first."""

@@ -1,0 +1,500 @@
+"""The HTTP/JSON face (`http_port`) and the Prometheus endpoint (`metrics_port`) of a server.
+
+Both run in the server's own process and event loop, on Starlette apps served by uvicorn.
+
+The HTTP face owns no scoring, auth, quota or store code: each request is transcoded to
+the protobuf request (google.protobuf.json_format) and sent to this very process's gRPC
+service over a private Unix socket (a 0700 folder of its own), with the caller's key as
+the gRPC `authorization` metadata. Auth, quotas, validation and the store are therefore
+exactly those of gRPC; the gRPC status comes back as an HTTP code (`HTTP_STATUS`) and a
+JSON body `{"error": {"code": "NOT_FOUND", "message": "..."}}` whose message says what to fix.
+
+Routes:
+    POST /v1/score          the protobuf JSON mapping of ScoreRequest -> ScoreResponse
+    POST /openrlhf/SPEC     OpenRLHF's remote reward contract, scored with the stored spec
+                            SPEC ("math-r1", or "math-r1@3" for a version); see `openrlhf`
+    GET  /healthz           the gRPC health status of the service (200 SERVING, else 503)
+
+Auth: `Authorization: Bearer KEY`, or HTTP Basic with the key as the password (so that a
+client that can only be given a URL, like OpenRLHF's `--remote_rm_url`, can carry it as
+`http://team:KEY@host:port/openrlhf/SPEC`).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import math
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import uvicorn
+from google.protobuf import json_format, struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rewards.v1 import rewards_pb2 as pb
+from rewards.v1 import rewards_pb2_grpc as pb_grpc
+
+from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
+
+if TYPE_CHECKING:
+    from .config import ServerConfig
+
+log = logging.getLogger("reward_server.http")
+
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409, grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,  # 413 when no retry-after trailer: a size limit, not a rate
+    grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+OPENRLHF_FIELDS = ("query", "prompts", "labels", "metas")
+_SPECIAL_SUFFIXES = ("</s>", "<eos>", "<pad>", "<end_of_turn>")
+
+
+class HttpError(Exception):
+    """A request the HTTP face refuses before (or instead of) calling the service."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.headers = status, code, headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def grpc_metadata(authorization: str) -> tuple[tuple[str, str], ...]:
+    """The gRPC metadata for an HTTP `Authorization` header: `Bearer KEY`, or Basic with the
+    key as the password (or as the user when the password is empty). Raises HttpError 401."""
+    scheme, _, cred = authorization.strip().partition(" ")
+    cred = cred.strip()
+    if not scheme or (scheme.lower() == "bearer" and not cred):  # `Bearer $UNSET_VARIABLE`: no key
+        return ()
+    if scheme.lower() == "bearer":
+        key = cred
+    elif scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(cred, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise HttpError(401, "UNAUTHENTICATED", "Authorization: Basic credentials are not base64 of "
+                            "'user:KEY'") from None
+        key = password or user
+    else:
+        raise HttpError(401, "UNAUTHENTICATED", "Authorization must be 'Bearer KEY' (or Basic auth with the key "
+                        "as the password)", {"WWW-Authenticate": "Bearer"})
+    if not key or not key.isascii() or not key.isprintable() or " " in key:
+        raise HttpError(401, "UNAUTHENTICATED", "malformed API key in Authorization: expected rk_<prefix>_<secret>",
+                        {"WWW-Authenticate": "Bearer"})
+    return (("authorization", f"Bearer {key}"),)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document in `body`. Raises HttpError 400 saying where it is malformed."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: not UTF-8 (byte {e.start}); send JSON text") from None
+    if not text.strip():
+        raise HttpError(400, "INVALID_ARGUMENT", "body: empty; send a JSON object")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: not valid JSON: {e.msg} at line {e.lineno} column "
+                        f"{e.colno} (character {e.pos})") from None
+    except (ValueError, RecursionError) as e:
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: not valid JSON: {e}") from None
+
+
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The request body, refused with 413 past `limit_bytes` (before reading it when the
+    Content-Length says so, else as soon as the stream passes the limit)."""
+    declared = request.headers.get("content-length", "")
+    too_large = HttpError(413, "RESOURCE_EXHAUSTED", f"body: larger than the limit of {limit_bytes} bytes "
+                          f"(max_message_bytes); split the batch")
+    if declared.isdigit() and int(declared) > limit_bytes:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def strip_special_tokens(text: str) -> str:
+    """`text` without the special tokens (and the whitespace around them) that end it:
+    `<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`, `<｜end▁of▁sentence｜>`, `</s>`, `<eos>`,
+    `<pad>`, `<end_of_turn>`, repeated (right padding). Linear in the length."""
+    out = text
+    while True:
+        t = out.rstrip()
+        cut = -1
+        for close, open_ in (("|>", "<|"), ("｜>", "<｜")):
+            if t.endswith(close):
+                i = t.rfind(open_, max(0, len(t) - 70))
+                inner = t[i + 2:-2] if i >= 0 else ""
+                if i >= 0 and inner and not any(c.isspace() or c in "<>" for c in inner):
+                    cut = i
+                break
+        if cut < 0:
+            cut = next((len(t) - len(s) for s in _SPECIAL_SUFFIXES if t.endswith(s)), -1)
+        if cut < 0:
+            return out
+        out = t[:cut]
+
+
+def _after_truncated_prompt(query: str, prompt: str) -> int:
+    """Where the response starts in a query whose prompt was cut from the left (OpenRLHF
+    keeps the last tokens of a prompt longer than its budget), or -1: the query starts with
+    a tail of `prompt` (up to 3 characters of a split multi-byte character may precede it)."""
+    for skip in range(4):
+        probe = query[skip:skip + 64]
+        if len(probe) < 16:
+            return -1
+        at, tries = prompt.find(probe), 0
+        while at >= 0 and tries < 100:  # bounded on repetitive prompts
+            if query.startswith(prompt[at:], skip):
+                return skip + len(prompt) - at
+            at, tries = prompt.find(probe, at + 1), tries + 1
+    return -1
+
+
+def completion_from_query(query: str, prompt: str | None, where: str) -> str:
+    """The response in OpenRLHF's `query` (the decoded prompt + response sequence, special
+    tokens kept): what follows the first occurrence of `prompt` (or of the tail of it that a
+    left-truncated prompt keeps), without the special tokens that end it. With no prompt the
+    whole query is the response. Raises HttpError 400 when the query does not contain the
+    prompt."""
+    if prompt:
+        at = query.find(prompt)
+        start = at + len(prompt) if at >= 0 else _after_truncated_prompt(query, prompt)
+        if start < 0:
+            raise HttpError(400, "INVALID_ARGUMENT", f"query[{where}]: does not contain prompts[{where}] "
+                            f"({prompt[:60]!r}...); the response is cut out of the query after its prompt")
+        query = query[start:]
+    return strip_special_tokens(query)
+
+
+def _list_field(body: dict[str, Any], name: str, n: int | None) -> list[Any] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise HttpError(400, "INVALID_ARGUMENT", f"{name}: must be a JSON array, got {type(value).__name__}")
+    if n is not None and len(value) != n:
+        raise HttpError(400, "INVALID_ARGUMENT", f"{name}: {len(value)} items for {n} queries; give one per query")
+    return value
+
+
+def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRequest:
+    """The ScoreRequest for an OpenRLHF remote reward body `{"query": [...], "prompts": [...],
+    "labels": [...]}` (prompts, labels and `metas` optional; labels are the references, metas
+    the samples' metadata). Raises HttpError 400 naming the field."""
+    if not isinstance(body, dict):
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: must be a JSON object with 'query', 'prompts' and 'labels', "
+                        f"got {type(body).__name__}")
+    unknown = sorted(set(body) - set(OPENRLHF_FIELDS))
+    if unknown:
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: unknown field(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(OPENRLHF_FIELDS)}")
+    if "query" not in body:
+        raise HttpError(400, "INVALID_ARGUMENT", "query: required (the decoded prompt + response of each sample)")
+    queries = _list_field(body, "query", None) or []
+    prompts = _list_field(body, "prompts", len(queries))
+    labels = _list_field(body, "labels", len(queries))
+    metas = _list_field(body, "metas", len(queries))
+    samples = []
+    for i, query in enumerate(queries):
+        if not isinstance(query, str):
+            raise HttpError(400, "INVALID_ARGUMENT", f"query[{i}]: must be a string, got {type(query).__name__}")
+        prompt = prompts[i] if prompts is not None else None
+        if prompt is not None and not isinstance(prompt, str):
+            raise HttpError(400, "INVALID_ARGUMENT", f"prompts[{i}]: must be a string, got {type(prompt).__name__}")
+        sample = pb.Sample(id=str(i), prompt=prompt or "", completion=completion_from_query(query, prompt, str(i)))
+        try:
+            if labels is not None and labels[i] is not None:
+                json_format.ParseDict(labels[i], sample.reference)
+        except json_format.ParseError as e:
+            raise HttpError(400, "INVALID_ARGUMENT", f"labels[{i}]: {e}") from None
+        if metas is not None and metas[i] is not None:
+            if not isinstance(metas[i], dict):
+                raise HttpError(400, "INVALID_ARGUMENT", f"metas[{i}]: must be an object (the sample's metadata)")
+            try:
+                json_format.ParseDict(metas[i], sample.metadata)
+            except json_format.ParseError as e:
+                raise HttpError(400, "INVALID_ARGUMENT", f"metas[{i}]: {e}") from None
+        samples.append(sample)
+    return pb.ScoreRequest(run_id=run_id, step=step, samples=samples, spec=pb.RewardSpec(name=spec))
+
+
+def openrlhf_response(response: pb.ScoreResponse, failed_reward: float) -> dict[str, Any]:
+    """OpenRLHF's answer: `rewards` (advantages), `scores` (dynamic filtering) and `extra_logs`
+    (logged per sample), plus our `statuses`/`reasons`. A sample that has no reward (ERROR,
+    TIMEOUT, ABSTAIN) gets `failed_reward`, and `extra_logs.reward_service_ok` is 0 for it."""
+    rewards = [r.reward if r.status == pb.STATUS_OK and r.HasField("reward") else failed_reward
+               for r in response.results]
+    ok = [1.0 if r.status == pb.STATUS_OK else 0.0 for r in response.results]
+    return {"rewards": rewards, "scores": list(rewards), "extra_logs": {"reward_service_ok": ok},
+            "statuses": [pb.Status.Name(r.status).removeprefix("STATUS_") for r in response.results],
+            "reasons": [r.reason for r in response.results]}
+
+
+def _query_params(request: Request) -> tuple[str, int, float]:
+    q = request.query_params
+    unknown = sorted(set(q) - {"run_id", "step", "failed_reward"})
+    if unknown:
+        raise HttpError(400, "INVALID_ARGUMENT", f"query string: unknown parameter(s) {', '.join(unknown)}; known: "
+                        "run_id, step, failed_reward")
+    try:
+        step = int(q.get("step", "0"))
+    except ValueError:
+        raise HttpError(400, "INVALID_ARGUMENT", f"step: {q['step']!r} is not an integer") from None
+    try:
+        failed = float(q.get("failed_reward", "0"))
+    except ValueError:
+        failed = math.nan
+    if not math.isfinite(failed):
+        raise HttpError(400, "INVALID_ARGUMENT", f"failed_reward: {q['failed_reward']!r} is not a finite number")
+    return q.get("run_id", ""), step, failed
+
+
+class HttpFace:
+    """The Starlette app of the HTTP face; calls the service at `target` (a gRPC address)."""
+
+    def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS,
+                 auth_enabled: bool = True):
+        self.max_body_bytes, self.metrics, self.auth_enabled = max_body_bytes, metrics, auth_enabled
+        self.channel = grpc.aio.insecure_channel(target, options=[
+            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+        self.stub = pb_grpc.RewardServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.app = Starlette(routes=[
+            Route("/v1/score", self._route("/v1/score", self.score), methods=["POST"]),
+            Route("/openrlhf/{spec}", self._route("/openrlhf", self.openrlhf), methods=["POST"]),
+            Route("/healthz", self._route("/healthz", self.healthz), methods=["GET"]),
+        ], exception_handlers={HTTPException: self._http_exception})
+
+    async def _http_exception(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        self.metrics.http_request("other", exc.status_code)
+        hint = {404: f"no route {request.url.path}; routes: POST /v1/score, POST /openrlhf/SPEC, GET /healthz",
+                405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
+        return error_response(exc.status_code, "NOT_FOUND" if exc.status_code == 404 else "INVALID_ARGUMENT", hint,
+                              dict(exc.headers or {}))
+
+    def _route(self, name: str, handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except HttpError as e:
+                response = error_response(e.status, e.code, str(e), e.headers)
+            except grpc.aio.AioRpcError as e:
+                response = self._from_grpc(e)
+            except Exception as e:
+                log.exception("HTTP %s failed", name)
+                response = error_response(500, "INTERNAL", f"internal error: {type(e).__name__}: {e}")
+            self.metrics.http_request(name, response.status_code)
+            return response
+
+        return endpoint
+
+    @staticmethod
+    def _from_grpc(e: grpc.aio.AioRpcError) -> JSONResponse:
+        code = e.code()
+        status = HTTP_STATUS.get(code, 500)
+        headers: dict[str, str] = {}
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            retry = dict(e.trailing_metadata() or ()).get("retry-after-s")
+            if retry is None:
+                status = 413  # a size limit: retrying the same request will not help
+            else:
+                headers["Retry-After"] = str(max(1, math.ceil(float(retry))))
+        elif code == grpc.StatusCode.UNAUTHENTICATED:
+            headers["WWW-Authenticate"] = "Bearer"
+        message = e.details() or code.name
+        if code == grpc.StatusCode.UNAUTHENTICATED and "metadata" in message:
+            message += "; over HTTP send the header 'Authorization: Bearer KEY'"
+        return error_response(status, code.name, message, headers)
+
+    async def _call(self, method: Any, request: Any, http: Request) -> Any:
+        # With auth off gRPC ignores keys, and so does this face (a stray header is no error).
+        metadata = grpc_metadata(http.headers.get("authorization", "")) if self.auth_enabled else ()
+        return await method(request, metadata=metadata)
+
+    async def score(self, request: Request) -> Response:
+        body = parse_json(await read_body(request, self.max_body_bytes))
+        if not isinstance(body, dict):
+            raise HttpError(400, "INVALID_ARGUMENT", f"body: must be a JSON object (a ScoreRequest), got "
+                            f"{type(body).__name__}")
+        try:
+            message = json_format.ParseDict(body, pb.ScoreRequest())
+        except json_format.ParseError as e:
+            raise HttpError(400, "INVALID_ARGUMENT", f"body: not a ScoreRequest in the protobuf JSON mapping: {e}"
+                            ) from None
+        response = await self._call(self.stub.Score, message, request)
+        return JSONResponse(json_format.MessageToDict(response))
+
+    async def openrlhf(self, request: Request) -> Response:
+        run_id, step, failed_reward = _query_params(request)
+        body = parse_json(await read_body(request, self.max_body_bytes))
+        message = openrlhf_request(request.path_params["spec"], body, run_id, step)
+        if not message.samples:  # OpenRLHF splits a batch over its URLs: one may get none
+            return JSONResponse(openrlhf_response(pb.ScoreResponse(), failed_reward))
+        response = await self._call(self.stub.Score, message, request)
+        return JSONResponse(openrlhf_response(response, failed_reward))
+
+    async def healthz(self, request: Request) -> Response:
+        r = await self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        name = health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)
+        return JSONResponse({"status": name}, status_code=200 if r.status == r.SERVING else 503)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def metrics_app(metrics: ServiceMetrics) -> Starlette:
+    """`GET /metrics`: the Prometheus text format of `metrics.registry`."""
+
+    async def scrape(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the reward server's loop: the server's own SIGTERM handling stays in charge."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int, field: str) -> socket.socket:
+    """A listening TCP socket on host:port (no SO_REUSEPORT: a port in use is an error).
+    Raises OSError naming the config field."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as e:
+        raise OSError(e.errno, f"{field}: could not bind {host}:{port}: {e.strerror}") from None
+
+
+class _Served:
+    """One ASGI app served by uvicorn on a bound socket, until `stop`."""
+
+    def __init__(self, app: Any, sock: socket.socket, config: "ServerConfig"):
+        self.sock, self.port = sock, sock.getsockname()[1]
+        tls = {"ssl_certfile": str(config.tls_cert_file), "ssl_keyfile": str(config.tls_key_file)} \
+            if config.tls_cert_file else {}
+        self.server = _EmbeddedServer(uvicorn.Config(
+            app, lifespan="off", log_config=None, access_log=False, server_header=False,
+            timeout_graceful_shutdown=max(1, math.ceil(config.grace_s)), **tls))
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raises the start-up error
+                raise RuntimeError("HTTP server exited during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.server.should_exit = True
+            await self.task
+        self.sock.close()
+
+
+class WebFaces:
+    """The HTTP face and the metrics endpoint of one server (either may be off).
+
+    `prepare` (before the gRPC server starts) binds their ports, so that a port in use
+    fails the start, and adds the private Unix socket the HTTP face calls; `start` serves
+    them; `stop` (before the gRPC server stops) lets in-flight HTTP requests finish.
+    """
+
+    def __init__(self) -> None:
+        self.http: _Served | None = None
+        self.metrics_served: _Served | None = None
+        self.face: HttpFace | None = None
+        self._socket_dir: Path | None = None
+        self._http_sock: socket.socket | None = None
+        self._metrics_sock: socket.socket | None = None
+
+    @classmethod
+    def prepare(cls, config: "ServerConfig", grpc_server: grpc.aio.Server) -> "WebFaces":
+        faces = cls()
+        try:
+            if config.http_port:
+                faces._http_sock = bind(config.host, config.http_port, "http_port")
+                faces._socket_dir = Path(tempfile.mkdtemp(prefix="reward-server-"))  # mode 0700
+                if not grpc_server.add_insecure_port(f"unix:{faces._socket_dir / 'grpc.sock'}"):
+                    raise OSError(f"could not listen on {faces._socket_dir / 'grpc.sock'}")
+            if config.metrics_port:
+                faces._metrics_sock = bind(config.host, config.metrics_port, "metrics_port")
+        except BaseException:
+            faces._release()
+            raise
+        return faces
+
+    async def start(self, config: "ServerConfig", metrics: ServiceMetrics | None) -> None:
+        if self._http_sock is not None:
+            assert self._socket_dir is not None
+            self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
+                                 metrics or NO_METRICS, config.auth_enabled)
+            self.http = _Served(self.face.app, self._http_sock, config)
+            await self.http.start()
+            log.info("HTTP/JSON face on %s:%d (POST /v1/score, POST /openrlhf/SPEC, GET /healthz)", config.host,
+                     self.http.port)
+        if self._metrics_sock is not None and metrics is not None:
+            self.metrics_served = _Served(metrics_app(metrics), self._metrics_sock, config)
+            await self.metrics_served.start()
+            log.info("Prometheus metrics on %s:%d/metrics", config.host, self.metrics_served.port)
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port if self.http else 0
+
+    @property
+    def metrics_port(self) -> int:
+        return self.metrics_served.port if self.metrics_served else 0
+
+    async def stop(self) -> None:
+        for served in (self.http, self.metrics_served):
+            if served is not None:
+                await served.stop()
+        if self.face is not None:
+            await self.face.close()
+        self._release()
+
+    def _release(self) -> None:
+        for sock in (self._http_sock, self._metrics_sock):
+            if sock is not None:
+                sock.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
