@@ -101,15 +101,25 @@ def sample_score_from_proto(r: rewards_pb2.SampleResult) -> SampleScore:
                        r.reason, comps)
 
 
-def make_spec(components: Iterable[Any]) -> rewards_pb2.RewardSpec:
-    """RewardSpec from objects with .name, .weight, .params (e.g. config.RewardComponent)."""
+def _refs(components: Iterable[Any]) -> list[rewards_pb2.VerifierRef]:
     refs = []
     for c in components:
         params = struct_pb2.Struct()
         params.update(dict(c.params or {}))
         refs.append(rewards_pb2.VerifierRef(name=c.name, weight=float(c.weight), weight_set=True,
                                             params=params))
-    return rewards_pb2.RewardSpec(components=refs)
+    return refs
+
+
+def make_spec(components: Iterable[Any],
+              routes: dict[str, Iterable[Any]] | None = None) -> rewards_pb2.RewardSpec:
+    """RewardSpec from objects with .name, .weight, .params (e.g. config.RewardComponent):
+    `components` apply to every sample, `routes` (task -> components) to the samples whose
+    metadata.task is that task ("*" = any other task)."""
+    return rewards_pb2.RewardSpec(
+        components=_refs(components),
+        routes={task: rewards_pb2.ComponentList(components=_refs(cs))
+                for task, cs in (routes or {}).items()})
 
 
 def make_sample(sample_id: str, prompt: str, completion: str, reference: Any,
