@@ -19,6 +19,11 @@ Every unary RPC carries a deadline (`rpc_timeout_s`), a step's stream carries on
 long after the first failure (a stream: until its own deadline at the latest), so a
 restarted service is picked up again; a retried stream re-sends only the groups whose
 results had not come back, and a group's result that arrives twice is counted once.
+A group the service refuses with UNAVAILABLE (its outage signal: e.g. the score store is
+down and nothing was recorded) is kept and re-sent after the same back-off, within the
+same outage window, instead of failing the step at once; any other refusal (a bad
+field, an unknown run: INVALID_ARGUMENT, NOT_FOUND, ...) fails the step, since a retry
+would be refused again.
 
 While the service is unreachable the client says so through `outages.log` (the trainer
 points it at its console; default: this module's logger): once when an outage starts,
@@ -387,6 +392,7 @@ class GroupStream:
         self._results: dict[str, list[SampleScore]] = {}
         self._arrival: list[str] = []                              # group ids, arrival order
         self._refused: dict[str, rewards_pb2.GroupError] = {}      # groups the service refused
+        self._unavailable: dict[str, rewards_pb2.GroupError] = {}  # refused UNAVAILABLE: re-send
         self._closed = False
         self._error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue()
@@ -450,12 +456,17 @@ class GroupStream:
             try:
                 call = c.stub.ScoreGroups(self._requests(q), timeout=max(remaining, 0.001))
                 for res in call:
-                    c.outages.recovered(what)       # an answer: the service is back
                     if res.HasField("error"):  # this group alone was refused
                         with self._lock:
+                            if res.error.code == "UNAVAILABLE" and res.group_id in self._pending:
+                                # the service's outage signal: keep it, re-send after back-off
+                                self._unavailable[res.group_id] = res.error
+                                continue
                             self._pending.pop(res.group_id, None)
                             self._refused[res.group_id] = res.error
+                        c.outages.recovered(what)   # a refusal is an answer: it is up
                         continue
+                    c.outages.recovered(what)       # an answer: the service is back
                     scores = [sample_score_from_proto(r) for r in res.results]
                     with self._lock:
                         if res.group_id in self._results:   # a re-sent group answered twice
@@ -464,6 +475,32 @@ class GroupStream:
                         self._pending.pop(res.group_id, None)
                         self._results[res.group_id] = scores
                         self._arrival.append(res.group_id)
+                        self._unavailable.pop(res.group_id, None)
+                with self._lock:
+                    refused = dict(self._unavailable)
+                if refused:   # groups refused as UNAVAILABLE: wait out the outage, re-send them
+                    first_failure = first_failure or time.monotonic()
+                    gid, err = next(iter(refused.items()))
+                    if not c.may_retry(attempt, first_failure, self._deadline):
+                        c.outages.gave_up(what)
+                        self._error = RewardServiceUnavailable(
+                            f"ScoreGroups (step {self._step}): the reward service at {c.address} "
+                            f"kept refusing {len(refused)} group(s) as UNAVAILABLE for "
+                            f"{time.monotonic() - first_failure:.0f} s ({attempt} retries), "
+                            f"e.g. {gid}: {err.message}")
+                        return
+                    c.outages.failed(what, c.give_up_at(first_failure, self._deadline))
+                    time.sleep(c.backoff(attempt))
+                    attempt += 1
+                    with self._lock:
+                        self._unavailable.clear()
+                        q = queue.Queue()
+                        for req in self._pending.values():
+                            q.put(req)
+                        if self._closed:
+                            q.put(_CLOSE)
+                        self._queue = q
+                    continue
                 c.outages.recovered(what)
                 return
             except grpc.RpcError as e:
