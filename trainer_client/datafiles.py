@@ -24,7 +24,7 @@ Columns (DataConfig.columns, defaults in brackets):
 
 Every error names the file, the row (counted from 1, the line of a JSONL file without
 blank lines) and the column, and is raised before any model is loaded. A JSON file whose
-column mixes strings with objects is refused: `datasets` then stores every value as JSON
+column mixes kinds of value (strings, numbers, objects) is refused: `datasets` then stores every value as JSON
 text and reads a string that looks like JSON back as that JSON ("007" as 7, "[1,2]" as a
 list), which would change gold answers; put each kind in its own file (train_files takes
 several, each with its own `task`).
@@ -203,8 +203,8 @@ def load_file_problems(files: Iterable[Any], columns: Any) -> list[Problem]:
         for col in (columns.prompt, columns.reference):
             if type(ds.features[col]).__name__ == "Json":
                 raise DataError(
-                    f"data file {path}, column {col!r}: mixes strings with objects or lists "
-                    f"across rows; the datasets library then reads a string that looks like "
+                    f"data file {path}, column {col!r}: mixes kinds of value (strings, numbers, "
+                    f"objects, lists) across rows; the datasets library then reads a string that looks like "
                     f"JSON as that JSON (\"007\" as 7), which would change the data: put each "
                     f"kind of row in its own file (data.train_files takes several, each with "
                     f"its own task)")
