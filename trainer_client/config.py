@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -289,6 +290,19 @@ def format_validation_error(e: ValidationError) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
+def _toml_where(message: str, text: str) -> str:
+    """tomllib's message with the line it names quoted; "(at end of document)" becomes
+    the file's last line number."""
+    lines = text.splitlines() or [""]
+    m = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    if m is None and "end of document" in message:
+        return message.replace("(at end of document)",
+                               f"(at the end of the file, line {len(lines)}: {lines[-1].strip()!r})")
+    if m is not None and 1 <= int(m.group(1)) <= len(lines):
+        return f"{message}: {lines[int(m.group(1)) - 1].strip()!r}"
+    return message
+
+
 def _read_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
@@ -306,8 +320,8 @@ def _read_file(path: str | Path) -> dict[str, Any]:
             import tomli as tomllib
         try:
             return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:   # the message ends "(at line L, column C)"
-            raise ConfigError(f"{p}: TOML syntax error: {e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: TOML syntax error: {_toml_where(str(e), text)}") from None
     if p.suffix not in (".json", ""):
         raise ConfigError(f"config file {p}: unknown suffix {p.suffix!r}; use .toml or .json")
     try:

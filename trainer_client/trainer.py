@@ -56,6 +56,7 @@ class TrainResult:
     final_dir: str = ""
     scores_returned: int = 0
     components_returned: int = 0
+    data: dict[str, float] = field(default_factory=dict)   # prompts used / dropped
 
 
 # Step metrics that count this rank's own samples: summed over ranks, never averaged.
@@ -370,7 +371,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     run_id = distributed.broadcast_object(
         client.start_run(cfg.reward.run_name, config=run_config, run_id=resumed_run_id)
         if dd.is_main else None, dd)
-    result = TrainResult(run_id=run_id, steps=0)
+    result = TrainResult(run_id=run_id, steps=0, data={
+        "train_prompts": float(len(train_set)), "heldout_prompts": float(len(heldout)),
+        "prompts_dropped_too_long": float(dropped_train + dropped_heldout)})
     say(f"run {run_id}: model {cfg.model} on {device}, {len(train_set)} train / "
         f"{len(heldout)} held-out prompts ({data_stats.source}), B={g.prompts_per_step} G={G} loss={g.loss_type} "
         f"β={g.beta} μ={g.num_iterations}")
@@ -640,6 +643,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             f"{path}: continue with `grpo-train train --resume {path}` (same config)") from e
     finally:
         summary = {"steps": float(result.steps)}
+        if data_stats.source == "files" or dropped_train or dropped_heldout:
+            summary.update(result.data)
         if result.evals:
             first, last = min(result.evals), max(result.evals)
             summary.update(heldout_accuracy_before=result.evals[first].accuracy,
