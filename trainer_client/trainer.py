@@ -267,6 +267,7 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
            if g.bf16_autocast and device.type == "cuda" else contextlib.nullcontext)
     prompt_fn = prompt_fn_for(cfg, tokenizer)
     data_id = fingerprint(train_set)      # before the length filter: what the files held
+    data_tasks = sorted({p.task for p in train_set if p.task is not None})
     train_set, dropped_train = prepare_prompts(train_set, prompt_fn, tokenizer,
                                                cfg.data.max_prompt_tokens, "train prompt")
     heldout, dropped_heldout = prepare_prompts(heldout, prompt_fn, tokenizer,
@@ -601,7 +602,7 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                 vals = [c.reward for s in flat if (c := s.component(name)) and c.status == "OK"]
                 metrics[f"reward/{name}"] = sum(vals) / len(vals) if vals else math.nan
             tasks = [task_of[id(sc)] for sc in flat]     # (B*G,) the kept samples' tasks
-            for task in sorted({t for t in tasks if t is not None}):   # routed data: per task
+            for task in data_tasks:   # the data's tasks (the same keys on every rank): per task
                 vals = [float(r) for r, v, t in zip(rewards.tolist(), valid.tolist(), tasks)
                         if v and t == task]
                 metrics[f"reward/task/{task}"] = sum(vals) / len(vals) if vals else math.nan
