@@ -156,6 +156,16 @@ class ColumnMapping(_Model):
                                description="optional: this row's system prompt")
 
 
+    @model_validator(mode="after")
+    def _distinct(self) -> "ColumnMapping":
+        names = [self.prompt, self.reference, self.task, self.system_prompt]
+        if len(set(names)) < len(names):
+            raise ValueError(f"data.columns must name four different columns, got prompt="
+                             f"{self.prompt!r}, reference={self.reference!r}, task={self.task!r}, "
+                             f"system_prompt={self.system_prompt!r}")
+        return self
+
+
 class DataFile(_Model):
     """One data file with options of its own (a bare path string means all defaults)."""
 
