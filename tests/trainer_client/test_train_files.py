@@ -198,3 +198,21 @@ def test_cli_bad_input_is_a_clear_message_before_any_model_loads(tiny, tmp_path,
     code, err = run("--config", str(toml))
     assert code == 2 and "grpo.group_size: Input should be a valid integer" in err
     assert "Traceback" not in err
+
+
+def test_a_hub_id_that_cannot_be_loaded_is_a_clear_error(tmp_path):
+    """A bare "org/name" is left to transformers as a hub id; offline (as on our build
+    machines) it is one ModelPathError line, not a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from trainer_client.trainer import ModelPathError, load_policy\n"
+            "import torch\n"
+            "try:\n    load_policy('no-such-org-x1/no-such-model', torch.device('cpu'))\n"
+            "except ModelPathError as e:\n    print('ERR', e)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.startswith("ERR model no-such-org-x1/no-such-model could not be loaded: "
+                                 "it is not a local folder"), out.stdout + out.stderr[-2000:]
