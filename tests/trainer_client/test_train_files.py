@@ -130,6 +130,7 @@ def test_qwen_instruct_example_config_on_a_small_random_qwen2(server, tmp_path, 
 
     text = prompt_fn_for(cfg, tok)(Problem("What is 1 + 1?", "2", {}, source="q.jsonl row 1"))
     assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+    assert tok.decode(tok(text)["input_ids"]) == text        # the byte-level BPE round-trips
     lines: list[str] = []
     res = train(cfg, log=lines.append, **QUIET)
     assert res.steps == 1 and res.history[0]["completion_len_mean"] > 0
@@ -216,3 +217,16 @@ def test_a_hub_id_that_cannot_be_loaded_is_a_clear_error(tmp_path):
                          timeout=120)
     assert out.stdout.startswith("ERR model no-such-org-x1/no-such-model could not be loaded: "
                                  "it is not a local folder"), out.stdout + out.stderr[-2000:]
+
+
+def test_eval_command_on_the_example_files(server, tiny, capsys):
+    """`grpo-train eval` takes the same data config: the held-out rows of the files, routed."""
+    code = grpo_main(["eval", "--config", str(EXAMPLE / "train.toml"), "--model", str(tiny),
+                      "--reward-address", f"127.0.0.1:{server.port}", "--max-new-tokens", "4",
+                      "--train-file", str(EXAMPLE / "math.jsonl"),
+                      "--train-file", str(EXAMPLE / "code.jsonl"), "--quiet"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["problems"] == 4 and 0.0 <= out["eval/pass@1"] <= 1.0
+    with RewardClient(f"127.0.0.1:{server.port}") as client:
+        verifiers = {r.verifier for r in client.query_scores(out["run_id"])}
+    assert "format" in verifiers and verifiers & {"math", "code"}
