@@ -241,7 +241,7 @@ class EvalConfig(_Model):
 class TrainConfig(_Model):
     """Everything `grpo-train train` needs."""
 
-    model: str = Field(description="local HF causal-LM directory or hub id")
+    model: str = Field(min_length=1, description="local HF causal-LM directory or hub id")
     output_dir: str = "runs/grpo"
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

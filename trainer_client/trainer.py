@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,9 @@ RANK_COUNTS = frozenset({"non_ok_samples", "non_ok/ABSTAIN", "non_ok/TIMEOUT", "
 NON_OK_STATUSES = ("ABSTAIN", "TIMEOUT", "ERROR")
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[\w.-]+)?")   # "gpt2", "Qwen/Qwen2.5-0.5B-Instruct"
+
+
 class ModelPathError(ValueError):
     """cfg.model is neither an existing local model folder nor a loadable hub id."""
 
@@ -83,9 +87,7 @@ def check_model_path(model_id: str) -> None:
         if not p.is_dir():
             raise ModelPathError(f"model {model_id} is a file; give the model's folder")
         return
-    looks_local = (model_id.startswith(("/", ".", "~")) or os.sep in model_id.strip(os.sep)
-                   and model_id.count("/") != 1 or "\\" in model_id)
-    if looks_local or not model_id.strip():
+    if not HUB_ID.fullmatch(model_id):      # "/abs", "./rel", "a/b/c": a path, not a hub id
         raise ModelPathError(f"model path {model_id} does not exist")
 
 
