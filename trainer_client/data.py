@@ -21,6 +21,11 @@ SYSTEM_PROMPT = ("Solve the problem. Think briefly inside <think></think>, then 
                  "final answer inside <answer></answer>.")
 
 
+class DataError(ValueError):
+    """Training data cannot be used; the message says which (file, row and column for a
+    data file: trainer_client/datafiles.py)."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One prompt: its text, gold answer (reference) and metadata.
@@ -54,10 +59,19 @@ class Problem:
 
 
 def load_problems(task: str, size: int, seed: int, **task_config: Any) -> list[Problem]:
-    """`size` items of reasoning-gym dataset `task` (e.g. "basic_arithmetic")."""
+    """`size` items of reasoning-gym dataset `task` (e.g. "basic_arithmetic").
+
+    DataError for a task reasoning-gym does not have, or options its dataset does not take.
+    """
     import reasoning_gym
 
-    ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **task_config)
+    try:
+        ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **task_config)
+    except (ValueError, TypeError) as e:
+        hint = (" (a data file? use data.train_files / --train-file)"
+                if any(task.endswith(x) for x in (".jsonl", ".json", ".parquet", ".csv"))
+                or "/" in task else "")
+        raise DataError(f"data.task {task!r}: reasoning-gym says: {e}{hint}") from None
     return [Problem(str(x["question"]), str(x["answer"]), dict(x["metadata"])) for x in ds]
 
 

@@ -40,15 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .data import Problem
+from .data import DataError, Problem
 
 SUFFIX_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 ROLES = ("system", "user", "assistant")
 FALLBACK_ROUTE = "*"
-
-
-class DataError(ValueError):
-    """A data file cannot be used; the message names the file, row and column."""
 
 
 @dataclass(frozen=True)

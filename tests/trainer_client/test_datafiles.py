@@ -230,3 +230,18 @@ def test_config_file_errors_name_the_file_and_line(tmp_path):
         load_config(typed)
     assert "steps: Input should be a valid integer" in str(e.value)
     assert "data.train_files" in str(e.value)
+
+
+def test_order_is_deterministic_for_a_seed(tmp_path):
+    from trainer_client.data import batches
+
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": f"q{i}", "reference": "1"} for i in range(10)])
+    probs = load_file_problems([path], columns())
+
+    def first(seed, n=6):
+        it = batches(probs, 3, seed)
+        return [[p.question for p in next(it)] for _ in range(n)]
+
+    assert first(0) == first(0) and first(0) != first(1)
+    epoch = [q for b in first(0, 3) for q in b]       # 3 batches of 3 from 10 rows: no repeats
+    assert len(set(epoch)) == 9

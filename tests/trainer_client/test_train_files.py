@@ -191,6 +191,11 @@ def test_cli_bad_input_is_a_clear_message_before_any_model_loads(tiny, tmp_path,
     assert code == 2 and f"{bad} row 2, column 'prompt': empty prompt" in err
     code, err = run("--model", str(tiny), "--train-file", "someorg/some-dataset")
     assert code == 2 and "hub datasets are not fetched" in err
+    code, err = run("--model", str(tiny), "--task", "mydata.jsonl")     # issue #19's first try
+    assert code == 2 and "data.task 'mydata.jsonl': reasoning-gym says: Dataset 'mydata.jsonl' " \
+        "not registered (a data file? use data.train_files / --train-file)" in err
+    code, err = run("--model", str(tiny), "--train-file", good, "--generation-backend", "vllm")
+    assert code == 2 and "vllm" in err                       # no CUDA / vLLM here: at start
     toml = tmp_path / "c.toml"
     toml.write_text(f'model = "{tiny}"\n[grpo]\nbeta = [\n')
     code, err = run("--config", str(toml))
@@ -230,3 +235,14 @@ def test_eval_command_on_the_example_files(server, tiny, capsys):
     with RewardClient(f"127.0.0.1:{server.port}") as client:
         verifiers = {r.verifier for r in client.query_scores(out["run_id"])}
     assert "format" in verifiers and verifiers & {"math", "code"}
+
+
+def test_tiny_model_command(tmp_path, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert grpo_main(["tiny-model", str(tmp_path / "llama")]) == 0
+    assert grpo_main(["tiny-model", str(tmp_path / "qwen"), "--arch", "qwen2"]) == 0
+    assert type(AutoModelForCausalLM.from_pretrained(tmp_path / "llama")).__name__ == "LlamaForCausalLM"
+    tok = AutoTokenizer.from_pretrained(tmp_path / "qwen")
+    assert type(tok).__name__ == "Qwen2Tokenizer" and tok.chat_template
+    assert type(AutoModelForCausalLM.from_pretrained(tmp_path / "qwen")).__name__ == "Qwen2ForCausalLM"
