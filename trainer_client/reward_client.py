@@ -164,13 +164,14 @@ class OutageNotices:
     def in_outage(self) -> bool:
         return self._since is not None
 
-    def failed(self, what: str, give_up_at: float) -> None:
-        """`what` was interrupted ("step 5", "LogStep (step 5)"); retries end by `give_up_at`."""
+    def failed(self, what: str, give_up_at: float, why: str = "unreachable") -> None:
+        """`what` was interrupted ("step 5", "LogStep (step 5)"); retries end by `give_up_at`;
+        `why` says how ("unreachable", or the service's own outage signal)."""
         now = time.monotonic()
         with self._lock:
             if self._since is None:
                 self._since = self._last_notice = now
-                line = (f"reward service at {self.address} unreachable during {what}; waiting "
+                line = (f"reward service at {self.address} {why} during {what}; waiting "
                         f"for it (gives up after {max(give_up_at - now, 0.0):.0f} s)")
             elif now - self._last_notice >= self.every_s:
                 self._last_notice = now
@@ -489,7 +490,9 @@ class GroupStream:
                             f"{time.monotonic() - first_failure:.0f} s ({attempt} retries), "
                             f"e.g. {gid}: {err.message}")
                         return
-                    c.outages.failed(what, c.give_up_at(first_failure, self._deadline))
+                    c.outages.failed(what, c.give_up_at(first_failure, self._deadline),
+                                     f"unavailable ({len(refused)} group(s) refused: "
+                                     f"{err.message[:200]})")
                     time.sleep(c.backoff(attempt))
                     attempt += 1
                     with self._lock:

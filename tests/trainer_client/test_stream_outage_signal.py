@@ -84,7 +84,9 @@ def test_groups_refused_unavailable_are_resent_within_the_outage_window(stand_in
     assert len(svc.received) > 3                 # and re-sent the refused groups
     assert client.scores_returned == 6           # each group counted once
     # said once that it waits, once that the service is back: not once per retry
-    assert sum("unreachable during step 1" in m for m in lines) == 1, lines
+    assert sum("unavailable (3 group(s) refused: the score store did not take the results "
+               "(OperationalError); nothing was recorded: retry) during step 1; waiting" in m
+               for m in lines) == 1, lines
     assert sum("back after" in m for m in lines) == 1, lines
 
 
