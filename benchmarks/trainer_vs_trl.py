@@ -17,7 +17,7 @@ process, so peak memory is its own. Prints median seconds per step, generation t
 (completion tokens / time in generate) and peak memory (CUDA: max allocated; CPU: peak
 RSS) of both, and the step-time ratio (target ≤ 1.0).
 
-    # the GPU-sized run (issue #19): 16 prompts x 8 completions x 256 new tokens
+    # the GPU-sized run (issue #19): 16 prompts x 8 completions x 256 new tokens, micro-batches of 16
     python benchmarks/trainer_vs_trl.py --model-config qwen2.5-0.5b --random-init \
         --device cuda --steps 12 [--backend hf|vllm]
     # the scaled-down CPU run
@@ -232,13 +232,18 @@ def child_trl(args) -> dict:
 
     model.generate = timed_generate
     n = args.prompts * args.group_size
+    mb = args.micro_batch or n          # the same micro-batch as ours: gradient accumulation
+    if n % mb or mb % args.group_size:
+        raise SystemExit(f"--micro-batch {mb} must divide {n} and be a multiple of G")
     cuda = args.device.startswith("cuda")
     cfg = GRPOConfig(
         output_dir=str(Path(args.model_dir).parent / "trl"), max_steps=args.steps,
-        per_device_train_batch_size=n, num_generations=args.group_size,
+        per_device_train_batch_size=mb, gradient_accumulation_steps=n // mb,
+        steps_per_generation=n // mb,   # one generation of all n completions per optimizer step
+        num_generations=args.group_size,
         max_completion_length=args.max_new_tokens, learning_rate=args.lr, beta=args.beta,
         loss_type=args.loss_type, epsilon=0.2, epsilon_high=0.28, temperature=1.0,
-        lr_scheduler_type="constant", warmup_steps=0, gradient_accumulation_steps=1,
+        lr_scheduler_type="constant", warmup_steps=0,
         logging_steps=1, save_strategy="no", report_to=[], use_cpu=not cuda, seed=args.seed,
         bf16=cuda, disable_tqdm=True, adam_beta2=0.999, dataloader_num_workers=0,
         scale_rewards="group", use_vllm=args.backend == "vllm",
@@ -249,11 +254,16 @@ def child_trl(args) -> dict:
     lengths: list[float] = []
 
     class Timer(TrainerCallback):
-        def on_step_begin(self, *a, **k):
+        """Seconds between optimizer steps (on_step_end to on_step_end: the whole step,
+        generation and every accumulated micro-batch included)."""
+
+        def on_train_begin(self, *a, **k):
             self.t = time.monotonic()
 
         def on_step_end(self, *a, **k):
-            times.append(time.monotonic() - self.t)
+            now = time.monotonic()
+            times.append(now - self.t)
+            self.t = now
 
         def on_log(self, _args, _state, _control, logs=None, **k):
             if logs and "completions/mean_length" in logs:
@@ -354,8 +364,9 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", help="cpu | cuda (speed mode)")
     ap.add_argument("--backend", choices=["hf", "vllm"], default="hf",
                     help="rollouts: transformers generate, or colocated vLLM (CUDA)")
-    ap.add_argument("--micro-batch", type=int, default=0, help="ours: sequences per "
-                    "forward/backward (0 = the whole batch, as TRL's per-device batch)")
+    ap.add_argument("--micro-batch", type=int, default=0, help="sequences per forward/"
+                    "backward, both trainers (TRL: per-device batch with gradient accumulation "
+                    "over one generation); 0 = the whole batch; qwen2.5-0.5b default 16")
     ap.add_argument("--gen-chunk", type=int, default=0, help="ours: prompts per generate() "
                     "call (0 = the whole batch at once, as TRL)")
     ap.add_argument("--workers", type=int, default=2, help="reward server workers")
@@ -367,7 +378,7 @@ def main() -> int:
         argv += ["--steps", "12"]
     if any(a.startswith("--model-config") for a in argv) and "qwen2.5-0.5b" in argv:
         for flag, value in (("--prompts", "16"), ("--group-size", "8"),
-                            ("--max-new-tokens", "256"), ("--lr", "1e-6")):
+                            ("--max-new-tokens", "256"), ("--lr", "1e-6"), ("--micro-batch", "16")):
             if flag not in argv:
                 argv += [flag, value]
     args = ap.parse_args(argv)
