@@ -55,6 +55,7 @@ class DataStats:
     heldout_rows: int
     source: str                      # "files" | "reasoning-gym"
     heldout_capped: int = 0          # held-out rows beyond data.heldout_size, not used
+    heldout_in_train: int = 0        # held-out rows whose prompt is also a train prompt
 
 
 def _local_path(path: str) -> Path:
@@ -309,4 +310,10 @@ def load_data(data: Any, seed: int) -> tuple[list[Problem], list[Problem], DataS
         held = []
     capped = max(0, len(held) - data.heldout_size)
     held = held[:data.heldout_size]
-    return train, held, DataStats(len(train), len(held), "files", capped)
+    seen = {_prompt_key(p) for p in train}
+    overlap = sum(_prompt_key(p) in seen for p in held)
+    return train, held, DataStats(len(train), len(held), "files", capped, overlap)
+
+
+def _prompt_key(p: Problem) -> str:
+    return json.dumps([p.messages, p.system_prompt] if p.messages else p.question)

@@ -278,6 +278,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         say(f"dropped {dropped_train} of {data_stats.train_rows} train and {dropped_heldout} of "
             f"{data_stats.heldout_rows} held-out prompts longer than data.max_prompt_tokens="
             f"{cfg.data.max_prompt_tokens} tokens")
+    if data_stats.heldout_in_train:   # said, not silently fixed: the files are the team's
+        say(f"WARNING: {data_stats.heldout_in_train} of {data_stats.heldout_rows} held-out prompts "
+            f"also appear in the train files; held-out accuracy on them is not held out")
     if data_stats.heldout_capped:
         say(f"held-out set capped at data.heldout_size={cfg.data.heldout_size} "
             f"({data_stats.heldout_capped} more rows not used)")

@@ -165,7 +165,10 @@ def test_eval_split_from_a_seeded_fraction_or_its_own_file(tmp_path):
     train, held, stats = load_data(DataConfig(train_files=[path], eval_files=[ev], heldout_size=3),
                                    seed=0)
     assert len(train) == 20 and [p.question for p in held] == ["e0", "e1", "e2"]
-    assert stats.heldout_capped == 1
+    assert stats.heldout_capped == 1 and stats.heldout_in_train == 0
+    dup = write_jsonl(tmp_path / "dup.jsonl", [{"prompt": "q3", "reference": "3"},
+                                               {"prompt": "new", "reference": "0"}])
+    assert load_data(DataConfig(train_files=[path], eval_files=[dup]), seed=0)[2].heldout_in_train == 1
     with pytest.raises(ConfigError, match="choose one"):
         load_config(overrides={"model": "m", "data": {"train_files": [path], "eval_files": [ev],
                                                       "eval_fraction": 0.1}})
