@@ -99,12 +99,17 @@ def open_dataset(path: str, split: str | None = None, text_columns: Iterable[str
         raise DataError(f"data file {path}: unknown format {p.suffix!r}; use .jsonl, .json, "
                         f".parquet, .csv or a save_to_disk folder")
     kwargs = {"converters": {c: str for c in text_columns}} if builder == "csv" else {}
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()        # no "Generating train split" bar per file
     try:
         return datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
     except Exception as e:  # noqa: BLE001 - pyarrow / datasets parse errors: name the file
         msg = str(e).split("\n")[0][:500]
         raise DataError(f"data file {path} cannot be read as {p.suffix[1:]}: "
                         f"{type(e).__name__}: {msg}") from None
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
 
 
 def _strip_nulls(x: Any) -> Any:
