@@ -3,14 +3,18 @@
 One step:
   1. sample G completions for each of B prompts (chunk by chunk); each group is sent to
      the reward service the moment it is sampled, and results stream back meanwhile;
-  2. rewards -> group-relative advantages; non-OK samples are left out (valid=False);
+  2. rewards -> group-relative advantages; non-OK samples follow grpo.non_ok_policy
+     (default: left out, valid=False);
   3. π_old log-probs (once per batch, only when μ > 1) and π_ref log-probs (β > 0);
   4. μ optimiser passes of the clipped surrogate + β·KL, in micro-batches;
   5. metrics to the console and to the service (LogStep); checkpoints every N steps.
 Metrics per step: reward_mean/std, reward/<component> means, zero_spread_frac, kl (k3
 against the reference; only when β > 0, since β = 0 loads no reference model),
-clip_frac, entropy, completion_len_mean, truncated_frac, non_ok_samples, loss,
-grad_norm, lr, generate/score-wait/step times.
+clip_frac, entropy, completion_len_mean, truncated_frac, non_ok_samples (and
+non_ok/<STATUS>, groups_dropped_non_ok), loss, grad_norm, lr, generate/score-wait/step
+times, and reward/task/<task> when the data's rows carry tasks (routed specs).
+Prompts come from cfg.data (a team's files, trainer_client/datafiles.py, or reasoning-gym),
+checked before the service is contacted or the model loaded.
 The trainer never imports reward_server: it speaks only the proto (reward_client).
 Under torchrun / accelerate launch it is data-parallel, DDP or FSDP2
 (trainer_client/distributed.py: sharding, lockstep padding passes, normalisers).
