@@ -246,3 +246,28 @@ def test_tiny_model_command(tmp_path, capsys):
     tok = AutoTokenizer.from_pretrained(tmp_path / "qwen")
     assert type(tok).__name__ == "Qwen2Tokenizer" and tok.chat_template
     assert type(AutoModelForCausalLM.from_pretrained(tmp_path / "qwen")).__name__ == "Qwen2ForCausalLM"
+
+
+def test_non_ok_policy_reaches_the_step_metrics(server, tiny, tmp_path):
+    """math with unanswered=abstain: the tiny model's answerless completions come back
+    ABSTAIN. Each policy is applied to the same completions (same seed) and reported."""
+    from trainer_client.data import Problem
+
+    rows = [Problem(f"Calculate {i} + 1.", str(i + 1), {}) for i in range(6)]
+    hist = {}
+    for policy in ("exclude", "zero", "drop_group"):
+        cfg = load_config(overrides=dict(
+            model=str(tiny), output_dir=str(tmp_path / policy), steps=1, device="cpu", seed=5,
+            num_threads=1, eval_every=0, sampling=dict(max_new_tokens=4),
+            grpo=dict(prompts_per_step=3, group_size=3, non_ok_policy=policy, learning_rate=1e-3),
+            reward=dict(address=f"127.0.0.1:{server.port}", components=[
+                dict(name="math", weight=1.0, params={"unanswered": "abstain"}),
+                dict(name="format", weight=0.5, params={"kind": "regex", "pattern": "[0-9]"})])))
+        hist[policy] = train(cfg, problems=(rows, []), log=lambda m: None, **QUIET).history[0]
+    for h in hist.values():                       # the same 9 completions each time
+        assert h["non_ok_samples"] == h["non_ok/ABSTAIN"] == hist["exclude"]["non_ok_samples"] > 0
+    assert hist["exclude"]["groups_dropped_non_ok"] == hist["zero"]["groups_dropped_non_ok"] == 0
+    assert hist["drop_group"]["groups_dropped_non_ok"] >= 1
+    # zero: the abstained samples count as reward 0 in the batch's reward mean
+    n_ok = 9 - hist["exclude"]["non_ok_samples"]
+    assert hist["zero"]["reward_mean"] == pytest.approx(hist["exclude"]["reward_mean"] * n_ok / 9)
