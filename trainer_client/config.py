@@ -278,6 +278,9 @@ class TrainConfig(_Model):
         if self.grpo.lora_r > 0 and self.sampling.backend == "vllm":
             raise ValueError("sampling.backend vllm does not take LoRA (grpo.lora_r > 0) yet: "
                              "its weight sync sends full weights; use backend hf")
+        if self.reward.spec is not None and self.reward.routes:
+            raise ValueError("reward.spec names a stored spec, which brings its own routes: "
+                             "reward.routes would be ignored; set one of them")
         if self.reward.spec is None and not (self.reward.components or self.reward.routes):
             raise ValueError("reward.components and reward.routes are both empty: the reward "
                              "spec needs at least one verifier")

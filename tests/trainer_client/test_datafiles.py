@@ -172,6 +172,11 @@ def test_eval_split_from_a_seeded_fraction_or_its_own_file(tmp_path):
     with pytest.raises(ConfigError, match="choose one"):
         load_config(overrides={"model": "m", "data": {"train_files": [path], "eval_files": [ev],
                                                       "eval_fraction": 0.1}})
+    with pytest.raises(ConfigError, match="reward.routes would be ignored"):
+        load_config(overrides={"model": "m", "reward": {"spec": "mixed",
+                                                        "routes": {"code": [{"name": "code"}]}}})
+    with pytest.raises(ConfigError, match="both empty"):
+        load_config(overrides={"model": "m", "reward": {"components": []}})
     with pytest.raises(ConfigError, match="four different columns"):
         load_config(overrides={"model": "m", "data": {"columns": {"prompt": "q", "reference": "q"}}})
     with pytest.raises(ConfigError, match="needs data.train_files"):
