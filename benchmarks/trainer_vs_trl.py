@@ -1,8 +1,28 @@
 """Our GRPO trainer against TRL's `GRPOTrainer`: the same run, the same machine.
 
+Two modes.
+
+The race (default): learning curves on the tiny model, same seed, same data.
+
     python benchmarks/trainer_vs_trl.py [--steps 200] [--prompts 4] [--group-size 8]
         [--max-new-tokens 32] [--lr 1e-3] [--beta 0.0] [--loss-type dapo]
         [--sft-steps 150] [--threads 2] [--every 10] [--seed 0]
+
+Speed on a real model shape (`--model-config`): a randomly initialised model of that
+architecture (built locally, no download: trainer_client.tiny_model.build_qwen2_model),
+the same batch, loss, β, clip range and sampling for both trainers, both scoring through
+the same real reward server on loopback (TRL through rlvr_integrations.trl's
+RewardServiceFunc, ours through its ScoreGroups stream). Each trainer runs in its own
+process, so peak memory is its own. Prints median seconds per step, generation tokens/s
+(completion tokens / time in generate) and peak memory (CUDA: max allocated; CPU: peak
+RSS) of both, and the step-time ratio (target ≤ 1.0).
+
+    # the GPU-sized run (issue #19): 16 prompts x 8 completions x 256 new tokens, micro-batches of 16
+    python benchmarks/trainer_vs_trl.py --model-config qwen2.5-0.5b --random-init \
+        --device cuda --steps 12 [--backend hf|vllm]
+    # the scaled-down CPU run
+    python benchmarks/trainer_vs_trl.py --model-config qwen2-tiny --random-init --device cpu \
+        --prompts 4 --group-size 4 --max-new-tokens 32 --steps 6 --threads 2
 
 Both start from the same tiny local Llama (built here, no download), warm-started by the
 same short supervised pass (so the reward is not stuck at 0), on the same reasoning-gym
@@ -17,6 +37,7 @@ error; target: ours not below TRL's by more than one standard error).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -128,6 +149,193 @@ def run_trl(model_dir: str, train_set, args, root: Path) -> tuple[list[float], l
     return times, rewards
 
 
+# --- speed mode ---------------------------------------------------------------------------
+SPEED_PRESETS = {"qwen2.5-0.5b": "qwen2.5-0.5b", "qwen2-tiny": "tiny"}
+
+
+def speed_prompts(tokenizer, n: int, seed: int):
+    """`n` reasoning-gym sums as (problem, chat-formatted prompt) pairs, the same for both."""
+    from trainer_client.config import DataConfig
+    from trainer_client.data import format_prompt, train_heldout_split
+
+    data = DataConfig()
+    train, _ = train_heldout_split(data.task, n, 0, seed, **data.task_config)
+    return [(p, format_prompt(p, tokenizer, "chat")) for p in train]
+
+
+def peak_memory_bytes(device: str) -> int:
+    import resource
+
+    import torch
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024   # Linux: KiB
+
+
+def child_ours(args) -> dict:
+    from trainer_client.config import load_config
+    from trainer_client.trainer import train
+
+    n = args.prompts * args.group_size
+    cuda = args.device.startswith("cuda")
+    cfg = load_config(overrides=dict(
+        model=args.model_dir, output_dir=str(Path(args.model_dir).parent / "ours"),
+        steps=args.steps, device=args.device, seed=args.seed, num_threads=args.threads,
+        eval_every=0, monitors=False,
+        sampling=dict(max_new_tokens=args.max_new_tokens, temperature=1.0, backend=args.backend),
+        grpo=dict(prompts_per_step=args.prompts, group_size=args.group_size, learning_rate=args.lr,
+                  beta=args.beta, loss_type=args.loss_type, clip_eps_low=0.2, clip_eps_high=0.28,
+                  scale="group", micro_batch_size=args.micro_batch or n,
+                  generation_chunk_prompts=args.gen_chunk or args.prompts, adam_beta2=0.999,
+                  bf16_autocast=cuda),
+        reward=dict(address=args.address, run_name="speed-ours",
+                    components=[dict(name="math", weight=1.0)]),
+        data=dict(prompt_template="chat"),
+    ))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(args.model_dir)
+    problems = [p for p, _ in speed_prompts(tok, 512, args.seed)]
+    res = train(cfg, problems=(problems, []), progress=False, log=lambda m: None)
+    steps = [h["step_time_s"] for h in res.history]
+    tok_s = [h["completion_len_mean"] * n / h["generate_time_s"] for h in res.history
+             if h["generate_time_s"] > 0]
+    return {"step_s": steps, "gen_tokens_per_s": tok_s,
+            "peak_memory_bytes": peak_memory_bytes(args.device)}
+
+
+def child_trl(args) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlvr_integrations.trl import RewardServiceFunc
+
+    tok = AutoTokenizer.from_pretrained(args.model_dir)
+    pairs = speed_prompts(tok, 512, args.seed)
+    ds = Dataset.from_list([{"prompt": text, "answer": p.answer} for p, text in pairs])
+    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
+    gen_s: list[float] = []
+    generate = model.generate
+
+    def timed_generate(*a, **k):            # generation time, for tokens/s
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.monotonic()
+        out = generate(*a, **k)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        gen_s.append(time.monotonic() - t)
+        return out
+
+    model.generate = timed_generate
+    n = args.prompts * args.group_size
+    mb = args.micro_batch or n          # the same micro-batch as ours: gradient accumulation
+    if n % mb or mb % args.group_size:
+        raise SystemExit(f"--micro-batch {mb} must divide {n} and be a multiple of G")
+    cuda = args.device.startswith("cuda")
+    cfg = GRPOConfig(
+        output_dir=str(Path(args.model_dir).parent / "trl"), max_steps=args.steps,
+        per_device_train_batch_size=mb, gradient_accumulation_steps=n // mb,
+        steps_per_generation=n // mb,   # one generation of all n completions per optimizer step
+        num_generations=args.group_size,
+        max_completion_length=args.max_new_tokens, learning_rate=args.lr, beta=args.beta,
+        loss_type=args.loss_type, epsilon=0.2, epsilon_high=0.28, temperature=1.0,
+        lr_scheduler_type="constant", warmup_steps=0,
+        logging_steps=1, save_strategy="no", report_to=[], use_cpu=not cuda, seed=args.seed,
+        bf16=cuda, disable_tqdm=True, adam_beta2=0.999, dataloader_num_workers=0,
+        scale_rewards="group", use_vllm=args.backend == "vllm",
+        **(dict(vllm_mode="colocate", vllm_gpu_memory_utilization=0.3)
+           if args.backend == "vllm" else {}),
+    )
+    times: list[float] = []
+    lengths: list[float] = []
+
+    class Timer(TrainerCallback):
+        """Seconds between optimizer steps (on_step_end to on_step_end: the whole step,
+        generation and every accumulated micro-batch included)."""
+
+        def on_train_begin(self, *a, **k):
+            self.t = time.monotonic()
+
+        def on_step_end(self, *a, **k):
+            now = time.monotonic()
+            times.append(now - self.t)
+            self.t = now
+
+        def on_log(self, _args, _state, _control, logs=None, **k):
+            if logs and "completions/mean_length" in logs:
+                lengths.append(float(logs["completions/mean_length"]))
+
+    reward = RewardServiceFunc(args.address, spec=["math"], reference_column="answer")
+    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=ds,
+                          processing_class=tok, callbacks=[Timer()])
+    trainer.train()
+    # one generate() per step (HF backend); with vLLM, TRL's own timing is not split out
+    tok_s = ([ln * n / g for ln, g in zip(lengths, gen_s) if g > 0]
+             if args.backend == "hf" and len(gen_s) == len(times) else [])
+    return {"step_s": times, "gen_tokens_per_s": tok_s,
+            "peak_memory_bytes": peak_memory_bytes(args.device)}
+
+
+def speed_main(args) -> int:
+    import subprocess
+
+    from reward_server.app import start_server
+    from reward_server.config import ServerConfig
+    from trainer_client.tiny_model import build_qwen2_model
+
+    if not args.random_init:
+        raise SystemExit("--model-config needs --random-init (no weights are downloaded here)")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model_dir = build_qwen2_model(root / "model", SPEED_PRESETS[args.model_config],
+                                      seed=args.seed)
+        srv = start_server(ServerConfig(host="127.0.0.1", port=0, workers=args.workers,
+                                        database_url=f"sqlite:///{root}/rewards.db"))
+        results = {}
+        try:
+            for who in ("trl", "ours"):
+                cmd = [sys.executable, __file__, "--child", who, "--address",
+                       f"127.0.0.1:{srv.port}", "--model-dir", str(model_dir), *sys.argv[1:]]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+                if proc.returncode != 0 or line is None:
+                    print(f"{who} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}",
+                          file=sys.stderr)
+                    return 1
+                results[who] = json.loads(line[len("RESULT "):])
+        finally:
+            srv.stop()
+    import torch
+
+    card = (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
+            and torch.cuda.is_available() else f"CPU, {args.threads} threads")
+    n = args.prompts * args.group_size
+    print(f"{args.model_config} (random init), {card}, backend {args.backend}: {args.steps} steps "
+          f"of {args.prompts} prompts x G={args.group_size} = {n} completions x "
+          f"{args.max_new_tokens} new tokens, loss {args.loss_type}, beta {args.beta}, lr {args.lr}; "
+          f"scoring through a real reward server on loopback for both")
+    skip = min(2, args.steps - 1)      # the first steps warm caches up in both
+
+    def med(xs):
+        return statistics.median(xs) if xs else float("nan")
+
+    rows = {}
+    for who, r in results.items():
+        rows[who] = (med(r["step_s"][skip:]), med(r["gen_tokens_per_s"][skip:]),
+                     r["peak_memory_bytes"] / 2**30)
+    print(f"{'':6s} {'median s/step':>14s} {'gen tokens/s':>13s} {'peak memory GiB':>16s}")
+    for who in ("trl", "ours"):
+        t, g, m = rows[who]
+        print(f"{who:6s} {t:14.3f} {g:13.1f} {m:16.2f}")
+    ratio = rows["ours"][0] / rows["trl"][0]
+    print(f"step-time ratio ours/TRL {ratio:.2f} (target <= 1.0: {'met' if ratio <= 1.0 else 'NOT met'})")
+    return 0
+
+
 def tail_stats(xs: list[float]) -> tuple[float, float]:
     tail = [x for x in xs[-max(1, len(xs) // 5):] if not math.isnan(x)]
     m = statistics.fmean(tail)
@@ -148,7 +356,46 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    # speed mode
+    ap.add_argument("--model-config", choices=sorted(SPEED_PRESETS),
+                    help="speed mode on a randomly initialised model of this shape")
+    ap.add_argument("--random-init", action="store_true",
+                    help="build the --model-config model with random weights (required)")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (speed mode)")
+    ap.add_argument("--backend", choices=["hf", "vllm"], default="hf",
+                    help="rollouts: transformers generate, or colocated vLLM (CUDA)")
+    ap.add_argument("--micro-batch", type=int, default=0, help="sequences per forward/"
+                    "backward, both trainers (TRL: per-device batch with gradient accumulation "
+                    "over one generation); 0 = the whole batch; qwen2.5-0.5b default 16")
+    ap.add_argument("--gen-chunk", type=int, default=0, help="ours: prompts per generate() "
+                    "call (0 = the whole batch at once, as TRL)")
+    ap.add_argument("--workers", type=int, default=2, help="reward server workers")
+    ap.add_argument("--child", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    ap.add_argument("--address", help=argparse.SUPPRESS)
+    ap.add_argument("--model-dir", help=argparse.SUPPRESS)
+    argv = sys.argv[1:]
+    if "--model-config" in " ".join(argv) and "--steps" not in argv:
+        argv += ["--steps", "12"]
+    if any(a.startswith("--model-config") for a in argv) and "qwen2.5-0.5b" in argv:
+        for flag, value in (("--prompts", "16"), ("--group-size", "8"),
+                            ("--max-new-tokens", "256"), ("--lr", "1e-6"), ("--micro-batch", "16")):
+            if flag not in argv:
+                argv += [flag, value]
+    args = ap.parse_args(argv)
+    if args.model_config or args.child:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        if args.child:
+            out = child_ours(args) if args.child == "ours" else child_trl(args)
+            print("RESULT " + json.dumps(out), flush=True)
+            return 0
+        return speed_main(args)
 
     import torch
     from transformers.utils import logging as hf_logging

@@ -100,3 +100,42 @@ def zero_spread_fraction(rewards: torch.Tensor, group_size: int, *,
     lo = torch.where(m, r, torch.full_like(r, float("inf"))).amin(dim=1)    # (B,)
     flat = (m.sum(dim=1) < 2) | ((hi - lo) <= atol)
     return float(flat.double().mean()) if flat.numel() else 0.0
+
+
+NonOkPolicy = Literal["exclude", "zero", "drop_group"]
+
+
+def apply_non_ok_policy(rewards: torch.Tensor, valid: torch.Tensor, group_size: int,
+                        policy: NonOkPolicy = "exclude") -> tuple[torch.Tensor, torch.Tensor, int]:
+    """What happens to samples the service returned without a reward (TIMEOUT, ERROR,
+    ABSTAIN), before the advantages.
+
+    Args:
+        rewards: (B*G,) float, prompt-major; entries where `valid` is False are ignored.
+        valid: (B*G,) bool, False for a non-OK sample.
+        policy: "exclude" (default, DESIGN.md §2): left out of their group's mean and std
+            and of the loss (the group's other samples still train);
+            "zero": scored as reward 0 and trained on like a wrong answer (what TRL and
+            verl do with a failed reward function; a policy may learn to avoid timeouts,
+            but a service outage then reads as wrong answers);
+            "drop_group": every sample of a group with any non-OK sample is left out.
+    Returns:
+        (rewards (B*G,), valid (B*G,), groups_dropped): groups_dropped counts the groups
+        "drop_group" removed (0 for the other policies).
+
+    Example, G = 4, rewards [1, 0, nan, 1], valid [T, T, F, T]:
+        exclude    -> valid [T, T, F, T]; the group's mean is (1+0+1)/3 = 0.667
+        zero       -> rewards [1, 0, 0, 1], valid all True; mean 0.5
+        drop_group -> valid all False; groups_dropped 1
+    """
+    valid = valid.bool()
+    if policy == "exclude":
+        return rewards, valid, 0
+    if policy == "zero":
+        return torch.where(valid, rewards, torch.zeros_like(rewards)), torch.ones_like(valid), 0
+    if policy == "drop_group":
+        groups = valid.view(-1, group_size)                      # (B, G)
+        keep = groups.all(dim=1, keepdim=True)                   # (B, 1)
+        dropped = int((~keep).sum())
+        return rewards, (groups & keep).reshape(-1), dropped
+    raise ValueError(f"non_ok_policy must be exclude, zero or drop_group, got {policy!r}")

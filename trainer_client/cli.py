@@ -3,7 +3,9 @@
     grpo-train train --model DIR_OR_HUB_ID --reward-address HOST:PORT [--config FILE] [...]
     grpo-train train ... --resume OUTPUT_DIR/checkpoint-N     (continue a run bit-for-bit)
     grpo-train eval --model DIR --reward-address HOST:PORT --num-samples 8 --k 1,4
+    grpo-train train ... --train-file data.jsonl [--train-file more.parquet] [--eval-file F]
     grpo-train demo [--seed N] [--model HUB_ID] [--output-dir DIR]
+    grpo-train tiny-model OUT [--arch llama|qwen2]  (the tests' and the demo's tiny model)
 
 `train` flags override the config file, which overrides the defaults (trainer_client.config).
 `demo` starts its own reward service and prints one JSON line on stdout.
@@ -63,7 +65,13 @@ TRAIN_FLAGS: dict[str, tuple[str, type]] = {
     "--train-size": ("data.train_size", int),
     "--heldout-size": ("data.heldout_size", int),
     "--prompt-template": ("data.prompt_template", str),
+    "--system-prompt": ("data.system_prompt", str),
+    "--max-prompt-tokens": ("data.max_prompt_tokens", int),
+    "--eval-fraction": ("data.eval_fraction", float),
+    "--non-ok-policy": ("grpo.non_ok_policy", str),
 }
+# repeatable flags -> list-valued config paths
+LIST_FLAGS: dict[str, str] = {"--train-file": "data.train_files", "--eval-file": "data.eval_files"}
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -75,8 +83,9 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
+    from .datafiles import DataError
     from .reward_client import RewardServiceError
-    from .trainer import train
+    from .trainer import ModelPathError, train
     from .vllm_backend import VllmUnavailable
 
     overrides: dict[str, Any] = {}
@@ -84,8 +93,16 @@ def _train(args: argparse.Namespace) -> int:
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             _set(overrides, path, value)
+    for flag, path in LIST_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value:
+            _set(overrides, path, value)
     if args.task_config:
-        _set(overrides, "data.task_config", json.loads(args.task_config))
+        try:
+            _set(overrides, "data.task_config", json.loads(args.task_config))
+        except json.JSONDecodeError as e:
+            print(f"grpo-train: --task-config is not JSON: {e}", file=sys.stderr)
+            return 2
     if getattr(args, "k", None):
         _set(overrides, "eval.ks", [int(k) for k in args.k.split(",")])
     try:
@@ -106,7 +123,7 @@ def _train(args: argparse.Namespace) -> int:
     except RewardServiceError as e:
         print(f"grpo-train: {e}", file=sys.stderr)
         return 3
-    except VllmUnavailable as e:
+    except (VllmUnavailable, DataError, ModelPathError) as e:
         print(f"grpo-train: {e}", file=sys.stderr)
         return 2
     summary = {"run_id": result.run_id, "steps": result.steps, "final_dir": result.final_dir,
@@ -124,14 +141,29 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(DemoSettings(**chosen), progress=not args.quiet)
 
 
+def _tiny_model(args: argparse.Namespace) -> int:
+    from .tiny_model import QWEN2_TINY, TinyModelSpec, build_qwen2_model, build_tiny_model
+
+    if args.arch == "llama":
+        out = build_tiny_model(args.out, TinyModelSpec(seed=args.seed))
+    else:
+        out = build_qwen2_model(args.out, QWEN2_TINY if args.preset == "tiny" else args.preset,
+                                seed=args.seed)
+    print(json.dumps({"model": str(out), "arch": args.arch}), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="grpo-train", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
 
-    tr = sub.add_parser("train", help="GRPO on reasoning-gym prompts against a running service")
+    tr = sub.add_parser("train", help="GRPO on data files or reasoning-gym prompts against a "
+                                      "running service")
     tr.add_argument("--config", help="JSON or TOML file with TrainConfig fields")
     for flag, (path, typ) in TRAIN_FLAGS.items():
         tr.add_argument(flag, type=typ, default=None, help=f"config {path}")
+    for flag, path in LIST_FLAGS.items():
+        tr.add_argument(flag, action="append", help=f"config {path} (repeat for several)")
     tr.add_argument("--task-config", help="JSON object of reasoning-gym dataset options")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.add_argument("--resume", help="checkpoint-N directory (or output dir: its latest) to "
@@ -143,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--config", help="JSON or TOML file with TrainConfig fields")
     for flag, (path, typ) in TRAIN_FLAGS.items():
         ev.add_argument(flag, type=typ, default=None, help=f"config {path}")
+    for flag, path in LIST_FLAGS.items():
+        ev.add_argument(flag, action="append", help=f"config {path} (repeat for several)")
     ev.add_argument("--task-config", help="JSON object of reasoning-gym dataset options")
     ev.add_argument("--k", help="comma-separated k of pass@k, e.g. 1,4 (each <= --num-samples)")
     ev.add_argument("--quiet", action="store_true")
@@ -178,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--num-threads", type=int, help=dflt("num_threads"))
     de.add_argument("--quiet", action="store_true", help="no progress bars")
     de.set_defaults(func=_demo)
+
+    tm = sub.add_parser("tiny-model", help="build a small randomly initialised model + tokenizer "
+                                           "and save_pretrained it into OUT (no download)")
+    tm.add_argument("out", metavar="OUT")
+    tm.add_argument("--arch", choices=["llama", "qwen2"], default="llama",
+                    help="llama: the demo's char-level model (default); qwen2: a byte-level BPE "
+                         "tokenizer with a ChatML chat template, as Qwen2.5-Instruct has")
+    tm.add_argument("--preset", choices=["tiny", "qwen2.5-0.5b"], default="tiny",
+                    help="qwen2 size: tiny (~1 M parameters) or the Qwen2.5-0.5B shape")
+    tm.add_argument("--seed", type=int, default=0)
+    tm.set_defaults(func=_tiny_model)
     return ap
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +41,9 @@ class SamplingConfig(_Model):
                                          "with training)")
 
 
+NON_OK_POLICIES = ("exclude", "zero", "drop_group")
+
+
 class GRPOConfig(_Model):
     """The optimisation: DESIGN.md §4."""
 
@@ -58,6 +62,12 @@ class GRPOConfig(_Model):
     warmup_steps: int = Field(0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0.0)
     micro_batch_size: int = Field(64, ge=1, description="sequences per forward/backward")
+    non_ok_policy: Literal["exclude", "zero", "drop_group"] = Field(
+        "exclude", description="samples scored TIMEOUT, ERROR or ABSTAIN: exclude = left out of "
+                               "their group's statistics and the loss; zero = reward 0, trained "
+                               "on like a wrong answer; drop_group = the whole group left out. "
+                               "Counted in the step metrics either way "
+                               "(trainer_client/advantages.apply_non_ok_policy)")
     generation_chunk_prompts: int = Field(
         4, ge=1, description="prompts per generate() call; each chunk's groups are streamed "
                              "to the reward service while the next chunk is generated")
@@ -97,10 +107,16 @@ class RewardConfig(_Model):
 
     address: str = Field("127.0.0.1:50051", min_length=3, description="host:port")
     components: list[RewardComponent] = Field(
-        default_factory=lambda: [RewardComponent(name="math", weight=1.0)], min_length=1)
+        default_factory=lambda: [RewardComponent(name="math", weight=1.0)])
+    routes: dict[str, list[RewardComponent]] = Field(
+        default_factory=dict, description="task -> extra components for samples whose "
+                                          "metadata.task is that task (\"*\" = fallback); the "
+                                          "data's `task` column picks the route")
     spec: str | None = Field(None, description="a reward spec stored on the server (\"math-r1\" or "
                              "\"math-r1@3\"), used instead of `components`")
-    accuracy_component: str = Field("math", description="component whose reward 1 = correct")
+    accuracy_component: str = Field(
+        "math", description="component whose reward 1 = correct; comma-separated for a routed "
+                            "spec (\"math,code\"): a sample's first one present counts")
     api_key: str | None = Field(default_factory=lambda: os.environ.get("REWARD_API_KEY") or None,
                                 repr=False)
     connect_timeout_s: float = Field(15.0, gt=0.0)
@@ -124,17 +140,87 @@ class RewardConfig(_Model):
         return v
 
 
-class DataConfig(_Model):
-    """reasoning-gym prompts; the held-out split never reaches training."""
+class ColumnMapping(_Model):
+    """Which column of a data file holds what (trainer_client/datafiles.py).
 
-    task: str = "basic_arithmetic"
+    Every other column travels as sample metadata. A column named here but absent from
+    a file is an error, except `task` and `system_prompt`, which are optional."""
+
+    prompt: str = Field("prompt", min_length=1, description="a string, or a list of chat "
+                                                          "messages {role, content}")
+    reference: str = Field("reference", min_length=1,
+                           description="gold answer (string or number) or an object (code tests)")
+    task: str = Field("task", min_length=1, description="optional: routes the row to the reward "
+                                                       "spec's route of that name")
+    system_prompt: str = Field("system_prompt", min_length=1,
+                               description="optional: this row's system prompt")
+
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "ColumnMapping":
+        names = [self.prompt, self.reference, self.task, self.system_prompt]
+        if len(set(names)) < len(names):
+            raise ValueError(f"data.columns must name four different columns, got prompt="
+                             f"{self.prompt!r}, reference={self.reference!r}, task={self.task!r}, "
+                             f"system_prompt={self.system_prompt!r}")
+        return self
+
+
+class DataFile(_Model):
+    """One data file with options of its own (a bare path string means all defaults)."""
+
+    path: str = Field(min_length=1)
+    task: str | None = Field(None, min_length=1, description="task of rows without a task column "
+                                                            "or value")
+    split: str | None = Field(None, description="split of a save_to_disk DatasetDict folder")
+
+
+class DataConfig(_Model):
+    """Prompts: a team's own files (train_files), else a reasoning-gym task.
+
+    The held-out split never reaches training."""
+
+    task: str = Field("basic_arithmetic", description="reasoning-gym dataset (when no train_files)")
     task_config: dict[str, Any] = Field(default_factory=lambda: dict(
         min_terms=2, max_terms=2, min_digits=2, max_digits=2, operators=["+"],
         allow_parentheses=False, allow_negation=False))
-    train_size: int = Field(3000, ge=1)
-    heldout_size: int = Field(200, ge=0)
+    train_size: int = Field(3000, ge=1, description="reasoning-gym only; files use every row")
+    heldout_size: int = Field(200, ge=0, description="at most this many held-out prompts")
+    train_files: list[DataFile | str] = Field(
+        default_factory=list, description="local JSONL/JSON/Parquet/CSV files or save_to_disk "
+                                          "folders (datasets library; no hub access)")
+    eval_files: list[DataFile | str] = Field(default_factory=list,
+                                             description="held-out prompts from their own files")
+    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0,
+                                 description="held-out = this seeded fraction of the train rows")
+    columns: ColumnMapping = Field(default_factory=ColumnMapping)
     prompt_template: Literal["plain", "chat", "auto"] = Field(
         "auto", description="auto = chat when the tokenizer has a chat template")
+    system_prompt: str | None = Field(
+        None, description="None = the R1 think/answer instruction with chat, none with plain; "
+                          "\"\" = no system prompt; a row's system_prompt column wins")
+    max_prompt_tokens: int = Field(0, ge=0, description="drop prompts longer than this (counted "
+                                                        "and reported); 0 = keep all")
+
+    @field_validator("train_files", "eval_files", mode="before")
+    @classmethod
+    def _one_file(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (str, dict)) else v
+
+    @field_validator("train_files", "eval_files")
+    @classmethod
+    def _files(cls, v: list[DataFile | str]) -> list[DataFile]:
+        return [DataFile(path=f) if isinstance(f, str) else f for f in v]
+
+    @model_validator(mode="after")
+    def _sources(self) -> "DataConfig":
+        if self.eval_files and not self.train_files:
+            raise ValueError("data.eval_files needs data.train_files (reasoning-gym makes its "
+                             "own held-out split)")
+        if self.eval_files and self.eval_fraction:
+            raise ValueError("data.eval_files and data.eval_fraction both set: choose one "
+                             "held-out source")
+        return self
 
 
 class EvalConfig(_Model):
@@ -155,7 +241,7 @@ class EvalConfig(_Model):
 class TrainConfig(_Model):
     """Everything `grpo-train train` needs."""
 
-    model: str = Field(description="local HF causal-LM directory or hub id")
+    model: str = Field(min_length=1, description="local HF causal-LM directory or hub id")
     output_dir: str = "runs/grpo"
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -192,8 +278,16 @@ class TrainConfig(_Model):
         if self.grpo.lora_r > 0 and self.sampling.backend == "vllm":
             raise ValueError("sampling.backend vllm does not take LoRA (grpo.lora_r > 0) yet: "
                              "its weight sync sends full weights; use backend hf")
-        names = [c.name for c in self.reward.components]
-        if self.reward.accuracy_component not in names:
+        if self.reward.spec is not None and self.reward.routes:
+            raise ValueError("reward.spec names a stored spec, which brings its own routes: "
+                             "reward.routes would be ignored; set one of them")
+        if self.reward.spec is None and not (self.reward.components or self.reward.routes):
+            raise ValueError("reward.components and reward.routes are both empty: the reward "
+                             "spec needs at least one verifier")
+        names = [c.name for c in self.reward.components] + [
+            c.name for lst in self.reward.routes.values() for c in lst]
+        wanted = [a.strip() for a in self.reward.accuracy_component.split(",")]
+        if self.reward.spec is None and not any(a in names for a in wanted):
             raise ValueError(f"reward.accuracy_component {self.reward.accuracy_component!r} "
                              f"is not one of reward.components {names}")
         return self
@@ -209,17 +303,49 @@ def format_validation_error(e: ValidationError) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
+def _toml_where(message: str, text: str) -> str:
+    """tomllib's message with the line it names quoted; "(at end of document)" becomes
+    the file's last line number."""
+    lines = text.splitlines() or [""]
+    m = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    if m is None and "end of document" in message:
+        return message.replace("(at end of document)",
+                               f"(at the end of the file, line {len(lines)}: {lines[-1].strip()!r})")
+    if m is not None and 1 <= int(m.group(1)) <= len(lines):
+        return f"{message}: {lines[int(m.group(1)) - 1].strip()!r}"
+    return message
+
+
 def _read_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file {p} does not exist")
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a directory")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {p} cannot be read: {e}") from None
     if p.suffix == ".toml":
         try:
             import tomllib
         except ModuleNotFoundError:  # Python 3.10
             import tomli as tomllib
-        return tomllib.loads(p.read_text())
-    return json.loads(p.read_text())
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: TOML syntax error: {_toml_where(str(e), text)}") from None
+    if p.suffix not in (".json", ""):
+        raise ConfigError(f"config file {p}: unknown suffix {p.suffix!r}; use .toml or .json")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{p}: JSON syntax error at line {e.lineno}, column {e.colno}: "
+                          f"{e.msg}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: the top level must be an object of config fields, "
+                          f"got {type(raw).__name__}")
+    return raw
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""Prompts from the `reasoning-gym` package, split into train and a held-out set.
+"""Prompts: `Problem`, the reasoning-gym source, prompt formatting and batching.
 
-The held-out split never reaches training (neither SFT nor GRPO): it is drawn from its
-own seed and every question that also appears in the training split is dropped from it.
+Problems come from the `reasoning-gym` package (here) or from a team's own data files
+(trainer_client/datafiles.py). The held-out split never reaches training (neither SFT
+nor GRPO): for reasoning-gym it is drawn from its own seed and every question that also
+appears in the training split is dropped from it.
 """
 from __future__ import annotations
 
@@ -19,20 +21,57 @@ SYSTEM_PROMPT = ("Solve the problem. Think briefly inside <think></think>, then 
                  "final answer inside <answer></answer>.")
 
 
+class DataError(ValueError):
+    """Training data cannot be used; the message says which (file, row and column for a
+    data file: trainer_client/datafiles.py)."""
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One reasoning-gym item: the question, its gold answer and the dataset metadata."""
+    """One prompt: its text, gold answer (reference) and metadata.
+
+    question   the prompt text sent to the service (for a chat prompt: its last user turn)
+    answer     the reference: a string, or an object (code tests) sent as JSON
+    metadata   reasoning-gym's dataset metadata, or a data file's other columns
+    messages   a chat prompt's messages ({role, content} dicts), else None
+    system_prompt  this row's system prompt (None = data.system_prompt)
+    task       routes the sample to the reward spec's route of that name (None = no task)
+    source     where it came from, for errors: "math.jsonl row 3" ("" = reasoning-gym)
+    """
 
     question: str
-    answer: str
+    answer: Any
     metadata: dict[str, Any]
+    messages: tuple[dict[str, str], ...] | None = None
+    system_prompt: str | None = None
+    task: str | None = None
+    source: str = ""
+
+    def sample_metadata(self, default_task: str) -> dict[str, Any]:
+        """The metadata sent with each sample: a file row's other columns and its task;
+        a reasoning-gym item sends only {"task": default_task} (the dataset's name)."""
+        if not self.source:
+            return {"task": default_task}
+        md = dict(self.metadata)
+        if self.task is not None:
+            md["task"] = self.task
+        return md
 
 
 def load_problems(task: str, size: int, seed: int, **task_config: Any) -> list[Problem]:
-    """`size` items of reasoning-gym dataset `task` (e.g. "basic_arithmetic")."""
+    """`size` items of reasoning-gym dataset `task` (e.g. "basic_arithmetic").
+
+    DataError for a task reasoning-gym does not have, or options its dataset does not take.
+    """
     import reasoning_gym
 
-    ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **task_config)
+    try:
+        ds = reasoning_gym.create_dataset(task, size=size, seed=seed, **task_config)
+    except (ValueError, TypeError) as e:
+        hint = (" (a data file? use data.train_files / --train-file)"
+                if any(task.endswith(x) for x in (".jsonl", ".json", ".parquet", ".csv"))
+                or "/" in task else "")
+        raise DataError(f"data.task {task!r}: reasoning-gym says: {e}{hint}") from None
     return [Problem(str(x["question"]), str(x["answer"]), dict(x["metadata"])) for x in ds]
 
 
@@ -109,17 +148,32 @@ def sft_completion(problem: Problem) -> str:
     return f"{THINK_OPEN}{thought}{THINK_CLOSE}{ANSWER_OPEN}{problem.answer}{ANSWER_CLOSE}"
 
 
-def format_prompt(problem: Problem, tokenizer: Any, template: str = "plain") -> str:
+def format_prompt(problem: Problem, tokenizer: Any, template: str = "plain",
+                  system_prompt: str | None = None) -> str:
     """The text the policy is conditioned on.
 
-    "plain": the question and a newline (the tiny char-level model);
-    "chat": the tokenizer's chat template with SYSTEM_PROMPT (instruct models).
+    "plain": the system prompt (if any) and a newline, then the question (a chat prompt:
+    its messages' contents, one per line) and a newline; the tiny char-level model's form.
+    "chat": the tokenizer's chat template with a generation prompt (instruct models).
+    The system prompt is the row's own, else `system_prompt`; None means SYSTEM_PROMPT
+    with "chat" and none with "plain"; "" means none. A chat prompt that carries its own
+    system message gets no other.
+    Raises ValueError for another template, or when the tokenizer has no chat template.
     """
+    system = problem.system_prompt if problem.system_prompt is not None else system_prompt
     if template == "plain":
-        return problem.question + "\n"
+        text = ("\n".join(m["content"] for m in problem.messages) if problem.messages
+                else problem.question)
+        return (f"{system}\n" if system else "") + text + "\n"
     if template == "chat":
-        messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": problem.question}]
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("data.prompt_template is chat but the tokenizer has no chat "
+                             "template: use prompt_template plain (or auto)")
+        system = SYSTEM_PROMPT if system is None else system
+        messages = (list(problem.messages) if problem.messages
+                    else [{"role": "user", "content": problem.question}])
+        if system and not any(m["role"] == "system" for m in messages):
+            messages = [{"role": "system", "content": system}] + messages
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     raise ValueError(f"prompt template must be 'plain' or 'chat', got {template!r}")
 

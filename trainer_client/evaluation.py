@@ -8,11 +8,27 @@ counts as wrong and is counted in `non_ok`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from .data import Problem
-from .reward_client import RewardClient, make_sample
+from .reward_client import ComponentScore, RewardClient, SampleScore, make_sample
 from .rollout import SamplingParams, generate
+
+
+def accuracy_of(score: SampleScore, names: str | Sequence[str]) -> ComponentScore | None:
+    """The component that says whether `score`'s sample is correct: the first of `names`
+    present on it (a routed spec: math rows carry `math`, code rows `code`), else None."""
+    for name in ([names] if isinstance(names, str) else names):
+        comp = score.component(name)
+        if comp is not None:
+            return comp
+    return None
+
+
+def eval_metadata(p: Problem, tag: str, default_task: str) -> dict[str, Any]:
+    """A held-out sample's metadata: {"split": tag}, plus a file row's columns and task
+    (which the spec's routes need)."""
+    return {**p.sample_metadata(default_task), "split": tag} if p.source else {"split": tag}
 
 
 @dataclass(frozen=True)
@@ -25,10 +41,11 @@ class EvalResult:
 
 
 def evaluate(model, tokenizer, problems: list[Problem], client: RewardClient | None, spec, *,
-             run_id: str, step: int, accuracy_component: str,
+             run_id: str, step: int, accuracy_component: str | Sequence[str],
              prompt_fn: Callable[[Problem], str], max_new_tokens: int,
              temperature: float = 0.0, batch_size: int = 64, seed: int = 0,
-             tag: str = "heldout", synced: bool = False) -> EvalResult | None:
+             tag: str = "heldout", synced: bool = False,
+             default_task: str = "") -> EvalResult | None:
     """Generate one completion per problem and score it through the service.
 
     The scores are stored under `run_id` at `step`, one group per prompt with group id
@@ -51,7 +68,8 @@ def evaluate(model, tokenizer, problems: list[Problem], client: RewardClient | N
             continue
         for i, (p, text) in enumerate(zip(chunk, rollout.texts), start=start):
             stream.submit(f"{tag}-s{step}-{i}", [make_sample(
-                f"{tag}-s{step}-{i}-0", p.question, text, p.answer, {"split": tag})])
+                f"{tag}-s{step}-{i}-0", p.question, text, p.answer,
+                eval_metadata(p, tag, default_task))])
         texts.extend(rollout.texts)
     if stream is None:
         model.train(was_training)
@@ -59,7 +77,7 @@ def evaluate(model, tokenizer, problems: list[Problem], client: RewardClient | N
     results = stream.collect()
     correct = non_ok = 0
     for i in range(len(problems)):
-        comp = results[f"{tag}-s{step}-{i}"][0].component(accuracy_component)
+        comp = accuracy_of(results[f"{tag}-s{step}-{i}"][0], accuracy_component)
         if comp is None or comp.status != "OK":
             non_ok += 1
         elif comp.reward is not None and comp.reward >= 1.0 - 1e-9:

@@ -55,16 +55,18 @@ class PassAtKResult:
 
 
 def evaluate_pass_at_k(model, tokenizer, problems: list[Problem], client, spec, *,
-                       run_id: str, step: int, accuracy_component: str,
+                       run_id: str, step: int, accuracy_component: str | Sequence[str],
                        prompt_fn: Callable[[Problem], str], max_new_tokens: int,
                        num_samples: int = 1, ks: Sequence[int] = (1,),
                        temperature: float = 1.0, batch_size: int = 16, seed: int = 0,
-                       tag: str = "passk", synced: bool = False) -> PassAtKResult | None:
+                       tag: str = "passk", synced: bool = False,
+                       default_task: str = "") -> PassAtKResult | None:
     """Sample `num_samples` completions per problem and score them through the service.
 
     client=None samples without scoring and returns None (an FSDP rank other than 0
     joining rank 0's forward passes; synced=True: rollout.generate's synced).
     """
+    from .evaluation import accuracy_of, eval_metadata
     from .reward_client import make_sample
     from .rollout import SamplingParams, generate
 
@@ -87,7 +89,7 @@ def evaluate_pass_at_k(model, tokenizer, problems: list[Problem], client, spec, 
             i = start + j
             stream.submit(f"{tag}-s{step}-{i}", [
                 make_sample(f"{tag}-s{step}-{i}-{s}", p.question, r.texts[j * n + s], p.answer,
-                            {"split": tag}) for s in range(n)])
+                            eval_metadata(p, tag, default_task)) for s in range(n)])
     model.train(was_training)
     if stream is None:
         return None
@@ -96,7 +98,7 @@ def evaluate_pass_at_k(model, tokenizer, problems: list[Problem], client, spec, 
     for i in range(len(problems)):
         c = 0
         for score in results[f"{tag}-s{step}-{i}"]:
-            comp = score.component(accuracy_component)
+            comp = accuracy_of(score, accuracy_component)
             if comp is None or comp.status != "OK":
                 non_ok += 1
             elif comp.reward is not None and comp.reward >= 1.0 - 1e-9:
@@ -104,6 +106,13 @@ def evaluate_pass_at_k(model, tokenizer, problems: list[Problem], client, spec, 
         counts.append((n, c))
     return PassAtKResult({k: mean_pass_at_k(counts, k) for k in ks}, n, len(problems), non_ok,
                          tuple(counts))
+
+
+def _stored(client, ref: str):
+    from rewards.v1 import rewards_pb2
+
+    stored = client.get_spec(ref)
+    return rewards_pb2.RewardSpec(name=f"{stored.name}@{stored.version}")
 
 
 def evaluate_model(cfg) -> dict[str, float | str | int]:
@@ -114,7 +123,7 @@ def evaluate_model(cfg) -> dict[str, float | str | int]:
     """
     import torch
 
-    from .data import train_heldout_split
+    from .datafiles import load_data
     from .reward_client import RewardClient, make_spec
     from .trainer import load_policy, prompt_fn_for, resolve_device
 
@@ -125,16 +134,16 @@ def evaluate_model(cfg) -> dict[str, float | str | int]:
                       stream_timeout_s=r.stream_timeout_s, max_retries=r.max_retries,
                       outage_timeout_s=r.outage_timeout_s, tls_ca=r.tls_ca) as client:
         client.wait_ready(r.connect_timeout_s)
+        _, heldout, _ = load_data(cfg.data, cfg.seed)    # data errors before the model
         model, tokenizer = load_policy(cfg.model, resolve_device(cfg.device), cfg.dtype)
-        _, heldout = train_heldout_split(cfg.data.task, cfg.data.train_size,
-                                         cfg.data.heldout_size, cfg.seed,
-                                         **cfg.data.task_config)
         n = cfg.eval.num_samples
         run_id = client.start_run(f"{r.run_name}-eval", config=cfg.model_dump(
             mode="json", exclude={"reward": {"api_key"}}))
         res = evaluate_pass_at_k(
-            model, tokenizer, heldout, client, make_spec(r.components), run_id=run_id, step=0,
-            accuracy_component=r.accuracy_component, prompt_fn=prompt_fn_for(cfg, tokenizer),
+            model, tokenizer, heldout, client,
+            make_spec(r.components, r.routes) if not r.spec else _stored(client, r.spec),
+            run_id=run_id, step=0, default_task=cfg.data.task,
+            accuracy_component=[a.strip() for a in r.accuracy_component.split(",")], prompt_fn=prompt_fn_for(cfg, tokenizer),
             max_new_tokens=cfg.sampling.max_new_tokens, num_samples=n, ks=cfg.eval.ks,
             temperature=cfg.eval.temperature if n > 1 else cfg.sampling.eval_temperature,
             seed=cfg.seed)

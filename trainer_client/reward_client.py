@@ -19,6 +19,11 @@ Every unary RPC carries a deadline (`rpc_timeout_s`), a step's stream carries on
 long after the first failure (a stream: until its own deadline at the latest), so a
 restarted service is picked up again; a retried stream re-sends only the groups whose
 results had not come back, and a group's result that arrives twice is counted once.
+A group the service refuses with UNAVAILABLE (its outage signal: e.g. the score store is
+down and nothing was recorded) is kept and re-sent after the same back-off, within the
+same outage window, instead of failing the step at once; any other refusal (a bad
+field, an unknown run: INVALID_ARGUMENT, NOT_FOUND, ...) fails the step, since a retry
+would be refused again.
 
 While the service is unreachable the client says so through `outages.log` (the trainer
 points it at its console; default: this module's logger): once when an outage starts,
@@ -101,15 +106,25 @@ def sample_score_from_proto(r: rewards_pb2.SampleResult) -> SampleScore:
                        r.reason, comps)
 
 
-def make_spec(components: Iterable[Any]) -> rewards_pb2.RewardSpec:
-    """RewardSpec from objects with .name, .weight, .params (e.g. config.RewardComponent)."""
+def _refs(components: Iterable[Any]) -> list[rewards_pb2.VerifierRef]:
     refs = []
     for c in components:
         params = struct_pb2.Struct()
         params.update(dict(c.params or {}))
         refs.append(rewards_pb2.VerifierRef(name=c.name, weight=float(c.weight), weight_set=True,
                                             params=params))
-    return rewards_pb2.RewardSpec(components=refs)
+    return refs
+
+
+def make_spec(components: Iterable[Any],
+              routes: dict[str, Iterable[Any]] | None = None) -> rewards_pb2.RewardSpec:
+    """RewardSpec from objects with .name, .weight, .params (e.g. config.RewardComponent):
+    `components` apply to every sample, `routes` (task -> components) to the samples whose
+    metadata.task is that task ("*" = any other task)."""
+    return rewards_pb2.RewardSpec(
+        components=_refs(components),
+        routes={task: rewards_pb2.ComponentList(components=_refs(cs))
+                for task, cs in (routes or {}).items()})
 
 
 def make_sample(sample_id: str, prompt: str, completion: str, reference: Any,
@@ -149,13 +164,14 @@ class OutageNotices:
     def in_outage(self) -> bool:
         return self._since is not None
 
-    def failed(self, what: str, give_up_at: float) -> None:
-        """`what` was interrupted ("step 5", "LogStep (step 5)"); retries end by `give_up_at`."""
+    def failed(self, what: str, give_up_at: float, why: str = "unreachable") -> None:
+        """`what` was interrupted ("step 5", "LogStep (step 5)"); retries end by `give_up_at`;
+        `why` says how ("unreachable", or the service's own outage signal)."""
         now = time.monotonic()
         with self._lock:
             if self._since is None:
                 self._since = self._last_notice = now
-                line = (f"reward service at {self.address} unreachable during {what}; waiting "
+                line = (f"reward service at {self.address} {why} during {what}; waiting "
                         f"for it (gives up after {max(give_up_at - now, 0.0):.0f} s)")
             elif now - self._last_notice >= self.every_s:
                 self._last_notice = now
@@ -377,6 +393,7 @@ class GroupStream:
         self._results: dict[str, list[SampleScore]] = {}
         self._arrival: list[str] = []                              # group ids, arrival order
         self._refused: dict[str, rewards_pb2.GroupError] = {}      # groups the service refused
+        self._unavailable: dict[str, rewards_pb2.GroupError] = {}  # refused UNAVAILABLE: re-send
         self._closed = False
         self._error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue()
@@ -440,12 +457,17 @@ class GroupStream:
             try:
                 call = c.stub.ScoreGroups(self._requests(q), timeout=max(remaining, 0.001))
                 for res in call:
-                    c.outages.recovered(what)       # an answer: the service is back
                     if res.HasField("error"):  # this group alone was refused
                         with self._lock:
+                            if res.error.code == "UNAVAILABLE" and res.group_id in self._pending:
+                                # the service's outage signal: keep it, re-send after back-off
+                                self._unavailable[res.group_id] = res.error
+                                continue
                             self._pending.pop(res.group_id, None)
                             self._refused[res.group_id] = res.error
+                        c.outages.recovered(what)   # a refusal is an answer: it is up
                         continue
+                    c.outages.recovered(what)       # an answer: the service is back
                     scores = [sample_score_from_proto(r) for r in res.results]
                     with self._lock:
                         if res.group_id in self._results:   # a re-sent group answered twice
@@ -454,6 +476,34 @@ class GroupStream:
                         self._pending.pop(res.group_id, None)
                         self._results[res.group_id] = scores
                         self._arrival.append(res.group_id)
+                        self._unavailable.pop(res.group_id, None)
+                with self._lock:
+                    refused = dict(self._unavailable)
+                if refused:   # groups refused as UNAVAILABLE: wait out the outage, re-send them
+                    first_failure = first_failure or time.monotonic()
+                    gid, err = next(iter(refused.items()))
+                    if not c.may_retry(attempt, first_failure, self._deadline):
+                        c.outages.gave_up(what)
+                        self._error = RewardServiceUnavailable(
+                            f"ScoreGroups (step {self._step}): the reward service at {c.address} "
+                            f"kept refusing {len(refused)} group(s) as UNAVAILABLE for "
+                            f"{time.monotonic() - first_failure:.0f} s ({attempt} retries), "
+                            f"e.g. {gid}: {err.message}")
+                        return
+                    c.outages.failed(what, c.give_up_at(first_failure, self._deadline),
+                                     f"unavailable ({len(refused)} group(s) refused: "
+                                     f"{err.message[:200]})")
+                    time.sleep(c.backoff(attempt))
+                    attempt += 1
+                    with self._lock:
+                        self._unavailable.clear()
+                        q = queue.Queue()
+                        for req in self._pending.values():
+                            q.put(req)
+                        if self._closed:
+                            q.put(_CLOSE)
+                        self._queue = q
+                    continue
                 c.outages.recovered(what)
                 return
             except grpc.RpcError as e:

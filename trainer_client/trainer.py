@@ -3,14 +3,18 @@
 One step:
   1. sample G completions for each of B prompts (chunk by chunk); each group is sent to
      the reward service the moment it is sampled, and results stream back meanwhile;
-  2. rewards -> group-relative advantages; non-OK samples are left out (valid=False);
+  2. rewards -> group-relative advantages; non-OK samples follow grpo.non_ok_policy
+     (default: left out, valid=False);
   3. π_old log-probs (once per batch, only when μ > 1) and π_ref log-probs (β > 0);
   4. μ optimiser passes of the clipped surrogate + β·KL, in micro-batches;
   5. metrics to the console and to the service (LogStep); checkpoints every N steps.
 Metrics per step: reward_mean/std, reward/<component> means, zero_spread_frac, kl (k3
 against the reference; only when β > 0, since β = 0 loads no reference model),
-clip_frac, entropy, completion_len_mean, truncated_frac, non_ok_samples, loss,
-grad_norm, lr, generate/score-wait/step times.
+clip_frac, entropy, completion_len_mean, truncated_frac, non_ok_samples (and
+non_ok/<STATUS>, groups_dropped_non_ok), loss, grad_norm, lr, generate/score-wait/step
+times, and reward/task/<task> when the data's rows carry tasks (routed specs).
+Prompts come from cfg.data (a team's files, trainer_client/datafiles.py, or reasoning-gym),
+checked before the service is contacted or the model loaded.
 The trainer never imports reward_server: it speaks only the proto (reward_client).
 Under torchrun / accelerate launch it is data-parallel, DDP or FSDP2
 (trainer_client/distributed.py: sharding, lockstep padding passes, normalisers).
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,14 +33,15 @@ from typing import Callable
 
 import torch
 
-from .advantages import group_advantages, zero_spread_fraction
+from .advantages import apply_non_ok_policy, group_advantages, zero_spread_fraction
 from . import distributed
 from .checkpoint import (CountingIterator, capture_rng, load_checkpoint, restore_rng,
                          save_checkpoint as save_resumable)
 from .monitors import check as check_monitors
 from .passk import evaluate_pass_at_k
 from .config import TrainConfig
-from .data import Problem, batches, format_prompt, train_heldout_split
+from .data import Problem, batches, format_prompt
+from .datafiles import DataError, DataStats, check_routes, fingerprint, load_data
 from .evaluation import EvalResult, evaluate
 from .losses import clipped_surrogate, grpo_loss, k3_kl
 from .lora import Reference, apply_lora, save_model
@@ -55,12 +61,38 @@ class TrainResult:
     final_dir: str = ""
     scores_returned: int = 0
     components_returned: int = 0
+    data: dict[str, float] = field(default_factory=dict)   # prompts used / dropped
 
 
 # Step metrics that count this rank's own samples: summed over ranks, never averaged.
 # (dynamic sampling's groups_kept/dropped and extra_draws are global already, the same on
 # every rank, so their mean is the count.)
-RANK_COUNTS = frozenset({"non_ok_samples"})
+RANK_COUNTS = frozenset({"non_ok_samples", "non_ok/ABSTAIN", "non_ok/TIMEOUT", "non_ok/ERROR",
+                         "groups_dropped_non_ok"})
+NON_OK_STATUSES = ("ABSTAIN", "TIMEOUT", "ERROR")
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9_][\w.-]*(/[\w.-]+)?")   # "gpt2", "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+class ModelPathError(ValueError):
+    """cfg.model is neither an existing local model folder nor a loadable hub id."""
+
+
+def check_model_path(model_id: str) -> None:
+    """ModelPathError, before anything slow, when `model_id` names a local path that does
+    not exist or is not a model folder. A bare "org/name" that is not a local path is left
+    to transformers (a hub id; load_policy says clearly if it cannot be loaded)."""
+    p = Path(os.path.expanduser(model_id))
+    if p.exists():
+        if p.is_dir() and not (p / "config.json").exists():
+            raise ModelPathError(f"model folder {model_id} has no config.json: give the folder "
+                                 f"that save_pretrained wrote (grpo-train tiny-model OUT builds one)")
+        if not p.is_dir():
+            raise ModelPathError(f"model {model_id} is a file; give the model's folder")
+        return
+    if not HUB_ID.fullmatch(model_id):      # "/abs", "./rel", "a/b/c": a path, not a hub id
+        raise ModelPathError(f"model path {model_id} does not exist")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,10 +113,16 @@ def load_policy(model_id: str, device: torch.device, dtype: str = "auto"):
     # "auto" = float32: the optimiser updates these weights in place, and lr ~1e-6 steps
     # vanish in bfloat16 (no separate fp32 master copy here).
     torch_dtype = torch.float32 if dtype == "auto" else getattr(torch, dtype)
-    tokenizer = AutoTokenizer.from_pretrained(model_id)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype).to(device)
+    check_model_path(model_id)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype).to(device)
+    except (OSError, ValueError) as e:   # no such hub repo, offline, unknown architecture
+        first = str(e).strip().split("\n")[0][:300]
+        raise ModelPathError(f"model {model_id} could not be loaded: it is not a local folder, "
+                             f"and transformers said: {first}") from None
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
@@ -94,7 +132,26 @@ def prompt_fn_for(cfg: TrainConfig, tokenizer) -> Callable[[Problem], str]:
     template = cfg.data.prompt_template
     if template == "auto":
         template = "chat" if getattr(tokenizer, "chat_template", None) else "plain"
-    return lambda p: format_prompt(p, tokenizer, template)
+    return lambda p: format_prompt(p, tokenizer, template, cfg.data.system_prompt)
+
+
+def prepare_prompts(problems: list[Problem], prompt_fn: Callable[[Problem], str], tokenizer,
+                    max_prompt_tokens: int, what: str) -> tuple[list[Problem], int]:
+    """Format every prompt once (a template error names the row) and drop those longer than
+    `max_prompt_tokens` tokens (0 = keep all). Returns (kept, number dropped)."""
+    kept, dropped = [], 0
+    for p in problems:
+        try:
+            text = prompt_fn(p)
+        except Exception as e:  # noqa: BLE001 - jinja / template errors: name the row
+            raise DataError(f"{p.source or what}: the prompt template failed: "
+                            f"{type(e).__name__}: {e}") from None
+        if max_prompt_tokens and len(tokenizer(text, add_special_tokens=False)["input_ids"]) \
+                > max_prompt_tokens:
+            dropped += 1
+            continue
+        kept.append(p)
+    return kept, dropped
 
 
 def save_checkpoint(model, tokenizer, path: Path) -> str:
@@ -118,7 +175,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
 
     `client` defaults to a RewardClient on cfg.reward.address (checked ready first); its
     outage notices (waiting for the service, back after N s; OutageNotices) go to `log`;
-    `problems` = (train, heldout) defaults to cfg.data's reasoning-gym split.
+    `problems` = (train, heldout) defaults to cfg.data: its files (trainer_client/datafiles.py)
+    or its reasoning-gym split, loaded and checked before the service or the model
+    (DataError names the file, row and column; ModelPathError a bad cfg.model).
     `resume`: a checkpoint-N directory (or an output dir: its latest) to continue from,
     bit-for-bit on CPU, under the same run id (trainer_client/checkpoint.py). If the
     service stays unreachable past the deadlines, a resumable checkpoint of the last
@@ -137,6 +196,15 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
 
     say = log or (lambda s: tqdm.write(s, file=sys.stderr))
     g, s_cfg = cfg.grpo, cfg.sampling
+    # --- data and model path first: a bad file or path fails before anything slow --------
+    if problems is None:
+        train_set, heldout, data_stats = load_data(cfg.data, cfg.seed)
+    else:
+        train_set, heldout = problems
+        data_stats = DataStats(len(train_set), len(heldout), "given")
+    if not train_set:
+        raise DataError("no training prompts")
+    check_model_path(cfg.model)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
@@ -160,9 +228,15 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         spec = rewards_pb2.RewardSpec(name=f"{stored.name}@{stored.version}")
         parts = list(stored.spec.components) + [c for lst in stored.spec.routes.values() for c in lst.components]
         comp_names = list(dict.fromkeys(c.name for c in parts))
+        routes = list(stored.spec.routes)
     else:
-        spec = make_spec(cfg.reward.components)
-        comp_names = [c.name for c in cfg.reward.components]
+        spec = make_spec(cfg.reward.components, cfg.reward.routes)
+        comp_names = list(dict.fromkeys(
+            [c.name for c in cfg.reward.components]
+            + [c.name for lst in cfg.reward.routes.values() for c in lst]))
+        routes = list(cfg.reward.routes)
+    check_routes(train_set + heldout, routes, cfg.data.task)    # an unrouted task would fail mid-run
+    accuracy = [a.strip() for a in cfg.reward.accuracy_component.split(",")]
 
     # --- policy, optional frozen reference, optimiser ----------------------------------
     # torchrun / accelerate: rank, world size and this rank's GPU; otherwise rank 0 of 1
@@ -198,9 +272,25 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     amp = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16))
            if g.bf16_autocast and device.type == "cuda" else contextlib.nullcontext)
     prompt_fn = prompt_fn_for(cfg, tokenizer)
-    train_set, heldout = problems or train_heldout_split(
-        cfg.data.task, cfg.data.train_size, cfg.data.heldout_size, cfg.seed,
-        **cfg.data.task_config)
+    data_id = fingerprint(train_set)      # before the length filter: what the files held
+    data_tasks = sorted({p.task for p in train_set if p.task is not None})
+    train_set, dropped_train = prepare_prompts(train_set, prompt_fn, tokenizer,
+                                               cfg.data.max_prompt_tokens, "train prompt")
+    heldout, dropped_heldout = prepare_prompts(heldout, prompt_fn, tokenizer,
+                                               cfg.data.max_prompt_tokens, "held-out prompt")
+    if dropped_train or dropped_heldout:
+        say(f"dropped {dropped_train} of {data_stats.train_rows} train and {dropped_heldout} of "
+            f"{data_stats.heldout_rows} held-out prompts longer than data.max_prompt_tokens="
+            f"{cfg.data.max_prompt_tokens} tokens")
+    if data_stats.heldout_in_train:   # said, not silently fixed: the files are the team's
+        say(f"WARNING: {data_stats.heldout_in_train} of {data_stats.heldout_rows} held-out prompts "
+            f"also appear in the train files; held-out accuracy on them is not held out")
+    if data_stats.heldout_capped:
+        say(f"held-out set capped at data.heldout_size={cfg.data.heldout_size} "
+            f"({data_stats.heldout_capped} more rows not used)")
+    if not train_set:
+        raise DataError(f"every train prompt is longer than data.max_prompt_tokens="
+                        f"{cfg.data.max_prompt_tokens} tokens")
     prompt_batches = CountingIterator(
         batches(train_set, min(g.prompts_per_step, len(train_set)), cfg.seed))
     sampling = SamplingParams(max_new_tokens=s_cfg.max_new_tokens, temperature=s_cfg.temperature,
@@ -212,6 +302,11 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     # Resume, part 1: weights (policy, and the reference if it was refreshed) into the
     # unsharded modules, before DDP broadcasts or FSDP shards them.
     st = load_checkpoint(resume, model) if resume else None
+    if st is not None and st.extra.get("data_fingerprint", data_id) != data_id:
+        raise DataError(f"{resume} was written for other training data (fingerprint "
+                        f"{st.extra['data_fingerprint']}, now {data_id}): its data position "
+                        f"would not continue where that run left off; resume with the same "
+                        f"files, or start a new run")
     if st is not None and ref_model is not None:
         if st.reference is not None:
             ref_model.load_state_dict(st.reference)
@@ -277,7 +372,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         return save_resumable(path, model, tokenizer, opt_state, scheduler, step=step,
                               run_id=run_id, rng=rng, model_state=weights,
                               reference_state=ref_state,
-                              extra={"history": [h for h in mon_history if h["step"] <= step]},
+                              extra={"history": [h for h in mon_history if h["step"] <= step],
+                                     "data_fingerprint": data_id},
                               batches_consumed=(prompt_batches.consumed
                                                 if batches_consumed is None else batches_consumed))
 
@@ -285,9 +381,11 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
     run_id = distributed.broadcast_object(
         client.start_run(cfg.reward.run_name, config=run_config, run_id=resumed_run_id)
         if dd.is_main else None, dd)
-    result = TrainResult(run_id=run_id, steps=0)
+    result = TrainResult(run_id=run_id, steps=0, data={
+        "train_prompts": float(len(train_set)), "heldout_prompts": float(len(heldout)),
+        "prompts_dropped_too_long": float(dropped_train + dropped_heldout)})
     say(f"run {run_id}: model {cfg.model} on {device}, {len(train_set)} train / "
-        f"{len(heldout)} held-out prompts, B={g.prompts_per_step} G={G} loss={g.loss_type} "
+        f"{len(heldout)} held-out prompts ({data_stats.source}), B={g.prompts_per_step} G={G} loss={g.loss_type} "
         f"β={g.beta} μ={g.num_iterations}")
 
     def run_eval(step: int) -> None:
@@ -297,17 +395,17 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             return
         scorer = client if dd.is_main else None
         ev = evaluate(model, tokenizer, heldout, scorer, spec, run_id=run_id, step=step,
-                      accuracy_component=cfg.reward.accuracy_component, prompt_fn=prompt_fn,
+                      accuracy_component=accuracy, prompt_fn=prompt_fn,
                       max_new_tokens=s_cfg.max_new_tokens, temperature=s_cfg.eval_temperature,
-                      seed=cfg.seed, synced=dd.fsdp)
+                      seed=cfg.seed, synced=dd.fsdp, default_task=cfg.data.task)
         pk = None
         if cfg.eval.num_samples > 1:  # sampled pass@k (unbiased estimator) replaces greedy pass@1
             pk = evaluate_pass_at_k(
                 model, tokenizer, heldout, scorer, spec, run_id=run_id, step=step,
-                accuracy_component=cfg.reward.accuracy_component, prompt_fn=prompt_fn,
+                accuracy_component=accuracy, prompt_fn=prompt_fn,
                 max_new_tokens=s_cfg.max_new_tokens, num_samples=cfg.eval.num_samples,
                 ks=cfg.eval.ks, temperature=cfg.eval.temperature, seed=cfg.seed + 17,
-                synced=dd.fsdp)
+                synced=dd.fsdp, default_task=cfg.data.task)
         if not dd.is_main:
             return
         result.evals[step] = ev
@@ -354,9 +452,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                                   synced=dd.fsdp))
                     for j, p in enumerate(chunk):
                         gid = f"{tag}-g{c0 + j}"
+                        md = p.sample_metadata(cfg.data.task)
                         stream.submit(gid, [make_sample(f"{gid}-{k}", p.question,
-                                                        r.texts[j * G + k], p.answer,
-                                                        {"task": cfg.data.task})
+                                                        r.texts[j * G + k], p.answer, md)
                                             for k in range(G)])
                     parts.append(r)
                 ro = cat_rollouts(parts, tokenizer.pad_token_id)           # N = B*G rows
@@ -365,10 +463,15 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                 t_gen += t1 - t0 if d == 0 else 0.0
                 t_scored += time.monotonic() - t1
                 model.train()
-                # 2. Rewards. Non-OK samples: valid=False (out of stats and loss).
+                # 2. Rewards. Non-OK samples: grpo.non_ok_policy (default: valid=False, out
+                #    of the group's statistics and the loss).
                 flat = [s for j in range(B) for s in scores[f"{tag}-g{j}"]]  # (B*G,) prompt-major
+                for j, p in enumerate(batch):     # each returned score's row task
+                    task_of.update((id(sc), p.task) for sc in scores[f"{tag}-g{j}"])
                 valid = torch.tensor([s.ok for s in flat])                 # (B*G,)
                 rewards = torch.tensor([s.reward if s.ok else float("nan") for s in flat])
+                rewards, valid, n_dropped = apply_non_ok_policy(rewards, valid, G, g.non_ok_policy)
+                non_ok_stats["groups_dropped_non_ok"] += n_dropped
                 if g.overlong_cache_len:  # DAPO eq. 13, added to the reward
                     rewards = rewards + soft_overlong_penalty(
                         ro.completion_mask.sum(dim=1).cpu(), s_cfg.max_new_tokens,
@@ -376,6 +479,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                 return ro, flat, rewards, valid
 
             ds_stats: dict[str, float] = {}
+            task_of: dict[int, str | None] = {}          # id(SampleScore) -> its row's task
+            non_ok_stats = {"groups_dropped_non_ok": 0}
             if g.dynamic_sampling:  # data parallel: global counts, every rank draws as often
                 kept, ds_stats = dynamic_fill(
                     draw, g.prompts_per_step, G, g.max_extra_draws, rank=dd.rank,
@@ -491,7 +596,10 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                 "entropy": ent_sum / max(num_tokens, 1.0),
                 "completion_len_mean": float(ro.completion_mask.sum(dim=1).float().mean()),
                 "truncated_frac": float(ro.truncated.float().mean()),
-                "non_ok_samples": float((~valid).sum()),
+                "non_ok_samples": float(sum(not s.ok for s in flat)),
+                **{f"non_ok/{st_}": float(sum(s.status == st_ for s in flat))
+                   for st_ in NON_OK_STATUSES},
+                "groups_dropped_non_ok": float(non_ok_stats["groups_dropped_non_ok"]),
                 "loss": loss_sum,
                 "grad_norm": grad_norm,
                 "lr": scheduler.get_last_lr()[0],
@@ -502,6 +610,11 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             for name in comp_names:
                 vals = [c.reward for s in flat if (c := s.component(name)) and c.status == "OK"]
                 metrics[f"reward/{name}"] = sum(vals) / len(vals) if vals else math.nan
+            tasks = [task_of[id(sc)] for sc in flat]     # (B*G,) the kept samples' tasks
+            for task in data_tasks:   # the data's tasks (the same keys on every rank): per task
+                vals = [float(r) for r, v, t in zip(rewards.tolist(), valid.tolist(), tasks)
+                        if v and t == task]
+                metrics[f"reward/task/{task}"] = sum(vals) / len(vals) if vals else math.nan
             metrics["generate_time_s"] = t_gen - t0
             metrics["score_wait_time_s"] = t_scored - t_gen     # scoring not hidden by generation
             metrics["step_time_s"] = time.monotonic() - t0
@@ -540,6 +653,8 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
             f"{path}: continue with `grpo-train train --resume {path}` (same config)") from e
     finally:
         summary = {"steps": float(result.steps)}
+        if data_stats.source == "files" or dropped_train or dropped_heldout:
+            summary.update(result.data)
         if result.evals:
             first, last = min(result.evals), max(result.evals)
             summary.update(heldout_accuracy_before=result.evals[first].accuracy,

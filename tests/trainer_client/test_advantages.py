@@ -122,3 +122,38 @@ def test_zero_spread_fraction():
     # groups: [1,1] flat, [0,1] spread, [nan,1] one valid -> flat, [0,0] flat  => 3/4
     rewards = torch.tensor([1.0, 1.0, 0.0, 1.0, float("nan"), 1.0, 0.0, 0.0])
     assert zero_spread_fraction(rewards, 2) == pytest.approx(0.75)
+
+
+def test_non_ok_policies_table():
+    """G = 4, two groups. Group 0: rewards [1, 0, -, 1] (sample 2 TIMEOUT); group 1 all OK
+    [1, 0, 0, 0]."""
+    from trainer_client.advantages import apply_non_ok_policy
+
+    nan = float("nan")
+    rewards = torch.tensor([1.0, 0.0, nan, 1.0, 1.0, 0.0, 0.0, 0.0])
+    valid = torch.tensor([True, True, False, True, True, True, True, True])
+
+    # exclude (default): group 0's mean is (1+0+1)/3 = 2/3, sample std sqrt(((1/3)^2*2 +
+    # (2/3)^2) / 2) = 0.5774; A = (1 - 2/3)/0.5774 = 0.5774, (0 - 2/3)/0.5774 = -1.1547
+    r, v, dropped = apply_non_ok_policy(rewards, valid, 4, "exclude")
+    adv = group_advantages(r, 4, valid=v, eps=0.0)
+    assert dropped == 0 and v.tolist() == valid.tolist()
+    assert torch.allclose(adv[:4], torch.tensor([0.5774, -1.1547, 0.0, 0.5774]), atol=1e-4)
+
+    # zero: group 0 becomes [1, 0, 0, 1]: mean 0.5, std sqrt(4 * 0.25 / 3) = 0.5774,
+    # A = ±0.5 / 0.5774 = ±0.8660; the timed-out sample is pushed down like a wrong answer
+    r, v, dropped = apply_non_ok_policy(rewards, valid, 4, "zero")
+    adv = group_advantages(r, 4, valid=v, eps=0.0)
+    assert dropped == 0 and bool(v.all()) and r[2] == 0.0
+    assert torch.allclose(adv[:4], torch.tensor([0.8660, -0.8660, -0.8660, 0.8660]), atol=1e-4)
+
+    # drop_group: group 0 is out entirely (advantages 0), group 1 untouched:
+    # [1, 0, 0, 0]: mean 0.25, std sqrt((0.5625 + 3 * 0.0625) / 3) = 0.5, A = 1.5, -0.5
+    r, v, dropped = apply_non_ok_policy(rewards, valid, 4, "drop_group")
+    adv = group_advantages(r, 4, valid=v, eps=0.0)
+    assert dropped == 1 and v.tolist() == [False] * 4 + [True] * 4
+    assert adv[:4].tolist() == [0.0] * 4
+    assert torch.allclose(adv[4:], torch.tensor([1.5, -0.5, -0.5, -0.5]), atol=1e-4)
+
+    with pytest.raises(ValueError, match="non_ok_policy"):
+        apply_non_ok_policy(rewards, valid, 4, "ignore")

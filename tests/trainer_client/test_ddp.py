@@ -5,6 +5,7 @@ holds both ranks' groups (group ids carry the rank)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -24,6 +25,7 @@ from ._launch import launch  # noqa: E402
 from .test_resume import TINY  # noqa: E402
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
+TASKS_WORKER = Path(__file__).with_name("_ddp_tasks_worker.py")
 
 
 def test_two_ranks_stay_identical_and_both_stream_their_groups(server, tmp_path):
@@ -70,3 +72,20 @@ def test_two_ranks_stay_identical_and_both_stream_their_groups(server, tmp_path)
         assert h["non_ok_samples"] == total and float(h["non_ok_samples"]).is_integer()
         assert f"non_ok_samples={total} " in line
     assert any((non_ok[(s, "r0")] - non_ok[(s, "r1")]) % 2 for s in (1, 2)), non_ok
+
+
+def test_per_task_metrics_have_the_same_keys_on_every_rank(server, tmp_path):
+    """Each rank's batch holds other tasks; the metrics all-reduce needs the same keys on
+    every rank, so the per-task keys come from the data's tasks, not from a rank's batch
+    (NaN where this step drew none of that task)."""
+    model_dir = build_tiny_model(tmp_path / "tiny", TINY)
+    proc = launch("torchrun", TASKS_WORKER, str(model_dir), f"127.0.0.1:{server.port}",
+                  str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hist = [json.loads((tmp_path / f"tasks{r}.json").read_text()) for r in (0, 1)]
+    want = {f"reward/task/t{i}" for i in range(8)}
+    keys = [{k for k in h[0] if k.startswith("reward/task/")} for h in hist]
+    assert keys[0] == keys[1] == want
+    drawn = [k for k in want if not math.isnan(hist[0][0][k])]
+    assert len(drawn) == 2       # one prompt per rank in this step; the others NaN
+    assert all(hist[0][0][k] == hist[1][0][k] or math.isnan(hist[0][0][k]) for k in want)
