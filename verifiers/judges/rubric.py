@@ -1,5 +1,10 @@
 """What remote and local generative judges share: the rubric parameters, the prompt they
-send, and how an answer becomes a score or a JudgeFailure."""
+send, and how an answer becomes a score or a JudgeFailure.
+
+Two generations (issue #17, finding 12): `strict=True` (judges from 1.2.0) fences the
+completion with a nonce it cannot contain (templates.py) and reads only the verdict on the
+answer's last line (parsing.final_score / final_verdict); `strict=False` is the frozen
+reading of 1.0.0/1.1.0 (unfenced prompt, a score or verdict anywhere in the answer)."""
 from __future__ import annotations
 
 import re
@@ -9,8 +14,8 @@ from pydantic import Field, model_validator
 
 from ..core import Params
 from .errors import JudgeRefused, JudgeUnparseable
-from .parsing import Parsed, detect_refusal, parse_score, parse_verdict
-from .templates import DEFAULT_TEMPLATES, placeholders, render_for
+from .parsing import Parsed, detect_refusal, final_score, final_verdict, parse_score, parse_verdict
+from .templates import DEFAULT_TEMPLATES, DEFAULT_TEMPLATES_V1, new_fence, placeholders, render_for
 
 Mode = Literal["score", "verdict", "yes_no"]
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
@@ -48,29 +53,37 @@ class RubricParams(Params):
             raise ValueError("params.yes_words and params.no_words must not be empty")
         return self
 
-    def user_message(self, completion: str, reference: Any, prompt: str | None = None) -> str:
-        """The rendered template (raises InvalidReferenceError / MissingPromptError)."""
-        return render_for(self.template or DEFAULT_TEMPLATES[self.mode], completion, reference, prompt=prompt,
-                          scale_min=self.scale_min, scale_max=self.scale_max)
+    def user_message(self, completion: str, reference: Any, prompt: str | None = None, *,
+                     strict: bool = True) -> str:
+        """The rendered template (raises InvalidReferenceError / MissingPromptError); with
+        `strict`, the completion fenced by a fresh nonce."""
+        templates = DEFAULT_TEMPLATES if strict else DEFAULT_TEMPLATES_V1
+        return render_for(self.template or templates[self.mode], completion, reference, prompt=prompt,
+                          scale_min=self.scale_min, scale_max=self.scale_max,
+                          fence=new_fence(completion) if strict else None)
 
-    def messages(self, completion: str, reference: Any, prompt: str | None = None) -> list[dict[str, str]]:
+    def messages(self, completion: str, reference: Any, prompt: str | None = None, *,
+                 strict: bool = True) -> list[dict[str, str]]:
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return system + [{"role": "user", "content": self.user_message(completion, reference, prompt)}]
+        return system + [{"role": "user", "content": self.user_message(completion, reference, prompt,
+                                                                       strict=strict)}]
 
 
-def read_text(params: RubricParams, text: str) -> Parsed:
-    """Parse a judge's text answer per `params.mode`; raise JudgeRefused (the answer opens
-    with a refusal) or JudgeUnparseable when no score can be read. yes_no without
-    log-probabilities reads the yes/no word. A closed leading <think>…</think> block (a
-    reasoning model's thoughts) is not part of the answer."""
+def read_text(params: RubricParams, text: str, *, strict: bool = True) -> Parsed:
+    """Parse a judge's text answer per `params.mode` (`strict`: only its last line, see
+    the module doc); raise JudgeRefused (the answer opens with a refusal) or
+    JudgeUnparseable when no score can be read. yes_no without log-probabilities reads
+    the yes/no word. A closed leading <think>…</think> block (a reasoning model's
+    thoughts) is not part of the answer."""
     text = strip_thinking(text)
+    score, verdict = (final_score, final_verdict) if strict else (parse_score, parse_verdict)
     if params.mode == "score":
-        parsed = parse_score(text, params.scale_min, params.scale_max)
+        parsed = score(text, params.scale_min, params.scale_max)
     elif params.mode == "verdict":
-        parsed = parse_verdict(text, params.verdicts)
+        parsed = verdict(text, params.verdicts)
     else:
         table = {**{w: 1.0 for w in params.yes_words}, **{w: 0.0 for w in params.no_words}}
-        parsed = parse_verdict(text, table)
+        parsed = verdict(text, table)
     return check(parsed, text)
 
 
