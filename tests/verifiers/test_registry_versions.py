@@ -6,7 +6,7 @@ from verifiers import registry
 
 def test_older_versions_stay_registered_and_newest_is_the_default():
     for name, old, new in (("math", "2.0.0", "2.1.0"), ("format", "1.0.0", "2.0.0"), ("judge", "1.1.0", "1.2.0"),
-                           ("local_judge", "1.1.0", "1.2.0"), ("reward_model", "1.0.0", "1.1.0"),
+                           ("local_judge", "1.1.0", "1.2.0"), ("reward_model", "1.1.0", "1.2.0"),
                            ("embedding_similarity", "1.0.0", "1.1.0")):
         assert registry.get(name).version == new
         assert registry.get(name, old).version == old and not registry.is_latest(registry.get(name, old))
