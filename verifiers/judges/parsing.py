@@ -240,5 +240,5 @@ def detect_refusal(text: str) -> str | None:
     return m.group(0).strip() if m else None
 
 
-__all__ = ["Parsed", "normalise", "parse_score", "parse_verdict", "final_score", "final_verdict", "final_line", "yes_probability",
-           "yes_probability_from_probs", "detect_refusal"]
+__all__ = ["Parsed", "normalise", "parse_score", "parse_verdict", "final_score", "final_verdict", "final_line",
+           "yes_probability", "yes_probability_from_probs", "detect_refusal"]
