@@ -121,3 +121,31 @@ def test_format_1_0_0_stays_registered_with_its_old_verdicts_but_bounded():
     with pytest.raises(InvalidParamsError, match="params.pattern"):
         verifiers.verify("format", "aaa", None, {"kind": "regex", "pattern": EXPANDING}, **old)
     assert time.perf_counter() - t0 < 0.5
+
+
+def _random_text(n: int) -> str:
+    import random
+
+    rng = random.Random(0)
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+
+
+def test_a_pattern_whose_program_is_too_large_is_refused():
+    # 134,205 RE2 instructions: 1.5 s per MB even in linear time
+    with pytest.raises(InvalidParamsError, match="instructions"):
+        verifiers.verify("format", "ab", None, {"kind": "regex", "pattern": r"(?:\pL|\pN){100}Q"})
+
+
+@pytest.mark.parametrize("pattern", [r"(?:.{999})*y{5}",        # 90 s on 1 MB before (submatch NFA)
+                                     r"(?:a|b)*.{700}zzzz",      # RE2's DFA gives up: the NFA, 1.2 s per MB
+                                     r"(?:.{140})*y{5}", r"^\pL+ \d+$"])
+def test_a_caller_pattern_on_a_megabyte_is_bounded_in_time(pattern):
+    text = _random_text(MAX_INPUT_CHARS)
+    t0 = time.perf_counter()
+    try:
+        r = verifiers.verify("format", text, None, {"kind": "regex", "pattern": pattern})
+    except InvalidParamsError as e:
+        assert "instructions" in str(e)        # refused up front, as the caller's pattern
+        return
+    assert time.perf_counter() - t0 < 1.0
+    assert r.status is Status.OK and r.reason
