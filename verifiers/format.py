@@ -15,9 +15,10 @@ user regex and length bounds. Linear-time by construction, so they run inline.
 
 Cost bounds (issue #17): the built-in checks are `str.count`/`str.find` scans, never a
 backtracking regex; a caller's pattern compiles under RE2's program-size limit
-(RE2_MAX_MEM_BYTES, and RE2's own cap of 1000 on nested counted repeats), so it is
-refused up front as a bad parameter instead of expanding in the server's memory; and
-r1/tags/regex read at most MAX_INPUT_CHARS. A longer completion is the completion's own
+(RE2_MAX_MEM_BYTES, MAX_PROGRAM_SIZE, and RE2's own cap of 1000 on nested counted
+repeats), so it is refused up front as a bad parameter instead of expanding in the
+server's memory; r1/tags/regex read at most MAX_INPUT_CHARS, and a pattern scans at
+most REGEX_WORK_BUDGET / its program size bytes (RE2 releases the GIL while it scans). A longer completion is the completion's own
 fault, so it is a wrong answer (OK, reward 0, with the reason), never TIMEOUT or ERROR.
 
 Versions: 2.0.0 (this file) changed verdicts: empty blocks earn nothing, patterns are RE2,
@@ -36,7 +37,14 @@ from .registry import register
 
 MAX_INPUT_CHARS = 1_000_000
 MAX_PATTERN_CHARS = 1000
-RE2_MAX_MEM_BYTES = 8 << 20
+# RE2 is linear in the text, but not free in the program: when its DFA gives up (a pattern
+# such as `(?:a|b)*.{700}z` has too many states) it runs the NFA, about 0.25 ns per byte
+# per instruction. So a compiled pattern holds at most MAX_PROGRAM_SIZE instructions
+# (`\pL` alone is 1,200), and it scans at most REGEX_WORK_BUDGET / program size bytes:
+# 1 MB for patterns under 1,000 instructions, 200 KB at the cap, a quarter second or less.
+MAX_PROGRAM_SIZE = 5000
+REGEX_WORK_BUDGET = 1_000_000_000
+RE2_MAX_MEM_BYTES = 4 << 20
 _R1_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 # RE2's own words for syntax it lacks, and what to write instead.
 _RE2_HINTS = (("invalid escape sequence: \\", "backreferences (\\1) are not supported: match the text itself, "
@@ -48,23 +56,30 @@ _RE2_HINTS = (("invalid escape sequence: \\", "backreferences (\\1) are not supp
               ("pattern too large", f"the compiled pattern exceeds {RE2_MAX_MEM_BYTES >> 20} MiB"))
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=32)  # each may hold up to RE2_MAX_MEM_BYTES of DFA states
 def compile_pattern(pattern: str) -> Any:
-    """The RE2 program of `pattern` (UTF-8 bytes, DOTALL), cached per process.
+    """The RE2 program of `pattern` (UTF-8 bytes, DOTALL, groups not captured: only
+    whether it matches is asked, which lets RE2 answer with its DFA), cached per process.
 
     Raises ValueError saying what to change when RE2 refuses it (syntax it lacks, more
-    than 1000 nested repeats, a program over RE2_MAX_MEM_BYTES)."""
+    than 1000 nested repeats, a program over RE2_MAX_MEM_BYTES) or it compiles to more
+    than MAX_PROGRAM_SIZE instructions."""
     options = re2.Options()
     options.dot_nl = True
+    options.never_capture = True
     options.log_errors = False
     options.max_mem = RE2_MAX_MEM_BYTES
     try:
-        return re2.compile(pattern.encode("utf-8", "surrogatepass"), options)
+        program = re2.compile(pattern.encode("utf-8", "surrogatepass"), options)
     except re2.error as e:
         why = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
         hint = next((h for key, h in _RE2_HINTS if key in why), "")
         raise ValueError(f"params.pattern is not a pattern RE2 accepts ({why})" + (f": {hint}" if hint else "")
                          + "; see https://github.com/google/re2/wiki/Syntax") from None
+    if program.programsize > MAX_PROGRAM_SIZE:
+        raise ValueError(f"params.pattern compiles to {program.programsize:,} RE2 instructions, more than "
+                         f"{MAX_PROGRAM_SIZE:,}: use smaller counted repeats or fewer Unicode classes")
+    return program
 
 
 class FormatParams(Params):
@@ -167,5 +182,9 @@ class FormatVerifier(Verifier):
             return _tags(completion, params.tags)
         program = compile_pattern(params.pattern)
         text = completion.encode("utf-8", "surrogatepass")
+        may_scan = REGEX_WORK_BUDGET // program.programsize
+        if len(text) > may_scan:
+            return VerifierResult.ok(0.0, f"completion of {len(text):,} bytes is over the {may_scan:,} that this "
+                                          f"pattern ({program.programsize:,} RE2 instructions) may scan")
         hit = (program.fullmatch(text) if params.full_match else program.search(text)) is not None
         return VerifierResult.ok(float(hit), f"pattern {'matched' if hit else 'did not match'}")

@@ -149,3 +149,12 @@ def test_a_caller_pattern_on_a_megabyte_is_bounded_in_time(pattern):
         return
     assert time.perf_counter() - t0 < 1.0
     assert r.status is Status.OK and r.reason
+
+
+def test_a_large_pattern_scans_a_bounded_prefix_of_work_and_says_so():
+    # 4,031 instructions may scan 10^9 / 4,031 = 248,077 bytes; a longer completion is OK 0
+    pattern = r"(?:\pL|\pN){3}Q"
+    short = verifiers.verify("format", "ab1Q", None, {"kind": "regex", "pattern": pattern})
+    assert short.status is Status.OK and short.reward == 1.0
+    r = verifiers.verify("format", "ab1Q" + "x" * 300_000, None, {"kind": "regex", "pattern": pattern})
+    assert r.status is Status.OK and r.reward == 0.0 and "248,077" in r.reason
