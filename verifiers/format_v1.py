@@ -10,8 +10,8 @@ to give in time:
 - its pattern is sized from Python's own regex parser before `regex` ever compiles it:
   `regex` expands nested counted repeats at compile time (33 characters of
   `(?:(?:(?:a{100}){100}){100}){100}` asked for 10^8 copies and OOM-killed the server),
-  so a pattern whose expansion exceeds MAX_EXPANDED_ITEMS, or that Python's parser cannot
-  size, is refused. Such patterns belong to format@2.0.0 (RE2).
+  so a pattern whose expansion exceeds MAX_EXPANDED_ITEMS, that Python's parser cannot
+  size, or longer than MAX_PATTERN_CHARS, is refused. Such patterns belong to format@2.0.0 (RE2).
 Fixes go to verifiers/format.py, never here.
 
 `kind` selects the check:
@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 # Items the compiled pattern may hold once counted repeats are expanded: 10^5 is ~30 MB of
 # `regex` program (10^6 took 280 MB and 0.8 s to compile).
 MAX_EXPANDED_ITEMS = 100_000
+MAX_PATTERN_CHARS = 10_000  # sizing is linear, but runs where the request is validated
 _REPEATS = {_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT,
             getattr(_sre_constants, "POSSESSIVE_REPEAT", _sre_constants.MAX_REPEAT)}
 
@@ -76,6 +77,9 @@ def _expanded_items(items) -> int:
 def check_pattern_size(pattern: str) -> None:
     """Raise ValueError when `regex` would expand `pattern` past MAX_EXPANDED_ITEMS or
     Python's parser cannot size it. Never compiles the pattern."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"params.pattern: format@1.0.0 sizes patterns of at most {MAX_PATTERN_CHARS:,} characters "
+                         f"(this one has {len(pattern):,})")
     try:
         parsed = _sre_parse.parse(pattern, _sre_constants.SRE_FLAG_DOTALL)
     except (_sre_constants.error, RecursionError, OverflowError) as e:

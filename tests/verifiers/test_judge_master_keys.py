@@ -135,3 +135,14 @@ def test_an_overlong_completion_is_a_wrong_answer_and_the_judge_is_not_asked(stu
     assert r.status is Status.OK and r.reward == 0.0 and "max_completion_chars" in r.reason
     assert stub.requests == 0
     assert judge(stub, "4" * 1000, max_completion_chars=1000).reward == 1.0 and stub.requests == 1
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"mode": "verdict", "verdicts": {f"word{i}": 0.5 for i in range(33)}}, "at most 32 words"),
+    ({"mode": "verdict", "verdicts": {"x" * 65: 1.0}}, "at most 64 characters"),
+    ({"mode": "yes_no", "yes_words": ["yes"] * 20, "no_words": ["no"] * 13}, "at most 32 words"),
+])
+def test_the_words_every_answer_is_matched_against_are_bounded(stub, params, field):
+    with pytest.raises(verifiers.InvalidParamsError, match=field):
+        judge(stub, **params)
+    assert stub.requests == 0

@@ -18,6 +18,8 @@ from .parsing import Parsed, detect_refusal, final_score, final_verdict, parse_s
 from .templates import DEFAULT_TEMPLATES, DEFAULT_TEMPLATES_V1, new_fence, placeholders, render_for
 
 Mode = Literal["score", "verdict", "yes_no"]
+MAX_WORDS = 32
+MAX_WORD_CHARS = 64
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
 
 
@@ -51,6 +53,12 @@ class RubricParams(Params):
             raise ValueError(f"params.verdicts: each word non-empty with a value in [0, 1]; bad: {bad}")
         if not self.yes_words or not self.no_words:
             raise ValueError("params.yes_words and params.no_words must not be empty")
+        # every answer is matched against these words: bounded, so that reading stays cheap
+        words = [*self.verdicts, *self.yes_words, *self.no_words]
+        if len(self.verdicts) > MAX_WORDS or len(self.yes_words) + len(self.no_words) > MAX_WORDS:
+            raise ValueError(f"params.verdicts, params.yes_words + no_words: at most {MAX_WORDS} words each")
+        if any(len(w) > MAX_WORD_CHARS for w in words):
+            raise ValueError(f"params.verdicts, yes_words, no_words: each word at most {MAX_WORD_CHARS} characters")
         return self
 
     def user_message(self, completion: str, reference: Any, prompt: str | None = None, *,
