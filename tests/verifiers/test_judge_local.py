@@ -125,3 +125,10 @@ def test_model_roots_restrict_what_a_shared_server_loads(tiny, tmp_path, monkeyp
     for kind in ("reward_model", "embedding_similarity"):
         with pytest.raises(verifiers.InvalidParamsError, match="model"):
             verifiers.verify(kind, "x", "y", {"model": str(outside)})
+
+
+def test_no_verdict_zero_scores_an_answer_without_a_verdict_as_wrong(tiny):
+    # the "seven" model always answers "7": no verdict word
+    assert local(tiny["seven"], mode="verdict", max_new_tokens=1).status is Status.ERROR
+    r = local(tiny["seven"], mode="verdict", max_new_tokens=1, no_verdict="zero")
+    assert r.status is Status.OK and r.reward == 0.0 and "no_verdict" in r.reason

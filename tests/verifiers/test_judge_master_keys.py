@@ -146,3 +146,20 @@ def test_the_words_every_answer_is_matched_against_are_bounded(stub, params, fie
     with pytest.raises(verifiers.InvalidParamsError, match=field):
         judge(stub, **params)
     assert stub.requests == 0
+
+
+@pytest.mark.parametrize("behaviour, text", [("text", "I will not give a verdict line."),
+                                             ("refusal", ""), ("text", "Thought process:")])
+def test_no_verdict_zero_makes_a_missing_verdict_a_wrong_answer(stub, behaviour, text):
+    # A completion can try to make the judge answer without a verdict (or refuse) so that
+    # the sample is excluded instead of penalised; no_verdict="zero" closes that door
+    stub.behaviour, stub.text = behaviour, text
+    assert judge(stub).status in (Status.ERROR, Status.ABSTAIN)            # default: the judge's failure
+    r = judge(stub, no_verdict="zero")
+    assert r.status is Status.OK and r.reward == 0.0 and "no_verdict" in r.reason
+
+
+@pytest.mark.parametrize("behaviour, status", [("500", Status.ERROR), ("slow", Status.TIMEOUT)])
+def test_no_verdict_zero_leaves_the_services_own_failures_alone(stub, behaviour, status):
+    stub.behaviour = behaviour
+    assert judge(stub, no_verdict="zero", deadline_s=0.3).status is status

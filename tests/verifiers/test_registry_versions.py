@@ -35,8 +35,9 @@ def test_the_judges_1_1_0_keep_their_reading_and_parameters():
     for name in ("judge", "local_judge"):
         assert [c.version for c in registry.all_versions() if c.name == name] == ["1.2.0", "1.1.0", "1.0.0"]
         assert registry.get(name).strict and not registry.get(name, "1.1.0").strict
-    assert set(registry.get("judge").Params.model_fields) - set(registry.get("judge", "1.1.0").Params.model_fields) \
-        == {"max_completion_chars"}
+    for name, added in (("judge", {"max_completion_chars", "no_verdict"}), ("local_judge", {"no_verdict"})):
+        new, old = registry.get(name).Params, registry.get(name, "1.1.0").Params
+        assert set(new.model_fields) - set(old.model_fields) == added and registry.get(name, "1.0.0").Params is old
 
 
 def test_the_frozen_math_version_keeps_its_old_verdicts():

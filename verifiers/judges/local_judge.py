@@ -21,14 +21,16 @@ from pydantic import Field
 
 from ..core import VerifierResult
 from ..registry import register, register_compatible
-from .errors import JudgeFailure, ModelError, excerpt, failure_result
+from .errors import JudgeFailure, ModelError, excerpt
 from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model, model_path
 from .parsing import yes_probability_from_probs
-from .rubric import RubricParams, check, read_text
+from .rubric import NO_VERDICT_DESCRIPTION, NoVerdict, RubricParams, check, failure_or_zero, read_text
 from .templates import MissingPromptError
 
 
-class LocalJudgeParams(RubricParams):
+class LocalJudgeParamsV11(RubricParams):
+    """The parameters of local_judge@1.0.0 and 1.1.0 (kept, so their parameter hashes stay)."""
+
     model: ModelName = Field(..., min_length=1, description="a model the server configures by name, or the folder "
                                                             "(or cached Hub id) of a causal LM where the server "
                                                             "allows paths")
@@ -42,6 +44,10 @@ class LocalJudgeParams(RubricParams):
     max_wait_ms: float = Field(5.0, ge=0, le=1000, description="longest the first request of a batch waits "
                                                                "for others")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="longest one call waits for its batch")
+
+
+class LocalJudgeParams(LocalJudgeParamsV11):
+    no_verdict: NoVerdict = Field("error", description=NO_VERDICT_DESCRIPTION)
 
 
 def render_chat(loaded: LoadedModel, messages: list[dict[str, str]]) -> str:
@@ -126,7 +132,7 @@ class LocalJudge(LocalModelVerifier):
     requires_reference = False
     strict = True  # fence + last-line reading (rubric.py); False in the frozen 1.0.0/1.1.0
 
-    def verify(self, completion: str, reference: Any, params: LocalJudgeParams,
+    def verify(self, completion: str, reference: Any, params: LocalJudgeParamsV11,
                prompt: str | None = None) -> VerifierResult:
         who = f"local_judge {params.model}"
         t0 = time.monotonic()
@@ -161,7 +167,8 @@ class LocalJudge(LocalModelVerifier):
                                  "local-judge-generate")
                 parsed = read_text(params, answer, strict=self.strict)
         except JudgeFailure as e:
-            return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+            return failure_or_zero(e, who, getattr(params, "no_verdict", "error"),
+                                   latency_ms=round((time.monotonic() - t0) * 1000, 1))
         return VerifierResult.ok(parsed.value, f"{who}: {parsed.detail}", answer=excerpt(answer),
                                  latency_ms=round((time.monotonic() - t0) * 1000, 1))
 
@@ -174,10 +181,11 @@ class LocalJudgeV11(LocalJudge):
 
     version = "1.1.0"
     description = "Generative judge on a local transformers causal LM (frozen; 1.2.0 fences the completion)."
+    Params = LocalJudgeParamsV11
     strict = False
 
 
-__all__ = ["LocalJudge", "LocalJudgeV11", "LocalJudgeParams", "render_chat", "encode_prompt", "left_pad",
+__all__ = ["LocalJudge", "LocalJudgeV11", "LocalJudgeParams", "LocalJudgeParamsV11", "render_chat", "encode_prompt", "left_pad",
            "word_token_ids"]
 
 

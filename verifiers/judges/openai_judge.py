@@ -40,11 +40,11 @@ from pydantic import Field, field_validator, model_validator
 from ..core import Verifier, VerifierResult
 from ..registry import register, register_compatible
 from .errors import (JudgeBadResponse, JudgeConnectionError, JudgeFailure, JudgeHTTPError, JudgeRefused,
-                     JudgeTimeout, JudgeUnparseable, excerpt, failure_result)
+                     JudgeTimeout, JudgeUnparseable, excerpt)
 from .parsing import yes_probability
 from .policy import JudgeEndpoint, JudgeTarget, current_policy
 from .resilience import CircuitBreaker, ConcurrencyLimit, RateLimit, backoff_s, parse_retry_after
-from .rubric import RubricParams, check, read_text
+from .rubric import NO_VERDICT_DESCRIPTION, NoVerdict, RubricParams, check, failure_or_zero, read_text
 from .templates import MissingPromptError
 
 KEY_ENV_PREFIX = "JUDGE_"
@@ -126,6 +126,7 @@ class JudgeParams(JudgeParamsV11):
     max_completion_chars: int = Field(100_000, ge=1, le=10_000_000, description=(
         "a longer completion is a wrong answer (OK, reward 0, with the reason) and the judge is not called: "
         "its length is the completion's own doing, not the judge's failure"))
+    no_verdict: NoVerdict = Field("error", description=NO_VERDICT_DESCRIPTION)
 
 
 def target(params: JudgeParamsV11) -> JudgeTarget:
@@ -396,7 +397,8 @@ class OpenAIJudge(Verifier):
             if t.withhold_replies:  # the request chose this URL: its replies are not the caller's to read
                 e.raw = ""
                 e.args = (f"{e.args[0]} (reply withheld: the request chose this endpoint's URL)",)
-            return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+            return failure_or_zero(e, who, getattr(params, "no_verdict", "error"),
+                                   latency_ms=round((time.monotonic() - t0) * 1000, 1))
         how = "" if params.mode != "yes_no" or positions is not None else " (no logprobs: the word)"
         return VerifierResult.ok(parsed.value, f"{who}: {parsed.detail}{how}", answer=excerpt(text),
                                  attempts=attempts, latency_ms=round((time.monotonic() - t0) * 1000, 1))

@@ -12,12 +12,18 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..core import Params
-from .errors import JudgeRefused, JudgeUnparseable
+from ..core import Params, VerifierResult
+from .errors import JudgeFailure, JudgeRefused, JudgeUnparseable, failure_result
 from .parsing import Parsed, detect_refusal, final_score, final_verdict, parse_score, parse_verdict
 from .templates import DEFAULT_TEMPLATES, DEFAULT_TEMPLATES_V1, new_fence, placeholders, render_for
 
 Mode = Literal["score", "verdict", "yes_no"]
+NoVerdict = Literal["error", "zero"]
+NO_VERDICT_DESCRIPTION = (
+    "an answer without a verdict (unparseable) or a refusal: 'error' reports the judge's failure (ERROR / "
+    "ABSTAIN, the trainer leaves the sample out); 'zero' scores it as a wrong answer (OK 0), so that a completion "
+    "cannot escape its penalty by making the judge answer without a verdict. The service's own failures (HTTP "
+    "errors, timeouts) stay ERROR/TIMEOUT either way")
 MAX_WORDS = 32
 MAX_WORD_CHARS = 64
 _THINK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
@@ -95,6 +101,17 @@ def read_text(params: RubricParams, text: str, *, strict: bool = True) -> Parsed
     return check(parsed, text)
 
 
+def failure_or_zero(e: JudgeFailure, who: str, no_verdict: str, **details) -> VerifierResult:
+    """The result of a judge failure: OK 0 when `no_verdict` is "zero" and the judge
+    answered without a verdict or refused (see NO_VERDICT_DESCRIPTION), else
+    errors.failure_result."""
+    result = failure_result(e, who, **details)
+    if no_verdict == "zero" and isinstance(e, (JudgeUnparseable, JudgeRefused)):
+        return VerifierResult.ok(0.0, f"{result.reason} -> reward 0 (params.no_verdict = 'zero')",
+                                 **result.details)
+    return result
+
+
 def strip_thinking(text: str) -> str:
     """`text` without a closed leading <think>…</think> block; unchanged when there is none."""
     return _THINK.sub("", text, count=1)
@@ -110,4 +127,5 @@ def check(parsed: Parsed, text: str) -> Parsed:
     raise JudgeUnparseable(f"unparseable answer: {parsed.detail}", raw=text)
 
 
-__all__ = ["RubricParams", "read_text", "check", "strip_thinking", "Mode"]
+__all__ = ["RubricParams", "read_text", "check", "strip_thinking", "failure_or_zero", "Mode", "NoVerdict",
+           "NO_VERDICT_DESCRIPTION"]
