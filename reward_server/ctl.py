@@ -11,8 +11,9 @@
     rewardctl replay RUN --verifier NAME[@VERSION] [--params JSON] [--name NAME]
                      [--pass-threshold 0.5] [--format text|json] --server HOST:PORT
 
-`--server` defaults to $REWARD_SERVER_ADDRESS ($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s,
-bounds the wait for it); `score` and `verifiers` run in-process
+`--api-key` (default $REWARD_API_KEY) and `--tls-ca` go before or after the subcommand;
+a usage error never prints the key back. `--server` defaults to $REWARD_SERVER_ADDRESS
+($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s, bounds the wait for it); `score` and `verifiers` run in-process
 when neither is given. The audit commands (show, report, replay) live in
 `reward_server.audit`; this module only parses, connects and prints. Output into a pipe
 whose reader stops early (`rewardctl history ... | head`) ends quietly with status 141.
