@@ -37,14 +37,17 @@ from .registry import register
 
 MAX_INPUT_CHARS = 1_000_000
 MAX_PATTERN_CHARS = 1000
-# RE2 is linear in the text, but not free in the program: when its DFA gives up (a pattern
-# such as `(?:a|b)*.{700}z` has too many states) it runs the NFA, about 0.25 ns per byte
-# per instruction. So a compiled pattern holds at most MAX_PROGRAM_SIZE instructions
-# (`\pL` alone is 1,200), and it scans at most REGEX_WORK_BUDGET / program size bytes:
-# 1 MB for patterns under 1,000 instructions, 200 KB at the cap, a quarter second or less.
-MAX_PROGRAM_SIZE = 5000
-REGEX_WORK_BUDGET = 1_000_000_000
-RE2_MAX_MEM_BYTES = 4 << 20
+# RE2 is linear in the text, but not free in the program: when its DFA gives up (too many
+# states, as for `(?:a|b)*.{350}z`) it runs the NFA, whose cost per byte grows with the
+# program. Measured on 1 MB: under 0.6 s at 2,500 instructions, 26 s at 9,000. So a
+# compiled pattern holds at most MAX_PROGRAM_SIZE instructions (`\pL` alone is 1,200), it
+# gets RE2_MAX_MEM_BYTES so that the DFA rarely gives up, and it scans at most
+# REGEX_WORK_BUDGET / program size bytes: all of MAX_INPUT_CHARS up to 1,250 instructions,
+# 500 KB at the cap.
+MAX_PROGRAM_SIZE = 2500
+REGEX_WORK_BUDGET = 1_250_000_000
+RE2_MAX_MEM_BYTES = 8 << 20
+_RE2_SIZING_MEM_BYTES = 1 << 20  # the first compile only sizes the program: fails fast when huge
 _R1_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 # RE2's own words for syntax it lacks, and what to write instead.
 _RE2_HINTS = (("invalid escape sequence: \\", "backreferences (\\1) are not supported: match the text itself, "
@@ -53,33 +56,36 @@ _RE2_HINTS = (("invalid escape sequence: \\", "backreferences (\\1) are not supp
               ("invalid perl operator: (?!", "lookaround ((?=, (?!, (?<=, (?<!) is not supported"),
               ("invalid perl operator: (?<", "lookaround ((?=, (?!, (?<=, (?<!) is not supported"),
               ("invalid repetition size", "nested counted repetitions may expand to at most 1000 copies"),
-              ("pattern too large", f"the compiled pattern exceeds {RE2_MAX_MEM_BYTES >> 20} MiB"))
+              ("pattern too large", f"it compiles to far more than {MAX_PROGRAM_SIZE:,} instructions"))
 
 
-@functools.lru_cache(maxsize=32)  # each may hold up to RE2_MAX_MEM_BYTES of DFA states
+def _re2(pattern: str, max_mem: int) -> Any:
+    options = re2.Options()
+    options.dot_nl = True
+    options.never_capture = True
+    options.log_errors = False
+    options.max_mem = max_mem
+    return re2.compile(pattern.encode("utf-8", "surrogatepass"), options)
+
+
+@functools.lru_cache(maxsize=16)  # each may hold up to RE2_MAX_MEM_BYTES of DFA states
 def compile_pattern(pattern: str) -> Any:
     """The RE2 program of `pattern` (UTF-8 bytes, DOTALL, groups not captured: only
     whether it matches is asked, which lets RE2 answer with its DFA), cached per process.
 
     Raises ValueError saying what to change when RE2 refuses it (syntax it lacks, more
-    than 1000 nested repeats, a program over RE2_MAX_MEM_BYTES) or it compiles to more
-    than MAX_PROGRAM_SIZE instructions."""
-    options = re2.Options()
-    options.dot_nl = True
-    options.never_capture = True
-    options.log_errors = False
-    options.max_mem = RE2_MAX_MEM_BYTES
+    than 1000 nested repeats) or it compiles to more than MAX_PROGRAM_SIZE instructions."""
     try:
-        program = re2.compile(pattern.encode("utf-8", "surrogatepass"), options)
+        sized = _re2(pattern, _RE2_SIZING_MEM_BYTES)
     except re2.error as e:
         why = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
         hint = next((h for key, h in _RE2_HINTS if key in why), "")
         raise ValueError(f"params.pattern is not a pattern RE2 accepts ({why})" + (f": {hint}" if hint else "")
                          + "; see https://github.com/google/re2/wiki/Syntax") from None
-    if program.programsize > MAX_PROGRAM_SIZE:
-        raise ValueError(f"params.pattern compiles to {program.programsize:,} RE2 instructions, more than "
+    if sized.programsize > MAX_PROGRAM_SIZE:
+        raise ValueError(f"params.pattern compiles to {sized.programsize:,} RE2 instructions, more than "
                          f"{MAX_PROGRAM_SIZE:,}: use smaller counted repeats or fewer Unicode classes")
-    return program
+    return _re2(pattern, RE2_MAX_MEM_BYTES)
 
 
 class FormatParams(Params):
