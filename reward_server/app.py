@@ -159,7 +159,10 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     await asyncio.to_thread(scorer.warm_up)
     await asyncio.to_thread(_sandbox_backend, config)
     opts = [("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes)]
+            ("grpc.max_send_message_length", config.max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default: a second server on a port in use would start and
+            # share it, splitting the scores between two databases. Refuse instead (issue #20).
+            ("grpc.so_reuseport", 0)]
     server = grpc.aio.server(options=opts, interceptors=[DecodeErrorInterceptor()])
     auth = Authenticator(KeyStore(store) if config.auth_enabled else None)
     if not auth.enabled:
@@ -180,13 +183,17 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     reflection.enable_server_reflection(
         [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
     address = f"{config.host}:{config.port}"
-    if config.tls_cert_file:
-        creds = grpc.ssl_server_credentials([(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())])
-        port = server.add_secure_port(address, creds)
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if config.tls_cert_file:
+            creds = grpc.ssl_server_credentials([(config.tls_key_file.read_bytes(),
+                                                  config.tls_cert_file.read_bytes())])
+            port = server.add_secure_port(address, creds)
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises "Failed to bind" without the operating system's reason
+        port = 0
     if port == 0:
-        raise OSError(f"could not bind {config.host}:{config.port}")
+        raise OSError(f"could not bind {config.host}:{config.port}: {_bind_error(config.host, config.port)}")
     web = WebFaces.prepare(config, server)  # binds http_port and metrics_port: a port in use fails here
     await server.start()
     try:
@@ -201,6 +208,20 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
              "TLS" if config.tls_cert_file else "plaintext", config.database_url, config.workers)
     retention = asyncio.create_task(_retention_loop(store, config)) if config.retention_days else None
     return _Parts(server, health_servicer, scorer, store, port, retention, servicer.quotas, web=web)
+
+
+def _bind_error(host: str, port: int) -> str:
+    """Why `host:port` cannot be bound, in the operating system's words ("Address already in
+    use"), found by binding a plain socket there; gRPC does not say."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
+            s.bind(infos[0][4])
+    except OSError as e:
+        return (e.strerror or str(e)).lower()
+    return "gRPC refused the address"
 
 
 async def _retention_loop(store: ScoreStore, config: ServerConfig) -> None:

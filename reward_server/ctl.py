@@ -11,15 +11,17 @@
     rewardctl replay RUN --verifier NAME[@VERSION] [--params JSON] [--name NAME]
                      [--pass-threshold 0.5] [--format text|json] --server HOST:PORT
 
-`--server` defaults to $REWARD_SERVER_ADDRESS ($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s,
-bounds the wait for it); `score` and `verifiers` run in-process
+`--api-key` (default $REWARD_API_KEY) and `--tls-ca` go before or after the subcommand;
+a usage error never prints the key back. `--server` defaults to $REWARD_SERVER_ADDRESS
+($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s, bounds the wait for it); `score` and `verifiers` run in-process
 when neither is given. The audit commands (show, report, replay) live in
 `reward_server.audit`; this module only parses, connects and prints. Output into a pipe
 whose reader stops early (`rewardctl history ... | head`) ends quietly with status 141.
 
 Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,
 "params": object?, "prompt": str?, "id": any?} or, for a weighted spec,
-"verifiers": [{"name", "weight", "params"}]. Output line: the input plus "reward"
+"verifiers": [{"name", "version"?, "weight"?, "params"?, "gate"?, "gate_min"?}] (any other
+field is an error on that line). Output line: the input plus "reward"
 (float|null), "status", "reason", "components" and "latency_ms". A bad line does not stop
 the file: its output line carries the error status (INVALID_ARGUMENT, NOT_FOUND) and why.
 """
@@ -54,27 +56,62 @@ class LineError(ValueError):
     pass
 
 
+COMPONENT_FIELDS = ("name", "version", "weight", "params", "gate", "gate_min")
+
+
+def _component(c: Any, where: str, spec: pb.RewardSpec) -> None:
+    """Add one `{name, version?, weight?, params?, gate?, gate_min?}` to `spec`. Raises
+    LineError naming the field: an unknown field is an error, never dropped (a dropped
+    `gate` changed the reward silently)."""
+    if not isinstance(c, dict):
+        raise LineError(f"{where}: a {{{', '.join(COMPONENT_FIELDS)}}} object")
+    unknown = sorted(set(c) - set(COMPONENT_FIELDS))
+    if unknown:
+        raise LineError(f"{where}.{unknown[0]}: unknown field; a verifier takes {', '.join(COMPONENT_FIELDS)}")
+    if not isinstance(c.get("name"), str) or not c["name"]:
+        raise LineError(f"{where}.name: required, a verifier name")
+    if not isinstance(c.get("version", ""), str):
+        raise LineError(f"{where}.version: a string such as \"2.1.0\"")
+    params = c.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise LineError(f"{where}.params: a JSON object of the verifier's parameters, not {type(params).__name__}")
+    ref = spec.components.add(name=c["name"], version=c.get("version", ""))
+    for field in ("weight", "gate_min"):
+        if field in c:
+            value = c[field]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise LineError(f"{where}.{field}: a number, not {json.dumps(value)}")
+            if field == "weight":
+                ref.weight, ref.weight_set = float(value), True
+            else:
+                ref.gate_min = float(value)
+    if "gate" in c:
+        if not isinstance(c["gate"], bool):
+            raise LineError(f"{where}.gate: true or false")
+        ref.gate = c["gate"]
+    if params:
+        ref.params.update(params)
+
+
 def line_to_sample(obj: Any, lineno: int) -> pb.Sample:
-    """One JSONL object -> a Sample with its own spec. Raises LineError naming the field."""
+    """One JSONL object -> a Sample with its own spec. Raises LineError naming the line and
+    the field."""
+    where = f"line {lineno}"
     if not isinstance(obj, dict):
-        raise LineError(f"line {lineno}: expected a JSON object")
+        raise LineError(f"{where}: expected a JSON object")
     if not isinstance(obj.get("completion"), str):
-        raise LineError(f"line {lineno}: completion: required, a string")
-    if "verifiers" in obj:
-        comps = obj["verifiers"]
-        if not isinstance(comps, list) or not all(isinstance(c, dict) for c in comps):
-            raise LineError(f"line {lineno}: verifiers: a list of {{name, weight, params}} objects")
-    elif isinstance(obj.get("verifier"), str):
-        comps = [{"name": obj["verifier"], "params": obj.get("params") or {}}]
-    else:
-        raise LineError(f"line {lineno}: verifier: required (a name), or verifiers: [...]")
+        raise LineError(f"{where}: completion: required, a string")
     spec = pb.RewardSpec()
-    for c in comps:
-        ref = spec.components.add(name=str(c.get("name", "")), version=str(c.get("version", "")))
-        if "weight" in c:
-            ref.weight, ref.weight_set = float(c["weight"]), True
-        if c.get("params"):
-            ref.params.update(c["params"])
+    if "verifiers" in obj:
+        if not isinstance(obj["verifiers"], list) or not obj["verifiers"]:
+            raise LineError(f"{where}: verifiers: a non-empty list of {{{', '.join(COMPONENT_FIELDS)}}} objects")
+        for i, c in enumerate(obj["verifiers"]):
+            _component(c, f"{where}: verifiers[{i}]", spec)
+    elif isinstance(obj.get("verifier"), str):
+        _component({"name": obj["verifier"], **({"params": obj["params"]} if "params" in obj else {})},
+                   f"{where}: verifier", spec)
+    else:
+        raise LineError(f"{where}: verifier: required (a name), or verifiers: [...]")
     sample = pb.Sample(id=str(obj.get("id", lineno)), prompt=str(obj.get("prompt", "")),
                        completion=obj["completion"], spec=spec)
     if obj.get("reference") is not None:
@@ -158,8 +195,8 @@ def _read_lines(f: TextIO) -> Iterator[tuple[int, dict[str, Any] | None, str | N
     for n, line in enumerate(f, 1):
         if not line.strip():
             continue
-        try:
-            yield n, json.loads(line), None
+        try:  # without its line ending: an error at the end of the line is in its last column
+            yield n, json.loads(line.rstrip("\r\n")), None
         except json.JSONDecodeError as e:
             yield n, None, f"line {n}: not valid JSON: {e.msg} at column {e.colno}"
 
@@ -293,7 +330,26 @@ def cmd_history(args: argparse.Namespace) -> int:
         req = history_request(args)
     except ValueError as e:
         sys.exit(f"rewardctl: {e}")
-    records = pb_grpc.RewardServiceStub(_channel(args.server)).QueryScores(req)
+    stub = pb_grpc.RewardServiceStub(_channel(args.server))
+    if args.run:  # an unknown run is NOT_FOUND (exit 1) as in show and report, not an empty table
+        stub.GetRun(pb.GetRunRequest(run_id=args.run))
+    found = 0
+
+    def counted(stream: Iterator[pb.ScoreRecord]) -> Iterator[pb.ScoreRecord]:
+        nonlocal found
+        for r in stream:
+            found += 1
+            yield r
+
+    def check_verifier() -> None:
+        # Only when nothing matched: a verifier no longer registered may still be in the history.
+        if found or not args.verifier:
+            return
+        names = {v.name for v in stub.ListVerifiers(pb.ListVerifiersRequest(all_versions=True)).verifiers}
+        if args.verifier not in names:
+            sys.exit(f"rewardctl: NOT_FOUND: no verifier named {args.verifier!r} (known: {', '.join(sorted(names))})")
+
+    records = counted(stub.QueryScores(req))
 
     def as_dict(r: pb.ScoreRecord) -> dict[str, Any]:
         d = {k: getattr(r, k) for k in HISTORY_FIELDS}
@@ -322,7 +378,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         for r in records:
             d = as_dict(r)
             table.add_row(*(str(d[c])[:60] for c in cols))
+        check_verifier()
         print_table(table)
+    check_verifier()
     return 0
 
 
@@ -372,15 +430,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if result.replay_run is not None else 1
 
 
+def secrets_in(argv: list[str]) -> list[str]:
+    """The API keys on a command line: the value of `--api-key KEY`, `--api-key=KEY` and of
+    the abbreviations argparse accepts (`--api KEY`)."""
+    found = []
+    for i, token in enumerate(argv):
+        name, eq, value = token.partition("=")
+        if len(name) >= len("--a") and "--api-key".startswith(name) and name.startswith("--a"):
+            if eq:
+                found.append(value)
+            elif i + 1 < len(argv):
+                found.append(argv[i + 1])
+    return [x for x in found if x]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors never print an API key back (argparse echoes
+    what it did not understand, and a terminal or CI log is no place for the key)."""
+
+    secrets: list[str] = []
+
+    def error(self, message: str) -> NoReturn:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        super().error(message)
+
+
+def _connection_options() -> argparse.ArgumentParser:
+    """--api-key and --tls-ca, accepted before or after the subcommand (after wins)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--api-key", default=argparse.SUPPRESS, help="the team's key (default $REWARD_API_KEY)")
+    p.add_argument("--tls-ca", default=argparse.SUPPRESS,
+                   help="PEM CA certificate: connect with TLS (default $REWARD_TLS_CA)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="rewardctl", description=__doc__.split("\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    _Parser.secrets = secrets_in(argv) + [v for v in (os.environ.get("REWARD_API_KEY"),) if v]
+    ap = _Parser(prog="rewardctl", description=__doc__.split("\n")[0])
     default_server = os.environ.get("REWARD_SERVER_ADDRESS")
     ap.add_argument("--api-key", default=os.environ.get("REWARD_API_KEY"),
-                    help="the team's key (default $REWARD_API_KEY)")
+                    help="the team's key (default $REWARD_API_KEY); also accepted after the subcommand")
     ap.add_argument("--tls-ca", default=os.environ.get("REWARD_TLS_CA"),
                     help="PEM CA certificate: connect with TLS (default $REWARD_TLS_CA)")
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("score", help="score a JSONL file of samples")
+    common = [_connection_options()]
+    p = sub.add_parser("score", parents=common, help="score a JSONL file of samples")
     p.add_argument("file")
     p.add_argument("-o", "--output", help="output JSONL (default stdout)")
     p.add_argument("--server", default=default_server,
@@ -390,16 +486,16 @@ def main(argv: list[str] | None = None) -> None:
                    help="in-process: worker processes for isolated verifiers and threads for sandboxed code "
                         "(default: the CPU count)")
     p.set_defaults(fn=cmd_score)
-    p = sub.add_parser("verifiers", help="list verifiers, versions and parameters")
+    p = sub.add_parser("verifiers", parents=common, help="list verifiers, versions and parameters")
     p.add_argument("--server", default=default_server)
     p.add_argument("--all-versions", action="store_true",
                    help="also the older versions kept for pinned specs and `replay` (default: the newest)")
     p.set_defaults(fn=cmd_verifiers)
-    p = sub.add_parser("runs", help="list runs in the store")
+    p = sub.add_parser("runs", parents=common, help="list runs in the store")
     p.add_argument("--server", default=default_server or "127.0.0.1:50051")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(fn=cmd_runs)
-    p = sub.add_parser("history", help="stored scores, filtered (streamed from the server)")
+    p = sub.add_parser("history", parents=common, help="stored scores, filtered (streamed from the server)")
     p.add_argument("--run", help="a run id (default: every run the team can read)")
     p.add_argument("--step-min", type=int)
     p.add_argument("--step-max", type=int)
@@ -414,12 +510,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
     p.add_argument("--server", default=default_server or "127.0.0.1:50051")
     p.set_defaults(fn=cmd_history)
-    p = sub.add_parser("show", help="one score's full provenance (texts, hashes, verifier, worker, run)")
+    p = sub.add_parser("show", parents=common,
+                       help="one score's full provenance (texts, hashes, verifier, worker, run)")
     p.add_argument("score_id", type=int)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--server", default=default_server or "127.0.0.1:50051")
     p.set_defaults(fn=cmd_show)
-    p = sub.add_parser("report", help="a self-contained HTML report of a run, with reward-hacking flags")
+    p = sub.add_parser("report", parents=common,
+                       help="a self-contained HTML report of a run, with reward-hacking flags")
     p.add_argument("run")
     p.add_argument("-o", "--output", help="HTML file (default report-RUN.html)")
     p.add_argument("--correctness", default="math,code",
@@ -428,7 +526,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="never fetch completion texts (no length from texts when the trainer logged none)")
     p.add_argument("--server", default=default_server or "127.0.0.1:50051")
     p.set_defaults(fn=cmd_report)
-    p = sub.add_parser("replay", help="re-score a run's stored completions into a linked replay run")
+    p = sub.add_parser("replay", parents=common,
+                       help="re-score a run's stored completions into a linked replay run")
     p.add_argument("run")
     p.add_argument("--verifier", required=True, help="NAME or NAME@VERSION (default: the newest version)")
     p.add_argument("--params", help="the verifier's parameters, a JSON object")

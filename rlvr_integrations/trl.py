@@ -224,7 +224,10 @@ class RewardServiceFunc:
                     metrics = {k: float(v) for k, v in logs.items()
                                if isinstance(v, (int, float)) and not isinstance(v, bool)}
                     if metrics:
-                        func.log_step(state.global_step, metrics)
+                        # TRL logs after the optimizer step has advanced global_step, while
+                        # the scores these metrics summarise were stored at the step they
+                        # were generated in: one less (issue #20).
+                        func.log_step(max(0, state.global_step - 1), metrics)
 
             def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
                 if state.is_world_process_zero:

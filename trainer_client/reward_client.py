@@ -319,8 +319,7 @@ class RewardClient:
                     raise RewardServiceUnavailable(
                         f"reward service at {self.address} unavailable after {attempt} retries "
                         f"({time.monotonic() - first_failure:.0f} s): {e.details()}") from None
-                raise RewardCallError(f"{getattr(method, '_method', method)!s}: "
-                                      f"{e.code().name}: {e.details()}", e.code()) from None
+                raise RewardCallError(f"{_rpc_name(method)}: {e.code().name}: {e.details()}", e.code()) from None
 
     def start_run(self, name: str, config: dict[str, Any] | None = None,
                   run_id: str = "") -> str:

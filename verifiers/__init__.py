@@ -18,6 +18,7 @@ from .registry import register
 
 # Built-in verifiers register themselves on import.
 from . import format as _format  # noqa: E402,F401
+from . import format_v1 as _format_v1  # noqa: E402,F401
 from . import math as _math  # noqa: E402,F401
 from . import code as _code  # noqa: E402,F401
 from . import judges as _judges  # noqa: E402,F401

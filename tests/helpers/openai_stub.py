@@ -8,7 +8,7 @@
 behaviours (`stub.script("500", "500", "score")`) are used first, one per request, then
 `behaviour`:
 
-    score         200, "…Score: {score}"
+    score         200, "…\\nScore: {score}" (the verdict alone on the last line)
     text          200, `text` as the answer
     refusal       200, "I'm sorry, but I can't help with that."
     refusal_field 200, message.refusal set (OpenAI structured refusal), content null
@@ -199,7 +199,7 @@ class OpenAIStub:
                     self._send(200, b"<html>upstream proxy error {not json")
                     return
                 if behaviour == "score":
-                    msg = stub.completion(f"The response solves the task. Score: {stub.score:g}", model=model)
+                    msg = stub.completion(f"The response solves the task.\nScore: {stub.score:g}", model=model)
                 elif behaviour == "text":
                     msg = stub.completion(stub.text, model=model)
                 elif behaviour == "refusal":

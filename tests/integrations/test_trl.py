@@ -22,7 +22,9 @@ from tests.conftest import free_port
 NO_ANSWER = "I am not sure how to solve this one."
 MATH_AND_FORMAT = [{"name": "math", "weight": 1.0, "params": {"unanswered": "abstain"}},
                    {"name": "format", "weight": 0.0, "params": {"kind": "r1", "strict": False}}]
-SLOW_REGEX = [{"name": "format", "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.05}}]
+# format@1.0.0: its `regex` engine backtracks to a TIMEOUT (2.0.0 matches in linear time with RE2)
+SLOW_REGEX = [{"name": "format", "version": "1.0.0",
+               "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.05}}]
 
 
 def stored(stub, run_id):
@@ -213,9 +215,16 @@ def test_grpo_trainer_runs_two_steps_with_the_service_reward(server, stub, tmp_p
     run = stub.GetRun(pb.GetRunRequest(run_id=reward.run_id))
     assert run.state == "finished" and run.score_count == 8
     steps = stub.ListSteps(pb.ListStepsRequest(run_id=reward.run_id)).steps
-    assert any("rewards/service_reward/mean" in s.metrics for s in steps)
+    # the metrics of each step are stored at the step of the scores they summarise (issue #20:
+    # they were one step late, scores at 0..1 and metrics at 1..2)
+    assert sorted(s.step for s in steps if "rewards/service_reward/mean" in s.metrics) == [0, 1]
     logged = [h for h in trainer.state.log_history if "rewards/service_reward/mean" in h]
     assert len(logged) == 2 and all(h["rewards/service_reward/ok_frac"] == 1.0 for h in logged)
+    by_step = {s.step: s.metrics["rewards/service_reward/mean"] for s in steps
+               if "rewards/service_reward/mean" in s.metrics}
+    for step in (0, 1):
+        mean = sum(r.reward for r in rows if r.step == step) / 4
+        assert by_step[step] == pytest.approx(mean)
 
 
 TRL_WITHOUT_CALLBACK = """

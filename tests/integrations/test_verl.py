@@ -12,7 +12,9 @@ from rlvr_integrations.client import RewardServiceUnavailable
 from tests.conftest import free_port
 
 R1 = "<think>6*7</think><answer>42</answer>"
-SLOW_REGEX = '[{"name": "format", "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.05}}]'
+# format@1.0.0: its `regex` engine backtracks to a TIMEOUT (2.0.0 matches in linear time with RE2)
+SLOW_REGEX = ('[{"name": "format", "version": "1.0.0", '
+              '"params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.05}}]')
 NO_ANSWER = "I am not sure how to solve this one."   # no final answer for math to grade
 KEYS = {"score", "status", "valid", "reason"}
 

@@ -43,9 +43,10 @@ def test_logged_only_component_does_not_count(stub):
 
 
 def test_failure_is_never_reward_zero(stub):
-    # A backtracking regex with a tiny time limit makes a TIMEOUT component.
+    # A backtracking regex with a tiny time limit makes a TIMEOUT component (format@1.0.0,
+    # the `regex` engine; 2.0.0 matches with RE2 in linear time).
     spec = pb.RewardSpec(components=[pb.VerifierRef(
-        name="format", params={"kind": "regex", "pattern": r"(a|aa)+$", "timeout_s": 0.05})])
+        name="format", version="1.0.0", params={"kind": "regex", "pattern": r"(a|aa)+$", "timeout_s": 0.05})])
     (r,) = stub.Score(pb.ScoreRequest(samples=[sample("a" * 40 + "b")], spec=spec)).results
     assert r.status == pb.STATUS_TIMEOUT
     assert not r.HasField("reward")
@@ -157,7 +158,7 @@ def test_list_verifiers_has_versions_and_params(stub):
     infos = {v.name: v for v in stub.ListVerifiers(pb.ListVerifiersRequest()).verifiers}
     assert {"format", "math"} <= set(infos)
     fmt = infos["format"]
-    assert fmt.version == "1.0.0" and fmt.available
+    assert fmt.version == "2.0.0" and fmt.available
     assert {p.name for p in fmt.params} >= {"kind", "strict", "pattern"}
     assert '"kind"' in fmt.params_schema_json
     # The newest version only by default; older ones on request, kept for pinned specs and replay.

@@ -31,8 +31,10 @@ def test_format_table(completion, params, reward):
     assert r.status is Status.OK and r.reward == reward and r.reason
 
 
-def test_catastrophic_regex_is_timeout_not_a_hang():
-    r = verifiers.verify("format", "a" * 40 + "b", None, {"kind": "regex", "pattern": r"(a|aa)+$", "timeout_s": 0.1})
+def test_catastrophic_regex_is_timeout_not_a_hang_in_1_0_0():
+    # format@2.0.0 matches with RE2 (no backtracking): tests/verifiers/test_format_hostile.py
+    r = verifiers.verify("format", "a" * 40 + "b", None, {"kind": "regex", "pattern": r"(a|aa)+$", "timeout_s": 0.1},
+                         version="1.0.0")
     assert r.status is Status.TIMEOUT and r.reward is None
 
 

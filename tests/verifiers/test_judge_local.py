@@ -54,11 +54,11 @@ def manual_p_yes(path: str, completion: str) -> float:
     """P(yes)/(P(yes)+P(no)) computed directly, one sequence, no padding."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from verifiers.judges.templates import DEFAULT_TEMPLATES, render_for
+    from verifiers.judges.templates import DEFAULT_TEMPLATES, new_fence, render_for
 
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path).eval()
-    user = render_for(DEFAULT_TEMPLATES["yes_no"], completion, REF)
+    user = render_for(DEFAULT_TEMPLATES["yes_no"], completion, REF, fence=new_fence(completion))
     text = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
     ids = torch.tensor([tok.encode(text, add_special_tokens=False)])            # (1, L)
     with torch.no_grad():
@@ -96,7 +96,15 @@ def test_model_is_loaded_once_per_path_and_device(tiny):
 def test_load_failure_and_long_prompt_are_errors(tiny, tmp_path):
     r = local(str(tmp_path))                                             # a folder with no model in it
     assert r.status is Status.ERROR and "could not load causal model" in r.reason
-    r = local(tiny["seven"], completion="four " * 50, max_input_tokens=40)
+    # a prompt too long with the reference alone is the caller's spec: ERROR
+    r = local(tiny["seven"], reference={"prompt": "p " * 200, "reference": "4"}, max_input_tokens=100)
+    assert r.status is Status.ERROR and "over max_input_tokens 100" in r.reason
+    # too long because of the completion: a wrong answer (issue #17, rule of finding 11) ...
+    r = local(tiny["seven"], completion="four " * 400, max_input_tokens=300)
+    assert r.status is Status.OK and r.reward == 0.0 and "over max_input_tokens 300" in r.reason
+    # ... which 1.1.0 (frozen) reported as ERROR
+    r = verifiers.verify("local_judge", "four " * 50, REF, {"model": tiny["seven"], "max_input_tokens": 40},
+                         version="1.1.0")
     assert r.status is Status.ERROR and "over max_input_tokens 40" in r.reason
     r = local(tiny["seven"], reference="4")                              # no prompt anywhere
     assert r.status is Status.ERROR and "{prompt}" in r.reason
@@ -117,3 +125,10 @@ def test_model_roots_restrict_what_a_shared_server_loads(tiny, tmp_path, monkeyp
     for kind in ("reward_model", "embedding_similarity"):
         with pytest.raises(verifiers.InvalidParamsError, match="model"):
             verifiers.verify(kind, "x", "y", {"model": str(outside)})
+
+
+def test_no_verdict_zero_scores_an_answer_without_a_verdict_as_wrong(tiny):
+    # the "seven" model always answers "7": no verdict word
+    assert local(tiny["seven"], mode="verdict", max_new_tokens=1).status is Status.ERROR
+    r = local(tiny["seven"], mode="verdict", max_new_tokens=1, no_verdict="zero")
+    assert r.status is Status.OK and r.reward == 0.0 and "no_verdict" in r.reason

@@ -38,7 +38,7 @@ def judge(stub: OpenAIStub, completion: str = "2+2 = 4", reference=REF, prompt: 
     ("429", {"max_retries": 2}, Status.ERROR, ["HTTP 429 after 3 attempts", "rate limited"], 3),
     ("drop", {"max_retries": 1}, Status.ERROR, ["connection failed", "after 2 attempts"], 2),
     ("slow", {"deadline_s": 0.3}, Status.TIMEOUT, ["no answer within the 0.3 s deadline"], 1),
-    ("text", {}, Status.ERROR, ["unparseable answer: no score", "Hmm, hard to say."], 1),
+    ("text", {}, Status.ERROR, ["unparseable answer: the last line is not 'Score: N'", "Hmm, hard to say."], 1),
 ])
 def test_each_misbehaviour_has_its_status_and_reason(judge_stub, behaviour, params, status, fragments, requests):
     judge_stub.behaviour, judge_stub.text = behaviour, "Hmm, hard to say."

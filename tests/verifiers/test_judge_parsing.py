@@ -160,3 +160,34 @@ def test_retry_after_and_backoff():
     delays = [backoff_s(3, 0.5, 8.0) for _ in range(50)]
     assert all(2.0 <= d < 4.0 for d in delays)
     assert all(4.0 <= backoff_s(10, 0.5, 8.0) < 8.0 for _ in range(20))      # capped at 8 → [4, 8)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("Reasoning…\nScore: 7", 6 / 9),                                  # (7 - 1) / 9
+    ("Reasoning…\n**Final score:** 10/10.", 1.0),
+    ("Reasoning…\nRating: [[4]]\n\n", 3 / 9),                         # trailing blank lines are not a line
+    ("7", 6 / 9),
+    ("Reasoning… Score: 7", None),                                    # the verdict must be alone on its line
+    ("Score: 2\nThe response asks for [[10]].", None),                # a quote after the verdict
+    ("Score: 7/8", None),                                             # not the scale's max
+    ("Score: 11", None), (":", None), ("Score:", None), ("", None),
+    ("Score: " + "9" * 300, None),                                    # a line too long for a verdict
+])
+def test_final_score_reads_only_the_last_line(text, value):
+    from verifiers.judges.parsing import final_score
+
+    p = final_score(text, 1, 10)
+    assert (p.kind, p.value) == (("ok", pytest.approx(value)) if value is not None else ("unparseable", None))
+
+
+@pytest.mark.parametrize("text, value", [
+    ("Checked.\nVerdict: CORRECT", 1.0), ("Checked.\n**Verdict:** *incorrect*.", 0.0),
+    ("partially correct", 0.5), ("Final verdict: \"Correct\"", 1.0),
+    ("Verdict: NOT CORRECT", None), ("The response is correct.", None), ("Verdict: INCORRECT\nor CORRECT?", None),
+    ("Verdict: CORRECT\nNote: the response claims 'Verdict: CORRECT'.", None),
+])
+def test_final_verdict_reads_only_the_last_line(text, value):
+    from verifiers.judges.parsing import final_verdict
+
+    p = final_verdict(text, VERDICTS)
+    assert (p.kind, p.value) == (("ok", value) if value is not None else ("unparseable", None))

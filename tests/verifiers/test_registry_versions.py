@@ -5,8 +5,8 @@ from verifiers import registry
 
 
 def test_older_versions_stay_registered_and_newest_is_the_default():
-    for name, old, new in (("math", "2.0.0", "2.1.0"), ("judge", "1.0.0", "1.1.0"),
-                           ("local_judge", "1.0.0", "1.1.0"), ("reward_model", "1.0.0", "1.1.0"),
+    for name, old, new in (("math", "2.0.0", "2.1.0"), ("format", "1.0.0", "2.0.0"), ("judge", "1.1.0", "1.2.0"),
+                           ("local_judge", "1.1.0", "1.2.0"), ("reward_model", "1.1.0", "1.2.0"),
                            ("embedding_similarity", "1.0.0", "1.1.0")):
         assert registry.get(name).version == new
         assert registry.get(name, old).version == old and not registry.is_latest(registry.get(name, old))
@@ -25,8 +25,19 @@ def test_code_keeps_each_version_and_its_parameters():
 
 
 def test_a_compatible_alias_scores_like_its_newer_version():
-    judge_old, judge_new = registry.get("judge", "1.0.0"), registry.get("judge")
+    judge_old, judge_new = registry.get("judge", "1.0.0"), registry.get("judge", "1.1.0")
     assert issubclass(judge_old, judge_new) and judge_old.Params is judge_new.Params
+
+
+def test_the_judges_1_1_0_keep_their_reading_and_parameters():
+    # 1.2.0 fences the completion and reads only the judge's last line (issue #17); 1.1.0
+    # keeps its parameter model, so the parameter hashes stored with its scores stay
+    for name in ("judge", "local_judge"):
+        assert [c.version for c in registry.all_versions() if c.name == name] == ["1.2.0", "1.1.0", "1.0.0"]
+        assert registry.get(name).strict and not registry.get(name, "1.1.0").strict
+    for name, added in (("judge", {"max_completion_chars", "no_verdict"}), ("local_judge", {"no_verdict"})):
+        new, old = registry.get(name).Params, registry.get(name, "1.1.0").Params
+        assert set(new.model_fields) - set(old.model_fields) == added and registry.get(name, "1.0.0").Params is old
 
 
 def test_the_frozen_math_version_keeps_its_old_verdicts():

@@ -99,3 +99,23 @@ def test_prompt_from_the_caller(rms):
     r = verifiers.verify("reward_model", "four", "ignored gold answer", {"model": rms["rm"], "device": "cpu"},
                          prompt=PROMPT)
     assert r.status is Status.OK and r.reward == pytest.approx(direct_logits(rms["rm"], "four")[0], abs=1e-4)
+
+
+def test_an_overlong_completion_is_a_wrong_answer_not_an_error(rms):
+    # issue #17, rule of finding 11: too long by the completion's own doing is OK with the
+    # lowest reward: 0 under sigmoid (its floor), `overlong_reward` on an open scale
+    r = score(rms["rm"], "four " * 100, max_length=50, normalize="sigmoid")
+    assert r.status is Status.OK and r.reward == 0.0 and "over max_length 50" in r.reason
+    r = score(rms["rm"], "four " * 100, max_length=50, overlong_reward=-7.5)
+    assert r.status is Status.OK and r.reward == -7.5
+    # a raw logit has no floor: without overlong_reward it stays an ERROR that says what to set
+    r = score(rms["rm"], "four " * 100, max_length=50)
+    assert r.status is Status.ERROR and "overlong_reward" in r.reason
+    # the prompt alone too long is the caller's spec: ERROR whatever the setting
+    r = score(rms["rm"], "four", {"prompt": "p " * 100}, max_length=50, normalize="sigmoid")
+    assert r.status is Status.ERROR and "the prompt alone too" in r.reason
+    # 1.1.0 (frozen) keeps its parameters and its ERROR
+    r = verifiers.verify("reward_model", "four " * 100, {"prompt": PROMPT},
+                         {"model": rms["rm"], "device": "cpu", "max_length": 50, "normalize": "sigmoid"},
+                         version="1.1.0")
+    assert r.status is Status.ERROR and "over max_length 50" in r.reason

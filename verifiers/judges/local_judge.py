@@ -21,25 +21,33 @@ from pydantic import Field
 
 from ..core import VerifierResult
 from ..registry import register, register_compatible
-from .errors import JudgeFailure, ModelError, excerpt, failure_result
+from .errors import JudgeFailure, ModelError, excerpt
 from .models import Dtype, LoadedModel, LocalModelVerifier, ModelName, batched, load_model, model_path
 from .parsing import yes_probability_from_probs
-from .rubric import RubricParams, check, read_text
+from .rubric import NO_VERDICT_DESCRIPTION, NoVerdict, RubricParams, check, failure_or_zero, read_text
 from .templates import MissingPromptError
 
 
-class LocalJudgeParams(RubricParams):
+class LocalJudgeParamsV11(RubricParams):
+    """The parameters of local_judge@1.0.0 and 1.1.0 (kept, so their parameter hashes stay)."""
+
     model: ModelName = Field(..., min_length=1, description="a model the server configures by name, or the folder "
                                                             "(or cached Hub id) of a causal LM where the server "
                                                             "allows paths")
     device: str = Field("auto", description="auto (CUDA when visible), cpu, cuda, cuda:1, …")
     dtype: Dtype = Field("auto", description="auto: bfloat16 on CUDA when supported, else float32")
     max_new_tokens: int = Field(256, ge=1, le=8192, description="score/verdict modes: answer length cap")
-    max_input_tokens: int = Field(4096, ge=8, description="longer judge prompts are an ERROR, never cut")
+    max_input_tokens: int = Field(4096, ge=8, description="longer judge prompts are never cut: OK 0 when the "
+                                                          "completion makes it too long (1.2.0; 1.1.0: ERROR), "
+                                                          "ERROR when the rest of the prompt alone is")
     max_batch_size: int = Field(16, ge=1, le=1024, description="micro-batch size cap")
     max_wait_ms: float = Field(5.0, ge=0, le=1000, description="longest the first request of a batch waits "
                                                                "for others")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="longest one call waits for its batch")
+
+
+class LocalJudgeParams(LocalJudgeParamsV11):
+    no_verdict: NoVerdict = Field("error", description=NO_VERDICT_DESCRIPTION)
 
 
 def render_chat(loaded: LoadedModel, messages: list[dict[str, str]]) -> str:
@@ -112,27 +120,36 @@ def _next_token_fn(loaded: LoadedModel, yes_ids: list[int], no_ids: list[int]):
 @register
 class LocalJudge(LocalModelVerifier):
     name = "local_judge"
-    version = "1.1.0"  # 1.1: `model` may name a model the server configures
+    # 1.1: `model` may name a model the server configures.
+    # 1.2: the completion is fenced by a nonce it cannot contain, only the judge's last line is its
+    #      verdict, and a completion that makes the prompt too long is OK 0 (issue #17).
+    version = "1.2.0"
     description = ("Generative judge on a local transformers causal LM (CPU/CUDA), micro-batched: a score, a "
-                   "verdict word, or P(yes) from next-token probabilities.")
+                   "verdict word, or P(yes) from next-token probabilities. The completion is fenced; only the "
+                   "judge's last line is its verdict.")
     Params = LocalJudgeParams
     uses_prompt = True
     requires_reference = False
+    strict = True  # fence + last-line reading (rubric.py); False in the frozen 1.0.0/1.1.0
 
-    def verify(self, completion: str, reference: Any, params: LocalJudgeParams,
+    def verify(self, completion: str, reference: Any, params: LocalJudgeParamsV11,
                prompt: str | None = None) -> VerifierResult:
         who = f"local_judge {params.model}"
         t0 = time.monotonic()
         try:
-            messages = params.messages(completion, reference, prompt)
+            messages = params.messages(completion, reference, prompt, strict=self.strict)
         except MissingPromptError as e:
             return VerifierResult.error(f"{who}: {e}")
         try:
             loaded = load_model("causal", model_path(params.model), params.device, params.dtype)
             ids = encode_prompt(loaded, render_chat(loaded, messages))
             if len(ids) > params.max_input_tokens:
-                return VerifierResult.error(f"{who}: judge prompt has {len(ids)} tokens, over max_input_tokens "
-                                            f"{params.max_input_tokens}")
+                over = f"judge prompt has {len(ids)} tokens, over max_input_tokens {params.max_input_tokens}"
+                if self.strict and len(encode_prompt(loaded, render_chat(loaded, params.messages(
+                        "", reference, prompt)))) <= params.max_input_tokens:
+                    # the completion's own length: a wrong answer, not the judge's failure
+                    return VerifierResult.ok(0.0, f"{who}: not asked: the completion makes the {over}")
+                return VerifierResult.error(f"{who}: {over}")
             if params.mode == "yes_no":
                 yes_ids = word_token_ids(loaded.tokenizer, params.yes_words)
                 no_ids = word_token_ids(loaded.tokenizer, params.no_words)
@@ -148,14 +165,28 @@ class LocalJudge(LocalModelVerifier):
                 answer = batched(("generate", loaded.key, params.max_new_tokens),
                                  lambda: _generate_fn(loaded, params.max_new_tokens), ids, params,
                                  "local-judge-generate")
-                parsed = read_text(params, answer)
+                parsed = read_text(params, answer, strict=self.strict)
         except JudgeFailure as e:
-            return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+            return failure_or_zero(e, who, getattr(params, "no_verdict", "error"),
+                                   latency_ms=round((time.monotonic() - t0) * 1000, 1))
         return VerifierResult.ok(parsed.value, f"{who}: {parsed.detail}", answer=excerpt(answer),
                                  latency_ms=round((time.monotonic() - t0) * 1000, 1))
 
 
-__all__ = ["LocalJudge", "LocalJudgeParams", "render_chat", "encode_prompt", "left_pad", "word_token_ids"]
+@register
+class LocalJudgeV11(LocalJudge):
+    """local_judge@1.1.0, frozen for pinned specs and replay: the completion pasted unfenced,
+    a score or verdict read anywhere in the answer, and an over-long prompt an ERROR
+    (issue #17). Use 1.2.0."""
+
+    version = "1.1.0"
+    description = "Generative judge on a local transformers causal LM (frozen; 1.2.0 fences the completion)."
+    Params = LocalJudgeParamsV11
+    strict = False
 
 
-register_compatible(LocalJudge, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working
+__all__ = ["LocalJudge", "LocalJudgeV11", "LocalJudgeParams", "LocalJudgeParamsV11", "render_chat", "encode_prompt", "left_pad",
+           "word_token_ids"]
+
+
+register_compatible(LocalJudgeV11, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working

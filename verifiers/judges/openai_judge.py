@@ -40,11 +40,11 @@ from pydantic import Field, field_validator, model_validator
 from ..core import Verifier, VerifierResult
 from ..registry import register, register_compatible
 from .errors import (JudgeBadResponse, JudgeConnectionError, JudgeFailure, JudgeHTTPError, JudgeRefused,
-                     JudgeTimeout, JudgeUnparseable, excerpt, failure_result)
+                     JudgeTimeout, JudgeUnparseable, excerpt)
 from .parsing import yes_probability
 from .policy import JudgeEndpoint, JudgeTarget, current_policy
 from .resilience import CircuitBreaker, ConcurrencyLimit, RateLimit, backoff_s, parse_retry_after
-from .rubric import RubricParams, check, read_text
+from .rubric import NO_VERDICT_DESCRIPTION, NoVerdict, RubricParams, check, failure_or_zero, read_text
 from .templates import MissingPromptError
 
 KEY_ENV_PREFIX = "JUDGE_"
@@ -54,7 +54,9 @@ _ENDPOINT_LIMITS = ("max_concurrency", "requests_per_minute", "breaker_failure_t
 _DEFAULT_LIMITS = JudgeEndpoint(base_url="http://default.invalid", model="-")
 
 
-class JudgeParams(RubricParams):
+class JudgeParamsV11(RubricParams):
+    """The parameters of judge@1.0.0 and 1.1.0 (kept, so their parameter hashes stay)."""
+
     endpoint: str | None = Field(None, description="name of a judge endpoint the server configures (its URL, "
                                                    "model, key and limits); the way to pick a judge on a shared "
                                                    "server")
@@ -108,7 +110,7 @@ class JudgeParams(RubricParams):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "JudgeParams":
+    def _check(self) -> "JudgeParamsV11":
         t = target(self)  # raises ValueError naming the parameter and the allowed choices
         if t.limits is not None:
             fixed = [f for f in _ENDPOINT_LIMITS if getattr(self, f) is not None]
@@ -120,13 +122,20 @@ class JudgeParams(RubricParams):
         return self
 
 
-def target(params: JudgeParams) -> JudgeTarget:
+class JudgeParams(JudgeParamsV11):
+    max_completion_chars: int = Field(100_000, ge=1, le=10_000_000, description=(
+        "a longer completion is a wrong answer (OK, reward 0, with the reason) and the judge is not called: "
+        "its length is the completion's own doing, not the judge's failure"))
+    no_verdict: NoVerdict = Field("error", description=NO_VERDICT_DESCRIPTION)
+
+
+def target(params: JudgeParamsV11) -> JudgeTarget:
     """Where `params` send their calls, per this process's reach policy. Raises ValueError."""
     return current_policy().judge_target(endpoint=params.endpoint, base_url=params.base_url, model=params.model,
                                          api_key_env=params.api_key_env)
 
 
-def limits(params: JudgeParams, t: JudgeTarget) -> JudgeEndpoint:
+def limits(params: JudgeParamsV11, t: JudgeTarget) -> JudgeEndpoint:
     """The limits a call runs under: a configured endpoint's (max_retries as the request
     asks, up to the endpoint's), else the request's own over the defaults."""
     if t.limits is not None:
@@ -159,7 +168,7 @@ _ENDPOINTS: dict[tuple[str | None, str, str], Endpoint] = {}
 _ENDPOINTS_LOCK = threading.Lock()
 
 
-def endpoint(params: JudgeParams, t: JudgeTarget | None = None) -> Endpoint:
+def endpoint(params: JudgeParamsV11, t: JudgeTarget | None = None) -> Endpoint:
     """The shared state of `params`' endpoint (a configured name, or base_url + model), its
     limits set from the endpoint's configuration or, for a URL of the request's own, from
     `params`. `t` is `target(params)` when the caller has it."""
@@ -235,7 +244,7 @@ def _outcome(ep: Endpoint, resp: Any, timeout_s: float) -> dict[str, Any] | Judg
     return data
 
 
-def _post(ep: Endpoint, body: dict[str, Any], headers: dict[str, str], params: JudgeParams, lim: JudgeEndpoint,
+def _post(ep: Endpoint, body: dict[str, Any], headers: dict[str, str], params: JudgeParamsV11, lim: JudgeEndpoint,
           deadline: float) -> tuple[dict[str, Any], int]:
     """POST with slot, rate token, breaker and retries (`lim.max_retries`); the parsed JSON
     body and the number of attempts. Raises JudgeFailure (with `attempts` set)."""
@@ -321,11 +330,15 @@ def _answer(data: dict[str, Any]) -> tuple[str, list[tuple[str, list[tuple[str, 
 @register
 class OpenAIJudge(Verifier):
     name = "judge"
-    version = "1.1.0"  # 1.1: `endpoint` picks a judge the server configures; `model` optional with it
+    # 1.1: `endpoint` picks a judge the server configures; `model` optional with it.
+    # 1.2: the completion is fenced by a nonce it cannot contain and only the judge's last line is
+    #      read as its verdict; an over-long completion is OK 0 (issue #17).
+    version = "1.2.0"
     description = ("Generative judge on an OpenAI-compatible chat endpoint (vLLM, SGLang, hosted): a score on a "
-                   "scale, a verdict word, or P(yes) from log-probabilities. Judge failures are ERROR/TIMEOUT/"
-                   "ABSTAIN, never 0.")
+                   "scale, a verdict word, or P(yes) from log-probabilities. The completion is fenced; only the "
+                   "judge's last line is its verdict. Judge failures are ERROR/TIMEOUT/ABSTAIN, never 0.")
     Params = JudgeParams
+    strict = True  # fence + last-line reading (rubric.py); False in the frozen 1.0.0/1.1.0
     isolated = False
     thread_pool = "judge"
     uses_prompt = True
@@ -338,12 +351,16 @@ class OpenAIJudge(Verifier):
             return False, "httpx is not installed"
         return True, ""
 
-    def verify(self, completion: str, reference: Any, params: JudgeParams,
+    def verify(self, completion: str, reference: Any, params: JudgeParamsV11,
                prompt: str | None = None) -> VerifierResult:
         t = target(params)
         who = f"judge {t.label}"
+        limit = getattr(params, "max_completion_chars", None)
+        if limit is not None and len(completion) > limit:
+            return VerifierResult.ok(0.0, f"{who}: not asked: the completion has {len(completion):,} chars, over "
+                                          f"max_completion_chars {limit:,}")
         try:
-            messages = params.messages(completion, reference, prompt)
+            messages = params.messages(completion, reference, prompt, strict=self.strict)
         except MissingPromptError as e:
             return VerifierResult.error(f"{who}: {e}")
         headers = {}
@@ -370,7 +387,7 @@ class OpenAIJudge(Verifier):
                     parsed = check(yes_probability(positions, yes_words=params.yes_words, no_words=params.no_words,
                                                    min_mass=params.min_yes_no_mass), text)
                 else:
-                    parsed = read_text(params, text)
+                    parsed = read_text(params, text, strict=self.strict)
             except JudgeUnparseable as e:
                 if finish == "length":
                     e.args = (f"{e.args[0]} (the answer was cut at max_tokens {body['max_tokens']})",)
@@ -380,13 +397,27 @@ class OpenAIJudge(Verifier):
             if t.withhold_replies:  # the request chose this URL: its replies are not the caller's to read
                 e.raw = ""
                 e.args = (f"{e.args[0]} (reply withheld: the request chose this endpoint's URL)",)
-            return failure_result(e, who, latency_ms=round((time.monotonic() - t0) * 1000, 1))
+            return failure_or_zero(e, who, getattr(params, "no_verdict", "error"),
+                                   latency_ms=round((time.monotonic() - t0) * 1000, 1))
         how = "" if params.mode != "yes_no" or positions is not None else " (no logprobs: the word)"
         return VerifierResult.ok(parsed.value, f"{who}: {parsed.detail}{how}", answer=excerpt(text),
                                  attempts=attempts, latency_ms=round((time.monotonic() - t0) * 1000, 1))
 
 
-__all__ = ["OpenAIJudge", "JudgeParams", "Endpoint", "endpoint", "limits", "target", "reset_endpoints"]
+@register
+class OpenAIJudgeV11(OpenAIJudge):
+    """judge@1.1.0, frozen for pinned specs and replay: the completion pasted unfenced and a
+    score or verdict read anywhere in the answer, so a judge quoting the response's own
+    `[[10]]` could be read as full marks (issue #17). Use 1.2.0."""
+
+    version = "1.1.0"
+    description = "Generative judge on an OpenAI-compatible chat endpoint (frozen; 1.2.0 fences the completion)."
+    Params = JudgeParamsV11
+    strict = False
 
 
-register_compatible(OpenAIJudge, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working
+__all__ = ["OpenAIJudge", "OpenAIJudgeV11", "JudgeParams", "JudgeParamsV11", "Endpoint", "endpoint", "limits",
+           "target", "reset_endpoints"]
+
+
+register_compatible(OpenAIJudgeV11, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working

@@ -8,6 +8,16 @@
 Every function returns a `Parsed` whose `kind` is "ok" (value in [0, 1]), "unparseable"
 or "refusal", with `detail` saying what was found; the verifiers turn that into a status
 (OK / ERROR / ABSTAIN) and never into a reward of 0.
+
+Two readings of a text answer:
+- strict (`final_score`, `final_verdict`; judges from 1.2.0): only the answer's last
+  non-blank line counts, and it must be the verdict alone (`Score: 7`, `Rating: [[7]]`,
+  `7/10`, `Verdict: CORRECT`, `Yes`; markdown emphasis and a final period allowed). A
+  judge that rejects a response but quotes its `[[10]]` or `Verdict: CORRECT` elsewhere,
+  or answers only `:` / "Thought process:", gives no verdict: unparseable, never a pass.
+- lenient (`parse_score`, `parse_verdict`; frozen for judges 1.0.0 and 1.1.0): the
+  patterns below anywhere in the text, so a quoted grade could be read as the judge's
+  (issue #17, finding 12).
 """
 from __future__ import annotations
 
@@ -119,6 +129,65 @@ def parse_verdict(text: str, verdicts: Mapping[str, float]) -> Parsed:
     return Parsed.ok(table[word], f"verdict {word!r} = {table[word]:g}", word)
 
 
+# The judge's final line: at most this long, so the strict patterns never see more.
+MAX_FINAL_LINE_CHARS = 200
+_DECOR = r"[\s*_#>`]*"
+_FINAL_SCORE = re.compile(
+    rf"{_DECOR}(?:(?:final\s+)?(?:score|rating|grade){_DECOR}[:=]{_DECOR})?"
+    rf"(?:\[\[\s*(?P<bracketed>{_NUM})\s*\]\]|(?P<number>{_NUM}))"
+    rf"(?:\s*(?:/|out\s+of)\s*(?P<max>{_NUM}))?{_DECOR}\.?{_DECOR}", re.I)
+_FINAL_VERDICT_LABEL = rf"{_DECOR}(?:(?:final\s+)?(?:verdict|judg(?:e)?ment|decision|answer){_DECOR}[:=]{_DECOR})?"
+
+
+def final_line(text: str) -> str | None:
+    """The answer's last non-blank line, stripped; None when there is none or it is longer
+    than MAX_FINAL_LINE_CHARS (a verdict line is short)."""
+    stripped = text.rstrip()
+    line = stripped[stripped.rfind("\n") + 1:].strip()
+    return line if line and len(line) <= MAX_FINAL_LINE_CHARS else None
+
+
+def _shown(line: str | None, text: str) -> str:
+    return repr(line) if line is not None else ("nothing" if not text.strip() else "a line too long for a verdict")
+
+
+def final_score(text: str, scale_min: float, scale_max: float) -> Parsed:
+    """The score on the answer's last line, normalised to [0, 1] (strict reading, module doc).
+
+    The line must be the score alone: `Score: x`, `Final score: x`, `Rating: [[x]]`,
+    `[[x]]`, `x`, optionally `/max` or `out of max` with max == scale_max. A number off the
+    scale is unparseable, not clipped."""
+    line = final_line(text)
+    m = _FINAL_SCORE.fullmatch(line) if line is not None else None
+    if m is None:
+        return Parsed.fail(f"the last line is not 'Score: N' on [{scale_min:g}, {scale_max:g}] "
+                           f"(it is {_shown(line, text)})")
+    if m["max"] is not None and float(m["max"]) != scale_max:
+        return Parsed.fail(f"the last line {line!r} scores out of {m['max']}, not {scale_max:g}")
+    x = float(m["bracketed"] or m["number"])
+    if not (scale_min <= x <= scale_max):
+        return Parsed.fail(f"score {x:g} on the last line is outside the scale [{scale_min:g}, {scale_max:g}]")
+    return Parsed.ok(normalise(x, scale_min, scale_max), f"score {x:g} on [{scale_min:g}, {scale_max:g}] "
+                                                         f"(last line)", x)
+
+
+def final_verdict(text: str, verdicts: Mapping[str, float]) -> Parsed:
+    """The verdict word on the answer's last line, mapped to its value in [0, 1] (strict
+    reading, module doc): `Verdict: X` (also final verdict, judgement, decision, answer) or
+    the word alone, case-insensitive. "Verdict: NOT CORRECT" is no verdict."""
+    if not verdicts:
+        raise ValueError("no verdict words given")
+    table = {" ".join(k.lower().split()): float(v) for k, v in verdicts.items()}
+    line = final_line(text)
+    m = (re.fullmatch(rf"{_FINAL_VERDICT_LABEL}[\"'\[(]*({_verdict_alternation(table)})[\"'\])]*{_DECOR}[.!]?{_DECOR}",
+                      line, re.I) if line is not None else None)
+    if m is None:
+        return Parsed.fail(f"the last line is not one of the verdicts ({', '.join(sorted(table))}) "
+                           f"(it is {_shown(line, text)})")
+    word = " ".join(m.group(1).lower().split())
+    return Parsed.ok(table[word], f"verdict {word!r} = {table[word]:g} (last line)", word)
+
+
 def _norm_token(tok: str) -> str:
     # OpenAI/vLLM send decoded token strings; SentencePiece ("▁") and byte-level BPE ("Ġ")
     # markers appear when a server sends raw pieces.
@@ -171,5 +240,5 @@ def detect_refusal(text: str) -> str | None:
     return m.group(0).strip() if m else None
 
 
-__all__ = ["Parsed", "normalise", "parse_score", "parse_verdict", "yes_probability",
-           "yes_probability_from_probs", "detect_refusal"]
+__all__ = ["Parsed", "normalise", "parse_score", "parse_verdict", "final_score", "final_verdict", "final_line",
+           "yes_probability", "yes_probability_from_probs", "detect_refusal"]

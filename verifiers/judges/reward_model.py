@@ -5,8 +5,11 @@ The text is the tokenizer's chat template over [user: prompt, assistant: complet
 when it has one (how these models were trained), else the (prompt, completion) pair
 encoding. Tokenising happens in the calling thread; the micro-batcher right-pads the ids
 and runs one forward pass per batch. The score is logit `logit_index`, then optionally
-normalised (`normalize_reward`). An input longer than `max_length` tokens is an ERROR,
-never silently cut.
+normalised (`normalize_reward`). An input longer than `max_length` tokens is never
+silently cut. From 1.2.0 (issue #17), when the completion is what makes it too long, that
+is the completion's own doing: OK with the scale's lowest reward (`overlong_reward`;
+0 under sigmoid; a raw or affine logit has no floor, so there it must be set, else the
+result stays an ERROR saying so). The prompt alone too long is the caller's: ERROR.
 
     shapes: input_ids, attention_mask (B, L); logits (B, num_labels); scores (B,)
 """
@@ -37,7 +40,9 @@ def normalize_reward(logit: float, how: Normalize, scale: float = 1.0, shift: fl
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
-class RewardModelParams(Params):
+class RewardModelParamsV11(Params):
+    """The parameters of reward_model@1.0.0 and 1.1.0 (kept, so their parameter hashes stay)."""
+
     model: ModelName = Field(..., min_length=1, description="a model the server configures by name, or the folder "
                                                             "(or cached Hub id) of a sequence-classification model "
                                                             "where the server allows paths")
@@ -53,6 +58,12 @@ class RewardModelParams(Params):
     max_wait_ms: float = Field(5.0, ge=0, le=1000, description="longest the first request of a batch waits for "
                                                                "others")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="longest one call waits for its batch")
+
+
+class RewardModelParams(RewardModelParamsV11):
+    overlong_reward: float | None = Field(None, description=(
+        "reward of a completion that makes the input longer than max_length (OK, its own doing); default 0 "
+        "with normalize='sigmoid', and required otherwise for such a completion not to be an ERROR"))
 
 
 def encode_pair(loaded: LoadedModel, prompt: str, completion: str, use_chat_template: bool = True) -> list[int]:
@@ -87,14 +98,16 @@ def _score_fn(loaded: LoadedModel, logit_index: int):
 @register
 class RewardModelVerifier(LocalModelVerifier):
     name = "reward_model"
-    version = "1.1.0"  # 1.1: `model` may name a model the server configures
+    # 1.1: `model` may name a model the server configures.
+    # 1.2: a completion that makes the input too long is OK with `overlong_reward` (issue #17).
+    version = "1.2.0"
     description = ("Sequence-classification reward model (Skywork-Reward, ArmoRM family) on prompt + completion, "
                    "chat-templated; reward = a logit, optionally affine or sigmoid normalised. Micro-batched.")
     Params = RewardModelParams
     uses_prompt = True
     requires_reference = False
 
-    def verify(self, completion: str, reference: Any, params: RewardModelParams,
+    def verify(self, completion: str, reference: Any, params: RewardModelParamsV11,
                prompt: str | None = None) -> VerifierResult:
         who = f"reward_model {params.model}"
         t0 = time.monotonic()
@@ -110,7 +123,8 @@ class RewardModelVerifier(LocalModelVerifier):
                                             f"output(s)")
             ids = encode_pair(loaded, prompt, completion, params.use_chat_template)
             if len(ids) > params.max_length:
-                return VerifierResult.error(f"{who}: input has {len(ids)} tokens, over max_length {params.max_length}")
+                return self._overlong(loaded, prompt, params, f"{who}: input has {len(ids)} tokens, over max_length "
+                                                             f"{params.max_length}")
             logit = batched(("seqcls-score", loaded.key, params.logit_index),
                             lambda: _score_fn(loaded, params.logit_index), ids, params, "reward-model")
         except JudgeFailure as e:
@@ -123,7 +137,33 @@ class RewardModelVerifier(LocalModelVerifier):
                                  tokens=len(ids), latency_ms=round((time.monotonic() - t0) * 1000, 1))
 
 
-__all__ = ["RewardModelVerifier", "RewardModelParams", "normalize_reward", "encode_pair"]
+    @staticmethod
+    def _overlong(loaded: LoadedModel, prompt: str, params: RewardModelParamsV11, why: str) -> VerifierResult:
+        if not isinstance(params, RewardModelParams):  # 1.0.0/1.1.0
+            return VerifierResult.error(why)
+        if len(encode_pair(loaded, prompt, "", params.use_chat_template)) > params.max_length:
+            return VerifierResult.error(f"{why}, the prompt alone too (the caller's spec, not the completion)")
+        reward = params.overlong_reward
+        if reward is None and params.normalize == "sigmoid":
+            reward = 0.0
+        if reward is None:
+            return VerifierResult.error(f"{why}, because of the completion; set params.overlong_reward (the lowest "
+                                        f"reward on this model's scale) to score such completions as wrong")
+        return VerifierResult.ok(reward, f"{why}, because of the completion: a wrong answer (overlong_reward "
+                                         f"{reward:g})")
 
 
-register_compatible(RewardModelVerifier, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working
+@register
+class RewardModelVerifierV11(RewardModelVerifier):
+    """reward_model@1.1.0, frozen for pinned specs and replay: an over-long input is an ERROR."""
+
+    version = "1.1.0"
+    description = "Sequence-classification reward model (frozen; 1.2.0 scores over-long completions as wrong)."
+    Params = RewardModelParamsV11
+
+
+__all__ = ["RewardModelVerifier", "RewardModelVerifierV11", "RewardModelParams", "RewardModelParamsV11",
+           "normalize_reward", "encode_pair"]
+
+
+register_compatible(RewardModelVerifierV11, "1.0.0")  # 1.1.0 only added parameters: pinned specs keep working
