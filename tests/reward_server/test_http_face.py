@@ -274,7 +274,8 @@ def test_sigterm_lets_an_in_flight_http_request_finish(tmp_path):
     cfg = ServerConfig(port=0, http_port=free_port(), database_url=f"sqlite:///{tmp_path}/r.db", workers=1,
                        grace_s=30)
     srv = start_server(cfg)
-    slow = {"name": "format", "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 1}}
+    # format@1.0.0 keeps the backtracking engine (2.0.0 is linear), so the call is still in flight
+    slow = {"name": "format", "version": "1.0.0", "params": {"kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 1}}
     answer: dict = {}
 
     def call() -> None:
