@@ -14,6 +14,8 @@ pool's wall-clock and memory limits stay the backstop for whatever slips through
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import re
 
@@ -73,6 +75,21 @@ def _at_least_one(e: sympy.Basic) -> bool:
     return False
 
 
+# math@3.0.0: `1/x` is as large to write as `x` (a 12-level continued fraction is not a
+# huge number); 2.x bounded it by |x|·3 per level and refused deep continued fractions.
+_RECIPROCAL = contextvars.ContextVar("math_guard_reciprocal_bound", default=False)
+
+
+@contextlib.contextmanager
+def reciprocal_bound(on: bool):
+    """Within the block, bound `x^{-k}` (k a number, |k| <= 1e8) by the size of `x^k`."""
+    token = _RECIPROCAL.set(on)
+    try:
+        yield
+    finally:
+        _RECIPROCAL.reset(token)
+
+
 def _log10_bound(e: sympy.Basic) -> float:
     """An upper bound on log10(|value| + 2), symbols taken below SYMBOL_BOUND; inf if huge."""
     if e.is_Integer or e.is_Rational:
@@ -87,6 +104,8 @@ def _log10_bound(e: sympy.Basic) -> float:
         base, exp = (e.args if isinstance(e, sympy.Pow) else (sympy.E, e.args[0]))
         if exp.is_negative is True and _at_least_one(base) and _log10_bound(exp) <= 8:
             return math.log10(3)  # 1/2^1000: between 0 and 1, cheap at any size
+        if _RECIPROCAL.get() and exp.is_Number and exp.is_negative is True and abs(exp) <= 1e8:
+            return _log10_bound(base) * max(1.0, float(abs(exp)))
         be = _log10_bound(exp)
         if be > 8:  # exponent above 10^8
             return math.inf if base not in (sympy.S.Zero, sympy.S.One, sympy.S.NegativeOne) else 1.0

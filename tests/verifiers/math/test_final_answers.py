@@ -1,0 +1,156 @@
+"""math@3.0.0's general rules for real completions (issue 18), one table per rule, our
+own cases: what a final-answer statement is, which one wins, what a multiple choice is,
+stated values, and the false positives the older versions had."""
+import time
+
+import pytest
+
+import verifiers
+from verifiers import Status
+
+from ._grade import ACCEPT, REJECT, check
+
+
+def grade_with_prompt(completion: str, reference: str, prompt: str):
+    return verifiers.verify("math", completion, reference, prompt=prompt)
+
+
+# --- a final-answer statement is read, and nothing inside LaTeX is taken for a number
+STATEMENTS = [
+    ("We simplify $\\frac{8}{6}$ to $\\frac{4}{3}$.\n\n# Answer\n\n\\frac{4}{3}", "\\frac43", ACCEPT),
+    ("The side is $2x=16\\sqrt{3}$.\n\n# Answer\n\n16\\sqrt{3}", "16 \\sqrt{3}", ACCEPT),
+    ("## Final Answer\nThe final answer is $\\frac{7}{2}$. I hope it is correct.", "3.5", ACCEPT),
+    ("Adding, 40 + 32 = 72 clips.\n#### 72", "72", ACCEPT),
+    ("Step 3: So he pays 12 dollars.\nStep 4: The answer is: 12", "12", ACCEPT),
+    ("**Final Answer**\n\n$\\sqrt{19}$", "\\sqrt{19}", ACCEPT),
+    ("Final Answer: the smallest such $n$ is $41$.", "41", ACCEPT),
+    ("Thus $z = 5 + 45i$.\n\n# Answer\n\n5 + 45i", "5 + 45i", ACCEPT),
+    ("We check it: our answer is correct.\n\n# Answer\n\n7", "7", ACCEPT),  # "answer is correct" is no answer
+    # without a statement: the final sentence's number in prose, never digits from LaTeX
+    ("Each box holds 6, so the total is 18 apples.", "18", ACCEPT),
+    ("The sum telescopes to $\\frac{4}{3}$", "\\frac{4}{3}", ACCEPT),
+    ("and the terms satisfy $$a_1 + a_2 + \\cdots + a_{10}", "10", REJECT),  # cut off inside LaTeX
+    ("the first bound gives \\frac{4}{3}", "3", REJECT),  # digits inside a command
+    ("We proceed in cases.\n(2) Now consider the case", "2", REJECT),  # an item label
+]
+
+
+@pytest.mark.parametrize("completion,reference,accept", STATEMENTS)
+def test_final_answer_statements(completion, reference, accept):
+    check(completion, reference, accept)
+
+
+# --- the last explicit statement wins; two different committed answers are wrong
+LAST_WINS = [
+    ("So it is $\\boxed{195}$.\n\n# Answer\n\n95", "95", REJECT),  # the box and the heading disagree
+    ("So it is $\\boxed{195}$.\n\n# Answer\n\n95", "195", REJECT),
+    ("Final Answer: 12\nWait, I made an error. Final Answer: 14", "14", REJECT),
+    ("The answer is 63\nThe answer is $(9)(7)$\n\n# Answer\n\n63", "63", ACCEPT),  # same value twice
+    ("First guess: the answer is 4. Rechecking, the answer is 5.", "5", ACCEPT),  # plain phrases: the last
+    ("$\\boxed{3}$ is a naive count.\n\n# Answer\n\n3", "3", ACCEPT),
+]
+
+
+@pytest.mark.parametrize("completion,reference,accept", LAST_WINS)
+def test_last_statement_wins_and_two_answers_are_wrong(completion, reference, accept):
+    r = check(completion, reference, accept)
+    if completion.startswith("Final Answer: 12"):
+        assert "two different final answers" in r.reason
+
+
+# --- multiple choice: the options come from the question (the prompt)
+QUESTION = "Which is the probability?\nA: 1/4\nB: 1/3\nC: 1/2\nD: 2/3"
+AMC = ("What is the area?\n$\\textbf{(A)}\\ \\frac{120}{37}\\qquad\\textbf{(B)}\\ \\frac{140}{39}\\qquad"
+       "\\textbf{(C)}\\ 4\\qquad\\textbf{(D)}\\ \\frac{140}{37}$")
+CHOICES = [
+    (QUESTION, "Step 5: So S = 2/3.\nSolution: Choice_D", "D", ACCEPT),
+    (QUESTION, "Therefore, the correct answer choice is D: 2/3.", "D", ACCEPT),
+    (QUESTION, "So the answer is $\\boxed{D}$.", "D", ACCEPT),
+    (QUESTION, "the probability is 2/3.\n\n# Answer\n\n\\frac{2}{3}", "D", ACCEPT),  # the option's text
+    (QUESTION, "Solution: Choice B - 1/3", "D", REJECT),
+    (QUESTION, "Solution: Choice_B", "\\text{(D)}", REJECT),
+    (QUESTION, "It is A or D.\n\nFinal Answer: A, D", "D", REJECT),  # two letters: no single choice
+    (QUESTION, "So the answer is $\\boxed{D}$.\n\n# Answer\n\nB", "D", REJECT),  # two different letters
+    (AMC, "so the answer is $\\boxed{\\text{(D) } \\frac{140}{37}}$", "\\text{(D)}", ACCEPT),
+    (AMC, "The area is $\\frac{140}{37}$, choice $\\boxed{D}$.\n\n# Answer\n\n\\frac{140}{37}", "\\frac{140}{37}", ACCEPT),
+    (AMC, "# Answer\n\n\\frac{140}{39}", "\\frac{140}{37}", REJECT),
+    ("Which is largest? Type the letter of the correct option.\nA. $3$\nB. $\\sqrt{10}$",
+     "# Answer\n\n\\sqrt{10}", "B", REJECT),  # the question asks for the letter
+]
+
+
+@pytest.mark.parametrize("question,completion,reference,accept", CHOICES)
+def test_multiple_choice_against_the_prompts_options(question, completion, reference, accept):
+    r = grade_with_prompt(completion, reference, question)
+    assert r.status is Status.OK and r.reward == (1.0 if accept else 0.0), r.reason
+
+
+def test_a_letter_without_options_in_the_prompt_is_only_text():
+    assert grade_with_prompt("\\boxed{C}", "C", "Which vertex is on the circle?").reward == 1.0
+    assert grade_with_prompt("\\boxed{B}", "C", "Which vertex is on the circle?").reward == 0.0
+
+
+# --- equivalence: stated values, labels, brackets, tiny values, renaming, clocks
+EQUIVALENCE = [
+    ("\\boxed{\\log_2 8 = 3}", "3", ACCEPT),  # the value after `=`
+    ("\\boxed{|PQ| = 7}", "7", ACCEPT),
+    ("the answer is $10 \\cdot 6 = 60$", "60", ACCEPT),  # a computation and its result
+    ("\\boxed{4 \\cdot 6 = 25}", "25", REJECT),  # a false computation states nothing
+    ("\\boxed{3 = 3}", "3", REJECT),
+    ("\\boxed{S:T = 7:32}", "7:32", ACCEPT),
+    ("\\boxed{4, 5}", "AB = 4, CD = 5", ACCEPT),  # labelled reference values, in order
+    ("\\boxed{5, 4}", "AB = 4, CD = 5", REJECT),
+    ("\\boxed{\\text{No}}", "No", ACCEPT),
+    ("\\boxed{0, \\pi}", "[0, \\pi]", REJECT),  # two values are not an interval
+    ("\\boxed{5, 7}", "(5, 7)", REJECT),  # nor a point
+    ("\\boxed{[0, \\pi]}", "[0,\\pi]", ACCEPT),
+    ("\\boxed{e^{-100}}", "e^{-101}", REJECT),  # tiny, distinct
+    ("\\boxed{10^{-30}}", "2 \\cdot 10^{-30}", REJECT),
+    ("\\boxed{\\sin \\pi}", "0", ACCEPT),
+    ("\\boxed{f(y) = y^2 + 1}", "f(x) = x^2 + 1", ACCEPT),  # a bound variable renamed
+    ("\\boxed{y^2 + 1}", "x^2 + 1", REJECT),  # a free one is not
+    ("\\boxed{1:00}", "12:00", REJECT),  # clock times as written
+    ("\\boxed{4:51 \\text{ p.m.}}", "4:51", ACCEPT),
+    ("\\boxed{\\frac{31.95}{2}}", "\\frac{639}{40}", REJECT),  # a decimal inside a fraction: unfinished
+]
+
+
+@pytest.mark.parametrize("completion,reference,accept", EQUIVALENCE)
+def test_equivalence_rules(completion, reference, accept):
+    check(completion, reference, accept)
+
+
+def test_older_versions_keep_their_verdicts_on_these_rules():
+    # 2.1.0 read `1:00` as the ratio 1/0 (= 12/0) and took the pair for an interval
+    assert verifiers.verify("math", "\\boxed{1:00}", "12:00", version="2.1.0").reward == 1.0
+    assert verifiers.verify("math", "\\boxed{0, \\pi}", "[0,\\pi]", version="2.1.0").reward == 1.0
+
+
+# --- the completion's own content never ends as TIMEOUT or ABSTAIN
+def test_box_gaps_that_backtracked_exponentially_are_a_quick_wrong_answer():
+    # issue 17, finding 11: 2.x's box-gap pattern backtracked on `\   \   …` (a TIMEOUT escaped
+    # the penalty); 3.0.0 reads it in linear time and scores it
+    completion = "\\boxed{7}" + "\"\\   \"" * 8 + "\\   " * 12 + "X\\boxed{7}"
+    t0 = time.perf_counter()
+    r = verifiers.verify("math", completion, "3")
+    assert time.perf_counter() - t0 < 0.5
+    assert r.status is Status.OK and r.reward == 0.0, r.reason
+
+
+def test_an_answer_too_large_to_evaluate_is_wrong_not_skipped():
+    r = verifiers.verify("math", "\\boxed{9^{9^{9^9}}}", "1", {"unanswered": "abstain"})
+    assert r.status is Status.OK and r.reward == 0.0 and "refused" in r.reason
+
+
+def test_a_deep_continued_fraction_is_read():
+    # issue 17, finding 14: 2.x bounded 1/x by 3|x| per level and refused it as "number too large"
+    depth = 12
+    cf = "1"
+    for _ in range(depth):
+        cf = "1 + \\frac{1}{" + cf + "}"
+    from fractions import Fraction
+    value = Fraction(1)
+    for _ in range(depth):
+        value = 1 + 1 / value
+    r = verifiers.verify("math", f"\\boxed{{{cf}}}", f"\\frac{{{value.numerator}}}{{{value.denominator}}}")
+    assert r.status is Status.OK and r.reward == 1.0, r.reason
