@@ -30,6 +30,7 @@ quantifiers, and scans from the end.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 
 from .extract import (BARE_ANSWER_MAX_CHARS, MAX_BOX_TRIES, MAX_JOINED_BOXES, _BOX_RE, _COPULA_RE, _NUMBER_RE, _SEVERAL_RE,
@@ -113,7 +114,7 @@ def _judgement(s: str) -> bool:
 
 def _phrases(text: str) -> list[Statement]:
     out = []
-    matches = list(_PHRASE_RE.finditer(text))[-MAX_STATEMENTS:]
+    matches = deque(_PHRASE_RE.finditer(text), maxlen=MAX_STATEMENTS)
     for m in matches:
         start = m.end()
         line_start = text.rfind("\n", 0, m.start()) + 1
@@ -148,9 +149,24 @@ _BOX_GAP_RE = re.compile(r"(?:[ \t\n$,;]|\\(?:qquad|quad|[,;! ])|\\text\{[ \t]*(
                          r"|[A-Za-z](?:_\{?\w\}?)?[ \t]*=)*")
 
 
+def _last_box_commands(text: str) -> list[re.Match]:
+    """The last MAX_BOX_TRIES `\\boxed` commands, found from the end (rfind, not a full scan)."""
+    out: list[re.Match] = []
+    end = len(text)
+    while len(out) < MAX_BOX_TRIES:
+        k = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
+        if k < 0:
+            break
+        m = _BOX_RE.match(text, k)
+        if m:
+            out.insert(0, m)
+        end = k
+    return out
+
+
 def _boxes(text: str) -> list[str]:
     """The last box and the boxes written together with it (see extract.boxed_answers)."""
-    boxes = list(_BOX_RE.finditer(text))[-MAX_BOX_TRIES:]
+    boxes = _last_box_commands(text)
     for k in range(len(boxes) - 1, -1, -1):
         found = _box_at(text, boxes[k], last=k == len(boxes) - 1)
         if found is None or not found[0]:
@@ -168,7 +184,7 @@ def _boxes(text: str) -> list[str]:
 
 
 def _box_statement(text: str) -> Statement | None:
-    boxes = list(_BOX_RE.finditer(text))
+    boxes = _last_box_commands(text)
     if not boxes:
         return None
     found = _boxes(text)
@@ -184,19 +200,19 @@ def _box_statement(text: str) -> Statement | None:
 def statements(text: str) -> list[Statement]:
     """Every final-answer statement of `text`, ordered by where it ends."""
     out: list[Statement] = []
-    for m in list(_HEADING_RE.finditer(text))[-MAX_STATEMENTS:]:
+    for m in deque(_HEADING_RE.finditer(text), maxlen=MAX_STATEMENTS):
         rest = m.group(1).strip()
         found = _answer_in(rest if rest else _next_lines(text, m.end()))
         if found:
             out.append(Statement(found[0], "heading", m.end() + (0 if rest else 1), found[1]))
-    for m in list(_BOLD_LABEL_RE.finditer(text))[-MAX_STATEMENTS:]:
+    for m in deque(_BOLD_LABEL_RE.finditer(text), maxlen=MAX_STATEMENTS):
         rest = m.group(1).strip()
         found = _answer_in(rest if rest else _next_lines(text, m.end()))
         if found:
             out.append(Statement(found[0], "label", m.end() + (0 if rest else 1), found[1]))
-    for m in list(_SOLUTION_CHOICE_RE.finditer(text))[-MAX_STATEMENTS:]:
+    for m in deque(_SOLUTION_CHOICE_RE.finditer(text), maxlen=MAX_STATEMENTS):
         out.append(Statement(_strip_wrappers(m.group(1)), "label", m.end()))
-    for m in list(_HASHES_RE.finditer(text))[-MAX_STATEMENTS:]:
+    for m in deque(_HASHES_RE.finditer(text), maxlen=MAX_STATEMENTS):
         s = _strip_wrappers(m.group(1).strip())
         if s:
             out.append(Statement(s, "hashes", m.end()))

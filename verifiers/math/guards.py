@@ -43,6 +43,35 @@ class UnsafeInput(ValueError):
     """The answer is too large or too deep to evaluate safely; the message says why."""
 
 
+class TooSlow(BaseException):
+    """Evaluation ran past its budget (`time_budget`). A BaseException, so that SymPy's and
+    our own `except Exception` fallbacks cannot swallow it."""
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float | None):
+    """Raise TooSlow in the block after `seconds` (wall clock), via SIGALRM. Only on a
+    process's main thread (a pool worker's call, a script); elsewhere a no-op, and the
+    pool's hard limit stays the backstop."""
+    import signal
+    import threading
+
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TooSlow(f"too slow to evaluate (over {seconds:g} s)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def check_text(s: str) -> None:
     """Raise UnsafeInput when the answer string is too risky to parse."""
     if len(s) > MAX_ANSWER_CHARS:

@@ -101,17 +101,20 @@ class MathRules:
     rename_bound_only: bool = False
     clock_times: bool = False  # `1:00` and `12:00` are times, compared as written
     # (with final_statements) `\\frac{31.95}{2}` is an unfinished computation: wrong.
-    # 3.0.0: an answer too large, deep or slow to evaluate is the completion's fault: OK 0
-    # with the reason whatever `unanswered` says; a continued fraction is not "too large".
-    linear_box_gaps: bool = False
+    # 3.0.0: `1/x` is bounded by the size of `x` (a 12-level continued fraction is not "too
+    # large"; guards.reciprocal_bound). With final_statements, an answer refused as too large
+    # or deep is a wrong answer (OK 0) whatever `unanswered` says.
     reciprocal_bound: bool = False
+    # 3.0.0: seconds of evaluation after which the answer is scored 0 as too slow to evaluate
+    # (below the pool's hard limit `timeout_s`, which is left for the service's own failures).
+    answer_budget_s: float | None = None
 
 
 _V2_0 = MathRules()
 _V2_1 = replace(_V2_0, fonts_and_repeated_boxes=True)
 _V3_0 = replace(_V2_1, final_statements=True, multiple_choice=True, brackets_matter=True, equation_value=True,
                 no_absolute_floor=True, words_as_text=True, rename_bound_only=True, clock_times=True,
-                linear_box_gaps=True, reciprocal_bound=True)
+                reciprocal_bound=True, answer_budget_s=1.8)
 # version -> (rules, what changed). math@1.0.0 is the frozen package verifiers/math/v1/.
 VERSIONS: dict[str, tuple[MathRules, str]] = {
     "2.0.0": (_V2_0, "strict precision by default; no answer = reward 0"),
@@ -136,6 +139,15 @@ class MathVerifier(Verifier):
 
     def verify(self, completion: str, reference: Any, params: MathParams, prompt: str | None = None) -> VerifierResult:
         gold = reference_text(reference)
+        if self.rules.answer_budget_s is None:
+            return self._verify(completion, gold, params, prompt)
+        try:
+            with guards.time_budget(self.rules.answer_budget_s):
+                return self._verify(completion, gold, params, prompt)
+        except guards.TooSlow as e:  # the completion's content made the work slow: a wrong answer
+            return VerifierResult.ok(0.0, f"answer {e}: reward 0", reference=gold)
+
+    def _verify(self, completion: str, gold: str, params: MathParams, prompt: str | None) -> VerifierResult:
         rules = self.rules
         conflicts: tuple[Statement, ...] = ()
         if rules.final_statements:

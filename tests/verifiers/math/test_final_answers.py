@@ -2,6 +2,7 @@
 own cases: what a final-answer statement is, which one wins, what a multiple choice is,
 stated values, and the false positives the older versions had."""
 import time
+from fractions import Fraction
 
 import pytest
 
@@ -130,7 +131,7 @@ def test_older_versions_keep_their_verdicts_on_these_rules():
 def test_box_gaps_that_backtracked_exponentially_are_a_quick_wrong_answer():
     # issue 17, finding 11: 2.x's box-gap pattern backtracked on `\   \   …` (a TIMEOUT escaped
     # the penalty); 3.0.0 reads it in linear time and scores it
-    completion = "\\boxed{7}" + "\"\\   \"" * 8 + "\\   " * 12 + "X\\boxed{7}"
+    completion = "\\boxed{7}" + "\\   " * 20 + "X\\boxed{7}"  # 99 chars; 2.1.0 needs minutes
     t0 = time.perf_counter()
     r = verifiers.verify("math", completion, "3")
     assert time.perf_counter() - t0 < 0.5
@@ -145,12 +146,25 @@ def test_an_answer_too_large_to_evaluate_is_wrong_not_skipped():
 def test_a_deep_continued_fraction_is_read():
     # issue 17, finding 14: 2.x bounded 1/x by 3|x| per level and refused it as "number too large"
     depth = 12
-    cf = "1"
+    cf, value = "2", Fraction(2)
     for _ in range(depth):
-        cf = "1 + \\frac{1}{" + cf + "}"
-    from fractions import Fraction
-    value = Fraction(1)
-    for _ in range(depth):
-        value = 1 + 1 / value
-    r = verifiers.verify("math", f"\\boxed{{{cf}}}", f"\\frac{{{value.numerator}}}{{{value.denominator}}}")
+        cf, value = "\\frac{1}{2 + " + cf + "}", 1 / (2 + value)
+    reference = f"\\frac{{{value.numerator}}}{{{value.denominator}}}"
+    assert "too large" in verifiers.verify("math", f"\\boxed{{{cf}}}", reference, version="2.1.0").reason
+    r = verifiers.verify("math", f"\\boxed{{{cf}}}", reference)
     assert r.status is Status.OK and r.reward == 1.0, r.reason
+    assert verifiers.verify("math", f"\\boxed{{{cf}}}", "\\frac{1}{3}").reward == 0.0
+
+
+def test_an_answer_past_its_evaluation_budget_is_a_wrong_answer():
+    # a version row with a tiny budget (the real object, its budget shrunk): the completion
+    # made the work slow, so it is scored 0 with the reason, not a TIMEOUT that skips it
+    from dataclasses import replace
+
+    from verifiers.math.verifier import VERSIONS, MathParams, MathVerifier
+
+    tiny = type("Tiny", (MathVerifier,), {"rules": replace(VERSIONS["3.0.0"][0], answer_budget_s=0.002)})
+    r = tiny().verify("\\boxed{\\sin^2 x + \\cos^2 x + \\frac{x^3 - 1}{x - 1}}", "x^2 + x + 2", MathParams())
+    assert r.status is Status.OK and r.reward == 0.0 and "too slow to evaluate" in r.reason
+    r = MathVerifier().verify("\\boxed{\\sin^2 x + \\cos^2 x + \\frac{x^3 - 1}{x - 1}}", "x^2 + x + 2", MathParams())
+    assert r.reward == 1.0, r.reason
