@@ -683,8 +683,6 @@ def answers_equal(pred: Node, ref: Node, pol: Policy) -> tuple[bool, str]:
 
 
 def _answers_equal(pred: Node, ref: Node, pol: Policy) -> tuple[bool, str]:
-    if pol.equation_value and _curve(ref) and not isinstance(_unwrap_seq(pred), Relation):
-        return False, "not equivalent: the reference is the equation of a line or curve, the answer is not an equation"
     if equal(pred, ref, pol):
         return True, f"equivalent ({describe(ref)})"
     sp, sr = free_symbols(pred), free_symbols(ref)
@@ -751,12 +749,3 @@ def _unwrap_seq(n: Node) -> Node:
         n = n.items[0]
     return n
 
-
-def _curve(n: Node) -> bool:
-    """`y = -2x`: a coordinate named on the left, the other coordinates on the right."""
-    n = _unwrap_seq(n)
-    if not (isinstance(n, Relation) and n.op == "=" and isinstance(n.lhs, Expr) and isinstance(n.rhs, Expr)):
-        return False
-    lhs = n.lhs.value
-    return isinstance(lhs, sympy.Symbol) and lhs.name in COORDINATE_NAMES and \
-        any(s.name in COORDINATE_NAMES and s != lhs for s in n.rhs.value.free_symbols)

@@ -34,10 +34,12 @@ from collections import deque
 from dataclasses import dataclass
 
 from .extract import (BARE_ANSWER_MAX_CHARS, MAX_BOX_TRIES, MAX_JOINED_BOXES, _BOX_RE, _COPULA_RE, _NUMBER_RE, _SEVERAL_RE,
-                      _bare, _box_at, _last_answer_tag, _math_block_at, _math_spans, _strip_wrappers)
+                      _bare, _box_at, _last_answer_tag, _math_block_at, _strip_wrappers)
 
 # A statement's content is at most this long (a matrix on one line fits; prose does not).
 MAX_STATEMENT_CHARS = 400
+# The final sentence is read within this many characters of the end.
+FINAL_SENTENCE_MAX_CHARS = 600
 # Statements considered, from the end (each is cheap; a completion may repeat thousands).
 MAX_STATEMENTS = 12
 
@@ -90,14 +92,14 @@ def _next_lines(text: str, pos: int) -> str:
     return " ".join(out)[:MAX_STATEMENT_CHARS]
 
 
-def _answer_in(content: str) -> tuple[str, tuple[str, ...]] | None:
+def _answer_in(content: str, nested: bool = False) -> tuple[str, tuple[str, ...]] | None:
     """The answer a statement's content gives: its box, its "answer is" phrase, else the
     content itself (wrappers, a trailing "I hope it is correct" and a copula dropped)."""
     content = _TRAILER_RE.sub("", content).strip()
     boxes = _boxes(content)
     if boxes:
         return ", ".join(boxes), tuple(boxes) if len(boxes) > 1 else ()
-    inner = _phrases(content)
+    inner = None if nested else _phrases(content, nested=True)  # one level: never a recursion
     if inner:
         return inner[-1].text, ()
     s = _strip_wrappers(content)
@@ -112,8 +114,11 @@ def _judgement(s: str) -> bool:
     return key in _JUDGEMENTS or key.split(" ")[0] in {"that", "to", "not", "in", "correct", "wrong", "incorrect"}
 
 
-def _phrases(text: str) -> list[Statement]:
+def _phrases(text: str, nested: bool = False) -> list[Statement]:
     out = []
+    lower = text.lower()
+    if "answer" not in lower and "solution" not in lower:
+        return out
     matches = deque(_PHRASE_RE.finditer(text), maxlen=MAX_STATEMENTS)
     for m in matches:
         start = m.end()
@@ -124,7 +129,7 @@ def _phrases(text: str) -> list[Statement]:
         block = _math_block_at(text, start)
         if block:
             end = text.find("\n", start)
-            found = _answer_in(block)
+            found = _answer_in(block, nested)
             if found:
                 out.append(Statement(found[0], kind, end if end >= 0 else len(text), found[1]))
             continue
@@ -136,7 +141,7 @@ def _phrases(text: str) -> list[Statement]:
         stop = _SENTENCE_END_RE.search(line)
         if stop:
             line = line[:stop.start()]
-        found = _answer_in(line[:MAX_STATEMENT_CHARS])
+        found = _answer_in(line[:MAX_STATEMENT_CHARS], nested)
         if found and not _judgement(found[0]):
             out.append(Statement(found[0], kind, eol, found[1]))
     return out
@@ -263,7 +268,7 @@ def _in_latex(text: str, pos: int) -> bool:
     """Whether the number at `pos` sits inside LaTeX: in braces, or right after `_`, `^`
     or a command (`\\sqrt3`), outside any `$` block (those are handled as blocks)."""
     depth = 0
-    line_start = text.rfind("\n", 0, pos) + 1
+    line_start = max(text.rfind("\n", 0, pos) + 1, pos - FINAL_SENTENCE_MAX_CHARS)
     for c in text[line_start:pos]:
         if c == "{":
             depth += 1
@@ -279,6 +284,33 @@ def _in_latex(text: str, pos: int) -> bool:
     return bool(re.search(r"\\[A-Za-z]+\s*$", text[max(line_start, pos - 24):pos]))
 
 
+
+
+# What opens a math block, or must be skipped while looking for one (`\\\\` a line break,
+# `\\$` a dollar sign).
+_OPENER_RE = re.compile(r"\\\\|\\\$|\\[\[(]|\$\$?")
+
+
+def _math_spans(text: str) -> list[tuple[int, int, int, int]]:
+    """(start, end, content start, content end) of the math blocks of `text`, left to right
+    (`$…$`, `$$…$$`, `\\[…\\]`, `\\(…\\)`); an unclosed delimiter ends the scan. The
+    same blocks as extract._math_spans, found by regex search instead of a loop per character."""
+    spans = []
+    pos = 0
+    while True:
+        m = _OPENER_RE.search(text, pos)
+        if m is None:
+            return spans
+        tok = m.group(0)
+        if tok in ("\\\\", "\\$"):
+            pos = m.end()
+            continue
+        close = {"\\[": "\\]", "\\(": "\\)"}.get(tok, tok)
+        end = text.find(close, m.end())
+        if end < 0:
+            return spans
+        spans.append((m.start(), end + len(close), m.end(), end))
+        pos = end + len(close)
 
 
 def _final_sentence_number(text: str) -> Statement | None:
@@ -301,7 +333,7 @@ def _final_sentence_number(text: str) -> Statement | None:
         if s0 <= cut < s1:
             cut = max(body.rfind("\n", 0, s0), s0 - 1)
             break
-    start = cut + 1
+    start = max(cut + 1, len(body) - FINAL_SENTENCE_MAX_CHARS)
     # A final line that is only a check mark or a block: the sentence is the one before.
     numbers = [m for m in _NUMBER_RE.finditer(body, start)]
     for m in reversed(numbers):

@@ -173,9 +173,13 @@ class MathVerifier(Verifier):
                 return verdict
         result = self._compare(found.text, found.method, gold, params, details)
         if result.status is Status.OK and result.reward == 1.0 and conflicts:
-            for other in conflicts[-MAX_CONFLICTS:]:
-                if clean(other.text).replace(" ", "") == clean(found.text).replace(" ", ""):
-                    continue
+            key = clean(found.text).replace(" ", "")
+            distinct = {clean(o.text).replace(" ", ""): o for o in conflicts}
+            distinct.pop(key, None)
+            if len(distinct) > MAX_CONFLICTS:
+                return VerifierResult.ok(0.0, f"{len(distinct) + 1} different final answers stated; a completion "
+                                              "that commits to several answers is wrong", **details)
+            for other in distinct.values():
                 text = unwrap_math_fonts(other.text) if rules.fonts_and_repeated_boxes else other.text
                 again = self._compare(text, other.kind, gold, params, {})
                 if not (again.status is Status.OK and again.reward == 1.0):
@@ -225,8 +229,8 @@ class MathVerifier(Verifier):
             return VerifierResult.ok(1.0, f"{shown}: same after normalisation", **details)
         if rules.clock_times and _CLOCK.fullmatch(_clock_src(answer)) and _CLOCK.fullmatch(_clock_src(gold)):
             ok = _same_time(answer, gold)
-            return VerifierResult.ok(1.0 if ok else 0.0, f"{shown}: clock times, compared as written "
-                                                         f"({'same' if ok else 'different'})", **details)
+            return VerifierResult.ok(1.0 if ok else 0.0, f"{shown}: clock times "
+                                                         f"({'the same time' if ok else 'different times'})", **details)
         if rules.final_statements and _DECIMAL_FRACTION.search(clean(answer)) and not _DECIMAL_FRACTION.search(clean(gold)):
             return VerifierResult.ok(0.0, f"{shown}: a fraction with a decimal inside is an unfinished computation, "
                                           "not a final answer", **details)
@@ -234,7 +238,9 @@ class MathVerifier(Verifier):
                         ordered_lists=params.ordered_lists, rounding_sig_digits=params.rounding_sig_digits,
                         accept_truncation=params.accept_truncation, brackets_matter=rules.brackets_matter,
                         equation_value=rules.equation_value, no_absolute_floor=rules.no_absolute_floor,
-                        words_as_text=rules.words_as_text, rename_bound_only=rules.rename_bound_only)
+                        words_as_text=rules.words_as_text,
+                        rename_bound_only=rules.rename_bound_only and not (_PARAMETER.search(answer) or
+                                                                          _PARAMETER.search(gold)))
         side = "reference"
         try:
             with guards.reciprocal_bound(rules.reciprocal_bound):
@@ -266,13 +272,19 @@ class MathVerifier(Verifier):
         return VerifierResult.ok(0.0, f"{why}: reward 0 (params.unanswered = 'zero')", **details)
 
 
-# Committed statements checked against the answer (the last ones), each one comparison.
+# Other committed statements (distinct) checked against the reference, one comparison each;
+# a completion that states more different final answers than this is wrong outright.
 MAX_CONFLICTS = 4
 _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?\s*m\.?)?", re.I)
 
 
 # `\\frac{31.95}{2}`, `31.95/2`: a decimal over or under a fraction bar.
 _DECIMAL_FRACTION = re.compile(r"\\frac\{[^{}]*\d\.\d[^{}]*\}\{|\\frac\{[^{}]*\}\{[^{}]*\d\.\d|\d\.\d+\s*/\s*\d|\d\s*/\s*\d+\.\d")
+
+
+# "… for some integer t", "where k is any integer", `n \\in \\mathbb{Z}`: a free parameter,
+# which may be renamed (`(-32 + 3t, 64 - 5t)` for some integer t = `(-32 + 3x, 64 - 5x)`).
+_PARAMETER = re.compile(r"\b(?:for\s+(?:some|any|all|every|each)|where)\b|\\in\s*\\mathbb|\\forall", re.I)
 
 
 def _clock_src(s: str) -> str:
@@ -284,13 +296,28 @@ def _clock_key(s: str) -> str:
     return re.sub(r"[^0-9:apm]", "", re.sub(r"\\text\{([^{}]*)\}", r"\1", clean(s)).lower())
 
 
+def _seconds(key: str) -> tuple[int, bool] | None:
+    """(seconds after midnight, whether that is unambiguous: a.m./p.m. given or a 24-hour
+    time) of a clock key `8:34pm`."""
+    half = "pm" if key.endswith("pm") else "am" if key.endswith("am") else ""
+    parts = key.rstrip("apm").split(":")
+    if not all(p.isdigit() for p in parts) or not 2 <= len(parts) <= 3:
+        return None
+    h, m, sec = (int(p) for p in (parts + ["0"])[:3])
+    if half:
+        h = h % 12 + (12 if half == "pm" else 0)
+    return h * 3600 + m * 60 + sec, bool(half) or h >= 13 or h == 0  # `20:34` is a 24-hour time
+
+
 def _same_time(a: str, b: str) -> bool:
-    """Two clock times as written; an a.m./p.m. on one side only is not held against it."""
-    ka, kb = _clock_key(a), _clock_key(b)
-    if ka == kb:
-        return True
-    ta, tb = ka.rstrip("apm"), kb.rstrip("apm")
-    return ta == tb and (ka == ta or kb == tb)
+    """Two clock times: the same instant (`8:34 p.m.` = `20:34` = `20:34:00`); when a side
+    does not say a.m./p.m. (`4:51`), the same position on a 12-hour dial (`4:51 p.m.`)."""
+    ta, tb = _seconds(_clock_key(a)), _seconds(_clock_key(b))
+    if ta is None or tb is None:
+        return _clock_key(a) == _clock_key(b)
+    if ta[1] and tb[1]:
+        return ta[0] == tb[0]
+    return ta[0] % 43200 == tb[0] % 43200
 
 
 def _equal_text(verifier: MathVerifier, a: str, b: str, params: MathParams) -> bool:

@@ -15,9 +15,7 @@ TABLE = [
     ("\\boxed{2x - y + 1 = 0}", "y = 2x + 1", ACCEPT),  # rearranged
     ("\\boxed{y = 2x - 1}", "y = 2x + 1", REJECT),
     ("\\boxed{y = x + 1}", "y = 2x + 1", REJECT),
-    # the equation of a line asked for: its right side alone is not an equation (3.0.0; PRM800K's
-    # raters mark it wrong; 2.x accepted it, see the golden files)
-    ("\\boxed{2x + 1}", "y = 2x + 1", REJECT),
+    ("\\boxed{2x + 1}", "y = 2x + 1", ACCEPT),  # the right side, named by the question
     ("\\boxed{f(x) = x^2 - 4}", "(x-2)(x+2)", ACCEPT),
     ("\\boxed{f(x) = x^2 + 4}", "(x-2)(x+2)", REJECT),
     ("\\boxed{(x-1)^2 + (y+2)^2 = 9}", "x^2 - 2x + y^2 + 4y - 4 = 0", ACCEPT),

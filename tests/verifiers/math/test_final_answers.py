@@ -110,8 +110,12 @@ EQUIVALENCE = [
     ("\\boxed{\\sin \\pi}", "0", ACCEPT),
     ("\\boxed{f(y) = y^2 + 1}", "f(x) = x^2 + 1", ACCEPT),  # a bound variable renamed
     ("\\boxed{y^2 + 1}", "x^2 + 1", REJECT),  # a free one is not
-    ("\\boxed{1:00}", "12:00", REJECT),  # clock times as written
-    ("\\boxed{4:51 \\text{ p.m.}}", "4:51", ACCEPT),
+    ("\\boxed{1:00}", "12:00", REJECT),  # clock times, not ratios (1:00 is not 12:00)
+    ("\\boxed{4:51 \\text{ p.m.}}", "4:51", ACCEPT),  # a 12-hour dial without a.m./p.m.
+    ("\\boxed{08:34 \\text{P.M.}}", "20:34", ACCEPT),
+    ("\\boxed{20:34:00}", "20:34", ACCEPT),
+    ("\\boxed{8:34 \\text{ a.m.}}", "20:34", REJECT),
+    ("\\boxed{(3t, 5 - t)}", "(3k, 5 - k) \\text{ for some integer } k", ACCEPT),  # a declared parameter
     ("\\boxed{\\frac{31.95}{2}}", "\\frac{639}{40}", REJECT),  # a decimal inside a fraction: unfinished
 ]
 
@@ -168,3 +172,19 @@ def test_an_answer_past_its_evaluation_budget_is_a_wrong_answer():
     assert r.status is Status.OK and r.reward == 0.0 and "too slow to evaluate" in r.reason
     r = MathVerifier().verify("\\boxed{\\sin^2 x + \\cos^2 x + \\frac{x^3 - 1}{x - 1}}", "x^2 + x + 2", MathParams())
     assert r.reward == 1.0, r.reason
+
+
+@pytest.mark.parametrize("completion", [
+    "answer: \n" * 100_000,  # empty labels whose answer would be the next line's label
+    "Final Answer:\n" * 100_000,
+    "The answer is: the answer is: " * 50_000,
+    "# Answer\n\nanswer: answer: \n" * 30_000,
+    "{1 " * 300_000,  # a final "sentence" of numbers in braces
+    "$\\frac{1}{2}$ " * 100_000,
+    "Solution: Choice_A\n" * 50_000,
+])
+def test_statement_reading_stays_linear(completion):
+    t0 = time.perf_counter()
+    r = grade_with_prompt(completion, "(1, 2)", QUESTION)
+    assert r.status is Status.OK and r.reward == 0.0, r.reason
+    assert time.perf_counter() - t0 < 2.0
