@@ -73,12 +73,15 @@ def run_case(c: Case, version: str, pool) -> dict:
     import verifiers
     from verifiers.errors import VerifierError
 
-    try:
-        if c.pooled:
-            r, _ = pool.submit("math", version, c.completion, c.reference, c.params, POOL_TIMEOUT_S,
-                               prompt=c.prompt).result(timeout=60)
-        else:
-            r = verifiers.verify("math", c.completion, c.reference, c.params, version=version, prompt=c.prompt)
-    except VerifierError as e:
-        return {"status": "REFUSED", "reward": None, "error": type(e).__name__}
+    for _ in range(3):  # a budget that ran out on a loaded machine is not a verdict: try again
+        try:
+            if c.pooled:
+                r, _ = pool.submit("math", version, c.completion, c.reference, c.params, POOL_TIMEOUT_S,
+                                   prompt=c.prompt).result(timeout=60)
+            else:
+                r = verifiers.verify("math", c.completion, c.reference, c.params, version=version, prompt=c.prompt)
+        except VerifierError as e:
+            return {"status": "REFUSED", "reward": None, "error": type(e).__name__}
+        if "too slow to evaluate" not in r.reason and r.status.value != "TIMEOUT":
+            break
     return {"status": r.status.value, "reward": r.reward}
