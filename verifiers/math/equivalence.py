@@ -708,7 +708,8 @@ def _binds(n: Node, sym: sympy.Symbol) -> bool:
 def _stated_value(n: Node) -> Node | None:
     """The value an equation states about a named or computed quantity: `\\log_2 8 = 3` → 3,
     `|AB| = 1` → 1, `10 \\cdot 6 = 60` → 60 (a computation must equal its result:
-    `0 = 3` and `3 = 3` state nothing); `AB = 4, CD = 5` → the tuple `4, 5`; else None."""
+    `0 = 3` and `3 = 3` state nothing; `2x = 5` names no quantity); `AB = 4, CD = 5` → the
+    tuple `4, 5`; else None."""
     if isinstance(n, Seq) and n.kind in ("list", "tuple") and len(n.items) >= 2:
         values = [_stated_value(i) for i in n.items]
         if all(isinstance(v, Expr) for v in values):
@@ -723,7 +724,22 @@ def _stated_value(n: Node) -> Node | None:
         if lhs.is_Atom:
             return None
         return n.rhs if scalar_equal(n.lhs, n.rhs, Policy()) else None
-    return n.rhs
+    return n.rhs if _names_a_quantity(lhs) else None
+
+
+def _names_a_quantity(e: sympy.Basic) -> bool:
+    """`p_F`, `f(3)`, `|AB|`, `AB`, `S:T` (S/T): a name for a quantity, whose stated value
+    is the answer. Not `2x` or `x + 1`: `2x = 5` states x = 5/2, not 5."""
+    if isinstance(e, (sympy.Symbol, sympy.core.function.AppliedUndef)):
+        return True
+    if isinstance(e, sympy.Abs):
+        return _names_a_quantity(e.args[0])
+    if isinstance(e, sympy.Pow):
+        return e.exp == -1 and isinstance(e.base, sympy.Symbol)
+    if isinstance(e, sympy.Mul):
+        return all(isinstance(a, sympy.Symbol) or (isinstance(a, sympy.Pow) and a.exp == -1
+                                                    and isinstance(a.base, sympy.Symbol)) for a in e.args)
+    return False
 
 
 def _stated_value_equal(pred: Node, ref: Node, pol: Policy, failed: tuple[bool, str]) -> tuple[bool, str]:

@@ -98,6 +98,9 @@ EQUIVALENCE = [
     ("the answer is $10 \\cdot 6 = 60$", "60", ACCEPT),  # a computation and its result
     ("\\boxed{4 \\cdot 6 = 25}", "25", REJECT),  # a false computation states nothing
     ("\\boxed{3 = 3}", "3", REJECT),
+    ("\\boxed{2x = 5}", "5", REJECT),  # an equation in x, not a value of a named quantity
+    ("\\boxed{x + 1 = 4}", "4", REJECT),
+    ("\\boxed{p_F = \\frac{5}{24}}", "\\frac{5}{24}", ACCEPT),
     ("\\boxed{S:T = 7:32}", "7:32", ACCEPT),
     ("\\boxed{4, 5}", "AB = 4, CD = 5", ACCEPT),  # labelled reference values, in order
     ("\\boxed{5, 4}", "AB = 4, CD = 5", REJECT),
