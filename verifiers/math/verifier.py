@@ -3,11 +3,17 @@
     completion ──extract_answer──▶ answer text ──parse_answer──▶ tree ─┐
     reference  ──unwrap_reference─▶ gold text ──parse_answer──▶ tree ─┴─ answers_equal ─▶ 1.0 / 0.0
 
-Outcomes: OK 1.0 / 0.0 with what was extracted and why; ABSTAIN when no answer is
-found or an answer is refused as unsafe to evaluate (guards); ERROR if SymPy fails in a
-way we do not handle; InvalidReferenceError for a reference that is not a non-empty
-string or `{"answer": str}`. It runs in the worker pool (`isolated`): SymPy on
-adversarial input that passes the guards is killed there at `timeout_s` (TIMEOUT).
+Outcomes: OK 1.0 / 0.0 with what was extracted and why. A completion with no answer is 0
+(`unanswered: "abstain"`: ABSTAIN); an answer the guards refuse, or (3.0.0) one whose
+evaluation outruns `MathRules.answer_budget_s`, is the completion's own fault: 0 in 3.0.0
+whatever `unanswered` says (2.x followed `unanswered`). A refused reference is ABSTAIN;
+ERROR if SymPy fails in a way we do not handle; InvalidReferenceError for a reference that
+is not a non-empty string or `{"answer": str}`. It runs in the worker pool (`isolated`),
+whose hard limit `timeout_s` (TIMEOUT) is the backstop for the service's own failures.
+
+Versions: `VERSIONS` maps each version to its frozen `MathRules` (what it reads and
+accepts) and what changed; the classes registered are generated from it. math@1.0.0 is
+the frozen package `v1/`.
 """
 from __future__ import annotations
 
