@@ -127,6 +127,13 @@ def _phrases(text: str, nested: bool = False) -> list[Statement]:
             _LINE_LEAD_RE.fullmatch(text[line_start:m.start()]) is not None
         kind = "final" if m.group(1) or label else "phrase"
         block = _math_block_at(text, start)
+        line_end = text.find("\n", start)
+        line = text[start:line_end if line_end >= 0 else len(text)]
+        stop = _SENTENCE_END_RE.search(line)
+        sentence = line[:stop.start()] if stop else line
+        k = sentence.find(block) if block else -1
+        if block and k >= 0 and re.search(r"\$|\\[(\[]", sentence[k + len(block) + 1:]):
+            block = None  # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
         if block:
             end = text.find("\n", start)
             found = _answer_in(block, nested)

@@ -27,6 +27,10 @@ STATEMENTS = [
     ("Final Answer: the smallest such $n$ is $41$.", "41", ACCEPT),
     ("Thus $z = 5 + 45i$.\n\n# Answer\n\n5 + 45i", "5 + 45i", ACCEPT),
     ("We check it: our answer is correct.\n\n# Answer\n\n7", "7", ACCEPT),  # "answer is correct" is no answer
+    ("So the answer is $x = 2$ or $x = 3$.", "2, 3", ACCEPT),  # a sentence of several blocks
+    ("Thus the answer is $\\boxed{2}$ and $\\boxed{3}$.", "2, 3", ACCEPT),
+    ("<think>it is 5</think>\n\n**Final Answer**\n\\boxed{5}", "5", ACCEPT),
+    ("Final Answer: The final answer is $5$. I hope it is correct.", "5", ACCEPT),
     # without a statement: the final sentence's number in prose, never digits from LaTeX
     ("Each box holds 6, so the total is 18 apples.", "18", ACCEPT),
     ("The sum telescopes to $\\frac{4}{3}$", "\\frac{4}{3}", ACCEPT),
