@@ -33,8 +33,8 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
-from .extract import (BARE_ANSWER_MAX_CHARS, MAX_BOX_TRIES, MAX_JOINED_BOXES, _BOX_RE, _COPULA_RE, _NUMBER_RE, _SEVERAL_RE,
-                      _bare, _box_at, _last_answer_tag, _math_block_at, _strip_wrappers)
+from .extract import (BARE_ANSWER_MAX_CHARS, MAX_BOX_TRIES, MAX_JOINED_BOXES, _BOX_RE, _COPULA_RE, _NUMBER_RE,
+                      _SEVERAL_RE, _bare, _box_at, _last_answer_tag, _math_block_at, _strip_wrappers)
 
 # A statement's content is at most this long (a matrix on one line fits; prose does not).
 MAX_STATEMENT_CHARS = 400
@@ -353,9 +353,9 @@ def _final_sentence_number(text: str) -> Statement | None:
                 return None
         if _in_latex(body, m.start()):
             continue
-        line_start = body.rfind("\n", 0, m.start()) + 1
-        if _ITEM_LABEL_RE.match(body, max(0, line_start - 1)) and _ITEM_LABEL_RE.match(body, max(0, line_start - 1)).end() > m.start():
-            continue
+        label = _ITEM_LABEL_RE.match(body, max(0, body.rfind("\n", 0, m.start())))
+        if label and label.end() > m.start():
+            continue  # `(2) Now…`, `Step 3: …`: the number labels an item
         return Statement(m.group(0), "last_number", m.end())
     if spans and not body[spans[-1][1]:].strip(" \t\n.,;:!"):  # `… gives \\( \\tfrac14\\pi \\).`
         block = body[spans[-1][2]:spans[-1][3]].strip()
