@@ -62,6 +62,8 @@ _JUDGEMENTS = frozenset({"correct", "right", "wrong", "incorrect", "valid", "inv
                          "then", "thus", "therefore", "the same", "unique", "positive", "negative"})
 # What may precede a label at the start of its line: markdown, "Step 4:".
 _LINE_LEAD_RE = re.compile(r"[ \t>*#_-]*(?:step[ \t]*\d+[ \t]*:[ \t]*)?(?:\*\*)?[ \t]*", re.I)
+# An XML-like tag ends a sentence: `the answer is 3</think>`, `4</answer>`.
+_TAG_RE = re.compile(r"</?[A-Za-z][\w-]*>")
 _TRAILER_RE = re.compile(r"\s*(?:I hope it is correct|I hope this is correct|Hope this helps)\b.*$", re.I | re.S)
 _SENTENCE_END_RE = re.compile(r"\.\s+(?=[A-Z])")
 
@@ -115,10 +117,43 @@ def _judgement(s: str) -> bool:
 
 
 def _phrases(text: str, nested: bool = False) -> list[Statement]:
-    out = []
+    """The "answer is …" statements of `text`; each ends where its sentence ends (at a line
+    end, ". " before a capital, or a tag such as `</think>`), so a later statement wins."""
+    out: list[Statement] = []
     lower = text.lower()
     if "answer" not in lower and "solution" not in lower:
         return out
+    for m in deque(_PHRASE_RE.finditer(text), maxlen=MAX_STATEMENTS):
+        start = m.end()
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        label = text[m.start():m.end()].rstrip(" *\t").endswith(":") and \
+            _LINE_LEAD_RE.fullmatch(text[line_start:m.start()]) is not None
+        kind = "final" if m.group(1) or label else "phrase"
+        eol = text.find("\n", start)
+        eol = len(text) if eol < 0 else eol
+        line = text[start:eol]
+        tag = _TAG_RE.search(line)
+        if tag:
+            line = line[:tag.start()]
+        stop = _SENTENCE_END_RE.search(line)
+        sentence = line[:stop.start()] if stop else line
+        end = start + len(sentence)
+        block = _math_block_at(text, start)
+        k = sentence.find(block) if block else -1
+        if block and k >= 0 and re.search(r"\$|\\[(\[]", sentence[k + len(block) + 1:]):
+            block = None  # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
+        if block:
+            found = _answer_in(block, nested)
+            if found:
+                out.append(Statement(found[0], kind, max(end, start + k + len(block)), found[1]))
+            continue
+        if not sentence.strip() and kind == "final" and not tag:
+            sentence = _next_lines(text, eol)
+            end = eol + 1 + len(sentence)
+        found = _answer_in(sentence[:MAX_STATEMENT_CHARS], nested)
+        if found and not _judgement(found[0]):
+            out.append(Statement(found[0], kind, end, found[1]))
+    return out
     matches = deque(_PHRASE_RE.finditer(text), maxlen=MAX_STATEMENTS)
     for m in matches:
         start = m.end()
@@ -235,7 +270,8 @@ def statements(text: str) -> list[Statement]:
     if tag and tag.strip():
         inner = read_final(tag)
         if inner.answer:
-            out.append(Statement(inner.answer.text, "tag", text.lower().rfind("</answer>"), inner.answer.parts))
+            out.append(Statement(inner.answer.text, "tag", text.lower().rfind("</answer>") + len("</answer>"),
+                                 inner.answer.parts))
     # Phrases inside a heading's or label's own line are that statement, not another one.
     out.extend(_phrases(text))
     out.sort(key=lambda s: s.end)

@@ -31,6 +31,10 @@ STATEMENTS = [
     ("Thus the answer is $\\boxed{2}$ and $\\boxed{3}$.", "2, 3", ACCEPT),
     ("<think>it is 5</think>\n\n**Final Answer**\n\\boxed{5}", "5", ACCEPT),
     ("Final Answer: The final answer is $5$. I hope it is correct.", "5", ACCEPT),
+    # R1 format: a phrase ends at a tag, so the answer tag after the thinking wins
+    ("<think>the answer is 3? no, 2 + 2</think><answer>4</answer>", "4", ACCEPT),
+    ("<think>2 + 2</think><answer>The answer is 4</answer>", "4", ACCEPT),
+    ("<think>the answer is 4</think><answer>3</answer>", "4", REJECT),
     # without a statement: the final sentence's number in prose, never digits from LaTeX
     ("Each box holds 6, so the total is 18 apples.", "18", ACCEPT),
     ("The sum telescopes to $\\frac{4}{3}$", "\\frac{4}{3}", ACCEPT),
@@ -53,6 +57,7 @@ LAST_WINS = [
     ("The answer is 63\nThe answer is $(9)(7)$\n\n# Answer\n\n63", "63", ACCEPT),  # same value twice
     ("First guess: the answer is 4. Rechecking, the answer is 5.", "5", ACCEPT),  # plain phrases: the last
     ("$\\boxed{3}$ is a naive count.\n\n# Answer\n\n3", "3", ACCEPT),
+    ("<answer>4</answer> Final answer: 5", "4", REJECT),  # two different committed answers
 ]
 
 
