@@ -62,6 +62,8 @@ _JUDGEMENTS = frozenset({"correct", "right", "wrong", "incorrect", "valid", "inv
                          "then", "thus", "therefore", "the same", "unique", "positive", "negative"})
 # What may precede a label at the start of its line: markdown, "Step 4:".
 _LINE_LEAD_RE = re.compile(r"[ \t>*#_-]*(?:step[ \t]*\d+[ \t]*:[ \t]*)?(?:\*\*)?[ \t]*", re.I)
+# After a math block: a closing delimiter, then "and"/"or"/a comma, then another block.
+_JOINED_BLOCK_RE = re.compile(r"(?:\$\$|\$|\\\)|\\\])[ \t]*(?:,|;|,?[ \t]*(?:and|or))[ \t]*(?:\$|\\\(|\\\[)", re.I)
 # An XML-like tag ends a sentence: `the answer is 3</think>`, `4</answer>`.
 _TAG_RE = re.compile(r"</?[A-Za-z][\w-]*>")
 _TRAILER_RE = re.compile(r"\s*(?:I hope it is correct|I hope this is correct|Hope this helps)\b.*$", re.I | re.S)
@@ -140,8 +142,9 @@ def _phrases(text: str, nested: bool = False) -> list[Statement]:
         end = start + len(sentence)
         block = _math_block_at(text, start)
         k = sentence.find(block) if block else -1
-        if block and k >= 0 and re.search(r"\$|\\[(\[]", sentence[k + len(block) + 1:]):
-            block = None  # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
+        if block and k >= 0 and _JOINED_BLOCK_RE.match(sentence, k + len(block)):
+            # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
+            block, sentence = None, re.sub(r"\$\$|\$|\\[()\[\]]", " ", sentence)
         if block:
             found = _answer_in(block, nested)
             if found:
@@ -167,8 +170,9 @@ def _phrases(text: str, nested: bool = False) -> list[Statement]:
         stop = _SENTENCE_END_RE.search(line)
         sentence = line[:stop.start()] if stop else line
         k = sentence.find(block) if block else -1
-        if block and k >= 0 and re.search(r"\$|\\[(\[]", sentence[k + len(block) + 1:]):
-            block = None  # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
+        if block and k >= 0 and _JOINED_BLOCK_RE.match(sentence, k + len(block)):
+            # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
+            block, sentence = None, re.sub(r"\$\$|\$|\\[()\[\]]", " ", sentence)
         if block:
             end = text.find("\n", start)
             found = _answer_in(block, nested)

@@ -29,6 +29,8 @@ STATEMENTS = [
     ("We check it: our answer is correct.\n\n# Answer\n\n7", "7", ACCEPT),  # "answer is correct" is no answer
     ("So the answer is $x = 2$ or $x = 3$.", "2, 3", ACCEPT),  # a sentence of several blocks
     ("Thus the answer is $\\boxed{2}$ and $\\boxed{3}$.", "2, 3", ACCEPT),
+    ("the roots, so the answer is \\(2\\), \\(3\\)", "2, 3", ACCEPT),
+    ("The answer is $5$, since $2+3=5$.", "5", ACCEPT),  # a reason after the block is not more answer
     ("<think>it is 5</think>\n\n**Final Answer**\n\\boxed{5}", "5", ACCEPT),
     ("Final Answer: The final answer is $5$. I hope it is correct.", "5", ACCEPT),
     # R1 format: a phrase ends at a tag, so the answer tag after the thinking wins
