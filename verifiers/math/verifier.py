@@ -26,7 +26,7 @@ from pydantic import Field
 from ..core import Params, Status, Verifier, VerifierResult
 from ..errors import InvalidReferenceError
 from ..registry import register
-from . import choices, guards
+from . import asked, choices, guards
 from .equivalence import Policy, answers_equal
 from .extract import Extraction, extract_answer, reference_answer
 from .final import Statement, read_final
@@ -99,6 +99,9 @@ class MathRules:
     final_statements: bool = False
     # 3.0.0: a letter answer against the options the prompt lists (choices.py).
     multiple_choice: bool = False
+    # 3.0.0: an answer in another form than the prompt asks for ("as a common fraction",
+    # "simplest radical form", "as a single fraction", "the equation of") is wrong (asked.py).
+    asked_form: bool = False
     # 3.0.0: equivalence rules, see equivalence.Policy.
     brackets_matter: bool = False
     equation_value: bool = False
@@ -118,7 +121,7 @@ class MathRules:
 
 _V2_0 = MathRules()
 _V2_1 = replace(_V2_0, fonts_and_repeated_boxes=True)
-_V3_0 = replace(_V2_1, final_statements=True, multiple_choice=True, brackets_matter=True, equation_value=True,
+_V3_0 = replace(_V2_1, final_statements=True, multiple_choice=True, asked_form=True, brackets_matter=True, equation_value=True,
                 no_absolute_floor=True, words_as_text=True, rename_bound_only=True, clock_times=True,
                 reciprocal_bound=True, answer_budget_s=1.8)
 # version -> (rules, what changed). math@1.0.0 is the frozen package verifiers/math/v1/.
@@ -178,6 +181,11 @@ class MathVerifier(Verifier):
             if verdict is not None:
                 return verdict
         result = self._compare(found.text, found.method, gold, params, details)
+        if rules.asked_form and result.status is Status.OK and result.reward == 1.0:
+            wrong_form = asked.violation(prompt, found.text)
+            if wrong_form:
+                return VerifierResult.ok(0.0, f"{_quote(found.text)!r} ({found.method}) vs {_quote(gold)!r}: equal "
+                                              f"in value, but {wrong_form}", **details)
         if result.status is Status.OK and result.reward == 1.0 and conflicts:
             key = clean(found.text).replace(" ", "")
             distinct = {clean(o.text).replace(" ", ""): o for o in conflicts}

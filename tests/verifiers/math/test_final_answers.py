@@ -202,3 +202,31 @@ def test_statement_reading_stays_linear(completion):
     r = grade_with_prompt(completion, "(1, 2)", QUESTION)
     assert r.status is Status.OK and r.reward == 0.0, r.reason
     assert time.perf_counter() - t0 < 2.0
+
+
+# --- the form the question asks for (the prompt): equal in value is not enough
+ASKED_FORMS = [
+    ("Express your answer as a common fraction.", "\\boxed{\\frac{72}{375}}", "\\frac{24}{125}", REJECT),
+    ("Express your answer as a common fraction.", "\\boxed{0.192}", "\\frac{24}{125}", REJECT),
+    ("Express your answer as a common fraction.", "\\boxed{\\frac{24}{125}}", "\\frac{24}{125}", ACCEPT),
+    ("What is x?", "\\boxed{\\frac{72}{375}}", "\\frac{24}{125}", ACCEPT),  # no form asked
+    ("Express your answer in simplest radical form.", "\\boxed{4\\sqrt{117}}", "12\\sqrt{13}", REJECT),
+    ("Express your answer in simplest radical form.", "\\boxed{12\\sqrt{13}}", "12\\sqrt{13}", ACCEPT),
+    ("Simplify. Express your answer as a single fraction.", "\\boxed{-\\frac{7x}{6}+\\frac{4}{3}}",
+     "\\frac{8-7x}{6}", REJECT),
+    ("Simplify. Express your answer as a single fraction.", "\\boxed{\\frac{-7x+8}{6}}", "\\frac{8-7x}{6}", ACCEPT),
+    ('Enter the equation of this line in the form "$y = mx + b$".', "# Answer\n\n-2x", "y = -2x", REJECT),
+    ('Enter the equation of this line in the form "$y = mx + b$".', "# Answer\n\ny = -2x", "y = -2x", ACCEPT),
+    ("Enter your answer in the form Ax + By + C = 0, where $A > 0$.", "\\boxed{-2x + y - 1 = 0}", "2x - y + 1 = 0",
+     REJECT),
+    ("Enter your answer in the form Ax + By + C = 0, where $A > 0$.", "\\boxed{2x - y + 1 = 0}", "2x - y + 1 = 0",
+     ACCEPT),
+]
+
+
+@pytest.mark.parametrize("question,completion,reference,accept", ASKED_FORMS)
+def test_the_form_the_question_asks_for(question, completion, reference, accept):
+    r = grade_with_prompt(completion, reference, question)
+    assert r.status is Status.OK and r.reward == (1.0 if accept else 0.0), r.reason
+    if not accept and "0.192" not in completion:
+        assert "equal in value, but the question asks" in r.reason
