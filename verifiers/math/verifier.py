@@ -139,7 +139,9 @@ class MathVerifier(Verifier):
     name = "math"
     version = "3.0.0"
     rules: MathRules = _V3_0
-    description = ("Final answer (\\boxed{}, <answer>, 'the answer is', else the last number) "
+    description = ("Final answer (3.0.0: the last final-answer statement, `# Answer`, `Final Answer:`, `####`, "
+                   "\\boxed{}, <answer>, 'the answer is', or a multiple choice against the prompt's options; "
+                   "else the last number in prose) "
                    "equals the reference: numbers, fractions, LaTeX, sets, intervals, tuples, "
                    "equations, units and percentages, via SymPy with safety guards")
     Params = MathParams
