@@ -1,6 +1,6 @@
 """Agreement of the `math` verifier, and of Math-Verify, with labelled answer pairs.
 
-    python benchmarks/math_agreement.py [--show-failures] [--workers 2] [--only forms|hardverify|other]
+    python benchmarks/math_agreement.py [--show-failures] [--workers 2] [--suite forms|heldout|hardverify|other|realworld]
 
 Suites:
 - forms (benchmarks/data/math_forms.jsonl, ours): 400+ (reference, completion) pairs in
@@ -20,6 +20,14 @@ Suites:
   default rejects (strict precision), so ours is shown at the default and with the
   dataset's own policy (`rounding_sig_digits: 3`), and math@1.0.0 for reference.
 - other (/work/shared/benchmarks/math_other_graders.jsonl): 151 cases of other graders.
+- realworld (/work/shared/benchmarks/math_realworld_dev.jsonl): 1,224 real model completions
+  with their source's own label (PRM800K human ratings, MR-GSM8K, Omni-MATH judged by GPT-4o,
+  Mr-Ben multiple choice). The question goes in as the sample's prompt (math@3.0.0 reads a
+  multiple choice's options from it). Recall (correct completions accepted) and precision
+  (accepted completions that are correct), overall, per dataset and per category, ours and
+  Math-Verify's side by side; every false positive left is printed with the rule that
+  accepted it. Targets (issue 18): recall >= 95 %, precision >= 98 %, and per category with
+  >= 20 cases not below Math-Verify.
 
 Ours runs through a real reward server on loopback (in this process, SQLite store, result
 cache off), one `Score` request per sample, so the latency printed per sample is what a
@@ -66,6 +74,12 @@ def load(path: Path) -> list[dict]:
 
 
 def run_service(cases: list[dict], workers: int, version: str, params: dict | None = None) -> list[Outcome]:
+    """Each case as one Score request to a real server on loopback (see module docstring);
+    a case's `prompt` goes in as the sample's prompt."""
+    return _run_service(cases, workers, version, params)
+
+
+def _run_service(cases: list[dict], workers: int, version: str, params: dict | None = None) -> list[Outcome]:
     """Each case as one Score request to a real server on loopback (see module docstring)."""
     import grpc
 
@@ -85,14 +99,15 @@ def run_service(cases: list[dict], workers: int, version: str, params: dict | No
                 for c in cases:
                     ref = pb.VerifierRef(name="math", version=version,
                                          params=py_to_struct({**c.get("params", {}), **(params or {})}))
-                    sample = pb.Sample(completion=c["pred"])
+                    sample = pb.Sample(completion=c["pred"], prompt=c.get("prompt", ""))
                     sample.reference.string_value = c["gold"]
                     t0 = time.perf_counter()
                     try:
                         (res,) = stub.Score(pb.ScoreRequest(samples=[sample], spec=pb.RewardSpec(components=[ref])),
                                             timeout=60).results
                         status = pb.Status.Name(res.status).removeprefix("STATUS_")
-                        out.append(Outcome(status == "OK" and res.reward == 1.0, status, res.reason,
+                        reason = res.components[0].reason if res.components else res.reason
+                        out.append(Outcome(status == "OK" and res.reward == 1.0, status, reason,
                                            time.perf_counter() - t0))
                     except grpc.RpcError as e:  # a request error (a reference refused) is a non-acceptance
                         out.append(Outcome(False, e.code().name, e.details() or "", time.perf_counter() - t0))
@@ -178,15 +193,70 @@ def report_other(cases: list[dict], results: dict[str, list[bool]]) -> None:
         print(f"  {name:<44} {pct(agree, n):>16}   wrong accepted {pct(fp, nw)}")
 
 
+REALWORLD_TARGETS = {"recall": 0.95, "precision": 0.98, "category_min_cases": 20}
+
+
+def _recall_precision(accepted: list[bool], cases: list[dict]) -> tuple[int, int, int]:
+    """(true positives, positives, accepted)."""
+    tp = sum(a and c["expected"] for a, c in zip(accepted, cases))
+    return tp, sum(c["expected"] for c in cases), sum(accepted)
+
+
+def _rp(tp: int, pos: int, acc: int) -> str:
+    rec = f"{100.0 * tp / pos:5.1f}% ({tp}/{pos})" if pos else "n/a"
+    prec = f"{100.0 * tp / acc:5.1f}% ({tp}/{acc})" if acc else "n/a"
+    return f"{rec:>17} {prec:>17}"
+
+
+def report_realworld(cases: list[dict], ours: list[Outcome], mv: list[bool]) -> bool:
+    """Print the tables; return whether every target is met."""
+    acc = [o.accepted for o in ours]
+    met = True
+    print(f"\nreal-world completions ({len(cases)}): recall / precision, ours (math@{LATEST}) and Math-Verify")
+    for key in ("dataset", "category"):
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, c in enumerate(cases):
+            groups[c[key]].append(i)
+        w = 28
+        print(f"\n{key:<{w}} {'n':>4} {'ours: recall':>17} {'ours: precision':>17}  {'MV: recall':>17} "
+              f"{'MV: precision':>17}  {'ours ≥ MV':>9}")
+        for name in sorted(groups, key=lambda g: -len(groups[g])):
+            idx = groups[name]
+            sub = [cases[i] for i in idx]
+            o = _recall_precision([acc[i] for i in idx], sub)
+            m = _recall_precision([mv[i] for i in idx], sub)
+            agree_o = sum(acc[i] == cases[i]["expected"] for i in idx)
+            agree_m = sum(mv[i] == cases[i]["expected"] for i in idx)
+            verdict = ""
+            if key == "category" and len(idx) >= REALWORLD_TARGETS["category_min_cases"]:
+                ok = agree_o >= agree_m
+                met &= ok
+                verdict = "yes" if ok else "NO"
+            print(f"{name:<{w}} {len(idx):>4} {_rp(*o)}  {_rp(*m)}  {verdict:>9}")
+    o, m = _recall_precision(acc, cases), _recall_precision(mv, cases)
+    print(f"{'all':<28} {len(cases):>4} {_rp(*o)}  {_rp(*m)}")
+    recall, precision = o[0] / o[1], o[0] / max(1, o[2])
+    met &= recall >= REALWORLD_TARGETS["recall"] and precision >= REALWORLD_TARGETS["precision"]
+    print(f"targets: recall >= {REALWORLD_TARGETS['recall']:.0%} ({recall:.1%}), precision >= "
+          f"{REALWORLD_TARGETS['precision']:.0%} ({precision:.1%}), per category (>= 20 cases, by agreement "
+          f"with the labels) not below Math-Verify: {'MET' if met else 'NOT MET'}")
+    fps = [(c, r) for c, r in zip(cases, ours) if r.accepted and not c["expected"]]
+    print(f"\nfalse positives left ({len(fps)}), each with the rule that accepted it:")
+    for c, r in fps:
+        print(f"- {c['id']} [{c['dataset']}/{c['category']}] gold={c['gold']!r}\n    why: {r.reason[:300]}")
+    return met
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--show-failures", action="store_true", help="list the cases where ours disagrees with the label")
     ap.add_argument("--workers", type=int, default=2, help="the server's verifier worker processes")
-    ap.add_argument("--only", choices=("forms", "heldout", "hardverify", "other"), action="append",
+    ap.add_argument("--suite", "--only", dest="only", action="append",
+                    choices=("forms", "heldout", "hardverify", "other", "realworld"),
                     help="run only these suites (repeatable)")
     args = ap.parse_args(argv)
     logging.getLogger("reward_server").setLevel(logging.ERROR)  # "auth is off": known, it is a benchmark
-    suites = args.only or ["forms", "heldout", "hardverify", "other"]
+    suites = args.only or ["forms", "heldout", "hardverify", "other", "realworld"]
 
     latencies: list[float] = []
     statuses: Counter = Counter()
@@ -218,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
             f"ours (math@{LATEST}, rounding_sig_digits 3, truncation)": accepted(ours(cases, suite, params=HARDVERIFY_POLICY)),
             "ours (math@1.0.0)": accepted(ours(cases, suite, version="1.0.0")),
             "math-verify": run_math_verify(cases)})
+
+    if "realworld" in suites:
+        cases = [{**c, "gold": c["reference"], "pred": c["completion"], "prompt": c["question"]}
+                 for c in load(SHARED / "math_realworld_dev.jsonl")]
+        report_realworld(cases, ours(cases, "realworld"), run_math_verify(cases))
 
     lat = sorted(latencies)
     print(f"\nours (math@{LATEST}, defaults), latency per sample through the service (one Score call each, "

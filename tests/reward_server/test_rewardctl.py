@@ -61,11 +61,12 @@ def test_score_file_bad_lines_do_not_stop_it(samples, tmp_path, server, through_
 def test_verifiers_runs_and_history(server, tmp_path):
     r = _run(["verifiers", "--server", server.address])
     assert r.returncode == 0 and "format" in r.stdout and "2.0.0" in r.stdout
-    assert "2.1.0" in r.stdout and "math" in r.stdout
+    assert "3.0.0" in r.stdout and "math" in r.stdout
     r = _run(["verifiers", "--all-versions", "--server", server.address])
-    math_rows = [ln for ln in r.stdout.splitlines() if "math" in ln and any(v in ln for v in ("2.1.0", "2.0.0", "1.0.0"))]
-    assert any("2.1.0 (latest)" in ln for ln in math_rows), r.stdout
-    assert all(any(v in ln and "latest" not in ln for ln in math_rows) for v in ("2.0.0", "1.0.0")), r.stdout
+    math_rows = [ln for ln in r.stdout.splitlines() if "math" in ln and
+                 any(v in ln for v in ("3.0.0", "2.1.0", "2.0.0", "1.0.0"))]
+    assert any("3.0.0 (latest)" in ln for ln in math_rows), r.stdout
+    assert all(any(v in ln and "latest" not in ln for ln in math_rows) for v in ("2.1.0", "2.0.0", "1.0.0")), r.stdout
     with grpc.insecure_channel(server.address) as ch:
         stub = pb_grpc.RewardServiceStub(ch)
         run = stub.StartRun(pb.StartRunRequest(name="ctl-test"))

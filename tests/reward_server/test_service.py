@@ -162,8 +162,9 @@ def test_list_verifiers_has_versions_and_params(stub):
     assert {p.name for p in fmt.params} >= {"kind", "strict", "pattern"}
     assert '"kind"' in fmt.params_schema_json
     # The newest version only by default; older ones on request, kept for pinned specs and replay.
-    assert infos["math"].version == "2.1.0" and infos["math"].latest
+    assert infos["math"].version == "3.0.0" and infos["math"].latest
     every = [v for v in stub.ListVerifiers(pb.ListVerifiersRequest(all_versions=True)).verifiers if v.name == "math"]
-    assert [(v.version, v.latest) for v in every] == [("2.1.0", True), ("2.0.0", False), ("1.0.0", False)]
-    assert "rounding_sig_digits" in {p.name for p in every[0].params} & {p.name for p in every[1].params}
-    assert "decimal_rounding" in {p.name for p in every[2].params}
+    assert [(v.version, v.latest) for v in every] == [("3.0.0", True), ("2.1.0", False), ("2.0.0", False),
+                                                      ("1.0.0", False)]
+    assert "rounding_sig_digits" in {p.name for p in every[0].params} & {p.name for p in every[2].params}
+    assert "decimal_rounding" in {p.name for p in every[3].params}

@@ -5,13 +5,13 @@ from verifiers import registry
 
 
 def test_older_versions_stay_registered_and_newest_is_the_default():
-    for name, old, new in (("math", "2.0.0", "2.1.0"), ("format", "1.0.0", "2.0.0"), ("judge", "1.1.0", "1.2.0"),
+    for name, old, new in (("math", "2.1.0", "3.0.0"), ("format", "1.0.0", "2.0.0"), ("judge", "1.1.0", "1.2.0"),
                            ("local_judge", "1.1.0", "1.2.0"), ("reward_model", "1.1.0", "1.2.0"),
                            ("embedding_similarity", "1.0.0", "1.1.0")):
         assert registry.get(name).version == new
         assert registry.get(name, old).version == old and not registry.is_latest(registry.get(name, old))
         assert [c.version for c in registry.all_versions() if c.name == name][:2] == [new, old]
-    assert [c.version for c in registry.all_versions() if c.name == "math"] == ["2.1.0", "2.0.0", "1.0.0"]
+    assert [c.version for c in registry.all_versions() if c.name == "math"] == ["3.0.0", "2.1.0", "2.0.0", "1.0.0"]
 
 
 def test_code_keeps_each_version_and_its_parameters():
@@ -55,7 +55,7 @@ def test_math_2_0_0_keeps_its_verdicts_and_parameters():
     # did neither, and replaying its stored scores must give the same rewards
     for completion, reference in (("\\boxed{\\mathbf{8}}", "8"), ("\\boxed{12} \\boxed{12}", "12"),
                                   ("\\boxed{8}", "\\text{8}")):
-        assert verifiers.verify("math", completion, reference).reward == 1.0
+        assert verifiers.verify("math", completion, reference, version="2.1.0").reward == 1.0
         assert verifiers.verify("math", completion, reference, version="2.0.0").reward == 0.0
     assert registry.get("math", "2.0.0").Params is registry.get("math").Params
     # the rest is unchanged: a wrong answer stays wrong under both

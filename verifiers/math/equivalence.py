@@ -44,6 +44,7 @@ side is the reference.
 from __future__ import annotations
 
 import contextvars
+import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -76,6 +77,12 @@ class Policy:
     ordered_lists: bool = False
     rounding_sig_digits: int | None = None
     accept_truncation: bool = False
+    # math@3.0.0's rules (off: the 2.x policy, kept for replaying history).
+    brackets_matter: bool = False  # a bare list `5, 7` is not the point `(5, 7)` nor the interval `[5, 7]`
+    equation_value: bool = False  # `\log_2 8 = 3` states the value 3; `AB = 4, CD = 5` is `4, 5`
+    no_absolute_floor: bool = False  # tiny distinct values (`e^{-100}`, `e^{-101}`) differ
+    words_as_text: bool = False  # `No` (read as N·o) against `\text{No}` compares as words
+    rename_bound_only: bool = False  # rename a variable only where a function name binds it
 
 
 # Which rules decided a comparison, for the verdict's reason (collected by `answers_equal`).
@@ -129,12 +136,20 @@ def _numeric(e: sympy.Basic, subs: dict | None = None) -> sympy.Basic | None:
     return v
 
 
+# Set by `answers_equal` for math@3.0.0: no absolute floor between two non-zero values.
+_NO_FLOOR: contextvars.ContextVar[bool] = contextvars.ContextVar("math_no_absolute_floor", default=False)
+
+
 def _close(u: sympy.Basic, v: sympy.Basic, rel_tol: float) -> bool:
     if u.is_infinite or v.is_infinite:
         return u == v
     diff = abs((u - v).evalf(PREC_DIGITS))
     scale = max(abs(u.evalf(PREC_DIGITS)), abs(v.evalf(PREC_DIGITS)))
-    return bool(diff <= rel_tol * scale) or bool(diff <= 1e-25)
+    if bool(diff <= rel_tol * scale):
+        return True
+    if _NO_FLOOR.get() and u != 0 and v != 0:
+        return False  # 1e-30 and 2e-30 are different numbers; the floor only absorbs rounding around 0
+    return bool(diff <= 1e-25)
 
 
 def _is_real(u: sympy.Basic) -> bool:
@@ -317,12 +332,18 @@ def _proportional(d1: sympy.Basic, d2: sympy.Basic) -> bool:
 
 # ---------------------------------------------------------------- structure
 
-def _text_of(n: Node) -> str | None:
-    """The words of a Text, or of a leaf written like one (`A` vs `\\textbf{A}`)."""
+_WORD_SRC = re.compile(r"[A-Za-z][A-Za-z' ]*")
+
+
+def _text_of(n: Node, pol: Policy | None = None) -> str | None:
+    """The words of a Text, or of a leaf written like one (`A` vs `\\textbf{A}`; with
+    `words_as_text`, `No` vs `\\text{No}`)."""
     if isinstance(n, Text):
         return n.key
     if isinstance(n, Expr) and isinstance(n.value, sympy.Symbol):
         return text_key(n.src)  # a letter answer: `A`, `\\mathrm{E}`
+    if pol is not None and pol.words_as_text and isinstance(n, Expr) and _WORD_SRC.fullmatch(n.src.strip()):
+        return text_key(n.src)
     return None
 
 
@@ -449,6 +470,9 @@ def _seq_equal(a: Seq, b: Seq, pol: Policy) -> bool:
         if {a.brackets, b.brackets} == {"row", "col"}:
             return False  # a row vector is not the column vector it transposes
         return len(a.items) == len(b.items) and all(equal(x, y, pol) for x, y in zip(a.items, b.items))
+    if pol.brackets_matter and {a.kind, b.kind} & {"list"} and {a.kind, b.kind} & set(ordered_kinds) \
+            and (a.brackets in ("()", "[]") or b.brackets in ("()", "[]")):
+        return False  # `5, 7` is two values, `(5, 7)` a point or an interval
     if "set" not in (a.kind, b.kind) and (pol.ordered_lists or a.kind in ordered_kinds or b.kind in ordered_kinds):
         # a bare list against a tuple: `x = 2, y = 3` vs `(2, 3)` is positional
         return len(a.items) == len(b.items) and all(equal(x, y, pol) for x, y in zip(a.items, b.items))
@@ -545,7 +569,7 @@ def equal(a: Node, b: Node, pol: Policy) -> bool:
         return False  # `y = 5` is not the line `x = 5` (other names may be renamed: `k = 3` = `n = 3`)
     a, b = _unwrap(a), _unwrap(b)
     if isinstance(a, Text) or isinstance(b, Text):
-        ka, kb = _text_of(a), _text_of(b)
+        ka, kb = _text_of(a, pol), _text_of(b, pol)
         return ka is not None and ka == kb and bool(ka)
     if isinstance(a, Expr) and isinstance(b, Expr):
         return scalar_equal(a, b, pol)
@@ -568,6 +592,8 @@ def equal(a: Node, b: Node, pol: Policy) -> bool:
             return True
         if a.kind == b.kind == "set":
             return _same_real_set(a, b)  # `{1, 1, 3}` = `{1, 3}`
+        if pol.brackets_matter and "list" in (a.kind, b.kind):
+            return False
         return ia is not None and ib is not None and _intervals_equal(ia, ib, pol)
     return False
 
@@ -644,11 +670,15 @@ def describe(n: Node) -> str:
 def answers_equal(pred: Node, ref: Node, pol: Policy) -> tuple[bool, str]:
     """Top-level comparison: (equal?, a short why naming the rules that decided)."""
     token = _NOTES.set([])
+    floor = _NO_FLOOR.set(pol.no_absolute_floor)
     try:
         ok, why = _answers_equal(pred, ref, pol)
+        if not ok and pol.equation_value:
+            ok, why = _stated_value_equal(pred, ref, pol, (ok, why))
         notes = _NOTES.get()
     finally:
         _NOTES.reset(token)
+        _NO_FLOOR.reset(floor)
     return ok, why + (f"; {'; '.join(notes)}" if notes else "")
 
 
@@ -658,9 +688,80 @@ def _answers_equal(pred: Node, ref: Node, pol: Policy) -> tuple[bool, str]:
     sp, sr = free_symbols(pred), free_symbols(ref)
     only_p, only_r = sp - sr, sr - sp
     if len(only_p) == 1 and len(only_r) == 1 and not (
-            _stands_alone(pred, next(iter(only_p))) or _stands_alone(ref, next(iter(only_r)))):
+            _stands_alone(pred, next(iter(only_p))) or _stands_alone(ref, next(iter(only_r)))) and not (
+            pol.rename_bound_only and not (_binds(pred, next(iter(only_p))) and _binds(ref, next(iter(only_r))))):
         mapping = {next(iter(only_p)): next(iter(only_r))}
         if equal(rename(pred, mapping), ref, pol):
             return True, f"equivalent after renaming {list(mapping)[0]} to {list(mapping.values())[0]}"
     dp, dr = describe(pred), describe(ref)
     return False, f"not equivalent ({dp} vs {dr})" if dp != dr else f"not equivalent (both {dp})"
+
+
+# ---------------------------------------------------------------- math@3.0.0: stated values
+
+def _binds(n: Node, sym: sympy.Symbol) -> bool:
+    """Whether `n` is `f(sym) = …`: a function name binds `sym` (then renaming it is safe)."""
+    return isinstance(n, Relation) and n.op == "=" and _is_name(n.lhs) and isinstance(n.lhs, Expr) \
+        and not isinstance(n.lhs.value, sympy.Symbol) and sym in n.lhs.value.free_symbols
+
+
+def _stated_value(n: Node) -> Node | None:
+    """The value an equation states about a named or computed quantity: `\\log_2 8 = 3` → 3,
+    `|AB| = 1` → 1, `10 \\cdot 6 = 60` → 60 (a computation must equal its result:
+    `0 = 3` and `3 = 3` state nothing; `2x = 5` names no quantity); `AB = 4, CD = 5` → the
+    tuple `4, 5`; else None."""
+    if isinstance(n, Seq) and n.kind in ("list", "tuple") and len(n.items) >= 2:
+        values = [_stated_value(i) for i in n.items]
+        if all(isinstance(v, Expr) for v in values):
+            return Seq(tuple(values), "tuple", "()")
+        return None
+    if not (isinstance(n, Relation) and n.op == "=" and isinstance(n.lhs, Expr) and isinstance(n.rhs, Expr)):
+        return None
+    lhs, rhs = n.lhs.value, n.rhs.value
+    if rhs.free_symbols:
+        return None
+    if not lhs.free_symbols:
+        if lhs.is_Atom:
+            return None
+        return n.rhs if scalar_equal(n.lhs, n.rhs, Policy()) else None
+    return n.rhs if _names_a_quantity(lhs) else None
+
+
+def _names_a_quantity(e: sympy.Basic) -> bool:
+    """`p_F`, `f(3)`, `|AB|`, `AB`, `S:T` (S/T): a name for a quantity, whose stated value
+    is the answer. Not `2x` or `x + 1`: `2x = 5` states x = 5/2, not 5."""
+    if isinstance(e, (sympy.Symbol, sympy.core.function.AppliedUndef)):
+        return True
+    if isinstance(e, sympy.Abs):
+        return _names_a_quantity(e.args[0])
+    if isinstance(e, sympy.Pow):
+        return e.exp == -1 and isinstance(e.base, sympy.Symbol)
+    if isinstance(e, sympy.Mul):
+        return all(isinstance(a, sympy.Symbol) or (isinstance(a, sympy.Pow) and a.exp == -1
+                                                    and isinstance(a.base, sympy.Symbol)) for a in e.args)
+    return False
+
+
+def _stated_value_equal(pred: Node, ref: Node, pol: Policy, failed: tuple[bool, str]) -> tuple[bool, str]:
+    """`LHS = value` on one side against a bare value (or values) on the other."""
+    for side, other, name in ((pred, ref, "answer"), (ref, pred, "reference")):
+        if isinstance(_unwrap_seq(other), Relation):
+            continue
+        if isinstance(other, Seq) and any(isinstance(i, Relation) for i in other.items):
+            continue
+        value = _stated_value(side)
+        if value is None:
+            continue
+        if isinstance(value, Seq) and isinstance(other, Seq) and other.kind == "list":
+            other = Seq(other.items, "tuple", "()")  # labelled values are in the order written
+        ok, why = _answers_equal(value, other, pol) if side is pred else _answers_equal(other, value, pol)
+        if ok:
+            return True, f"{why}: the {name} states the value after its `=`"
+    return failed
+
+
+def _unwrap_seq(n: Node) -> Node:
+    while isinstance(n, Seq) and len(n.items) == 1:
+        n = n.items[0]
+    return n
+

@@ -14,6 +14,8 @@ pool's wall-clock and memory limits stay the backstop for whatever slips through
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import re
 
@@ -39,6 +41,35 @@ _BIG_LITERAL = re.compile(r"\d{6,}")
 
 class UnsafeInput(ValueError):
     """The answer is too large or too deep to evaluate safely; the message says why."""
+
+
+class TooSlow(BaseException):
+    """Evaluation ran past its budget (`time_budget`). A BaseException, so that SymPy's and
+    our own `except Exception` fallbacks cannot swallow it."""
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float | None):
+    """Raise TooSlow in the block after `seconds` (wall clock), via SIGALRM. Only on a
+    process's main thread (a pool worker's call, a script); elsewhere a no-op, and the
+    pool's hard limit stays the backstop."""
+    import signal
+    import threading
+
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TooSlow(f"too slow to evaluate (over {seconds:g} s)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def check_text(s: str) -> None:
@@ -73,6 +104,21 @@ def _at_least_one(e: sympy.Basic) -> bool:
     return False
 
 
+# math@3.0.0: `1/x` is as large to write as `x` (a 12-level continued fraction is not a
+# huge number); 2.x bounded it by |x|·3 per level and refused deep continued fractions.
+_RECIPROCAL = contextvars.ContextVar("math_guard_reciprocal_bound", default=False)
+
+
+@contextlib.contextmanager
+def reciprocal_bound(on: bool):
+    """Within the block, bound `x^{-k}` (k a number, |k| <= 1e8) by the size of `x^k`."""
+    token = _RECIPROCAL.set(on)
+    try:
+        yield
+    finally:
+        _RECIPROCAL.reset(token)
+
+
 def _log10_bound(e: sympy.Basic) -> float:
     """An upper bound on log10(|value| + 2), symbols taken below SYMBOL_BOUND; inf if huge."""
     if e.is_Integer or e.is_Rational:
@@ -87,6 +133,8 @@ def _log10_bound(e: sympy.Basic) -> float:
         base, exp = (e.args if isinstance(e, sympy.Pow) else (sympy.E, e.args[0]))
         if exp.is_negative is True and _at_least_one(base) and _log10_bound(exp) <= 8:
             return math.log10(3)  # 1/2^1000: between 0 and 1, cheap at any size
+        if _RECIPROCAL.get() and exp.is_Number and exp.is_negative is True and abs(exp) <= 1e8:
+            return _log10_bound(base) * max(1.0, float(abs(exp)))
         be = _log10_bound(exp)
         if be > 8:  # exponent above 10^8
             return math.inf if base not in (sympy.S.Zero, sympy.S.One, sympy.S.NegativeOne) else 1.0

@@ -3,24 +3,33 @@
     completion ──extract_answer──▶ answer text ──parse_answer──▶ tree ─┐
     reference  ──unwrap_reference─▶ gold text ──parse_answer──▶ tree ─┴─ answers_equal ─▶ 1.0 / 0.0
 
-Outcomes: OK 1.0 / 0.0 with what was extracted and why; ABSTAIN when no answer is
-found or an answer is refused as unsafe to evaluate (guards); ERROR if SymPy fails in a
-way we do not handle; InvalidReferenceError for a reference that is not a non-empty
-string or `{"answer": str}`. It runs in the worker pool (`isolated`): SymPy on
-adversarial input that passes the guards is killed there at `timeout_s` (TIMEOUT).
+Outcomes: OK 1.0 / 0.0 with what was extracted and why. A completion with no answer is 0
+(`unanswered: "abstain"`: ABSTAIN); an answer the guards refuse, or (3.0.0) one whose
+evaluation outruns `MathRules.answer_budget_s`, is the completion's own fault: 0 in 3.0.0
+whatever `unanswered` says (2.x followed `unanswered`). A refused reference is ABSTAIN;
+ERROR if SymPy fails in a way we do not handle; InvalidReferenceError for a reference that
+is not a non-empty string or `{"answer": str}`. It runs in the worker pool (`isolated`),
+whose hard limit `timeout_s` (TIMEOUT) is the backstop for the service's own failures.
+
+Versions: `VERSIONS` maps each version to its frozen `MathRules` (what it reads and
+accepts) and what changed; the classes registered are generated from it. math@1.0.0 is
+the frozen package `v1/`.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import Field
 
-from ..core import Params, Verifier, VerifierResult
+from ..core import Params, Status, Verifier, VerifierResult
 from ..errors import InvalidReferenceError
 from ..registry import register
-from . import guards
+from . import asked, choices, guards
 from .equivalence import Policy, answers_equal
 from .extract import Extraction, extract_answer, reference_answer
+from .final import Statement, read_final
 from .normalize import clean, decimal_comma_number
 from .parse import Expr, Node, parse_answer, split_top, unwrap_math_fonts
 
@@ -75,56 +84,195 @@ def reference_text(reference: Any) -> str:
     return text
 
 
-@register
+@dataclass(frozen=True)
+class MathRules:
+    """What a `math` version reads and accepts beyond its parameters. One frozen row per
+    version in VERSIONS: a released row never changes (its golden verdicts in
+    tests/verifiers/golden/ pin it); a behaviour change is a new row and a new version."""
+
+    # 2.1.0: a font around math is the math (`\\mathbf{8}` = 8) and the same answer boxed
+    # twice is one answer (`\\boxed{12} \\boxed{12}` = 12).
+    fonts_and_repeated_boxes: bool = False
+    # 3.0.0: explicit final-answer statements (`# Answer`, `Final Answer:`, `####`, boxes,
+    # "the answer is"), the last one wins and two different committed answers are wrong;
+    # no digits from inside LaTeX as the fallback (final.py). Off: extract.py's order.
+    final_statements: bool = False
+    # 3.0.0: a letter answer against the options the prompt lists (choices.py).
+    multiple_choice: bool = False
+    # 3.0.0: an answer in another form than the prompt asks for ("as a common fraction",
+    # "simplest radical form", "as a single fraction", "the equation of") is wrong (asked.py).
+    asked_form: bool = False
+    # 3.0.0: equivalence rules, see equivalence.Policy.
+    brackets_matter: bool = False
+    equation_value: bool = False
+    no_absolute_floor: bool = False
+    words_as_text: bool = False
+    rename_bound_only: bool = False
+    clock_times: bool = False  # `1:00` and `12:00` are times, compared as written
+    # (with final_statements) `\\frac{31.95}{2}` is an unfinished computation: wrong.
+    # 3.0.0: `1/x` is bounded by the size of `x` (a 12-level continued fraction is not "too
+    # large"; guards.reciprocal_bound). With final_statements, an answer refused as too large
+    # or deep is a wrong answer (OK 0) whatever `unanswered` says.
+    reciprocal_bound: bool = False
+    # 3.0.0: seconds of evaluation after which the answer is scored 0 as too slow to evaluate
+    # (below the pool's hard limit `timeout_s`, which is left for the service's own failures).
+    answer_budget_s: float | None = None
+
+
+_V2_0 = MathRules()
+_V2_1 = replace(_V2_0, fonts_and_repeated_boxes=True)
+_V3_0 = replace(_V2_1, final_statements=True, multiple_choice=True, asked_form=True, brackets_matter=True, equation_value=True,
+                no_absolute_floor=True, words_as_text=True, rename_bound_only=True, clock_times=True,
+                reciprocal_bound=True, answer_budget_s=1.8)
+# version -> (rules, what changed). math@1.0.0 is the frozen package verifiers/math/v1/.
+VERSIONS: dict[str, tuple[MathRules, str]] = {
+    "2.0.0": (_V2_0, "strict precision by default; no answer = reward 0"),
+    "2.1.0": (_V2_1, "fonts around math and repeated boxes read as one answer"),
+    "3.0.0": (_V3_0, "final-answer statements (last wins, two different = wrong), multiple choice against the "
+                     "prompt's options, stated values, brackets matter, no absolute floor, clock times"),
+}
+
+
 class MathVerifier(Verifier):
-    """math@2.1.0. Changes from 2.0.0 (kept registered as `MathVerifierV2_0`), both found by
-    the held-out answer-forms suite: a font around math is the math (`\\mathbf{8}` = 8,
-    `\\text{12}` = 12: `unwrap_math_fonts`), and the same answer boxed more than once is one
-    answer (`\\boxed{12} \\boxed{12}` = 12) unless the reference is itself a list."""
+    """The `math` verifier; each registered version is this class with its VERSIONS row."""
 
     name = "math"
-    version = "2.1.0"
-    # 2.1.0's two reading rules (off in 2.0.0, so its stored verdicts replay unchanged).
-    fonts_and_repeated_boxes = True
-    description = ("Final answer (\\boxed{}, <answer>, 'the answer is', else the last number) "
+    version = "3.0.0"
+    rules: MathRules = _V3_0
+    description = ("Final answer (3.0.0: the last final-answer statement, `# Answer`, `Final Answer:`, `####`, "
+                   "\\boxed{}, <answer>, 'the answer is', or a multiple choice against the prompt's options; "
+                   "else the last number in prose) "
                    "equals the reference: numbers, fractions, LaTeX, sets, intervals, tuples, "
                    "equations, units and percentages, via SymPy with safety guards")
     Params = MathParams
     isolated = True
     timeout_s = 3.0
 
-    def verify(self, completion: str, reference: Any, params: MathParams) -> VerifierResult:
+    def verify(self, completion: str, reference: Any, params: MathParams, prompt: str | None = None) -> VerifierResult:
         gold = reference_text(reference)
-        found = extract_answer(completion or "")
+        if self.rules.answer_budget_s is None:
+            return self._verify(completion, gold, params, prompt)
+        try:
+            with guards.time_budget(self.rules.answer_budget_s):
+                return self._verify(completion, gold, params, prompt)
+        except guards.TooSlow as e:  # the completion's content made the work slow: a wrong answer
+            return VerifierResult.ok(0.0, f"answer {e}: reward 0", reference=gold)
+
+    def _verify(self, completion: str, gold: str, params: MathParams, prompt: str | None) -> VerifierResult:
+        rules = self.rules
+        conflicts: tuple[Statement, ...] = ()
+        if rules.final_statements:
+            reading = read_final(completion or "")
+            found = None if reading.answer is None else Extraction(reading.answer.text, reading.answer.kind,
+                                                                   reading.answer.parts)
+            conflicts = tuple(s for s in reading.commitments if s is not reading.answer)
+        else:
+            found = extract_answer(completion or "")
         if found is None:
             return self._unanswered(params, "no final answer found (no \\boxed{}, answer tag, "
                                             "'answer is' phrase or number)", {"reference": gold})
         details = {"extracted": found.text, "reference": gold, "method": found.method}
-        if self.fonts_and_repeated_boxes:
+        if rules.fonts_and_repeated_boxes:
             found = _one_answer_if_repeated(found, gold)
             found = Extraction(unwrap_math_fonts(found.text), found.method, found.parts)
             gold = unwrap_math_fonts(gold)
             details["method"] = found.method
-        shown = f"{_quote(found.text)!r} ({found.method}) vs {_quote(gold)!r}"
-        comma_sensitive = params.decimal_comma == "always" and ("," in found.text or "," in gold)
-        if not comma_sensitive and clean(found.text).replace(" ", "") == clean(gold).replace(" ", ""):
+        choice = choices.options(prompt) if rules.multiple_choice else {}
+        if choice:
+            verdict = self._choice(found, gold, choice, conflicts, params, details, choices.letter_required(prompt))
+            if verdict is not None:
+                return verdict
+        result = self._compare(found.text, found.method, gold, params, details)
+        if rules.asked_form and result.status is Status.OK and result.reward == 1.0:
+            wrong_form = asked.violation(prompt, found.text)
+            if wrong_form:
+                return VerifierResult.ok(0.0, f"{_quote(found.text)!r} ({found.method}) vs {_quote(gold)!r}: equal "
+                                              f"in value, but {wrong_form}", **details)
+        if result.status is Status.OK and result.reward == 1.0 and conflicts:
+            key = clean(found.text).replace(" ", "")
+            distinct = {clean(o.text).replace(" ", ""): o for o in conflicts}
+            distinct.pop(key, None)
+            if len(distinct) > MAX_CONFLICTS:
+                return VerifierResult.ok(0.0, f"{len(distinct) + 1} different final answers stated; a completion "
+                                              "that commits to several answers is wrong", **details)
+            for other in distinct.values():
+                text = unwrap_math_fonts(other.text) if rules.fonts_and_repeated_boxes else other.text
+                again = self._compare(text, other.kind, gold, params, {})
+                if not (again.status is Status.OK and again.reward == 1.0):
+                    return VerifierResult.ok(0.0, f"two different final answers: {_quote(other.text)!r} "
+                                                  f"({other.kind}) and {_quote(found.text)!r} ({found.method}); "
+                                                  "a completion that commits to two answers is wrong", **details)
+        return result
+
+    def _choice(self, found: Extraction, gold: str, options: dict[str, str], conflicts: tuple,
+                params: MathParams, details: dict, letter_required: bool = False) -> VerifierResult | None:
+        """Multiple choice: the gold as a letter (`C`, `\\text{(C)}`, or an option's text)
+        against the letter the answer names, else against the option its text equals.
+        None when the gold is not one of the options (then the answer compares as usual)."""
+        gold_letter = choices.letter_of(gold)
+        if gold_letter not in options:
+            matches = [k for k, v in options.items() if _equal_text(self, gold, v, params)]
+            gold_letter = matches[0] if len(matches) == 1 else None
+        if gold_letter is None:
+            return None
+        letters = {choices.letter_of(s.text) for s in (*conflicts, found)} - {None}
+        letter = choices.letter_of(found.text)
+        if letter is None and letter_required:
+            return VerifierResult.ok(0.0, f"{_quote(found.text)!r} ({found.method}) vs option {gold_letter}: the "
+                                          "question asks for the option's letter", **details)
+        if letter is None:
+            matches = [k for k, v in options.items() if _equal_text(self, found.text, v, params)]
+            letter = matches[0] if len(matches) == 1 else None
+            how = f"its text is option {letter}" if letter else ""
+        else:
+            how = f"it names option {letter}"
+        shown = f"{_quote(found.text)!r} ({found.method}) vs option {gold_letter}"
+        if letter is None:
+            return VerifierResult.ok(0.0, f"{shown}: names no single option of the prompt's "
+                                          f"{''.join(sorted(options))}", **details)
+        if len(letters | {letter}) > 1:
+            return VerifierResult.ok(0.0, f"{shown}: names several options ({', '.join(sorted(letters | {letter}))}); "
+                                          "a completion that commits to two answers is wrong", **details)
+        ok = letter == gold_letter
+        return VerifierResult.ok(1.0 if ok else 0.0, f"{shown}: {how}{'' if ok else ', not ' + gold_letter}",
+                                 method="choice", **{k: v for k, v in details.items() if k != "method"})
+
+    def _compare(self, answer: str, method: str, gold: str, params: MathParams, details: dict) -> VerifierResult:
+        rules = self.rules
+        shown = f"{_quote(answer)!r} ({method}) vs {_quote(gold)!r}"
+        comma_sensitive = params.decimal_comma == "always" and ("," in answer or "," in gold)
+        if not comma_sensitive and clean(answer).replace(" ", "") == clean(gold).replace(" ", ""):
             return VerifierResult.ok(1.0, f"{shown}: same after normalisation", **details)
+        if rules.clock_times and _CLOCK.fullmatch(_clock_src(answer)) and _CLOCK.fullmatch(_clock_src(gold)):
+            ok = _same_time(answer, gold)
+            return VerifierResult.ok(1.0 if ok else 0.0, f"{shown}: clock times "
+                                                         f"({'the same time' if ok else 'different times'})", **details)
+        if rules.final_statements and _DECIMAL_FRACTION.search(clean(answer)) and not _DECIMAL_FRACTION.search(clean(gold)):
+            return VerifierResult.ok(0.0, f"{shown}: a fraction with a decimal inside is an unfinished computation, "
+                                          "not a final answer", **details)
         policy = Policy(rel_tol=params.rel_tol, percent_policy=params.percent_policy,
                         ordered_lists=params.ordered_lists, rounding_sig_digits=params.rounding_sig_digits,
-                        accept_truncation=params.accept_truncation)
+                        accept_truncation=params.accept_truncation, brackets_matter=rules.brackets_matter,
+                        equation_value=rules.equation_value, no_absolute_floor=rules.no_absolute_floor,
+                        words_as_text=rules.words_as_text,
+                        rename_bound_only=rules.rename_bound_only and not (_PARAMETER.search(answer) or
+                                                                          _PARAMETER.search(gold)))
         side = "reference"
         try:
-            gold_tree = parse_answer(gold)
-            side = "answer"
-            pred_tree = parse_answer(found.text)
-            pred_tree, gold_tree, comma = _read_decimal_commas(found.text, pred_tree, gold, gold_tree,
-                                                               params.decimal_comma)
-            side = "comparison"
-            ok, why = answers_equal(pred_tree, gold_tree, policy)
+            with guards.reciprocal_bound(rules.reciprocal_bound):
+                gold_tree = parse_answer(gold)
+                side = "answer"
+                pred_tree = parse_answer(answer)
+                pred_tree, gold_tree, comma = _read_decimal_commas(answer, pred_tree, gold, gold_tree,
+                                                                   params.decimal_comma)
+                side = "comparison"
+                ok, why = answers_equal(pred_tree, gold_tree, policy)
         except (guards.UnsafeInput, RecursionError) as e:
             why = str(e) if isinstance(e, guards.UnsafeInput) else "nested too deeply to evaluate"
             if side == "reference":
                 return VerifierResult.abstain(f"reference refused: {why}", **details)
+            if rules.final_statements:  # the completion's own content: a wrong answer, never a skip
+                return VerifierResult.ok(0.0, f"answer refused: {why}: reward 0", **details)
             return self._unanswered(params, f"answer refused: {why}", details)
         except MemoryError:
             raise  # the pool reports the memory limit
@@ -140,12 +288,69 @@ class MathVerifier(Verifier):
         return VerifierResult.ok(0.0, f"{why}: reward 0 (params.unanswered = 'zero')", **details)
 
 
-@register
-class MathVerifierV2_0(MathVerifier):
-    """math@2.0.0, kept for replaying stored history: 2.1.0 without its two reading rules."""
+# Other committed statements (distinct) checked against the reference, one comparison each;
+# a completion that states more different final answers than this is wrong outright.
+MAX_CONFLICTS = 4
+_CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?\s*m\.?)?", re.I)
 
-    version = "2.0.0"
-    fonts_and_repeated_boxes = False
+
+# `\\frac{31.95}{2}`, `31.95/2`: a decimal over or under a fraction bar.
+_DECIMAL_FRACTION = re.compile(r"\\frac\{[^{}]*\d\.\d[^{}]*\}\{|\\frac\{[^{}]*\}\{[^{}]*\d\.\d|\d\.\d+\s*/\s*\d|\d\s*/\s*\d+\.\d")
+
+
+# "… for some integer t", "where k is any integer", `n \\in \\mathbb{Z}`: a free parameter,
+# which may be renamed (`(-32 + 3t, 64 - 5t)` for some integer t = `(-32 + 3x, 64 - 5x)`).
+_PARAMETER = re.compile(r"\b(?:for\s+(?:some|any|all|every|each)|where)\b|\\in\s*\\mathbb|\\forall", re.I)
+
+
+def _clock_src(s: str) -> str:
+    return re.sub(r"\\text\{([^{}]*)\}", r"\1", clean(s)).strip()
+
+
+def _clock_key(s: str) -> str:
+    """`4\\!:\\!51 \\text{ p.m.}` → `4:51pm`."""
+    return re.sub(r"[^0-9:apm]", "", re.sub(r"\\text\{([^{}]*)\}", r"\1", clean(s)).lower())
+
+
+def _seconds(key: str) -> tuple[int, bool] | None:
+    """(seconds after midnight, whether that is unambiguous: a.m./p.m. given or a 24-hour
+    time) of a clock key `8:34pm`."""
+    half = "pm" if key.endswith("pm") else "am" if key.endswith("am") else ""
+    parts = key.rstrip("apm").split(":")
+    if not all(p.isdigit() for p in parts) or not 2 <= len(parts) <= 3:
+        return None
+    h, m, sec = (int(p) for p in (parts + ["0"])[:3])
+    if half:
+        h = h % 12 + (12 if half == "pm" else 0)
+    return h * 3600 + m * 60 + sec, bool(half) or h >= 13 or h == 0  # `20:34` is a 24-hour time
+
+
+def _same_time(a: str, b: str) -> bool:
+    """Two clock times: the same instant (`8:34 p.m.` = `20:34` = `20:34:00`); when a side
+    does not say a.m./p.m. (`4:51`), the same position on a 12-hour dial (`4:51 p.m.`)."""
+    ta, tb = _seconds(_clock_key(a)), _seconds(_clock_key(b))
+    if ta is None or tb is None:
+        return _clock_key(a) == _clock_key(b)
+    if ta[1] and tb[1]:
+        return ta[0] == tb[0]
+    return ta[0] % 43200 == tb[0] % 43200
+
+
+def _equal_text(verifier: MathVerifier, a: str, b: str, params: MathParams) -> bool:
+    """Whether two short answers are equal under the version's rules (option matching)."""
+    r = verifier._compare(a, "option", b, params, {})
+    return r.status is Status.OK and r.reward == 1.0
+
+
+def _version_class(version: str, rules: MathRules, changes: str) -> type[MathVerifier]:
+    cls = type(f"MathVerifier_{version.replace('.', '_')}", (MathVerifier,), {
+        "version": version, "rules": rules, "uses_prompt": rules.multiple_choice,
+        "__doc__": f"math@{version}: {changes}.", "__module__": __name__})
+    return register(cls)
+
+
+for _v, (_rules, _changes) in VERSIONS.items():
+    _version_class(_v, _rules, _changes)
 
 
 def _one_answer_if_repeated(found: Extraction, gold: str) -> Extraction:

@@ -1,6 +1,7 @@
 """What a reward hacker prints, and inputs built to exhaust the grader: no credit, and
-every such input ends as a verdict, an ABSTAIN or a TIMEOUT within its bound (the pool
-kills a call past its limit: see tests/verifiers/test_pool.py)."""
+every such input ends as a wrong answer (OK 0) within its bound: the verifier's own budget
+(`MathRules.answer_budget_s`) runs out before the pool's hard limit, which stays the
+backstop (tests/verifiers/test_pool.py)."""
 import pytest
 
 from verifiers import Status
@@ -56,11 +57,13 @@ EXHAUSTING = [
     "\\boxed{" + "\\mathbf{" * 90 + "8" + "}" * 90 + "}",  # fonts unwrapped once each, not per level
     "\\boxed{" + "\\text{a " * 90 + "8" + "}" * 90 + "}",
     "\\boxed{" + "\\mathbf{" * 5000 + "8" + "}" * 5000 + "}",
+    "\\boxed{7}" + "\\   " * 20 + "X\\boxed{7}",  # issue 17 #11: 2.x's box gaps backtracked exponentially
 ]
 
 
 @pytest.mark.parametrize("completion", EXHAUSTING)
 def test_exhausting_inputs_end_within_their_bound(pool, completion):
+    # the completion's own content made it hard: a wrong answer (OK 0, with the reason), never
+    # a TIMEOUT or ABSTAIN that a trainer would leave out of the group (issue 17, finding 11)
     result, _ = pool.submit("math", MathVerifier.version, completion, "1", {}, 3.0).result(timeout=60)
-    assert result.status in (Status.OK, Status.ABSTAIN, Status.TIMEOUT), result.reason
-    assert result.reward in (0.0, None), result.reason
+    assert result.status is Status.OK and result.reward == 0.0, result.reason

@@ -73,7 +73,10 @@ TABLE = [
     ("\\boxed{\\ln(e^2)}", "2", ACCEPT),
     ("\\boxed{3+i}", "i(1-3i)", ACCEPT),
     ("\\boxed{\\lceil n/2 \\rceil}", "\\lceil n/3 \\rceil", REJECT),
-    ("\\boxed{3t + 1}", "3k + 1", ACCEPT),  # one free parameter each side: renamed
+    # a free variable is not renamed (3.0.0): `3t + 1` is not `3k + 1` in a problem about k;
+    # a variable bound by a function name is: `f(t) = 3t + 1` = `f(k) = 3k + 1`
+    ("\\boxed{3t + 1}", "3k + 1", REJECT),
+    ("\\boxed{f(t) = 3t + 1}", "f(k) = 3k + 1", ACCEPT),
     ("\\boxed{t}", "k", REJECT),  # but a bare variable is not renamed
     # --- tuples, lists, sets, intervals, unions
     ("\\boxed{(1, 2)}", "(1,2)", ACCEPT),
@@ -202,5 +205,5 @@ def test_bad_params_are_rejected():
 
 def test_registration():
     cls = verifiers.registry.get("math")
-    assert cls is MathVerifier and cls.version == "2.1.0"
+    assert issubclass(cls, MathVerifier) and cls.version == MathVerifier.version == "3.0.0"
     assert cls.isolated is True and 0 < cls.timeout_s <= 10

@@ -1,0 +1,417 @@
+"""Reading a completion's final answer the way math@3.0.0 does: explicit statements first.
+
+A *final-answer statement* is one of (`kind`):
+
+    heading   a markdown heading `# Answer` / `## Final Answer` followed by the answer: the
+              rest of the heading line, else the next lines up to a blank line (PRM800K);
+    label     `**Final Answer**` on its own (the answer on the next line), or a line
+              `Solution: Choice_C` that names a choice;
+    hashes    GSM8K's last line `#### 72`;
+    boxed     the last `\\boxed{…}` (with the boxes written together with it);
+    tag       `<answer>…</answer>`;
+    final     "the final answer is …", "Final Answer: …";
+    phrase    "the answer is …", "the correct answer choice is D: 2/3", "answer: …".
+
+The answer is the statement that ends last: *the last explicit final-answer statement
+wins*. Every statement but a plain `phrase` is a *commitment*; `read_final` returns them
+all, and the verifier rejects a completion whose commitments disagree (two different final
+answers). A phrase whose content is a judgement, not an answer ("our answer is correct"),
+is not a statement.
+
+Without any statement: the whole completion when it is a short bare answer; else the last
+number of the final sentence, when it stands in prose, or the closed math block holding it
+(that block's value after its last `=`). Digits inside LaTeX (`\\frac{4}{3}`, `a_{10}`,
+`16\\sqrt{3}` outside `$…$`), after an unclosed `$`, or labelling an item (`(2)`, `Step 3:`)
+are never the answer.
+
+Pure string work, linear in the completion: line-anchored regexes without nested
+quantifiers, and scans from the end.
+"""
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+
+from .extract import (BARE_ANSWER_MAX_CHARS, MAX_BOX_TRIES, MAX_JOINED_BOXES, _BOX_RE, _COPULA_RE, _NUMBER_RE,
+                      _SEVERAL_RE, _bare, _box_at, _last_answer_tag, _math_block_at, _strip_wrappers)
+
+# A statement's content is at most this long (a matrix on one line fits; prose does not).
+MAX_STATEMENT_CHARS = 400
+# The final sentence is read within this many characters of the end.
+FINAL_SENTENCE_MAX_CHARS = 600
+# Statements considered, from the end (each is cheap; a completion may repeat thousands).
+MAX_STATEMENTS = 12
+
+_HEADING_RE = re.compile(r"^[ \t]*#{1,6}[ \t]*(?:\*\*)?[ \t]*(?:final[ \t]+)?answers?\b[ \t]*(?:\*\*)?[ \t]*:?"
+                         r"[ \t]*(?:\*\*)?([^\n]*)$", re.M | re.I)
+_BOLD_LABEL_RE = re.compile(r"^[ \t]*(?:\*\*|__)[ \t]*final[ \t]+answer[ \t]*:?[ \t]*(?:\*\*|__)[ \t]*:?([^\n]*)$",
+                            re.M | re.I)
+_SOLUTION_CHOICE_RE = re.compile(r"^[ \t]*(?:step[ \t]*\d+[ \t]*:[ \t]*)?(?:\*\*)?(?:solution|answer)(?:\*\*)?[ \t]*:[ \t]*(?:\*\*)?"
+                                 r"((?:choice|option)[^\n]*)$", re.M | re.I)
+_HASHES_RE = re.compile(r"^[ \t]*(?:step[ \t]*\d+[ \t]*:[ \t]*)?####[ \t]*(\S[^\n]*)$", re.M | re.I)
+# "the final answer is", "Final Answer:", "the answer is", "the correct answer choice is",
+# "answer:"; `final` set when the statement says "final".
+_PHRASE_RE = re.compile(r"(?<![A-Za-z])(?:(?:the\s+|our\s+|my\s+)?(?:(final)\s+|correct\s+)?answer"
+                        r"|the\s+(?:correct\s+|final\s+)?solution)(?:\s+choice)?"
+                        r"(?:\s+is\b|\s*:)(?:\s*:)?[ \t]*(?:\*\*)?[ \t]*", re.I)
+# Contents of "answer is …" that judge rather than answer.
+_JUDGEMENTS = frozenset({"correct", "right", "wrong", "incorrect", "valid", "invalid", "above", "below", "follows",
+                         "as follows", "the following", "given", "shown", "clear", "obvious", "reasonable",
+                         "consistent", "confirmed", "verified", "indeed", "not", "true", "false", "simply",
+                         "then", "thus", "therefore", "the same", "unique", "positive", "negative"})
+# What may precede a label at the start of its line: markdown, "Step 4:".
+_LINE_LEAD_RE = re.compile(r"[ \t>*#_-]*(?:step[ \t]*\d+[ \t]*:[ \t]*)?(?:\*\*)?[ \t]*", re.I)
+# After a math block: a closing delimiter, then "and"/"or"/a comma, then another block.
+_JOINED_BLOCK_RE = re.compile(r"(?:\$\$|\$|\\\)|\\\])[ \t]*(?:,|;|,?[ \t]*(?:and|or))[ \t]*(?:\$|\\\(|\\\[)", re.I)
+# An XML-like tag ends a sentence: `the answer is 3</think>`, `4</answer>`.
+_TAG_RE = re.compile(r"</?[A-Za-z][\w-]*>")
+_TRAILER_RE = re.compile(r"\s*(?:I hope it is correct|I hope this is correct|Hope this helps)\b.*$", re.I | re.S)
+_SENTENCE_END_RE = re.compile(r"\.\s+(?=[A-Z])")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One final-answer statement: its answer `text`, `kind`, and where it ends."""
+
+    text: str
+    kind: str
+    end: int
+    parts: tuple[str, ...] = ()  # boxed: each box's content
+
+    @property
+    def committed(self) -> bool:
+        return self.kind != "phrase"
+
+
+def _next_lines(text: str, pos: int) -> str:
+    """The lines after `pos` up to the first blank line after some content (≤ MAX_STATEMENT_CHARS)."""
+    out: list[str] = []
+    for line in text[pos:pos + MAX_STATEMENT_CHARS * 2].split("\n"):
+        if not line.strip():
+            if out:
+                break
+            continue
+        out.append(line.strip())
+    return " ".join(out)[:MAX_STATEMENT_CHARS]
+
+
+def _answer_in(content: str, nested: bool = False) -> tuple[str, tuple[str, ...]] | None:
+    """The answer a statement's content gives: its box, its "answer is" phrase, else the
+    content itself (wrappers, a trailing "I hope it is correct" and a copula dropped)."""
+    content = _TRAILER_RE.sub("", content).strip()
+    boxes = _boxes(content)
+    if boxes:
+        return ", ".join(boxes), tuple(boxes) if len(boxes) > 1 else ()
+    inner = None if nested else _phrases(content, nested=True)  # one level: never a recursion
+    if inner:
+        return inner[-1].text, ()
+    s = _strip_wrappers(content)
+    copula = _COPULA_RE.match(s)
+    if copula:
+        s = _strip_wrappers(s[copula.end():])
+    return (s, ()) if s else None
+
+
+def _judgement(s: str) -> bool:
+    key = " ".join(re.sub(r"[^a-z ]", " ", s.lower()).split())
+    return key in _JUDGEMENTS or key.split(" ")[0] in {"that", "to", "not", "in", "correct", "wrong", "incorrect"}
+
+
+def _phrases(text: str, nested: bool = False) -> list[Statement]:
+    """The "answer is …" statements of `text`; each ends where its sentence ends (at a line
+    end, ". " before a capital, or a tag such as `</think>`), so a later statement wins."""
+    out: list[Statement] = []
+    lower = text.lower()
+    if "answer" not in lower and "solution" not in lower:
+        return out
+    for m in deque(_PHRASE_RE.finditer(text), maxlen=MAX_STATEMENTS):
+        start = m.end()
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        label = text[m.start():m.end()].rstrip(" *\t").endswith(":") and \
+            _LINE_LEAD_RE.fullmatch(text[line_start:m.start()]) is not None
+        kind = "final" if m.group(1) or label else "phrase"
+        eol = text.find("\n", start)
+        eol = len(text) if eol < 0 else eol
+        line = text[start:eol]
+        tag = _TAG_RE.search(line)
+        if tag:
+            line = line[:tag.start()]
+        stop = _SENTENCE_END_RE.search(line)
+        sentence = line[:stop.start()] if stop else line
+        end = start + len(sentence)
+        block = _math_block_at(text, start)
+        k = sentence.find(block) if block else -1
+        if block and k >= 0 and _JOINED_BLOCK_RE.match(sentence, k + len(block)):
+            # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
+            block, sentence = None, re.sub(r"\$\$|\$|\\[()\[\]]", " ", sentence)
+        if block:
+            found = _answer_in(block, nested)
+            if found:
+                out.append(Statement(found[0], kind, max(end, start + k + len(block)), found[1]))
+            continue
+        if not sentence.strip() and kind == "final" and not tag:
+            sentence = _next_lines(text, eol)
+            end = eol + 1 + len(sentence)
+        found = _answer_in(sentence[:MAX_STATEMENT_CHARS], nested)
+        if found and not _judgement(found[0]):
+            out.append(Statement(found[0], kind, end, found[1]))
+    return out
+    matches = deque(_PHRASE_RE.finditer(text), maxlen=MAX_STATEMENTS)
+    for m in matches:
+        start = m.end()
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        label = text[m.start():m.end()].rstrip(" *\t").endswith(":") and \
+            _LINE_LEAD_RE.fullmatch(text[line_start:m.start()]) is not None
+        kind = "final" if m.group(1) or label else "phrase"
+        block = _math_block_at(text, start)
+        line_end = text.find("\n", start)
+        line = text[start:line_end if line_end >= 0 else len(text)]
+        stop = _SENTENCE_END_RE.search(line)
+        sentence = line[:stop.start()] if stop else line
+        k = sentence.find(block) if block else -1
+        if block and k >= 0 and _JOINED_BLOCK_RE.match(sentence, k + len(block)):
+            # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
+            block, sentence = None, re.sub(r"\$\$|\$|\\[()\[\]]", " ", sentence)
+        if block:
+            end = text.find("\n", start)
+            found = _answer_in(block, nested)
+            if found:
+                out.append(Statement(found[0], kind, end if end >= 0 else len(text), found[1]))
+            continue
+        eol = text.find("\n", start)
+        eol = len(text) if eol < 0 else eol
+        line = text[start:eol]
+        if not line.strip() and kind == "final":
+            line = _next_lines(text, eol)
+        stop = _SENTENCE_END_RE.search(line)
+        if stop:
+            line = line[:stop.start()]
+        found = _answer_in(line[:MAX_STATEMENT_CHARS], nested)
+        if found and not _judgement(found[0]):
+            out.append(Statement(found[0], kind, eol, found[1]))
+    return out
+
+
+# Between boxes that make one answer: spaces, `$`, commas, `\quad`, "and"/"or", `x =`. Each
+# alternative starts with a different character, so the loop cannot backtrack (math@2.x's
+# pattern could, exponentially, on `\   \   …`).
+_BOX_GAP_RE = re.compile(r"(?:[ \t\n$,;]|\\(?:qquad|quad|[,;! ])|\\text\{[ \t]*(?:and|or)[ \t]*\}|(?:and|or)\b"
+                         r"|[A-Za-z](?:_\{?\w\}?)?[ \t]*=)*")
+
+
+def _last_box_commands(text: str) -> list[re.Match]:
+    """The last MAX_BOX_TRIES `\\boxed` commands, found from the end (rfind, not a full scan)."""
+    out: list[re.Match] = []
+    end = len(text)
+    while len(out) < MAX_BOX_TRIES:
+        k = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
+        if k < 0:
+            break
+        m = _BOX_RE.match(text, k)
+        if m:
+            out.insert(0, m)
+        end = k
+    return out
+
+
+def _boxes(text: str) -> list[str]:
+    """The last box and the boxes written together with it (see extract.boxed_answers)."""
+    boxes = _last_box_commands(text)
+    for k in range(len(boxes) - 1, -1, -1):
+        found = _box_at(text, boxes[k], last=k == len(boxes) - 1)
+        if found is None or not found[0]:
+            continue
+        out = [found]
+        for m in reversed(boxes[:k]):
+            prev = _box_at(text, m, last=False)
+            if prev is None or not prev[0] or prev[2] > out[0][1] or len(out) >= MAX_JOINED_BOXES:
+                break
+            if not _BOX_GAP_RE.fullmatch(text[prev[2]:out[0][1]]):
+                break
+            out.insert(0, prev)
+        return [c for c, _, _ in out]
+    return []
+
+
+def _box_statement(text: str) -> Statement | None:
+    boxes = _last_box_commands(text)
+    if not boxes:
+        return None
+    found = _boxes(text)
+    if not found:
+        return None
+    last = _box_at(text, boxes[-1], last=True)
+    end = last[2] if last else boxes[-1].end()
+    if len(found) > 1:
+        return Statement(", ".join(found), "boxes", end, tuple(found))
+    return Statement(found[0], "boxed", end)
+
+
+def statements(text: str) -> list[Statement]:
+    """Every final-answer statement of `text`, ordered by where it ends."""
+    out: list[Statement] = []
+    for m in deque(_HEADING_RE.finditer(text), maxlen=MAX_STATEMENTS):
+        rest = m.group(1).strip()
+        found = _answer_in(rest if rest else _next_lines(text, m.end()))
+        if found:
+            out.append(Statement(found[0], "heading", m.end() + (0 if rest else 1), found[1]))
+    for m in deque(_BOLD_LABEL_RE.finditer(text), maxlen=MAX_STATEMENTS):
+        rest = m.group(1).strip()
+        found = _answer_in(rest if rest else _next_lines(text, m.end()))
+        if found:
+            out.append(Statement(found[0], "label", m.end() + (0 if rest else 1), found[1]))
+    for m in deque(_SOLUTION_CHOICE_RE.finditer(text), maxlen=MAX_STATEMENTS):
+        out.append(Statement(_strip_wrappers(m.group(1)), "label", m.end()))
+    for m in deque(_HASHES_RE.finditer(text), maxlen=MAX_STATEMENTS):
+        s = _strip_wrappers(m.group(1).strip())
+        if s:
+            out.append(Statement(s, "hashes", m.end()))
+    box = _box_statement(text)
+    if box:
+        out.append(box)
+    tag = _last_answer_tag(text)
+    if tag and tag.strip():
+        inner = read_final(tag)
+        if inner.answer:
+            out.append(Statement(inner.answer.text, "tag", text.lower().rfind("</answer>") + len("</answer>"),
+                                 inner.answer.parts))
+    # Phrases inside a heading's or label's own line are that statement, not another one.
+    out.extend(_phrases(text))
+    out.sort(key=lambda s: s.end)
+    return _dedupe(text, out)
+
+
+def _dedupe(text: str, sts: list[Statement]) -> list[Statement]:
+    """One statement per place: "The final answer is $\\boxed{5}$" is one statement (the
+    box), not a box and a phrase; so is `# Answer` and a phrase on its line."""
+    out: list[Statement] = []
+    for s in sts:
+        prev = out[-1] if out else None
+        if prev is not None and prev.text.replace(" ", "") == s.text.replace(" ", "") and \
+                "\n" not in text[prev.end:s.end].strip("\n"):
+            if s.committed and not prev.committed:
+                out[-1] = s
+            elif prev.committed and not s.committed:
+                out[-1] = Statement(prev.text, prev.kind, s.end, prev.parts)
+            continue
+        out.append(s)
+    return out
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What math@3.0.0 reads in a completion: the `answer` (None: nothing found) and the
+    committed statements (for the two-different-answers rule)."""
+
+    answer: Statement | None
+    commitments: tuple[Statement, ...] = ()
+
+
+_ITEM_LABEL_RE = re.compile(r"(?:^|\n)[ \t]*(?:step[ \t]*)?\(?\d+[.):][ \t]", re.I)
+
+
+def _in_latex(text: str, pos: int) -> bool:
+    """Whether the number at `pos` sits inside LaTeX: in braces, or right after `_`, `^`
+    or a command (`\\sqrt3`), outside any `$` block (those are handled as blocks)."""
+    depth = 0
+    line_start = max(text.rfind("\n", 0, pos) + 1, pos - FINAL_SENTENCE_MAX_CHARS)
+    for c in text[line_start:pos]:
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth = max(0, depth - 1)
+    if depth:
+        return True
+    j = pos - 1
+    while j >= line_start and text[j] == " ":
+        j -= 1
+    if j >= line_start and text[j] in "_^{}\\":
+        return True
+    return bool(re.search(r"\\[A-Za-z]+\s*$", text[max(line_start, pos - 24):pos]))
+
+
+
+
+# What opens a math block, or must be skipped while looking for one (`\\\\` a line break,
+# `\\$` a dollar sign).
+_OPENER_RE = re.compile(r"\\\\|\\\$|\\[\[(]|\$\$?")
+
+
+def _math_spans(text: str) -> list[tuple[int, int, int, int]]:
+    """(start, end, content start, content end) of the math blocks of `text`, left to right
+    (`$…$`, `$$…$$`, `\\[…\\]`, `\\(…\\)`); an unclosed delimiter ends the scan. The
+    same blocks as extract._math_spans, found by regex search instead of a loop per character."""
+    spans = []
+    pos = 0
+    while True:
+        m = _OPENER_RE.search(text, pos)
+        if m is None:
+            return spans
+        tok = m.group(0)
+        if tok in ("\\\\", "\\$"):
+            pos = m.end()
+            continue
+        close = {"\\[": "\\]", "\\(": "\\)"}.get(tok, tok)
+        end = text.find(close, m.end())
+        if end < 0:
+            return spans
+        spans.append((m.start(), end + len(close), m.end(), end))
+        pos = end + len(close)
+
+
+def _final_sentence_number(text: str) -> Statement | None:
+    """The last number of the completion's final sentence, standing in prose (or the closed
+    math block that holds it: the block's value after its last `=`)."""
+    body = text.rstrip()
+    spans = _math_spans(body)
+    # An unclosed `$` / `\[`: everything after it is LaTeX that never ended.
+    closed_to = spans[-1][1] if spans else 0
+    tail = body[closed_to:]
+    for opener in ("$", "\\[", "\\("):
+        k = tail.find(opener)
+        # `2,74 $`, `$5`: a currency sign, not the start of LaTeX that never ended
+        if k >= 0 and (opener != "$" or re.search(r"[\\_^{]", tail[k:])):
+            body = body[:closed_to + k]
+            tail = body[closed_to:]
+    cut = max(body.rfind("\n"), max((m.end() - 1 for m in _SENTENCE_END_RE.finditer(body[-600:])), default=-1)
+              + max(0, len(body) - 600))
+    for s0, s1, _, _ in reversed(spans):  # a display block over several lines is one sentence
+        if s0 <= cut < s1:
+            cut = max(body.rfind("\n", 0, s0), s0 - 1)
+            break
+    start = max(cut + 1, len(body) - FINAL_SENTENCE_MAX_CHARS)
+    # A final line that is only a check mark or a block: the sentence is the one before.
+    numbers = [m for m in _NUMBER_RE.finditer(body, start)]
+    for m in reversed(numbers):
+        for s0, s1, c0, c1 in reversed(spans):
+            if s0 <= m.start() < s1:
+                block = body[c0:c1].strip()
+                value = block.rsplit("=", 1)[-1].strip() if "=" in block and not _SEVERAL_RE.search(block) else block
+                if value and len(value) <= BARE_ANSWER_MAX_CHARS:
+                    return Statement(value, "math_block", s1)
+                return None
+        if _in_latex(body, m.start()):
+            continue
+        label = _ITEM_LABEL_RE.match(body, max(0, body.rfind("\n", 0, m.start())))
+        if label and label.end() > m.start():
+            continue  # `(2) Now…`, `Step 3: …`: the number labels an item
+        return Statement(m.group(0), "last_number", m.end())
+    if spans and not body[spans[-1][1]:].strip(" \t\n.,;:!"):  # `… gives \\( \\tfrac14\\pi \\).`
+        block = body[spans[-1][2]:spans[-1][3]].strip()
+        if block and len(block) <= BARE_ANSWER_MAX_CHARS:
+            value = block.rsplit("=", 1)[-1].strip() if "=" in block and not _SEVERAL_RE.search(block) else block
+            return Statement(value, "math_block", spans[-1][1])
+    return None
+
+
+def read_final(completion: str) -> Reading:
+    """The final answer of `completion` by the rules in the module docstring."""
+    sts = statements(completion)
+    if sts:
+        committed = tuple(s for s in sts if s.committed)
+        return Reading(sts[-1], committed)
+    bare = _bare(completion)
+    if bare:
+        return Reading(Statement(bare, "bare", len(completion)))
+    return Reading(_final_sentence_number(completion))
