@@ -32,6 +32,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 import reprlib
 import secrets
 from collections.abc import Callable
@@ -246,20 +247,26 @@ def _failure_of(answer: dict) -> tuple[Verdict, str]:
 
 # -- the candidate process ---------------------------------------------------------------
 
+# What str.splitlines() ends a line at (a report line is JSON with ASCII escapes: it holds none).
+_LINE_ENDS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
 def _events(stdout: bytes, nonce: str) -> list[dict]:
     """The report lines of this run (those carrying its nonce), parsed. Anything
     malformed is dropped: a forged line that is too deep for the JSON parser must not
-    turn into a verifier crash (an ERROR the trainer would not penalise)."""
-    prefix = nonce + " "
+    turn into a verifier crash (an ERROR the trainer would not penalise). The lines are
+    found by a search for the nonce, not by splitting the whole output: a run may print
+    millions of empty lines, and a list of them is ~50 bytes each."""
+    text = stdout.decode("utf-8", "replace")
+    found = re.finditer(f"(?:^|(?<=[{_LINE_ENDS}])){re.escape(nonce)} ([^{_LINE_ENDS}]*)", text)
     out = []
-    for line in stdout.decode("utf-8", "replace").splitlines():
-        if line.startswith(prefix):
-            try:
-                ev = json.loads(line[len(prefix):])
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
+    for m in found:
+        try:
+            ev = json.loads(m.group(1))
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(ev, dict):
+            out.append(ev)
     return out
 
 
