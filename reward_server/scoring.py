@@ -34,6 +34,7 @@ from verifiers import registry
 from verifiers.core import Params, Status, VerifierResult, params_hash
 from verifiers.errors import InvalidParamsError, InvalidReferenceError, VerifierError
 from verifiers.pool import VerifierPool, run_inline
+from verifiers.sandbox.admission import tenant as sandbox_tenant
 
 from .errors import InvalidRequestError
 from .fairness import FairGate
@@ -235,6 +236,11 @@ class Scorer:
         # Teams take turns at the worker pool (FIFO inside it would let one team's backlog
         # delay everyone); four calls per worker keep the workers fed between turns.
         self.pool_gate = FairGate(4 * workers)
+        # ... and at the sandbox's threads, where one team may hold at most three quarters
+        # of them (a sleeping program holds its thread for its wall-clock backstop); the
+        # sandbox itself admits runs in turns per team too (verifiers.sandbox.tenant).
+        n = sizes["sandbox"]
+        self.sandbox_gate = FairGate(n, per_team=max(1, n - max(1, n // 4)))
         self._pid = os.getpid()
 
     def warm_up(self) -> None:
@@ -246,9 +252,17 @@ class Scorer:
                 return await asyncio.wrap_future(self.pool.submit(
                     c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s,
                     sample.prompt))
+        if c.thread_pool == "sandbox":
+            async with self.sandbox_gate.slot(team):
+                return await asyncio.wrap_future(self.threads["sandbox"].submit(self._in_sandbox_turn, sample, c, team))
         return await asyncio.wrap_future(self.threads.get(c.thread_pool, self.threads["inline"]).submit(
             lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
                                 sample.prompt), self._pid)))
+
+    def _in_sandbox_turn(self, sample: SampleInput, c: Component, team: str) -> tuple[VerifierResult, int]:
+        with sandbox_tenant(team):
+            return run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
+                              sample.prompt), self._pid
 
     async def _score_component(self, sample: SampleInput, c: Component, use_cache: bool,
                                team: str) -> ComponentOutcome:

@@ -325,8 +325,8 @@ def run_calls(backend: SandboxBackend, program: str, entry_point: str, calls: li
         req = json.dumps({"nonce": nonce, "code": program, "entry_point": entry_point, "calls": chunk,
                           "alarm_s": WALL_FACTOR * timeout_s, "cpu_alarm_s": timeout_s,
                           "stop_on_failure": stop is not None})
-        r = backend.run_python(harness.files("candidate_runner.py"), "candidate_runner.py",
-                               req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE)
+        r = budget.ran(backend.run_python(harness.files("candidate_runner.py"), "candidate_runner.py",
+                                          req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE))
         events = _events(r.stdout, nonce)
         load = next((e for e in events if e.get("ev") == "load"), None)
         if load is None or not load.get("ok"):
@@ -396,8 +396,8 @@ def _replay(backend: SandboxBackend, program: str, ref: FunctionReference, *, ti
                           "setup": ref.setup, "answers": answers, "stop_at_first_failure": stop_at_first_failure})
         limits = Limits(wall_time_s=wall, cpu_time_s=min(cpu, wall), memory_bytes=max(memory_bytes, 512 << 20),
                         output_bytes=max(output_bytes, 16 << 20), processes=16)
-        r = backend.run_python(harness.files("test_runner.py"), "test_runner.py",
-                               req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE)
+        r = budget.ran(backend.run_python(harness.files("test_runner.py"), "test_runner.py",
+                                          req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE))
         events = _events(r.stdout, nonce)
         err = next((e for e in events if e.get("ev") == "error"), None)
         if err is not None:
