@@ -7,7 +7,8 @@ admitted when
 
 - fewer than `cpu_slots` admitted runs are *busy* (a run counts as busy from its
   admission until its CPU watch sees it idle: a sleeper gives its slot back within
-  ~0.1 s and takes it again when it computes, without preemption);
+  ~0.1 s and takes it again when it computes, without preemption), or its tenant has
+  no run in flight (a team's turn never waits for another team's CPU-bound runs);
 - fewer than `max_in_flight` runs are in the sandbox (each costs processes, a thread
   and, on the zygote path, an interpreter);
 - the memory limits of the runs in flight plus its own stay within `memory_budget_bytes`
@@ -59,9 +60,11 @@ IN_FLIGHT_PER_CPU_SLOT = 8
 
 
 def default_sandbox_threads() -> int:
-    """Threads a scorer should give sandboxed verifiers: one per run the sandbox admits
-    in flight by default (IN_FLIGHT_PER_CPU_SLOT per core)."""
-    return IN_FLIGHT_PER_CPU_SLOT * max(1, os.cpu_count() or 1)
+    """Threads a scorer should give sandboxed verifiers: two per run the sandbox admits
+    in flight by default (IN_FLIGHT_PER_CPU_SLOT per core), so that calls between runs
+    (comparing, the next test's set-up) and calls waiting for admission never leave the
+    sandbox short of work; a waiting thread costs only its stack."""
+    return 2 * IN_FLIGHT_PER_CPU_SLOT * max(1, os.cpu_count() or 1)
 
 
 def host_memory_bytes() -> int:
@@ -136,13 +139,17 @@ class Admission:
     # -- under the lock ---------------------------------------------------------------
 
     def _fits(self, t: Ticket) -> bool:
-        return (self._busy < self.cpu_slots and self._in_flight < self.max_in_flight
-                and self._by_tenant.get(t.tenant, 0) < self.per_tenant
+        held = self._by_tenant.get(t.tenant, 0)
+        # A tenant with no run in flight may start one even when the CPU slots are busy:
+        # its turn must not wait for another tenant's CPU-bound runs to end (they are not
+        # preempted); the CPUs are then shared by the kernel, one more run per such tenant.
+        return ((self._busy < self.cpu_slots or held == 0) and self._in_flight < self.max_in_flight
+                and held < self.per_tenant
                 and (self._in_flight == 0 or self._memory + t.memory_bytes <= self.memory_budget_bytes))
 
     def _dispatch(self) -> None:
         """Admit waiting runs in turn order while they fit."""
-        while self._waiting and self._busy < self.cpu_slots and self._in_flight < self.max_in_flight:
+        while self._waiting and self._in_flight < self.max_in_flight:
             for name, queue in self._waiting.items():
                 if self._fits(queue[0]):
                     break
