@@ -277,7 +277,8 @@ def rewardctl_local_throughput(jobs, refs, threads: int) -> float:
 
     scorer = ctl._LocalScorer(threads)
     try:
-        lines = [{"id": p["task_id"], "completion": as_sent(p, c), "reference": refs[p["task_id"]], "verifier": "code",
+        lines = [{"id": p["task_id"], "completion": as_sent(p, c), "reference": refs[p["task_id"]],
+                  "verifier": "code",
                   "params": {"timeout_per_test_s": 3.0}} for p, c in jobs]
         samples = [ctl.line_to_sample(obj, i + 1) for i, obj in enumerate(lines)]
         t0 = time.perf_counter()

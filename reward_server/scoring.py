@@ -230,17 +230,19 @@ class Scorer:
         # One thread pool per kind of waiting (inline checks, sandboxed programs, remote
         # judges, local models), so that a queue of slow work of one kind never delays another.
         sizes = {"inline": 8, "sandbox": 2, "judge": 64, "model": 64, **(thread_pools or {})}
+        # Teams take turns at the sandbox's threads, one team holding at most the configured
+        # number (a sleeping program holds its thread for its wall-clock backstop): a
+        # quarter more threads are there for the other teams' calls. The sandbox itself
+        # admits runs in turns per team too (verifiers.sandbox.tenant).
+        n = sizes["sandbox"]
+        sizes["sandbox"] = n + max(1, n // 4)
+        self.sandbox_gate = FairGate(sizes["sandbox"], per_team=n)
         self.threads = {name: cf.ThreadPoolExecutor(n, thread_name_prefix=f"{name}-verifier")
                         for name, n in sizes.items()}
         self.cache = ResultCache(cache_ttl_s, cache_max_entries)
         # Teams take turns at the worker pool (FIFO inside it would let one team's backlog
         # delay everyone); four calls per worker keep the workers fed between turns.
         self.pool_gate = FairGate(4 * workers)
-        # ... and at the sandbox's threads, where one team may hold at most three quarters
-        # of them (a sleeping program holds its thread for its wall-clock backstop); the
-        # sandbox itself admits runs in turns per team too (verifiers.sandbox.tenant).
-        n = sizes["sandbox"]
-        self.sandbox_gate = FairGate(n, per_team=max(1, n - max(1, n // 4)))
         self._pid = os.getpid()
 
     def warm_up(self) -> None:
@@ -254,7 +256,8 @@ class Scorer:
                     sample.prompt))
         if c.thread_pool == "sandbox":
             async with self.sandbox_gate.slot(team):
-                return await asyncio.wrap_future(self.threads["sandbox"].submit(self._in_sandbox_turn, sample, c, team))
+                return await asyncio.wrap_future(
+                    self.threads["sandbox"].submit(self._in_sandbox_turn, sample, c, team))
         return await asyncio.wrap_future(self.threads.get(c.thread_pool, self.threads["inline"]).submit(
             lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
                                 sample.prompt), self._pid)))

@@ -11,8 +11,9 @@ admitted when
   no run in flight (a team's turn never waits for another team's CPU-bound runs);
 - fewer than `max_in_flight` runs are in the sandbox (each costs processes, a thread
   and, on the zygote path, an interpreter);
-- the memory limits of the runs in flight plus its own stay within `memory_budget_bytes`
-  (one run is always admitted when none is in flight, whatever its limit).
+- the memory the runs in flight may take stays within `memory_budget_bytes` (the
+  backends reserve a run's memory limit plus its output cap, which the server holds while
+  it compares; one run is always admitted when none is in flight, whatever it reserves).
 
 Waiting runs are admitted in turns per tenant (the team the server scores for, set with
 `tenant(name)` around the call), oldest first within a tenant, and one tenant holds at

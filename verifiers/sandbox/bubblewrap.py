@@ -45,8 +45,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .admission import IN_FLIGHT_PER_CPU_SLOT, Admission, CpuWatch, Ticket, host_memory_bytes
-from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError,
-                   check_file_names)
+from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxError, SandboxFile,
+                   SandboxUnavailableError, check_file_names)
 from .cgroups import CgroupManager, RunCgroup
 from .drain import drain
 from .pidns import INIT_INFO_TIMEOUT_S, SandboxInit
@@ -66,7 +66,7 @@ class BubblewrapBackend(SandboxBackend):
     """Runs programs under bubblewrap. Thread-safe. Runs are admitted by what they use
     (admission.py): at most `max_concurrent` busy on the CPU (default: the host's cores),
     at most `max_in_flight` in the sandbox at once (default: 8 per CPU slot), their
-    memory limits within `memory_budget_bytes` (default: half the host's memory), in
+    memory limits and output caps within `memory_budget_bytes` (default: half the host's memory), in
     turns per tenant (`verifiers.sandbox.tenant`)."""
 
     name = "bubblewrap"
@@ -159,8 +159,8 @@ class BubblewrapBackend(SandboxBackend):
                             + ("a sleeping run gives its slot back, seen by its cgroup's CPU time"
                                if self.cgroups and (self.cgroups.cpuacct_parent or self.cgroups.v2)
                                else "not measured without a cpuacct cgroup: a run holds its slot")
-                            + f"), at most {self.max_in_flight} in flight, memory limits within "
-                              f"{self.memory_budget_bytes >> 20} MiB; in turns per tenant"),
+                            + f"), at most {self.max_in_flight} in flight, their memory limits and output "
+                              f"caps within {self.memory_budget_bytes >> 20} MiB; in turns per tenant"),
             "python_runs": (f"fresh sandbox per run (pre-forked interpreter {self._zygote_off})" if self._zygote_off
                             else "pre-forked interpreter per sandbox slot; each run forked into new PID, mount, "
                                  "IPC and network namespaces under an init of its own (nothing outlives it), "
@@ -178,7 +178,7 @@ class BubblewrapBackend(SandboxBackend):
         ok, why = self._probe  # type: ignore[misc]
         if not ok:
             raise SandboxUnavailableError(why)
-        with self.admission.admit(limits.memory_bytes) as ticket:
+        with self.admission.admit(limits.memory_bytes + limits.output_bytes) as ticket:
             r = self._run_unchecked(files, cmd, stdin, limits, env=env, collect=collect, ticket=ticket)
         return replace(r, queued_s=ticket.queued_s)
 
@@ -196,7 +196,7 @@ class BubblewrapBackend(SandboxBackend):
             raise SandboxUnavailableError(why)
         check_file_names(files)  # a bad name is the caller's error, not the zygote's
         run_env = self._run_env(env)
-        with self.admission.admit(limits.memory_bytes) as ticket:
+        with self.admission.admit(limits.memory_bytes + limits.output_bytes) as ticket:
             r = self._run_python_admitted(files, script, stdin, limits, run_env, interpreter, env, ticket)
         return replace(r, queued_s=ticket.queued_s)
 
@@ -444,6 +444,11 @@ class BubblewrapBackend(SandboxBackend):
             if code is not None and code > 128 and (code - 128) in _SIGNALS:
                 code, sig = None, code - 128
             oom = cg.oom_killed() if cg is not None else False
+            if sig is not None and not (flags["timed_out"] or flags["stdout_over"] or oom):
+                # bwrap reports its child's death by signal N as exit status 128+N: bwrap
+                # itself was killed, and not by us (the clock, the output cap) nor by the
+                # run's memory limit. The program's outcome is unknown: the service's failure.
+                raise SandboxError(f"the sandbox was killed from outside during the run ({_signame(sig)})")
             peak = cg.peak_memory_bytes() if cg is not None else None
             cpu_hit = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_time_s * 0.98
                                                 and not flags["timed_out"])
@@ -484,6 +489,13 @@ class BubblewrapBackend(SandboxBackend):
 
 
 _SIGNALS = {int(s) for s in signal.Signals}
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 class _Reaper:
