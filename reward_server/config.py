@@ -109,7 +109,7 @@ class ServerConfig(BaseSettings):
     worker_memory_limit_bytes: int = Field(2 << 30, ge=64 << 20, description="address-space cap per worker")
     thread_pools: dict[str, int] = Field(
         default_factory=lambda: {"inline": 8, "sandbox": default_sandbox_threads(), "judge": 64, "model": 64},
-        description="threads per verifier thread pool: inline checks, sandboxed programs (default: 16 per "
+        description="threads per verifier thread pool: inline checks, sandboxed programs (default: 8 per "
                     "core; the sandbox admits their runs by CPU use), remote "
                     "judges, local models")
     timeout_s: float | None = Field(None, gt=0, description="override every verifier's wall-clock limit")

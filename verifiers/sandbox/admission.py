@@ -61,11 +61,11 @@ IN_FLIGHT_PER_CPU_SLOT = 8
 
 
 def default_sandbox_threads() -> int:
-    """Threads a scorer should give sandboxed verifiers: two per run the sandbox admits
-    in flight by default (IN_FLIGHT_PER_CPU_SLOT per core), so that calls between runs
-    (comparing, the next test's set-up) and calls waiting for admission never leave the
-    sandbox short of work; a waiting thread costs only its stack."""
-    return 2 * IN_FLIGHT_PER_CPU_SLOT * max(1, os.cpu_count() or 1)
+    """Threads a scorer should give sandboxed verifiers: one per run the sandbox admits in
+    flight by default (IN_FLIGHT_PER_CPU_SLOT per core), so that sleeping runs never leave
+    the CPUs short of work. (More threads bought nothing on HumanEval's short runs: every
+    thread's Python work between runs competes for the GIL.)"""
+    return IN_FLIGHT_PER_CPU_SLOT * max(1, os.cpu_count() or 1)
 
 
 def host_memory_bytes() -> int:
