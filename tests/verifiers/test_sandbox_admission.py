@@ -243,32 +243,3 @@ def test_time_waiting_for_the_sandbox_is_not_charged_to_the_programs_budget():
         set_default_backend(before)
         b.close()
 
-
-@needs_sandbox
-def test_a_fresh_sandbox_killed_from_outside_is_a_sandbox_error_not_a_wrong_answer():
-    b, before = BubblewrapBackend(prefork_python=False), default_backend()
-    set_default_backend(b)
-    try:
-        program = "```python\nimport time\ntime.sleep(2)\nprint(int(input()) * 2)\n```"
-        ref = {"tests": [{"stdin": "21\n", "stdout": "42\n"}]}
-        assert verifiers.verify("code", program, ref, {}).reward == 1.0
-
-        def killer() -> None:
-            time.sleep(0.8)
-            for p in Path("/proc").iterdir():
-                try:
-                    if (p.name.isdigit() and (p / "comm").read_text().strip() == "bwrap"
-                            and int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid()):
-                        os.kill(int(p.name), signal.SIGKILL)
-                except (OSError, ValueError, IndexError):
-                    pass
-
-        t = threading.Thread(target=killer)
-        t.start()
-        r = verifiers.verify("code", program, ref, {})
-        t.join()
-        assert r.status is Status.ERROR and "sandbox" in r.reason, (r.status, r.reward, r.reason)
-        assert verifiers.verify("code", program, ref, {}).reward == 1.0
-    finally:
-        set_default_backend(before)
-        b.close()

@@ -45,8 +45,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .admission import IN_FLIGHT_PER_CPU_SLOT, Admission, CpuWatch, Ticket, host_memory_bytes
-from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxError, SandboxFile,
-                   SandboxUnavailableError, check_file_names)
+from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError,
+                   check_file_names)
 from .cgroups import CgroupManager, RunCgroup
 from .drain import drain
 from .pidns import INIT_INFO_TIMEOUT_S, SandboxInit
@@ -444,11 +444,6 @@ class BubblewrapBackend(SandboxBackend):
             if code is not None and code > 128 and (code - 128) in _SIGNALS:
                 code, sig = None, code - 128
             oom = cg.oom_killed() if cg is not None else False
-            if sig is not None and not (flags["timed_out"] or flags["stdout_over"] or oom):
-                # bwrap reports its child's death by signal N as exit status 128+N: bwrap
-                # itself was killed, and not by us (the clock, the output cap) nor by the
-                # run's memory limit. The program's outcome is unknown: the service's failure.
-                raise SandboxError(f"the sandbox was killed from outside during the run ({_signame(sig)})")
             peak = cg.peak_memory_bytes() if cg is not None else None
             cpu_hit = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_time_s * 0.98
                                                 and not flags["timed_out"])
@@ -489,13 +484,6 @@ class BubblewrapBackend(SandboxBackend):
 
 
 _SIGNALS = {int(s) for s in signal.Signals}
-
-
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
 
 
 class _Reaper:
