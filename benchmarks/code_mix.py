@@ -19,6 +19,8 @@ it prints:
 - the CPU-bound lower bound of the same mix on this machine: (CPU seconds of every
   sandboxed run, read from a cgroup of this benchmark's own, + this process's own CPU
   seconds: the server's scoring and the client) / cores, and wall / bound (target <= 1.5);
+- how busy the host's CPUs were and how much of them other processes took (on a shared
+  machine the bound, which gives the mix every core, cannot be reached);
 - p50/p99/max latency of a correct program (A+B, two tests) submitted every
   `--probe-every` s by another team while the mix runs (target p99 <= 2 s);
 - verdicts: how many programs got the expected reward (correct: 1, the rest: OK 0).
@@ -144,6 +146,13 @@ def cgroup_cpu_s(cg: CgroupManager) -> float:
     return float("nan")
 
 
+def host_busy_s() -> float:
+    """CPU seconds every process of the host has used so far (/proc/stat, all CPUs)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def own_backend() -> tuple[BubblewrapBackend, CgroupManager]:
     """A backend whose runs' cgroups live under a parent of this benchmark's own, so that
     their CPU time can be read back (cgroup CPU accounting is hierarchical)."""
@@ -189,9 +198,10 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def report(name: str, mix: list[dict], rewards: list[tuple[float | None, str]], wall: float, sandbox_cpu: float,
-           proc_cpu: float, probe: Probe) -> None:
+           proc_cpu: float, probe: Probe, host_cpu: float) -> None:
     cores = os.cpu_count() or 1
     bound = (sandbox_cpu + proc_cpu) / cores
+    others = max(0.0, host_cpu - sandbox_cpu - proc_cpu)
     got = Counter()
     misses = []
     for m, (reward, status) in zip(mix, rewards):
@@ -203,6 +213,11 @@ def report(name: str, mix: list[dict], rewards: list[tuple[float | None, str]], 
     print(f"CPU: sandboxed runs {sandbox_cpu:.1f} s + this process (server scoring and client) {proc_cpu:.1f} s "
           f"on {cores} cores -> CPU-bound lower bound {bound:.1f} s; wall / bound = {wall / bound:.2f} "
           f"(target <= 1.5)")
+    left = cores - others / wall
+    print(f"host: CPUs {100 * host_cpu / (cores * wall):.0f} % busy during the run; other processes used "
+          f"{others:.1f} CPU s ({others / wall:.2f} cores on average): the bound assumes every core is the mix's; "
+          f"on the {left:.2f} cores they left, the bound is {bound * cores / max(left, 1e-9):.1f} s "
+          f"(wall / that = {wall / (bound * cores / max(left, 1e-9)):.2f})")
     lat = probe.latencies
     print(f"correct program from another team while the mix runs ({len(lat)} probes): p50 {pct(lat, 0.5):.2f} s, "
           f"p99 {pct(lat, 0.99):.2f} s, max {max(lat) if lat else float('nan'):.2f} s (target p99 <= 2 s)"
@@ -249,15 +264,15 @@ def through_service(mix: list[dict], cg: CgroupManager, backend: BubblewrapBacke
 
             probe()  # warm
             chunks = [mix[k:k + 25] for k in range(0, len(mix), 25)]
-            cpu0, t_cpu0 = cgroup_cpu_s(cg), time.process_time()
+            cpu0, t_cpu0, h0 = cgroup_cpu_s(cg), time.process_time(), host_busy_s()
             t0 = time.perf_counter()
             with Probe(probe, every_s) as pr, cf.ThreadPoolExecutor(4) as ex:
                 results = [r for rs in ex.map(lambda c: call(mix_key, [to_pb(m) for m in c]), chunks) for r in rs]
             wall = time.perf_counter() - t0
-            cpu, t_cpu = cgroup_cpu_s(cg) - cpu0, time.process_time() - t_cpu0
+            cpu, t_cpu, host = cgroup_cpu_s(cg) - cpu0, time.process_time() - t_cpu0, host_busy_s() - h0
     rewards = [(r.reward, pb.Status.Name(r.status).removeprefix("STATUS_")) for r in results]
     report("through the service (auth on; team 'mix' in Score requests of 25, 4 at a time)", mix, rewards, wall,
-           cpu, t_cpu, pr)
+           cpu, t_cpu, pr, host)
 
 
 def in_process(mix: list[dict], cg: CgroupManager, backend: BubblewrapBackend, timeout_s: float,
@@ -277,18 +292,18 @@ def in_process(mix: list[dict], cg: CgroupManager, backend: BubblewrapBackend, t
             return r.status.value == "OK" and r.reward == 1.0, r.reason
 
         probe()
-        cpu0, t_cpu0 = cgroup_cpu_s(cg), time.process_time()
+        cpu0, t_cpu0, h0 = cgroup_cpu_s(cg), time.process_time(), host_busy_s()
         t0 = time.perf_counter()
         with Probe(probe, every_s) as pr:
             out = []
             for k in range(0, len(samples), ctl.BATCH):
                 out += scorer.score(samples[k:k + ctl.BATCH])
         wall = time.perf_counter() - t0
-        cpu, t_cpu = cgroup_cpu_s(cg) - cpu0, time.process_time() - t_cpu0
+        cpu, t_cpu, host = cgroup_cpu_s(cg) - cpu0, time.process_time() - t_cpu0, host_busy_s() - h0
     finally:
         scorer.close()
     report(f"in-process (`rewardctl score` without --server: its scorer, batches of {ctl.BATCH})", mix,
-           [(o["reward"], o["status"]) for o in out], wall, cpu, t_cpu, pr)
+           [(o["reward"], o["status"]) for o in out], wall, cpu, t_cpu, pr, host)
 
 
 def main() -> None:
