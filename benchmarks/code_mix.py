@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import random
-import statistics
 import sys
 import tempfile
 import threading

@@ -39,7 +39,8 @@ def test_a_wrong_program_still_fails_when_the_check_uses_its_helper(task):
 
 
 CHEATS = {
-    "always-equal": ("    class E(str):\n        def __eq__(s, o): return True\n        def __ne__(s, o): return False\n"
+    "always-equal": ("    class E(str):\n        def __eq__(s, o): return True\n"
+                     "        def __ne__(s, o): return False\n"
                      "        __hash__ = str.__hash__\n    return E(s)\n"),
     "frame-reading": ("    import sys\n    f = sys._getframe(1)\n    while f is not None:\n"
                       "        for v in f.f_locals.values():\n"
