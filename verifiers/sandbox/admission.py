@@ -128,7 +128,18 @@ class Admission:
         with self._lock:
             self._waiting.setdefault(t.tenant, deque()).append(t)
             self._dispatch()
-        t._event.wait()
+        try:
+            t._event.wait()
+        except BaseException:  # (KeyboardInterrupt in the waiting thread) never leak a slot
+            with self._lock:
+                queue = self._waiting.get(t.tenant)
+                if queue is not None and t in queue:
+                    queue.remove(t)
+                    if not queue:
+                        del self._waiting[t.tenant]
+                    t._released = True
+            self._release(t)
+            raise
         t.queued_s = time.monotonic() - t._t0
         return t
 
