@@ -25,6 +25,13 @@ SLEEPER = b"import time\ntime.sleep(4)\nprint('late')\n"
 QUICK = b"print(sum(range(1000)))\n"
 
 
+def wait_until(cond, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
 def _in_threads(fn, n: int) -> list[threading.Thread]:
     ts = [threading.Thread(target=fn, daemon=True) for _ in range(n)]
     for t in ts:
@@ -71,11 +78,11 @@ def test_tenants_take_turns_and_a_tenant_with_nothing_running_starts_at_once():
             hold.wait(10)
 
     first = _in_threads(lambda: call("a"), 1)
-    time.sleep(0.05)
+    wait_until(lambda: order == ["a"])
     a_waiting = _in_threads(lambda: call("a"), 6)
-    time.sleep(0.1)
+    wait_until(lambda: adm.stats()["waiting"] == {"a": 6})
     b_waiting = _in_threads(lambda: call("b"), 2)
-    time.sleep(0.1)
+    wait_until(lambda: adm.stats()["waiting"] == {"a": 6, "b": 1})
     # "a" holds the one CPU slot; "b", with nothing running, starts at once (no
     # preemption: it must not wait for "a"'s CPU-bound run); its second run waits its turn
     assert order == ["a", "b"]
@@ -96,11 +103,10 @@ def test_one_tenant_cannot_fill_the_runs_in_flight():
             hold.wait(10)
 
     ts = _in_threads(lambda: call("a"), 6)
-    time.sleep(0.2)
-    assert adm.stats()["in_flight"] == 3 and adm.stats()["waiting"] == {"a": 3}
+    wait_until(lambda: adm.stats()["waiting"] == {"a": 3})
+    assert adm.stats()["in_flight"] == 3
     ts += _in_threads(lambda: call("b"), 1)
-    time.sleep(0.2)
-    assert adm.stats()["in_flight"] == 4
+    wait_until(lambda: adm.stats()["in_flight"] == 4)
     hold.set()
     for t in ts:
         t.join(10)
