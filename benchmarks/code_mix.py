@@ -212,11 +212,10 @@ def report(name: str, mix: list[dict], rewards: list[tuple[float | None, str]], 
     print(f"CPU: sandboxed runs {sandbox_cpu:.1f} s + this process (server scoring and client) {proc_cpu:.1f} s "
           f"on {cores} cores -> CPU-bound lower bound {bound:.1f} s; wall / bound = {wall / bound:.2f} "
           f"(target <= 1.5)")
-    left = cores - others / wall
+    # (what the others took is not what they would take from a mix that kept the cores
+    # busy: the kernel shares the CPUs, so no "bound on what they left" is printed)
     print(f"host: CPUs {100 * host_cpu / (cores * wall):.0f} % busy during the run; other processes used "
-          f"{others:.1f} CPU s ({others / wall:.2f} cores on average): the bound assumes every core is the mix's; "
-          f"on the {left:.2f} cores they left, the bound is {bound * cores / max(left, 1e-9):.1f} s "
-          f"(wall / that = {wall / (bound * cores / max(left, 1e-9)):.2f})")
+          f"{others:.1f} CPU s ({others / wall:.2f} cores on average): the bound assumes every core is the mix's")
     lat = probe.latencies
     print(f"correct program from another team while the mix runs ({len(lat)} probes): p50 {pct(lat, 0.5):.2f} s, "
           f"p99 {pct(lat, 0.99):.2f} s, max {max(lat) if lat else float('nan'):.2f} s (target p99 <= 2 s)"
