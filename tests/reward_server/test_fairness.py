@@ -65,3 +65,28 @@ def test_cancelled_waiters_give_their_turn_away():
 def test_limit_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         FairGate(0)
+
+
+def test_a_team_at_its_cap_leaves_free_slots_to_the_others():
+    # The sandbox's threads (issue 17.6): one team's sleeping programs must not hold them all.
+    async def main() -> None:
+        gate = FairGate(4, per_team=3)
+        release = asyncio.Event()
+        entered: list[str] = []
+
+        async def call(team: str) -> None:
+            async with gate.slot(team):
+                entered.append(team)
+                await release.wait()
+
+        tasks = [asyncio.create_task(call("a")) for _ in range(10)]
+        await asyncio.sleep(0)
+        assert gate.active == 3 and gate.waiting == {"a": 7}  # the fourth slot stays free
+        tasks.append(asyncio.create_task(call("b")))
+        await asyncio.sleep(0)
+        assert entered == ["a", "a", "a", "b"] and gate.active == 4
+        release.set()
+        await asyncio.gather(*tasks)
+        assert gate.active == 0 and gate.waiting == {} and entered.count("a") == 10
+
+    asyncio.run(main())

@@ -25,12 +25,13 @@ name: an integer expected token is matched by a float-formatted token within flo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
+_SPACE = re.compile(r"\s")
 _SHOW = 40
 
 
@@ -60,34 +61,101 @@ def tokens_equal(a: str, b: str, float_tol: float = 1e-6, case_sensitive: bool =
     return not case_sensitive and a.casefold() == b.casefold()
 
 
+_BATCH_CHARS = 1 << 18
+
+
+def _batches(text: str, cut: Callable[[int], int], split: Callable[[str, bool], list[str]]) -> Iterator[list[str]]:
+    """`split(text)` in pieces of about _BATCH_CHARS characters (each piece ends where
+    `cut(pos)` says a token or line ends), so that a program's output of millions of
+    tokens is never held as one list of them (~50 bytes a token)."""
+    start, n = 0, len(text)
+    while start < n:
+        end = min(n, cut(start + _BATCH_CHARS)) if start + _BATCH_CHARS < n else n
+        yield split(text[start:end], end == n)
+        start = end
+
+
+def _token_batches(text: str) -> Iterator[list[str]]:
+    # `\s` of a str pattern and str.split() agree on what is whitespace (Py_UNICODE_ISSPACE)
+    def cut(pos: int) -> int:
+        m = _SPACE.search(text, pos)
+        return m.start() if m else len(text)
+    return _batches(text, cut, lambda piece, final: piece.split())
+
+
+def _line_batches(text: str) -> Iterator[list[str]]:
+    def cut(pos: int) -> int:
+        k = text.find("\n", pos)
+        return k + 1 if k >= 0 else len(text)
+    def split(piece: str, final: bool) -> list[str]:
+        lines = [ln.rstrip() for ln in piece.split("\n")]
+        return lines if final else lines[:-1]  # a piece ends with "\n": its last "" starts the next
+    return _batches(text, cut, split)
+
+
+def _walk(a: Iterator[list[str]], b: Iterator[list[str]], same: Callable[[str, str], bool],
+          limit: int | None = None) -> tuple[int, str, str] | tuple[int, int]:
+    """Walk two batched sequences in step: (i, x, y) at the first 1-based position i where
+    `same(x, y)` fails, else (length of a, length of b) (both counted up to `limit`).
+    Equal runs are compared as list slices (C speed); `same` only where they differ."""
+    abuf: list[str] = []
+    bbuf: list[str] = []
+    ai = bi = done = 0
+    while limit is None or done < limit:
+        if ai == len(abuf):
+            abuf, ai = next(a, None), 0  # type: ignore[assignment]
+        if bi == len(bbuf):
+            bbuf, bi = next(b, None), 0  # type: ignore[assignment]
+        if abuf is None or bbuf is None:
+            n_a = done + (0 if abuf is None else len(abuf) - ai + sum(len(x) for x in a))
+            n_b = done + (0 if bbuf is None else len(bbuf) - bi + sum(len(x) for x in b))
+            return n_a, n_b
+        k = min(len(abuf) - ai, len(bbuf) - bi)
+        if limit is not None:
+            k = min(k, limit - done)
+        if abuf[ai:ai + k] != bbuf[bi:bi + k]:
+            for t in range(k):
+                if not same(abuf[ai + t], bbuf[bi + t]):
+                    return done + t + 1, abuf[ai + t], bbuf[bi + t]
+        ai, bi, done = ai + k, bi + k, done + k
+    return done, done
+
+
 def compare_tokens(actual: str, expected: str, *, float_tol: float = 1e-6, case_sensitive: bool = True,
                    exact_integers: bool = True) -> Comparison:
-    got, want = actual.split(), expected.split()
-    for i, (g, w) in enumerate(zip(got, want)):
-        if not tokens_equal(g, w, float_tol, case_sensitive, exact_integers):
-            return Comparison(False, f"token {i + 1}: expected {_show(w)}, got {_show(g)}")
-    if len(got) != len(want):
-        what = "ends early" if len(got) < len(want) else "has extra output"
-        return Comparison(False, f"output {what}: expected {len(want)} tokens, got {len(got)}")
+    if actual == expected:
+        return Comparison(True)
+    found = _walk(_token_batches(actual), _token_batches(expected),
+                  lambda g, w: tokens_equal(g, w, float_tol, case_sensitive, exact_integers))
+    if len(found) == 3:
+        i, g, w = found  # type: ignore[misc]
+        return Comparison(False, f"token {i}: expected {_show(w)}, got {_show(g)}")
+    n_got, n_want = found  # type: ignore[misc]
+    if n_got != n_want:
+        what = "ends early" if n_got < n_want else "has extra output"
+        return Comparison(False, f"output {what}: expected {n_want} tokens, got {n_got}")
     return Comparison(True)
 
 
-def _lines(text: str) -> list[str]:
-    lines = [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
+def _line_count(text: str) -> int:
+    """Lines up to the last one that is not empty once its trailing whitespace is dropped."""
+    end = len(text.rstrip())
+    return text.count("\n", 0, end) + 1 if end else 0
 
 
 def compare_lines(actual: str, expected: str, *, float_tol: float = 1e-6, case_sensitive: bool = True,
                   exact_integers: bool = True) -> Comparison:
-    got, want = _lines(actual), _lines(expected)
-    for i, (g, w) in enumerate(zip(got, want)):
-        if g != w and (case_sensitive or g.casefold() != w.casefold()):
-            return Comparison(False, f"line {i + 1}: expected {_show(w)}, got {_show(g)}")
-    if len(got) != len(want):
-        what = "ends early" if len(got) < len(want) else "has extra output"
-        return Comparison(False, f"output {what}: expected {len(want)} lines, got {len(got)}")
+    actual, expected = (t.replace("\r\n", "\n") if "\r\n" in t else t for t in (actual, expected))
+    n_got, n_want = _line_count(actual), _line_count(expected)
+    found = _walk(_line_batches(actual), _line_batches(expected),
+                  lambda g, w: g == w or (not case_sensitive and g.casefold() == w.casefold()),
+                  limit=min(n_got, n_want))
+    if len(found) == 3:
+        i, g, w = found  # type: ignore[misc]
+        return Comparison(False, f"line {i}: expected {_show(w)}, got {_show(g)}")
+    if n_got != n_want:
+        what = "ends early" if n_got < n_want else "has extra output"
+        return Comparison(False, f"output {what}: expected {n_want} lines, got {n_got}")
     return Comparison(True)
 
 

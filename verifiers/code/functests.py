@@ -32,6 +32,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 import reprlib
 import secrets
 from collections.abc import Callable
@@ -246,20 +247,26 @@ def _failure_of(answer: dict) -> tuple[Verdict, str]:
 
 # -- the candidate process ---------------------------------------------------------------
 
+# What str.splitlines() ends a line at (a report line is JSON with ASCII escapes: it holds none).
+_LINE_ENDS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
 def _events(stdout: bytes, nonce: str) -> list[dict]:
     """The report lines of this run (those carrying its nonce), parsed. Anything
     malformed is dropped: a forged line that is too deep for the JSON parser must not
-    turn into a verifier crash (an ERROR the trainer would not penalise)."""
-    prefix = nonce + " "
+    turn into a verifier crash (an ERROR the trainer would not penalise). The lines are
+    found by a search for the nonce, not by splitting the whole output: a run may print
+    millions of empty lines, and a list of them is ~50 bytes each."""
+    text = stdout.decode("utf-8", "replace")
+    found = re.finditer(f"(?:^|(?<=[{_LINE_ENDS}])){re.escape(nonce)} ([^{_LINE_ENDS}]*)", text)
     out = []
-    for line in stdout.decode("utf-8", "replace").splitlines():
-        if line.startswith(prefix):
-            try:
-                ev = json.loads(line[len(prefix):])
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
+    for m in found:
+        try:
+            ev = json.loads(m.group(1))
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(ev, dict):
+            out.append(ev)
     return out
 
 
@@ -318,8 +325,8 @@ def run_calls(backend: SandboxBackend, program: str, entry_point: str, calls: li
         req = json.dumps({"nonce": nonce, "code": program, "entry_point": entry_point, "calls": chunk,
                           "alarm_s": WALL_FACTOR * timeout_s, "cpu_alarm_s": timeout_s,
                           "stop_on_failure": stop is not None})
-        r = backend.run_python(harness.files("candidate_runner.py"), "candidate_runner.py",
-                               req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE)
+        r = budget.ran(backend.run_python(harness.files("candidate_runner.py"), "candidate_runner.py",
+                                          req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE))
         events = _events(r.stdout, nonce)
         load = next((e for e in events if e.get("ev") == "load"), None)
         if load is None or not load.get("ok"):
@@ -389,8 +396,8 @@ def _replay(backend: SandboxBackend, program: str, ref: FunctionReference, *, ti
                           "setup": ref.setup, "answers": answers, "stop_at_first_failure": stop_at_first_failure})
         limits = Limits(wall_time_s=wall, cpu_time_s=min(cpu, wall), memory_bytes=max(memory_bytes, 512 << 20),
                         output_bytes=max(output_bytes, 16 << 20), processes=16)
-        r = backend.run_python(harness.files("test_runner.py"), "test_runner.py",
-                               req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE)
+        r = budget.ran(backend.run_python(harness.files("test_runner.py"), "test_runner.py",
+                                          req.encode(), limits, env=PYTHON_ENV, interpreter=PYTHON_EXE))
         events = _events(r.stdout, nonce)
         err = next((e for e in events if e.get("ev") == "error"), None)
         if err is not None:
@@ -426,17 +433,100 @@ def _replay(backend: SandboxBackend, program: str, ref: FunctionReference, *, ti
                                               str(abort.get("detail", ""))[:300], where=f"after test {first}")
             return last, info
         calls_ev = next((e for e in events if e.get("ev") == "calls"), None)
-        new = {k: v for k, v in ((calls_ev or {}).get("new") or {}).items() if k not in answers}
+        new = {k: v for k, v in ((calls_ev or {}).get("new") or {}).items() if k not in answers and _well_formed(v)}
         if not new:
             raise HarnessError("the test code's calls do not settle (is it non-deterministic?)")
         if round_no == MAX_ROUNDS:
             break
-        keys = list(new)
-        got = run_calls(backend, program, ref.entry_point, [new[k] for k in keys], timeout_s=timeout_s,
-                        memory_bytes=memory_bytes, output_bytes=output_bytes, budget=budget)
-        answers.update(zip(keys, got))
+        _answer_calls(backend, program, ref.entry_point, new, answers, timeout_s=timeout_s,
+                      memory_bytes=memory_bytes, output_bytes=output_bytes, budget=budget)
     raise HarnessError(f"the tests still need new candidate calls after {MAX_ROUNDS} rounds "
                        f"(each call's arguments depend on the previous result)")
+
+
+def _well_formed(call: Any) -> bool:
+    """A call the test process recorded: [args, kwargs], [args, kwargs, name] or
+    [args, kwargs, name|None, refs] (see test_runner.py)."""
+    if not isinstance(call, list) or len(call) not in (2, 3, 4):
+        return False
+    if len(call) >= 3 and not (isinstance(call[2], str) and call[2].isidentifier()
+                               or (len(call) == 4 and call[2] is None)):
+        return False
+    return len(call) < 4 or isinstance(call[3], list)
+
+
+def _answer_calls(backend: SandboxBackend, program: str, entry_point: str, new: dict[str, list],
+                  answers: dict[str, dict], **limits: Any) -> None:
+    """Have the candidate process answer the test process's new calls, into `answers`.
+    A call that takes another call's (not yet known) answer as an argument is computed
+    once that answer is: in waves within this round, so that `candidate(helper(x))`
+    costs one more candidate run, not one more round per link."""
+    pending = dict(new)
+    resolved: dict[str, str] = {}  # the key a call with references was recorded under -> its concrete key
+    for _ in range(MAX_ROUNDS):
+        batch: dict[str, list] = {}
+        waiting: dict[str, list] = {}
+        progress = False
+        for key, call in pending.items():
+            if len(call) < 4:
+                batch[key] = call
+                continue
+            concrete = _concrete(call, answers, resolved)
+            if concrete is None:
+                waiting[key] = call
+            elif concrete:  # (False: a call it refers to failed; the test meets that failure first)
+                resolved[key] = concrete[0]
+                progress = True
+                if concrete[0] not in answers:
+                    batch[concrete[0]] = concrete[1]
+        if batch:
+            keys = list(batch)
+            answers.update(zip(keys, run_calls(backend, program, entry_point, [batch[k] for k in keys], **limits)))
+        if not waiting or not (batch or progress):
+            return
+        pending = waiting
+
+
+def _set_at(obj: Any, steps: list, value: Any) -> Any:
+    """`obj` with the item at `steps` (indices, keys) replaced by `value` (tuples rebuilt)."""
+    if not steps:
+        return value
+    head, rest = steps[0], steps[1:]
+    if type(obj) is tuple:
+        items = list(obj)
+        items[head] = _set_at(items[head], rest, value)
+        return tuple(items)
+    if type(obj) is list or (type(obj) is dict and head in obj):
+        obj[head] = _set_at(obj[head], rest, value)
+        return obj
+    raise ValueError("no such item")
+
+
+def _concrete(call: list, answers: dict[str, dict], resolved: dict[str, str]) -> tuple[str, list] | bool | None:
+    """(concrete key, concrete call) of a call with references once every call it refers
+    to is answered; None while one is not; False when one failed (or the record is bad)."""
+    args_enc, kwargs_enc, name, refs = call
+    try:
+        args, kwargs = plainwire.decode(args_enc), plainwire.decode(kwargs_enc)
+        if type(args) is not list or type(kwargs) is not dict:
+            return False
+        for path, key in refs:
+            ans = answers.get(resolved.get(key, key)) if isinstance(key, str) else None
+            if ans is None:
+                return None if isinstance(key, str) else False
+            if not ans.get("ok"):
+                return False
+            value = plainwire.decode(ans["value"])
+            if path[:1] == ["a"]:
+                args = _set_at(args, list(path[1:]), value)
+            elif path[:1] == ["k"] and len(path) >= 2:
+                kwargs = _set_at(kwargs, list(path[1:]), value)
+            else:
+                return False
+        concrete = [plainwire.encode(args), plainwire.encode(kwargs)] + ([] if name is None else [name])
+    except (ValueError, TypeError, IndexError, KeyError, RecursionError):
+        return False
+    return plainwire.dumps(concrete), concrete
 
 
 def _verdict(value: Any) -> Verdict:

@@ -28,13 +28,19 @@ class Budget:
     """The verify call's overall wall-clock budget. When it runs out, the tests not yet
     run fail as "time limit": every second of it was spent running the candidate's
     program under per-test limits, so a slow program cannot turn a failure into a
-    TIMEOUT (which trainers exclude instead of penalising)."""
+    TIMEOUT (which trainers exclude instead of penalising). Time a run waited for the
+    sandbox is the service's, not the program's: `ran(result)` gives it back."""
 
     deadline: float
     total_s: float = 0.0
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def ran(self, r: RunResult) -> RunResult:
+        """Credit the time `r` waited to be admitted to the sandbox; returns `r`."""
+        self.deadline += r.queued_s
+        return r
 
     def exhausted_detail(self) -> str:
         return f"not run: the call's overall time budget ({self.total_s:g} s) ran out"
@@ -88,13 +94,15 @@ def python_syntax_error(code: str) -> str | None:
     return None
 
 
-def compile_program(backend: SandboxBackend, lang: Language, code: str, limits: Limits
-                    ) -> tuple[dict[str, bytes | SandboxFile], str | None]:
+def compile_program(backend: SandboxBackend, lang: Language, code: str, limits: Limits,
+                    budget: Budget | None = None) -> tuple[dict[str, bytes | SandboxFile], str | None]:
     """(files to run, None) or ({}, compile error text)."""
     files: dict[str, bytes | SandboxFile] = {lang.source: code.encode()}
     if lang.compile is None:
         return files, None
     r = backend.run(files, lang.compile, b"", limits, collect=[lang.artefact] if lang.artefact else [])
+    if budget is not None:
+        budget.ran(r)
     if not r.ok or (lang.artefact and lang.artefact not in r.files):
         if r.timed_out or r.cpu_limit_hit:
             return {}, f"compiler ran past {limits.wall_time_s:g} s"
@@ -119,7 +127,7 @@ def run_stdio_tests(backend: SandboxBackend, lang: Language, code: str, ref: Std
         wall = min(compile_timeout_s, max(budget.remaining(), 0.1))
         climits = Limits(wall_time_s=wall, cpu_time_s=wall, memory_bytes=max(memory_bytes, 1 << 30),
                          processes=32, output_bytes=64 << 10, writable_workdir=True)
-        files, error = compile_program(backend, lang, code, climits)
+        files, error = compile_program(backend, lang, code, climits, budget)
         if error is not None:
             return [TestOutcome(i, Verdict.COMPILE_ERROR, error) for i in range(n)]
     else:
@@ -140,6 +148,7 @@ def run_stdio_tests(backend: SandboxBackend, lang: Language, code: str, ref: Std
                                    interpreter=PYTHON_EXE)
         else:
             r = backend.run(files, argv, test.stdin.encode(), run_limits, env=env)
+        budget.ran(r)
         failed = failure_verdict(r, lang, timeout_s, run_limits.wall_time_s)
         if failed is not None:
             outcome = TestOutcome(i, failed[0], failed[1], r.wall_time_s)

@@ -57,11 +57,16 @@ class CodeParamsV1(Params):
     partial_credit: bool = Field(False, description="reward = fraction of tests passed (else all or nothing)")
     stop_at_first_failure: bool = Field(True, description="stop at the first failing test (the rest count as failed)")
     max_tests: int | None = Field(None, ge=1, description="run only the first N tests of the reference")
-    timeout_per_test_s: float = Field(2.0, gt=0, le=60, description="time limit of one test (CPU and wall clock)")
-    memory_limit_mb: int = Field(512, ge=16, le=16384, description="memory limit of the program, MiB")
-    max_output_bytes: int = Field(8 * MiB, ge=1024, le=256 * MiB, description="stdout cap per run, bytes")
-    compile_timeout_s: float = Field(30.0, gt=0, le=300, description="C++ compilation time limit")
-    time_budget_s: float = Field(120.0, gt=0, le=1800, description="overall wall-clock budget of one call")
+    # The caps bound what one call may hold of a shared sandbox (issue 17.6): a test's wall
+    # backstop is WALL_FACTOR x its CPU limit (10 s -> 50.5 s), output is held in the
+    # server while it is compared (32 MiB), memory is reserved per run in flight (4 GiB).
+    timeout_per_test_s: float = Field(2.0, gt=0, le=10, description="CPU-time limit of one test, s (the wall-clock "
+                                                                    "backstop is 5x it + 0.5 s)")
+    memory_limit_mb: int = Field(512, ge=16, le=4096, description="memory limit of the program, MiB")
+    max_output_bytes: int = Field(8 * MiB, ge=1024, le=32 * MiB, description="stdout cap per run, bytes")
+    compile_timeout_s: float = Field(30.0, gt=0, le=60, description="C++ compilation time limit")
+    time_budget_s: float = Field(120.0, gt=0, le=300, description="overall budget of one call's runs, wall-clock "
+                                                                  "seconds (time waiting for the sandbox excluded)")
 
 
 class CodeParams(CodeParamsV1):

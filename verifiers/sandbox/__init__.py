@@ -11,7 +11,8 @@ a warm pool of locked-down containers; image from scripts/docker-runner-image.sh
 `make_backend(name)` builds either; the process-wide default is chosen by
 $RLVR_SANDBOX_BACKEND ("bubblewrap", the default, or "docker"; the Docker image from
 $RLVR_SANDBOX_IMAGE, the pool size from $RLVR_SANDBOX_POOL_SIZE).
-Nothing here knows about tests or verdicts: that is `verifiers.code`.
+Runs are admitted by what they use, in turns per tenant (`with tenant("team-a"): ...`;
+admission.py). Nothing here knows about tests or verdicts: that is `verifiers.code`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import os
 import threading
 from typing import Any
 
+from .admission import tenant
 from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxError, SandboxFile,
                    SandboxUnavailableError)
 from .bubblewrap import BubblewrapBackend
@@ -62,4 +64,4 @@ def set_default_backend(backend: SandboxBackend | None) -> None:
 
 __all__ = ["WORKDIR", "Limits", "RunResult", "SandboxBackend", "SandboxError", "SandboxFile",
            "SandboxUnavailableError", "BubblewrapBackend", "DockerBackend", "BACKEND_NAMES", "make_backend",
-           "default_backend", "set_default_backend"]
+           "default_backend", "set_default_backend", "tenant"]

@@ -114,6 +114,9 @@ class RunResult:
     stderr_truncated: bool = False
     peak_memory_bytes: int | None = None
     files: Mapping[str, bytes] = field(default_factory=dict)
+    # Seconds the run waited to be admitted to the sandbox (not part of wall_time_s): a
+    # caller's overall budget must not count it against the program.
+    queued_s: float = 0.0
 
     @property
     def ok(self) -> bool:

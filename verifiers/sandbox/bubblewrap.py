@@ -40,9 +40,11 @@ import tempfile
 import threading
 import time
 import weakref
+from dataclasses import replace
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .admission import IN_FLIGHT_PER_CPU_SLOT, Admission, CpuWatch, Ticket, host_memory_bytes
 from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError,
                    check_file_names)
 from .cgroups import CgroupManager, RunCgroup
@@ -61,18 +63,25 @@ _COLLECT_MAX_BYTES = 256 << 20
 
 
 class BubblewrapBackend(SandboxBackend):
-    """Runs programs under bubblewrap. Thread-safe; at most `max_concurrent` at once."""
+    """Runs programs under bubblewrap. Thread-safe. Runs are admitted by what they use
+    (admission.py): at most `max_concurrent` busy on the CPU (default: the host's cores),
+    at most `max_in_flight` in the sandbox at once (default: 8 per CPU slot), their
+    memory limits and output caps within `memory_budget_bytes` (default: half the host's memory), in
+    turns per tenant (`verifiers.sandbox.tenant`)."""
 
     name = "bubblewrap"
 
     def __init__(self, bwrap: str | None = None, *, sandbox_uid: int = 65534, sandbox_gid: int = 65534,
                  ro_binds: Sequence[str] = ("/usr",), max_concurrent: int | None = None,
-                 use_cgroups: bool = True, scratch_dir: str | None = None, prefork_python: bool = True) -> None:
+                 use_cgroups: bool = True, scratch_dir: str | None = None, prefork_python: bool = True,
+                 max_in_flight: int | None = None, memory_budget_bytes: int | None = None) -> None:
         self.bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
         self.sandbox_uid, self.sandbox_gid = sandbox_uid, sandbox_gid
         self.ro_binds = tuple(ro_binds)
         self.max_concurrent = max_concurrent or max(1, os.cpu_count() or 1)
-        self._slots = threading.BoundedSemaphore(self.max_concurrent)
+        self.max_in_flight = max_in_flight or IN_FLIGHT_PER_CPU_SLOT * self.max_concurrent
+        self.memory_budget_bytes = memory_budget_bytes or max(1 << 30, host_memory_bytes() // 2)
+        self.admission = self._new_admission()
         self.cgroups = CgroupManager() if use_cgroups else None
         self._scratch_parent = scratch_dir
         self._scratch: Path | None = None
@@ -91,6 +100,9 @@ class BubblewrapBackend(SandboxBackend):
                       "zygotes_retired": 0}
         self._seccomp = keyring_filter()
         _BACKENDS.add(self)
+
+    def _new_admission(self) -> Admission:
+        return Admission(self.max_concurrent, self.max_in_flight, self.memory_budget_bytes)
 
     # -- availability ---------------------------------------------------------------
 
@@ -143,7 +155,12 @@ class BubblewrapBackend(SandboxBackend):
             "syscall_filter": ("seccomp: add_key, request_key, keyctl and foreign-ABI syscalls refused "
                                "(kernel keyrings are not namespaced)" if self._seccomp else
                                "not enforced (no seccomp program for this machine's syscall numbers)"),
-            "concurrency": f"at most {self.max_concurrent} sandboxes at once in this process",
+            "concurrency": (f"runs admitted by use: at most {self.max_concurrent} busy on the CPU ("
+                            + ("a sleeping run gives its slot back, seen by its cgroup's CPU time"
+                               if self.cgroups and (self.cgroups.cpuacct_parent or self.cgroups.v2)
+                               else "not measured without a cpuacct cgroup: a run holds its slot")
+                            + f"), at most {self.max_in_flight} in flight, their memory limits and output "
+                              f"caps within {self.memory_budget_bytes >> 20} MiB; in turns per tenant"),
             "python_runs": (f"fresh sandbox per run (pre-forked interpreter {self._zygote_off})" if self._zygote_off
                             else "pre-forked interpreter per sandbox slot; each run forked into new PID, mount, "
                                  "IPC and network namespaces under an init of its own (nothing outlives it), "
@@ -161,8 +178,9 @@ class BubblewrapBackend(SandboxBackend):
         ok, why = self._probe  # type: ignore[misc]
         if not ok:
             raise SandboxUnavailableError(why)
-        with self._slots:
-            return self._run_unchecked(files, cmd, stdin, limits, env=env, collect=collect)
+        with self.admission.admit(limits.memory_bytes + limits.output_bytes) as ticket:
+            r = self._run_unchecked(files, cmd, stdin, limits, env=env, collect=collect, ticket=ticket)
+        return replace(r, queued_s=ticket.queued_s)
 
     def run_python(self, files: Mapping[str, bytes | SandboxFile], script: str, stdin: bytes = b"",
                    limits: Limits = Limits(), *, env: Mapping[str, str] | None = None,
@@ -178,27 +196,34 @@ class BubblewrapBackend(SandboxBackend):
             raise SandboxUnavailableError(why)
         check_file_names(files)  # a bad name is the caller's error, not the zygote's
         run_env = self._run_env(env)
-        with self._slots:
-            key = (interpreter, tuple(sorted(run_env.items())))
-            for _ in range(2):  # a zygote lost before the script started: one more try
-                if self._zygote_off is not None:
-                    break
-                z: PythonZygote | None = None
-                try:
-                    z = self._take_zygote(key, run_env, interpreter)
-                    r = z.run(files, script, stdin, limits, run_env)
-                except ZygoteError as e:  # raised only when the script did not start
-                    self._zygote_failed(e, z)
-                    continue
-                except BaseException:
-                    if z is not None:
-                        self._close_zygote(z)
-                    raise
-                self._give_back_zygote(key, z)
-                self._count("prefork_runs")
-                return r
-            self._count("fresh_python_runs")
-            return self._run_unchecked(files, [interpreter, "-B", "-s", script], stdin, limits, env=env)
+        with self.admission.admit(limits.memory_bytes + limits.output_bytes) as ticket:
+            r = self._run_python_admitted(files, script, stdin, limits, run_env, interpreter, env, ticket)
+        return replace(r, queued_s=ticket.queued_s)
+
+    def _run_python_admitted(self, files: Mapping[str, bytes | SandboxFile], script: str, stdin: bytes,
+                             limits: Limits, run_env: dict[str, str], interpreter: str,
+                             env: Mapping[str, str] | None, ticket: Ticket) -> RunResult:
+        key = (interpreter, tuple(sorted(run_env.items())))
+        for _ in range(2):  # a zygote lost before the script started: one more try
+            if self._zygote_off is not None:
+                break
+            z: PythonZygote | None = None
+            try:
+                z = self._take_zygote(key, run_env, interpreter)
+                r = z.run(files, script, stdin, limits, run_env, ticket=ticket)
+            except ZygoteError as e:  # raised only when the script did not start
+                self._zygote_failed(e, z)
+                continue
+            except BaseException:
+                if z is not None:
+                    self._close_zygote(z)
+                raise
+            self._give_back_zygote(key, z)
+            self._count("prefork_runs")
+            return r
+        self._count("fresh_python_runs")
+        return self._run_unchecked(files, [interpreter, "-B", "-s", script], stdin, limits, env=env,
+                                   ticket=ticket)
 
     def _count(self, key: str) -> None:
         with self._stats_lock:
@@ -213,8 +238,8 @@ class BubblewrapBackend(SandboxBackend):
                     return z
                 self._count("zygotes_lost")  # killed while idle (OOM killer, an operator)
                 self._close_zygote(z)
-            # At most max_concurrent zygotes: make room by closing an idle one of another kind.
-            if sum(len(v) for v in self._idle_zygotes.values()) >= self.max_concurrent:
+            # At most max_in_flight idle zygotes: make room by closing an idle one of another kind.
+            if sum(len(v) for v in self._idle_zygotes.values()) >= self.max_in_flight:
                 for other in self._idle_zygotes.values():
                     if other:
                         self._close_zygote(other.pop())
@@ -253,7 +278,7 @@ class BubblewrapBackend(SandboxBackend):
             self._close_zygote(z)
             return
         with self._zygote_lock:
-            keep = not self._closed and sum(len(v) for v in self._idle_zygotes.values()) < self.max_concurrent
+            keep = not self._closed and sum(len(v) for v in self._idle_zygotes.values()) < self.max_in_flight
             if keep:
                 self._idle_zygotes.setdefault(key, []).append(z)
         if not keep:  # the backend was closed meanwhile, or enough are idle
@@ -365,13 +390,14 @@ class BubblewrapBackend(SandboxBackend):
 
     def _run_unchecked(self, files: Mapping[str, bytes | SandboxFile], cmd: Sequence[str], stdin: bytes,
                        limits: Limits, *, env: Mapping[str, str] | None = None,
-                       collect: Sequence[str] = ()) -> RunResult:
+                       collect: Sequence[str] = (), ticket: Ticket | None = None) -> RunResult:
         work = self._make_workdir(files, limits.writable_workdir)
         cg: RunCgroup | None = None
         stdin_fd = seccomp_fd = -1
         init = SandboxInit()
         try:
             cg = self.cgroups.create(limits.memory_bytes, limits.processes + 2) if self.cgroups else None
+            watch = CpuWatch(ticket, cg.cpu_time_s if cg is not None else (lambda: None))
             argv = self._launch_prefix(cg)
             seccomp_fd = filter_fd(self._seccomp) if self._seccomp else -1
             argv += (self._bwrap_args(work, limits, env, seccomp_fd=seccomp_fd, init=init) + ["--"]
@@ -400,7 +426,7 @@ class BubblewrapBackend(SandboxBackend):
                 init.started(min(t0 + INIT_INFO_TIMEOUT_S, t0 + limits.wall_time_s))
                 out, err, flags = drain(proc.stdout.fileno(), proc.stderr.fileno(),  # type: ignore[union-attr]
                                         pidfd, t0 + limits.wall_time_s, limits.output_bytes, limits.stderr_bytes,
-                                        lambda: _kill(proc, cg, init))
+                                        lambda: _kill(proc, cg, init), watch.tick)
             finally:
                 os.close(pidfd)
             _, status, usage = os.wait4(proc.pid, 0)
@@ -507,7 +533,7 @@ def _forget_after_fork() -> None:
         b._stats_lock = threading.Lock()
         b._scratch_lock = threading.Lock()
         b._lock = threading.Lock()
-        b._slots = threading.BoundedSemaphore(b.max_concurrent)
+        b.admission = b._new_admission()
         b._scratch = None
 
 

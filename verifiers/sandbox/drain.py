@@ -8,13 +8,17 @@ import time
 from collections.abc import Callable
 
 _READ_CHUNK = 1 << 16
+TICK_S = 0.05
 
 
 def drain(out_fd: int, err_fd: int, done_fd: int, deadline: float, out_cap: int, err_cap: int,
-          kill: Callable[[], None]) -> tuple[bytearray, bytearray, dict[str, bool]]:
+          kill: Callable[[], None], tick: Callable[[], None] | None = None
+          ) -> tuple[bytearray, bytearray, dict[str, bool]]:
     """Read stdout and stderr until both close and `done_fd` (a pidfd, or the socket the
     result arrives on) is readable, or until the deadline (then `kill()`). Keeps at most
-    `out_cap`/`err_cap` bytes of each; more stdout than `out_cap` kills the run."""
+    `out_cap`/`err_cap` bytes of each; more stdout than `out_cap` kills the run.
+    `tick()`, if given, is called at least every TICK_S while the run lasts (the CPU
+    watch of admission.py)."""
     flags = {"timed_out": False, "stdout_over": False, "stderr_over": False}
     bufs = {out_fd: bytearray(), err_fd: bytearray()}
     caps = {out_fd: out_cap, err_fd: err_cap}
@@ -42,7 +46,9 @@ def drain(out_fd: int, err_fd: int, done_fd: int, deadline: float, out_cap: int,
             if exited and grace_deadline is None:
                 grace_deadline = now + 1.0  # exited: pipes held only by stragglers
             limit = (grace_deadline if grace_deadline is not None else deadline) - now
-            for key, _ in sel.select(max(0.0, min(limit, 1.0))):
+            if tick is not None:
+                tick()
+            for key, _ in sel.select(max(0.0, min(limit, 1.0 if tick is None else TICK_S))):
                 fd = key.fd
                 if fd == pidfd:
                     exited = True

@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .admission import CpuWatch, Ticket
 from .base import Limits, RunResult, SandboxError, SandboxFile, check_file_names
 from .cgroups import RunCgroup
 from .drain import drain
@@ -92,13 +93,17 @@ class PythonZygote:
     # -- one run ------------------------------------------------------------------
 
     def run(self, files: Mapping[str, bytes | SandboxFile], script: str, stdin: bytes, limits: Limits,
-            env: Mapping[str, str]) -> RunResult:
+            env: Mapping[str, str], *, ticket: Ticket | None = None) -> RunResult:
         """Run `script` (one of `files`) as __main__ in a fresh fork, under `limits`.
+        `ticket`: the run's admission, told when the run sleeps (admission.py).
 
         Raises ZygoteError only when the script did not start (the zygote is unusable, or
         the run's set-up failed before the script ran): the caller may then run it
-        elsewhere. Once the script may have started, every outcome is a RunResult (a lost
-        supervisor is a killed run), never a second execution."""
+        elsewhere. Once the script may have started, every outcome is a RunResult (a
+        supervisor lost to the run's own memory use is a killed run) or, when the zygote
+        or the supervisor was lost for another reason (killed from outside, a crash of
+        ours), SandboxError: the service's failure, never a verdict about the program and
+        never a second execution."""
         if not self.alive():
             raise ZygoteError("the Python zygote has exited")
         check_file_names(files)
@@ -112,6 +117,7 @@ class PythonZygote:
             self.close()
             raise ZygoteError(f"cannot set the zygote's cgroup limits: {e}") from e
         cpu0 = self.cg.cpu_time_s() if self.cg is not None else None
+        watch = CpuWatch(ticket, self.cg.cpu_time_s if self.cg is not None else (lambda: None))
         oom0 = self.cg.oom_kill_count() if self.cg is not None else 0
         fds = {"stdin": -1, "out_r": -1, "out_w": -1, "err_r": -1, "err_w": -1}
         try:
@@ -135,7 +141,7 @@ class PythonZygote:
                     os.close(fds[k])
                     fds[k] = -1
             out, err, flags = drain(fds["out_r"], fds["err_r"], self.sock.fileno(), t0 + limits.wall_time_s,
-                                    limits.output_bytes, limits.stderr_bytes, self._kill_run)
+                                    limits.output_bytes, limits.stderr_bytes, self._kill_run, watch.tick)
             msg, done = self._recv_outcome()
             wall = time.monotonic() - t0
         finally:
@@ -146,8 +152,17 @@ class PythonZygote:
             self.close()
             raise ZygoteError(f"the Python zygote could not set a run up: {msg['setup_error']}",
                               permanent=bool(msg.get("isolation")))
+        if (msg is None or "error" in msg) and not flags["timed_out"] and not (
+                self.cg is not None and self.cg.oom_kill_count() > oom0):
+            # No report, and neither the run's memory nor its clock explains it: the zygote
+            # or the supervisor was lost (killed from outside, a crash of ours).
+            why = "no report from the run's supervisor" if msg is None else str(msg.get("error"))[:200]
+            exited = self.proc is not None and self._exited_within(1.0)
+            self.close()
+            raise SandboxError(f"the sandbox's pre-forked interpreter was lost during the run "
+                               f"({'it was killed' if exited else why}); the program's outcome is unknown")
         if msg is None or "error" in msg or not done:
-            # The supervisor was lost (the OOM killer, a crash): the run counts as killed.
+            # The supervisor was lost to the OOM killer or the wall clock: the run counts as killed.
             why = "no report from the run's supervisor" if msg is None else msg.get("error", "no teardown ack")
             self.close()
             msg = {"status": signal.SIGKILL, "utime": 0.0, "stime": 0.0, "killed": True, "lost": why}
@@ -242,6 +257,13 @@ class PythonZygote:
                 return None, False
             tag = self._recv_exact(1, time.monotonic() + DONE_GRACE_S)
         return msg, tag == b"D"
+
+    def _exited_within(self, timeout_s: float) -> bool:
+        try:
+            self.proc.wait(timeout=timeout_s)  # type: ignore[union-attr]
+            return True
+        except subprocess.TimeoutExpired:
+            return False
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None and self.sock.fileno() >= 0

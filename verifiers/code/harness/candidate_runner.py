@@ -2,7 +2,9 @@
 each argument list, report the *return values* as plain data. Nothing here knows an
 expected value: comparison happens outside (the trusted side, or the test process).
 
-stdin: {"nonce", "entry_point", "calls": [[args, kwargs], ...]} (plainwire-encoded).
+stdin: {"nonce", "entry_point", "calls": [[args, kwargs], ...]} (plainwire-encoded; a call
+[args, kwargs, name] calls the program's module-level `name` instead, a helper the
+reference's test code uses).
 stdout, one line per event, each prefixed by the nonce:
     {"ev": "load", "ok": true} | {"ev": "load", "ok": false, "kind": "compile"|"runtime", "error"}
     {"ev": "begin", "i"}
@@ -65,9 +67,18 @@ def main():
     alarm_s = float(req.get("alarm_s") or 0)  # wall-clock safety net per call
     cpu_alarm_s = float(req.get("cpu_alarm_s") or 0)  # the time limit proper: CPU time
     stop_on_failure = bool(req.get("stop_on_failure"))  # the first exception/timeout decides
-    for i, (args_enc, kwargs_enc) in enumerate(req["calls"]):
+    for i, call in enumerate(req["calls"]):
+        args_enc, kwargs_enc = call[0], call[1]
         args, kwargs = plainwire.decode(args_enc), plainwire.decode(kwargs_enc)
         emit({"ev": "begin", "i": i})
+        name = call[2] if len(call) > 2 else None
+        target = fn if name is None else ns.get(name)
+        if not callable(target):
+            emit({"ev": "end", "i": i, "t": 0.0, "cpu": 0.0, "ok": False, "kind": "exception", "type": "NameError",
+                  "error": f"name {name!r} is not defined by the program"})
+            if stop_on_failure:
+                return
+            continue
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             if alarm_s:
@@ -77,7 +88,7 @@ def main():
                 signal.signal(signal.SIGPROF, _alarm)
                 signal.setitimer(signal.ITIMER_PROF, cpu_alarm_s)
             try:
-                value = fn(*args, **kwargs)
+                value = target(*args, **kwargs)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.setitimer(signal.ITIMER_PROF, 0)

