@@ -60,7 +60,7 @@ def test_a_bad_request_fails_alone(url):
     good = store.add_scores([_row(i, "run-a") for i in range(4)])
     bad = store.add_scores([dict(_row(4, "run-a"), verifier=None)])  # NOT NULL violated
     assert good.result(timeout=30) is None
-    with pytest.raises(StoreWriteError, match="nothing was recorded: retry"):
+    with pytest.raises(StoreWriteError, match="nothing was recorded"):  # refused content: not retried
         bad.result(timeout=30)
     assert count(url) == 4 and store.write_errors == 1
     store.close()
@@ -82,4 +82,16 @@ def test_upgrade_removes_duplicates_stored_before_the_unique_key(url):
     store = ScoreStore(url)  # auto-migrates to head
     kept = [r.request_id for r in store.query_scores(run_id="run-a")]
     assert kept == ["try0"] and count(url, "run_id is null") == 2
+    store.close()
+
+
+def test_a_caller_giving_up_does_not_stop_the_writer(url):
+    """A client's deadline cancels the asyncio future chained to a write; the writer must
+    neither die of it nor drop the rows (issue #17, found while red-teaming the writer)."""
+    store = ScoreStore(url, flush_ms=100)
+    store.start_run("run-a", "a", {})
+    first = store.add_scores([_row(0, "run-a")])
+    assert not first.cancel()  # already running: the rows will be written
+    assert store.add_scores([_row(1, "run-a")]).result(timeout=10) is None
+    assert first.result(timeout=10) is None and count(url) == 2
     store.close()
