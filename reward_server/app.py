@@ -34,6 +34,7 @@ from .quotas import DatabaseBackend, QuotaManager
 from .scoring import Scorer
 from .servicer import RewardServicer
 from .store import ScoreStore
+from .store.store import redact_url
 
 log = logging.getLogger("reward_server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardService"].full_name
@@ -93,6 +94,7 @@ class _Parts:
     retention: asyncio.Task | None = None
     quotas: QuotaManager | None = None
     remove_policy: Callable[[], None] = lambda: None
+    servicer: RewardServicer | None = None
 
 
 async def _build(config: ServerConfig) -> _Parts:
@@ -187,9 +189,9 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("reward server listening on %s:%d (%s, database %s, %d workers)", config.host, port,
-             "TLS" if config.tls_cert_file else "plaintext", config.database_url, config.workers)
+             "TLS" if config.tls_cert_file else "plaintext", redact_url(config.database_url), config.workers)
     retention = asyncio.create_task(_retention_loop(store, config)) if config.retention_days else None
-    return _Parts(server, health_servicer, scorer, store, port, retention, servicer.quotas)
+    return _Parts(server, health_servicer, scorer, store, port, retention, servicer.quotas, servicer=servicer)
 
 
 async def _retention_loop(store: ScoreStore, config: ServerConfig) -> None:
@@ -208,6 +210,8 @@ async def _shutdown(parts: _Parts, grace_s: float) -> None:
         parts.retention.cancel()
     await parts.health.enter_graceful_shutdown()
     await parts.server.stop(grace_s)
+    if parts.servicer:
+        parts.servicer.close()
     await asyncio.to_thread(parts.scorer.close)
     if parts.quotas:
         await asyncio.to_thread(parts.quotas.close)

@@ -133,6 +133,15 @@ class ServerConfig(BaseSettings):
                                          description="named reward specs stored (as new versions when changed) at start")
     max_message_bytes: int = Field(16 << 20, ge=1024, description="largest request accepted")
     max_samples_per_request: int = Field(4096, ge=1)
+    max_components_per_sample: int = Field(32, ge=1, description="components one sample's spec may have (with "
+                                           "its route); each is a verification and a stored row")
+    max_components_per_request: int = Field(16_384, ge=1, description="samples × components in one message")
+    max_spec_routes: int = Field(64, ge=1, description="routes one spec may have")
+    max_spec_bytes: int = Field(256 << 10, ge=1024, description="encoded size of one spec message")
+    max_history_streams: int = Field(4, ge=1, description="QueryScores streams one team may have open on this "
+                                     "replica at once")
+    db_concurrency: int = Field(8, ge=1, description="database calls the RPC handlers make at once; teams take "
+                                "turns for them (the pool holds more: the writer and key checks)")
     grace_s: float = Field(30.0, ge=0, description="SIGTERM: time allowed for in-flight work")
     writer_batch_rows: int = Field(1000, ge=1, description="score rows per database transaction")
     writer_flush_ms: int = Field(0, ge=0, description="longest the writer waits to gather a bigger batch (0: "

@@ -5,6 +5,9 @@ Each limited resource is a token bucket per team (rate r per second, capacity `b
 - judge requests per minute (one per judge component of each sample);
 - sandbox seconds per minute (charged after the programs ran, so the bucket can go into
   debt; the next request waits until it is paid back);
+- components per second (every verification a sample's spec asks for, DryRun included);
+- stored bytes per minute (texts × components: what a batch adds to the database);
+- run bookkeeping calls per second (StartRun, LogStep, FinishRun);
 - concurrent ScoreGroups streams and samples in flight (counters, not buckets): these keep
   one team's flood from filling the shared worker queues ahead of another team's work.
 
@@ -48,6 +51,12 @@ class TeamQuota(BaseModel):
     samples_burst: int | None = Field(None, ge=1, description="default: 2 s worth of samples_per_s")
     judge_requests_per_min: float | None = Field(None, gt=0)
     sandbox_seconds_per_min: float | None = Field(None, gt=0)
+    components_per_s: float | None = Field(None, gt=0, description="verifications (samples × components)")
+    components_burst: int | None = Field(None, ge=1, description="default: 2 s worth of components_per_s")
+    stored_bytes_per_min: float | None = Field(None, gt=0, description="text bytes stored (× components)")
+    stored_bytes_burst: int | None = Field(None, ge=1, description="default: 1 min worth")
+    bookkeeping_calls_per_s: float | None = Field(None, gt=0, description="StartRun, LogStep, FinishRun")
+    bookkeeping_burst: int | None = Field(None, ge=1, description="default: 10 s worth")
     max_streams: int | None = Field(None, ge=1)
     max_inflight_samples: int | None = Field(None, ge=1)
 
@@ -364,11 +373,28 @@ class QuotaManager:
         self.backend: QuotaBackend = backend or MemoryBackend()
         self._lock = threading.Lock()
         self.rejections: dict[str, int] = {}
+        self._refused_until: dict[str, tuple[float, str]] = {}  # team -> (monotonic deadline, why)
 
     def _reject(self, team: str, message: str, retry_after_s: float) -> QuotaExceededError:
         with self._lock:
             self.rejections[team] = self.rejections.get(team, 0) + 1
+            self._refused_until[team] = (time.monotonic() + retry_after_s, message)
         return QuotaExceededError(f"team {team}: {message}", retry_after_s)
+
+    def precheck(self, team: str) -> None:
+        """Before any work on a request: refuse it at once (QuotaExceededError) while the
+        team's last refusal's retry hint has not passed, so an over-quota team's requests
+        cost no validation. An O(1) look at this replica's memory; admission still decides."""
+        with self._lock:
+            hit = self._refused_until.get(team)
+            if hit is None:
+                return
+            wait_s = hit[0] - time.monotonic()
+            if wait_s <= 0:
+                del self._refused_until[team]
+                return
+            self.rejections[team] = self.rejections.get(team, 0) + 1
+        raise QuotaExceededError(f"team {team}: {hit[1]}", wait_s)
 
     @staticmethod
     def _sandbox(q: TeamQuota) -> BucketRequest:
@@ -390,10 +416,18 @@ class QuotaManager:
                 self.backend.release(team, hold, lease)
 
     def admit(self, team: str, samples: int, judge_requests: int = 0,
-              sandbox_components: int = 0) -> contextlib.AbstractContextManager[None]:
+              sandbox_components: int = 0, components: int = 0,
+              stored_bytes: int = 0) -> contextlib.AbstractContextManager[None]:
         """Admit a batch of samples (raises QuotaExceededError) and hold their in-flight slots."""
         q = self.config.for_team(team)
         wanted: list[BucketRequest] = []
+        if q.components_per_s and components:
+            wanted.append(BucketRequest("components", f"{q.components_per_s:g} components/s", q.components_per_s,
+                                        q.components_burst or max(1.0, 2 * q.components_per_s), components))
+        if q.stored_bytes_per_min and stored_bytes:
+            wanted.append(BucketRequest("stored_bytes", f"{q.stored_bytes_per_min:g} stored bytes/min",
+                                        q.stored_bytes_per_min / 60, q.stored_bytes_burst or q.stored_bytes_per_min,
+                                        stored_bytes))
         if q.sandbox_seconds_per_min and sandbox_components:
             wanted.append(self._sandbox(q))  # charged after the run; admission only needs the debt paid back
         if q.samples_per_s:
@@ -405,6 +439,14 @@ class QuotaManager:
         hold = (Hold("inflight", samples, q.max_inflight_samples, "samples already in flight", 0.05)
                 if q.max_inflight_samples else None)
         return self._held(team, wanted, hold)
+
+    def bookkeeping(self, team: str) -> contextlib.AbstractContextManager[None]:
+        """Admit one run bookkeeping call: StartRun, LogStep, FinishRun (raises QuotaExceededError)."""
+        q = self.config.for_team(team)
+        wanted = [BucketRequest("bookkeeping", f"{q.bookkeeping_calls_per_s:g} run bookkeeping calls/s",
+                                q.bookkeeping_calls_per_s, q.bookkeeping_burst or max(1.0, 10 * q.bookkeeping_calls_per_s),
+                                1)] if q.bookkeeping_calls_per_s else []
+        return self._held(team, wanted, None)
 
     def stream(self, team: str) -> contextlib.AbstractContextManager[None]:
         """Hold one of the team's concurrent-stream slots (raises QuotaExceededError)."""
@@ -429,9 +471,13 @@ class QuotaManager:
         finally:
             await self._call(cm.__exit__, None, None, None)
 
-    def admit_async(self, team: str, samples: int, judge_requests: int = 0,
-                    sandbox_components: int = 0) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._async(self.admit(team, samples, judge_requests, sandbox_components))
+    def admit_async(self, team: str, samples: int, judge_requests: int = 0, sandbox_components: int = 0,
+                    components: int = 0, stored_bytes: int = 0) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._async(self.admit(team, samples, judge_requests, sandbox_components, components,
+                                      stored_bytes))
+
+    def bookkeeping_async(self, team: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._async(self.bookkeeping(team))
 
     def stream_async(self, team: str) -> contextlib.AbstractAsyncContextManager[None]:
         return self._async(self.stream(team))

@@ -235,6 +235,9 @@ class Scorer:
         # Teams take turns at the worker pool (FIFO inside it would let one team's backlog
         # delay everyone); four calls per worker keep the workers fed between turns.
         self.pool_gate = FairGate(4 * workers)
+        # The same at each thread pool: a team's thousands of queued inline checks (or sandboxed
+        # programs, or judge calls) never sit ahead of another team's next one.
+        self.thread_gates = {name: FairGate(n) for name, n in sizes.items()}
         self._pid = os.getpid()
 
     def warm_up(self) -> None:
@@ -246,9 +249,11 @@ class Scorer:
                 return await asyncio.wrap_future(self.pool.submit(
                     c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s,
                     sample.prompt))
-        return await asyncio.wrap_future(self.threads.get(c.thread_pool, self.threads["inline"]).submit(
-            lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
-                                sample.prompt), self._pid)))
+        pool = c.thread_pool if c.thread_pool in self.threads else "inline"
+        async with self.thread_gates[pool].slot(team):
+            return await asyncio.wrap_future(self.threads[pool].submit(
+                lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
+                                    sample.prompt), self._pid)))
 
     async def _score_component(self, sample: SampleInput, c: Component, use_cache: bool,
                                team: str) -> ComponentOutcome:
