@@ -202,7 +202,8 @@ def group_signature(samples: list[SampleInput]) -> set[tuple]:
     for s in samples:
         ref = sha256(reference_text(s.reference) if s.reference is not None else "")
         for j, c in enumerate(s.components):
-            out.add((s.index, j, c.name, c.params_hash, sha256(s.prompt), sha256(s.completion), ref))
+            out.add((s.index, j, c.name, c.params_hash, c.weight, c.gate, sha256(s.prompt), sha256(s.completion),
+                     ref))
     return out
 
 

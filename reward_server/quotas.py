@@ -25,7 +25,9 @@ crashed lapse after `lease_ttl_s` and stop counting against its team.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -39,6 +41,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, fun
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import QuotaExceededError
+from .fairness import FairGate
 
 log = logging.getLogger(__name__)
 
@@ -374,6 +377,9 @@ class QuotaManager:
         self._lock = threading.Lock()
         self.rejections: dict[str, int] = {}
         self._refused_until: dict[str, tuple[float, str]] = {}  # team -> (monotonic deadline, why)
+        self._gate: FairGate | None = None  # made at first use: a blocking backend's calls
+        self._threads: cf.ThreadPoolExecutor | None = None
+        self._per_team: dict[str, asyncio.Semaphore] = {}
 
     def _reject(self, team: str, message: str, retry_after_s: float) -> QuotaExceededError:
         with self._lock:
@@ -460,30 +466,42 @@ class QuotaManager:
             self.backend.charge(team, self._sandbox(q), seconds)
 
     # -- the same, for the event loop -------------------------------------------------
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args) if self.backend.blocking else fn(*args)
+    async def _call(self, team: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a backend call; a blocking backend's on its own threads, in turns by team, at
+        most two of a team's at once (its admissions wait on the same locked rows anyway),
+        so one team's pile of admissions never holds the threads another team needs."""
+        if not self.backend.blocking:
+            return fn(*args)
+        if self._gate is None:
+            self._gate = FairGate(8)
+            self._threads = cf.ThreadPoolExecutor(8, thread_name_prefix="quota-db")
+        per_team = self._per_team.setdefault(team, asyncio.Semaphore(2))
+        async with per_team, self._gate.slot(team):
+            return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(fn, *args))
 
     @contextlib.asynccontextmanager
-    async def _async(self, cm: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
-        await self._call(cm.__enter__)
+    async def _async(self, team: str, cm: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
+        await self._call(team, cm.__enter__)
         try:
             yield
         finally:
-            await self._call(cm.__exit__, None, None, None)
+            await self._call(team, cm.__exit__, None, None, None)
 
     def admit_async(self, team: str, samples: int, judge_requests: int = 0, sandbox_components: int = 0,
                     components: int = 0, stored_bytes: int = 0) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._async(self.admit(team, samples, judge_requests, sandbox_components, components,
-                                      stored_bytes))
+        return self._async(team, self.admit(team, samples, judge_requests, sandbox_components, components,
+                                            stored_bytes))
 
     def bookkeeping_async(self, team: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._async(self.bookkeeping(team))
+        return self._async(team, self.bookkeeping(team))
 
     def stream_async(self, team: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._async(self.stream(team))
+        return self._async(team, self.stream(team))
 
     async def charge_sandbox_async(self, team: str, seconds: float) -> None:
-        await self._call(self.charge_sandbox, team, seconds)
+        await self._call(team, self.charge_sandbox, team, seconds)
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
         self.backend.close()

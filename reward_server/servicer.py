@@ -163,6 +163,12 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             return await asyncio.get_running_loop().run_in_executor(self._db_threads,
                                                                     functools.partial(fn, *args, **kwargs))
 
+    async def _flush(self, timeout_s: float = 30.0) -> None:
+        """Wait (on the event loop, holding no thread) for the rows queued before the call."""
+        pending = self.store.unsettled()
+        if pending:
+            await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=timeout_s)
+
     # -- stored specs -------------------------------------------------------------
     def _load_spec(self, name: str, version: int) -> tuple[str, int, pb.RewardSpec]:
         """Blocking: fetch a stored spec into the caches."""
@@ -497,7 +503,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         summary = _checked_metrics(request.summary, "summary")
         await self._check_run(request.run_id, who, write=True)
         async with self.quotas.bookkeeping_async(who.team):
-            await asyncio.to_thread(self.store.flush)
+            await self._flush()
             run = await self._db(who.team, self.store.finish_run, request.run_id, state, summary)
         last, count = await self._db(who.team, self.store.run_stats, request.run_id)
         return convert.run_to_pb(run, last, count)
@@ -505,7 +511,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     @_rpc
     async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:
         who = await self._who(context)
-        await asyncio.to_thread(self.store.flush)
+        await self._flush()
 
         def load() -> pb.Run:
             run = self.store.get_run(request.run_id, None if who.admin else who.team)
@@ -517,7 +523,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsResponse:
         who = await self._who(context)
         team = team_scope(who, request.team)
-        await asyncio.to_thread(self.store.flush)
+        await self._flush()
 
         def load() -> list[pb.Run]:
             return [convert.run_to_pb(r, *self.store.run_stats(r.id))
@@ -536,7 +542,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     @_rpc
     async def GetScore(self, request: pb.GetScoreRequest, context: Any) -> pb.ScoreRecord:
         who = await self._who(context)
-        await asyncio.to_thread(self.store.flush)
+        await self._flush()
         row = await self._db(who.team, self.store.get_score, request.score_id, None if who.admin else who.team,
                              flush=False)
         return convert.score_row_to_pb(row, include_texts=True)
@@ -569,7 +575,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             await _abort(context, e)
         self._history_streams[who.team] += 1
         try:
-            await asyncio.to_thread(self.store.flush)
+            await self._flush()
             pages = self.store.score_pages(**filters, page_rows=self.HISTORY_PAGE_ROWS, flush=False)
             while True:
                 try:

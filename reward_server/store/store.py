@@ -301,6 +301,11 @@ class ScoreStore:
         """Rows queued and not yet written."""
         return self._pending
 
+    def unsettled(self) -> list[Future]:
+        """The futures of every request queued and not yet settled (a barrier to await)."""
+        with self._cond:
+            return list(self._unsettled)
+
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every row queued before this call is written (rows queued meanwhile
         are not waited for, so a busy writer cannot hold a reader forever). False if
@@ -363,12 +368,12 @@ class ScoreStore:
 
     def group_signature(self, run_id: str, step: int, group_id: str) -> set[tuple]:
         """What is stored for a group: {(sample_index, component_index, verifier, params_hash,
-        prompt_sha256, completion_sha256, reference_sha256)}; empty when nothing is."""
+        weight, gate, prompt_sha256, completion_sha256, reference_sha256)}; empty when nothing is."""
         c = ScoreRow
         with self._sessions() as s:
             return {tuple(r) for r in s.execute(
-                select(c.sample_index, c.component_index, c.verifier, c.params_hash, c.prompt_sha256,
-                       c.completion_sha256, c.reference_sha256)
+                select(c.sample_index, c.component_index, c.verifier, c.params_hash, c.weight, c.gate,
+                       c.prompt_sha256, c.completion_sha256, c.reference_sha256)
                 .where(c.run_id == run_id, c.step == step, c.group_id == group_id))}
 
     def run_stats(self, run_id: str) -> tuple[int, int]:
