@@ -261,6 +261,23 @@ def test_a_revoked_key_stops_an_open_stream(sqlite_tenants, monkeypatch):
         assert s.execute(text("select count(*) from scores")).scalar() == 1
 
 
+def test_a_revoked_key_stops_an_open_history_stream(sqlite_tenants, monkeypatch):
+    monkeypatch.setattr(Authenticator, "CACHE_TTL_S", 0.2)
+    t = sqlite_tenants
+    for _ in range(2):
+        t.stub.Score(pb.ScoreRequest(samples=[pb.Sample(prompt="y" * 16_384, completion=str(i)) for i in range(600)],
+                                     spec=SPEC), metadata=md(t.k["a"]))
+    stream = t.stub.QueryScores(pb.QueryScoresRequest(include_texts=True), metadata=md(t.k["a"]), timeout=30)
+    next(stream)
+    t.keys.revoke(t.k["a"].split("_")[1])
+    time.sleep(0.4)
+    got = 1
+    with pytest.raises(grpc.RpcError) as e:
+        for _ in stream:
+            got += 1
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED and got < 1200
+
+
 # -- 13: a re-sent group with other content ---------------------------------------------------
 def test_a_resent_group_with_other_content_is_refused(tenants):
     t = tenants
