@@ -159,7 +159,7 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     await asyncio.to_thread(_sandbox_backend, config)
     opts = [("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes)]
-    server = grpc.aio.server(options=opts, interceptors=[DecodeErrorInterceptor()])
+    server = grpc.aio.server(options=opts, interceptors=[DecodeErrorInterceptor((config.max_spec_bytes, config.max_structured_bytes))])
     auth = Authenticator(KeyStore(store) if config.auth_enabled else None)
     if not auth.enabled:
         log.warning("AUTH IS OFF: every caller acts as the admin of team %r (the embedded single-user set-up; "

@@ -135,9 +135,12 @@ class ServerConfig(BaseSettings):
     max_samples_per_request: int = Field(4096, ge=1)
     max_components_per_sample: int = Field(32, ge=1, description="components one sample's spec may have (with "
                                            "its route); each is a verification and a stored row")
-    max_components_per_request: int = Field(16_384, ge=1, description="samples × components in one message")
+    max_components_per_request: int = Field(8192, ge=1, description="samples × components in one message")
     max_spec_routes: int = Field(64, ge=1, description="routes one spec may have")
     max_spec_bytes: int = Field(256 << 10, ge=1024, description="encoded size of one spec message")
+    max_structured_bytes: int = Field(1 << 20, ge=1024, description="bytes of specs, Structs (references that "
+                                      "are objects, metadata, run config) and maps in one message, checked on "
+                                      "the wire before decoding: these decode slowly, on the event loop")
     max_history_streams: int = Field(4, ge=1, description="QueryScores streams one team may have open on this "
                                      "replica at once")
     db_concurrency: int = Field(8, ge=1, description="database calls the RPC handlers make at once; teams take "

@@ -45,7 +45,7 @@ class Limits:
     what a request costs to validate is bounded (ServerConfig holds the configured values)."""
 
     max_components_per_sample: int = 32
-    max_components_per_request: int = 16_384
+    max_components_per_request: int = 8192
     max_spec_routes: int = 64
     max_spec_bytes: int = 256 << 10
 

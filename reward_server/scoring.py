@@ -280,10 +280,22 @@ class Scorer:
                                           for c in sample.components))
         return combine(sample, list(outcomes), (time.perf_counter() - t0) * 1000)
 
+    SAMPLES_IN_FLIGHT = 128  # per call: enough to keep every pool busy
+
     async def score_many(self, samples: list[SampleInput], use_cache: bool = True,
                          team: str = "default") -> list[SampleOutcome]:
-        """Score `samples` concurrently; `team` takes its turn at the worker pool."""
-        return list(await asyncio.gather(*(self.score(s, use_cache, team) for s in samples)))
+        """Score `samples` concurrently (at most SAMPLES_IN_FLIGHT at a time, so a batch of
+        thousands does not flood the event loop with tasks ahead of other teams' calls);
+        `team` takes its turn at the worker pool and the thread pools. Results in order."""
+        out: list[SampleOutcome | None] = [None] * len(samples)
+        todo = iter(range(len(samples)))
+
+        async def lane() -> None:
+            for i in todo:
+                out[i] = await self.score(samples[i], use_cache, team)
+
+        await asyncio.gather(*(lane() for _ in range(min(len(samples), self.SAMPLES_IN_FLIGHT))))
+        return out  # type: ignore[return-value]
 
     def close(self) -> None:
         for ex in self.threads.values():

@@ -337,8 +337,21 @@ def test_huge_specs_are_refused_before_parsing(sqlite_tenants):
     codec_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     code, msg = code_of(lambda: t.stub.Score(req, metadata=md(t.k["a"]), timeout=30))
-    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "150000 routes" in msg
-    assert time.perf_counter() - t0 < 3 * codec_s + 0.5  # validating the routes took seconds more
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "spec: 3" in msg and "bytes" in msg  # from the wire
+    assert time.perf_counter() - t0 < 3 * codec_s + 0.5  # decoding and validating the routes took seconds more
+    # a reference that is a Struct of 100,000 keys: refused on the wire bytes, before decoding
+    bomb = pb.Sample(completion="x")
+    bomb.reference.struct_value.update({f"k{i}": i for i in range(100_000)})
+    code, msg = code_of(lambda: t.stub.Score(pb.ScoreRequest(samples=[bomb], spec=SPEC), metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "Structs" in msg
+    # a big message of plain texts and string references is not what the wire check refuses
+    plain = [pb.Sample(completion="<think>a</think><answer>1</answer>", prompt="p" * 200) for _ in range(2000)]
+    for p in plain:
+        p.reference.string_value = "r" * 100
+    assert len(t.stub.Score(pb.ScoreRequest(samples=plain, spec=SPEC), metadata=md(t.k["a"])).results) == 2000
+    routes = pb.RewardSpec()
+    for i in range(100):
+        routes.routes[f"t{i}"].components.add(name="format")
     many = pb.RewardSpec(components=[pb.VerifierRef(name="format")] * 3000)
     code, msg = code_of(lambda: t.stub.Score(pb.ScoreRequest(samples=[pb.Sample(completion="x")], spec=many),
                                              metadata=md(t.k["a"])))
@@ -348,7 +361,10 @@ def test_huge_specs_are_refused_before_parsing(sqlite_tenants):
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
     code, msg = code_of(lambda: t.stub.PutSpec(pb.PutSpecRequest(name="big", spec=spec),
                                                metadata=md(t.k["ops-admin"])))
-    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "routes" in msg
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "spec" in msg
+    code, msg = code_of(lambda: t.stub.Score(pb.ScoreRequest(samples=[pb.Sample(completion="x")], spec=routes),
+                                             metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "100 routes" in msg  # small: counted after decoding
 
 
 def test_validating_big_legal_requests_does_not_stall_other_teams(tmp_path):
@@ -357,7 +373,7 @@ def test_validating_big_legal_requests_does_not_stall_other_teams(tmp_path):
     quotas = QuotaConfig(teams={"team-a": TeamQuota(samples_per_s=0.01, samples_burst=1)})
     t = _tenants(f"sqlite:///{tmp_path}/v.db", quotas=quotas)
     per_sample = [pb.RewardSpec(components=[pb.VerifierRef(name="format", weight=float(w))] * 8) for w in range(50)]
-    req = pb.ScoreRequest(samples=[pb.Sample(completion=f"x{i}", spec=per_sample[i % 50]) for i in range(2000)])
+    req = pb.ScoreRequest(samples=[pb.Sample(completion=f"x{i}", spec=per_sample[i % 50]) for i in range(1024)])
     t.stub.Score(pb.ScoreRequest(samples=[pb.Sample(completion="x")], spec=SPEC), metadata=md(t.k["a"]))  # A is at its quota
     stop = threading.Event()
     refusals: list[float] = []
