@@ -168,6 +168,7 @@ class ScoreStore:
         self._waiting: OrderedDict[str, deque] = OrderedDict()  # team -> queued requests, in turn order
         self._pending = 0
         self._unsettled: set[Future] = set()
+        self._step_locks = [threading.Lock() for _ in range(64)]
         self._cond = threading.Condition()
         self.rows_written = 0
         self.write_errors = 0
@@ -348,10 +349,21 @@ class ScoreStore:
             return run
 
     def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        """Record (or merge into) a step's metrics. Two calls for one new step at once: the
+        loser of the insert race merges into the winner's row."""
+        # SQLite reads before it locks: merges into one run's steps in this process go one at a time.
+        with self._step_locks[hash(run_id) % len(self._step_locks)]:
+            try:
+                self._log_step(run_id, step, metrics)
+            except sa_exc.IntegrityError:
+                self._log_step(run_id, step, metrics)
+
+    def _log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         with self._sessions.begin() as s:
             if s.get(Run, run_id) is None:
                 raise RunNotFoundError(f"no run with run_id {run_id!r}; call StartRun first")
-            row = s.scalar(select(StepRow).where(StepRow.run_id == run_id, StepRow.step == step))
+            row = s.scalar(select(StepRow).where(StepRow.run_id == run_id, StepRow.step == step)
+                           .with_for_update())  # PostgreSQL: another replica's merge waits
             if row is None:
                 s.add(StepRow(run_id=run_id, step=step, metrics=metrics))
             else:

@@ -95,3 +95,29 @@ def test_a_caller_giving_up_does_not_stop_the_writer(url):
     assert store.add_scores([_row(1, "run-a")]).result(timeout=10) is None
     assert first.result(timeout=10) is None and count(url) == 2
     store.close()
+
+
+def test_concurrent_log_steps_of_one_new_step_merge(url):
+    """Found running the isolation benchmark: two LogStep calls racing to insert one step
+    lost one to a unique-key error (INTERNAL to the caller)."""
+    import threading
+
+    store = ScoreStore(url)
+    store.start_run("run-a", "a", {})
+    errors = []
+
+    def log(i: int) -> None:
+        try:
+            for step in range(20):
+                store.log_step("run-a", step, {f"m{i}": float(step)})
+        except Exception as e:  # pragma: no cover - the failure being tested
+            errors.append(e)
+
+    threads = [threading.Thread(target=log, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(set(r.metrics) == {"m0", "m1", "m2", "m3"} for r in store.steps("run-a"))
+    store.close()
