@@ -37,6 +37,8 @@ _STRUCTURED = {
 }
 _SAMPLE = {4: "value", 5: "spec", 6: "map"}   # Sample.reference, .spec, .metadata
 _SCAN_ABOVE_BYTES = 64 << 10                  # smaller messages cannot be slow to decode
+_MAX_TOP_FIELDS = 20_000                      # samples (4,096 by default) or map entries, and a few more
+_MAX_SAMPLE_FIELDS = 64                       # a Sample has six
 
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
@@ -53,8 +55,8 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
 
 
 def _fields(buf: bytes, start: int, end: int) -> Any:
-    """(field number, start, end) of each length-delimited field in buf[start:end]; other
-    wire types are skipped."""
+    """(field number, start, end) of every field in buf[start:end]: a length-delimited
+    field's value range, or (-1, -1) for the other wire types."""
     i = start
     while i < end:
         key, i = _varint(buf, i)
@@ -63,7 +65,8 @@ def _fields(buf: bytes, start: int, end: int) -> Any:
             n, i = _varint(buf, i)
             yield key >> 3, i, i + n
             i += n
-        elif wire == 0:
+            continue
+        if wire == 0:
             _, i = _varint(buf, i)
         elif wire == 1:
             i += 8
@@ -71,6 +74,7 @@ def _fields(buf: bytes, start: int, end: int) -> Any:
             i += 4
         else:
             raise ValueError(f"wire type {wire}")
+        yield key >> 3, -1, -1
 
 
 def structured_bytes(raw: bytes, message: str, max_spec_bytes: int, max_structured_bytes: int) -> None:
@@ -86,15 +90,19 @@ def structured_bytes(raw: bytes, message: str, max_spec_bytes: int, max_structur
             raise TooLargeError(f"{where}spec: {b - a} bytes, the limit is {max_spec_bytes} per spec")
         if kind == "value":  # a reference that is a plain string or number decodes fast
             first = next(_fields(raw, a, b), None)
-            return (b - a) if first is not None and first[0] in (5, 6) else 0
+            return (b - a) if first is not None and first[0] in (5, 6) and first[1] >= 0 else 0
         return b - a
 
     try:
-        for field, a, b in _fields(raw, 0, len(raw)):
-            kind = plan.get(field)
+        for n, (field, a, b) in enumerate(_fields(raw, 0, len(raw))):
+            if n > _MAX_TOP_FIELDS:  # the walk itself must stay cheap: no message needs more
+                raise TooLargeError(f"request: more than {_MAX_TOP_FIELDS} fields in one message")
+            kind = plan.get(field) if a >= 0 else None
             if kind == "sample":
-                for f2, a2, b2 in _fields(raw, a, b):
-                    if f2 in _SAMPLE:
+                for n2, (f2, a2, b2) in enumerate(_fields(raw, a, b)):
+                    if n2 > _MAX_SAMPLE_FIELDS:
+                        raise TooLargeError(f"request: a sample with more than {_MAX_SAMPLE_FIELDS} fields")
+                    if f2 in _SAMPLE and a2 >= 0:
                         total += count(_SAMPLE[f2], a2, b2, "samples[].")
             elif kind is not None:
                 total += count(kind, a, b, "")

@@ -344,6 +344,12 @@ def test_huge_specs_are_refused_before_parsing(sqlite_tenants):
     bomb.reference.struct_value.update({f"k{i}": i for i in range(100_000)})
     code, msg = code_of(lambda: t.stub.Score(pb.ScoreRequest(samples=[bomb], spec=SPEC), metadata=md(t.k["a"])))
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "Structs" in msg
+    # a message of a million repeated scalar fields: the wire walk gives up early, not late
+    junk = pb.ScoreRequest(samples=[pb.Sample(completion="x")], spec=SPEC).SerializeToString() + b"\x10\x01" * 1_000_000
+    raw_stub = t.channel.unary_unary("/rewards.v1.RewardService/Score")
+    t0 = time.perf_counter()
+    code, msg = code_of(lambda: raw_stub(junk, metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "fields" in msg and time.perf_counter() - t0 < 1.0
     # a big message of plain texts and string references is not what the wire check refuses
     plain = [pb.Sample(completion="<think>a</think><answer>1</answer>", prompt="p" * 200) for _ in range(2000)]
     for p in plain:
