@@ -547,7 +547,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                              flush=False)
         return convert.score_row_to_pb(row, include_texts=True)
 
-    HISTORY_PAGE_ROWS = 500
+    HISTORY_PAGE_ROWS = 200  # rows per database round trip (a page of 16 KiB texts is 3 MiB)
 
     async def QueryScores(self, request: pb.QueryScoresRequest, context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[pb.ScoreRecord]:

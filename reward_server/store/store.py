@@ -205,11 +205,42 @@ class ScoreStore:
             if item is _STOP:
                 return False
             team = str(item[0][0].get("team", ""))
-            self._waiting.setdefault(team, deque()).append(item)
+            self._waiting.setdefault(team, deque()).extend(self._chunks(*item))
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return True
+
+    def _chunks(self, rows: list[dict[str, Any]], fut: Future) -> list[tuple[list[dict[str, Any]], Future]]:
+        """A request of more than `batch_rows` rows as chunks of at most that many, each its
+        own turn (another team's request waits for one chunk, never for a whole big
+        request); `fut` settles when the last chunk does, failed if any chunk failed. A
+        failure can leave the earlier chunks stored (a re-sent group is stored once)."""
+        if len(rows) <= self._batch_rows:
+            return [(rows, fut)]
+        parts = [rows[i:i + self._batch_rows] for i in range(0, len(rows), self._batch_rows)]
+        state: dict[str, Any] = {"left": len(parts), "error": None}
+
+        def settled(part: Future) -> None:  # runs on the writer thread, in _settle
+            if part.exception() is not None and state["error"] is None:
+                state["error"] = part.exception()
+            state["left"] -= 1
+            if state["left"] == 0:
+                with self._cond:
+                    self._unsettled.discard(fut)
+                    self._cond.notify_all()
+                if state["error"] is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(state["error"])
+
+        out = []
+        for p in parts:
+            sub: Future = Future()
+            sub.set_running_or_notify_cancel()
+            sub.add_done_callback(settled)
+            out.append((p, sub))
+        return out
 
     def _next_batch(self) -> list[tuple[list[dict[str, Any]], Future]]:
         """Up to `batch_rows` rows, one request per team in turn (a team's next request

@@ -3,6 +3,8 @@ a result's rows are committed before its future completes, a re-sent group is st
 once, and one bad request cannot fail the requests committed with it."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from alembic import command
 from sqlalchemy import insert, text
@@ -120,4 +122,25 @@ def test_concurrent_log_steps_of_one_new_step_merge(url):
         t.join()
     assert errors == []
     assert all(set(r.metrics) == {"m0", "m1", "m2", "m3"} for r in store.steps("run-a"))
+    store.close()
+
+
+def test_a_big_request_is_written_in_turns_with_other_teams(url):
+    """A request of many rows is committed in chunks of writer_batch_rows, and another
+    team's request queued behind it is written after one chunk, not after all of them."""
+    store = ScoreStore(url, batch_rows=100)
+    store.start_run("run-a", "a", {})
+    store.start_run("run-b", "b", {})
+    big = store.add_scores([dict(_row(i, "run-a"), team="a", group_id=f"g{i}") for i in range(2000)])
+    small = store.add_scores([dict(_row(0, "run-b"), team="b")])
+    seen = []
+    small.add_done_callback(lambda _: seen.append(count(url)))  # on the writer thread, at B's commit
+    small.result(timeout=30)
+    for _ in range(200):  # the callback runs just after the waiters are woken
+        if seen:
+            break
+        time.sleep(0.02)
+    assert seen and seen[0] < 1000, seen  # B's row went in after a chunk or two of A's, not all 20
+    assert big.result(timeout=60) is None and count(url) == 2001
+    assert store.flush(timeout_s=5) and store.unsettled() == []
     store.close()
