@@ -9,7 +9,8 @@ server commits at once. A row whose (run, step, group, sample, component) is alr
 stored is skipped: a group re-sent after an outage is stored once.
 
 Teams take turns at the writer: each transaction takes queued requests round-robin by
-team, so one team's backlog of rows never sits ahead of another team's next request. A
+team, so one team's backlog of rows never sits ahead of another team's next request (a
+request of more than `writer_batch_rows` rows takes its turns chunk by chunk). A
 batch the database refuses for its content (a value it cannot hold) is not retried: each
 request in it is tried once alone and the refused one fails with StoreRefusedError, so a
 bad row costs the writer one round trip, never seconds. Only connection and operational
