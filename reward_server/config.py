@@ -107,8 +107,9 @@ class ServerConfig(BaseSettings):
     workers: int = Field(max(1, (os.cpu_count() or 2)), ge=1, description="verifier worker processes")
     worker_memory_limit_bytes: int = Field(2 << 30, ge=64 << 20, description="address-space cap per worker")
     thread_pools: dict[str, int] = Field(
-        default_factory=lambda: {"inline": 8, "sandbox": 2 * max(1, os.cpu_count() or 2), "judge": 64, "model": 64},
-        description="threads per verifier thread pool: inline checks, sandboxed programs (the per-host "
+        default_factory=lambda: {"inline": 4, "sandbox": 2 * max(1, os.cpu_count() or 2), "judge": 64, "model": 64},
+        description="threads per verifier thread pool: inline checks (4: they hold the GIL, and more threads "
+                    "only take turns from the event loop that answers every team), sandboxed programs (the per-host "
                     "concurrency limit), remote judges, local models")
     timeout_s: float | None = Field(None, gt=0, description="override every verifier's wall-clock limit")
     sandbox_backend: Literal["bubblewrap", "docker"] = Field(
