@@ -6,8 +6,8 @@
 A real server process with auth on and two teams; team A attacks from its own process and
 team B measures from this one (no client shares the server's interpreter). Team B sends one math group of 8 at a time over
 ScoreGroups and records each group's latency: first alone, then while team A runs each
-attack of issue #17 in turn (A's quota caps its samples in flight and its streams, as an
-operator would set it). Prints, per attack, B's p50/p99, the bound, and whether the
+attack of issue #17 in turn (A's quota, as an operator would set it: 64 samples in flight,
+8 streams, 2,000 samples/s, 1,000 components/s: quotas meter cost, not only samples). Prints, per attack, B's p50/p99, the bound, and whether the
 server (its process, event loop and score writer) is still up. Target: under every attack
 B's p99 <= 3x its p99 alone + 100 ms, and the server never restarts.
 
@@ -229,6 +229,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5, help="B's measuring time per row")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-inflight", type=int, default=64, help="team A's samples in flight")
+    ap.add_argument("--components-per-s", type=float, default=1000,
+                    help="team A's verifications per second (burst 8,192: the largest message)")
     ap.add_argument("--database-url", help="default: a fresh SQLite file")
     ap.add_argument("--only", help="comma-separated attack names")
     args = ap.parse_args()
@@ -260,6 +262,8 @@ max_inflight_samples = {args.max_inflight}
 max_streams = 8
 samples_per_s = 2000
 samples_burst = 4000
+components_per_s = {args.components_per_s}
+components_burst = 8192
 """)
         ready = Path(tmp) / "port"
         server = subprocess.Popen([sys.executable, "-m", "reward_server", "--config", str(config), "--log-level",
