@@ -36,6 +36,7 @@ from .quotas import DatabaseBackend, QuotaManager
 from .scoring import Scorer
 from .servicer import RewardServicer
 from .store import ScoreStore
+from .store.store import redact_url
 
 log = logging.getLogger("reward_server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RewardService"].full_name
@@ -96,6 +97,7 @@ class _Parts:
     quotas: QuotaManager | None = None
     remove_policy: Callable[[], None] = lambda: None
     web: WebFaces | None = None
+    servicer: RewardServicer | None = None
 
 
 async def _build(config: ServerConfig) -> _Parts:
@@ -164,7 +166,7 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
             # gRPC sets SO_REUSEPORT by default: a second server on a port in use would start and
             # share it, splitting the scores between two databases. Refuse instead (issue #20).
             ("grpc.so_reuseport", 0)]
-    server = grpc.aio.server(options=opts, interceptors=[DecodeErrorInterceptor()])
+    server = grpc.aio.server(options=opts, interceptors=[DecodeErrorInterceptor((config.max_spec_bytes, config.max_structured_bytes))])
     auth = Authenticator(KeyStore(store) if config.auth_enabled else None)
     if not auth.enabled:
         log.warning("AUTH IS OFF: every caller acts as the admin of team %r (the embedded single-user set-up; "
@@ -206,9 +208,9 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("reward server listening on %s:%d (%s, database %s, %d workers)", config.host, port,
-             "TLS" if config.tls_cert_file else "plaintext", config.database_url, config.workers)
+             "TLS" if config.tls_cert_file else "plaintext", redact_url(config.database_url), config.workers)
     retention = asyncio.create_task(_retention_loop(store, config)) if config.retention_days else None
-    return _Parts(server, health_servicer, scorer, store, port, retention, servicer.quotas, web=web)
+    return _Parts(server, health_servicer, scorer, store, port, retention, servicer.quotas, web=web, servicer=servicer)
 
 
 def _bind_error(host: str, port: int) -> str:
@@ -243,6 +245,8 @@ async def _shutdown(parts: _Parts, grace_s: float) -> None:
     if parts.web:  # in-flight HTTP requests finish first: they are gRPC calls to the server below
         await parts.web.stop()
     await parts.server.stop(grace_s)
+    if parts.servicer:
+        parts.servicer.close()
     await asyncio.to_thread(parts.scorer.close)
     if parts.quotas:
         await asyncio.to_thread(parts.quotas.close)

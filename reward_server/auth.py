@@ -112,6 +112,9 @@ class Authenticator:
         self.keys = keys
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
+        # How a key's lookup runs off the event loop (the servicer routes it through its
+        # database turns, as one more "team", so a flood of bad keys gets only its share).
+        self.run_blocking = asyncio.to_thread
 
     @property
     def enabled(self) -> bool:
@@ -135,9 +138,12 @@ class Authenticator:
             hit = self._cache.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        p = await asyncio.to_thread(self.keys.verify, key.strip())
+        p = await self.run_blocking(self.keys.verify, key.strip())
         with self._lock:
-            self._cache[key] = (now + self.CACHE_TTL_S, p)
+            if len(self._cache) >= 10_000:  # callers choose the keys: bound what they make us keep
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            if len(self._cache) < 10_000:
+                self._cache[key] = (now + self.CACHE_TTL_S, p)
         return p
 
 

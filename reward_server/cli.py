@@ -14,10 +14,13 @@ import sys
 from .config import ConfigError, load_config
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML config file (env REWARD_SERVER_CONFIG)")
-    p.add_argument("--database-url", help="SQLAlchemy URL (env REWARD_SERVER_DATABASE_URL)")
-    p.add_argument("--log-level", default="INFO")
+def _common(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    # A subcommand's copy of an option must not reset what was given before the subcommand
+    # (`reward-server --config F keys create`): its default is "not given".
+    default = argparse.SUPPRESS if sub else None
+    p.add_argument("--config", default=default, help="TOML config file (env REWARD_SERVER_CONFIG)")
+    p.add_argument("--database-url", default=default, help="SQLAlchemy URL (env REWARD_SERVER_DATABASE_URL)")
+    p.add_argument("--log-level", default=default if sub else "INFO")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     db = sub.add_parser("db", help="database schema (Alembic) and retention")
     db.add_argument("action", choices=["upgrade", "current", "retention"])
     db.add_argument("--days", type=float, help="retention: drop texts older than this (default: config)")
-    _common(db)
+    _common(db, sub=True)
     hc = sub.add_parser("health", help="exit 0 when the server at --address reports SERVING (container health checks)")
     hc.add_argument("--address", default="127.0.0.1:50051")
     hc.add_argument("--tls-ca", help="PEM CA certificate when the server uses TLS")
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     keys.add_argument("--team", help="create: the key's team (created if new); list: only this team")
     keys.add_argument("--admin", action="store_true", help="create: an admin key")
     keys.add_argument("--label", default="", help="create: a note (who holds it)")
-    _common(keys)
+    _common(keys, sub=True)
     args = ap.parse_args(argv)
     if args.command == "health":
         sys.exit(_health(args))
@@ -105,7 +108,7 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace, config) -> None:
-    from .store.store import make_engine, schema_revisions, upgrade_schema
+    from .store.store import make_engine, redact_url, schema_revisions, upgrade_schema
 
     if args.action == "retention":
         from datetime import datetime, timedelta, timezone
@@ -122,7 +125,7 @@ def _db(args: argparse.Namespace, config) -> None:
     if args.action == "upgrade":
         upgrade_schema(engine)
     current, head = schema_revisions(engine)
-    print(f"database {config.database_url}: revision {current or 'none'} (newest {head})")
+    print(f"database {redact_url(config.database_url)}: revision {current or 'none'} (newest {head})")
 
 
 def _open_store(config):

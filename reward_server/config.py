@@ -111,10 +111,10 @@ class ServerConfig(BaseSettings):
     workers: int = Field(max(1, (os.cpu_count() or 2)), ge=1, description="verifier worker processes")
     worker_memory_limit_bytes: int = Field(2 << 30, ge=64 << 20, description="address-space cap per worker")
     thread_pools: dict[str, int] = Field(
-        default_factory=lambda: {"inline": 8, "sandbox": default_sandbox_threads(), "judge": 64, "model": 64},
-        description="threads per verifier thread pool: inline checks, sandboxed programs (default: 8 per "
-                    "core; the sandbox admits their runs by CPU use), remote "
-                    "judges, local models")
+        default_factory=lambda: {"inline": 4, "sandbox": default_sandbox_threads(), "judge": 64, "model": 64},
+        description="threads per verifier thread pool: inline checks (4: they hold the GIL, and more threads "
+                    "only take turns from the event loop that answers every team), sandboxed programs (default: "
+                    "8 per core; the sandbox admits their runs by CPU use), remote judges, local models")
     timeout_s: float | None = Field(None, gt=0, description="override every verifier's wall-clock limit")
     sandbox_backend: Literal["bubblewrap", "docker"] = Field(
         "bubblewrap", description="where the code verifier runs programs: local bubblewrap namespaces, or "
@@ -138,6 +138,18 @@ class ServerConfig(BaseSettings):
                                          description="named reward specs stored (as new versions when changed) at start")
     max_message_bytes: int = Field(16 << 20, ge=1024, description="largest request accepted")
     max_samples_per_request: int = Field(4096, ge=1)
+    max_components_per_sample: int = Field(32, ge=1, description="components one sample's spec may have (with "
+                                           "its route); each is a verification and a stored row")
+    max_components_per_request: int = Field(8192, ge=1, description="samples × components in one message")
+    max_spec_routes: int = Field(64, ge=1, description="routes one spec may have")
+    max_spec_bytes: int = Field(256 << 10, ge=1024, description="encoded size of one spec message")
+    max_structured_bytes: int = Field(1 << 20, ge=1024, description="bytes of specs, Structs (references that "
+                                      "are objects, metadata, run config) and maps in one message, checked on "
+                                      "the wire before decoding: these decode slowly, on the event loop")
+    max_history_streams: int = Field(4, ge=1, description="QueryScores streams one team may have open on this "
+                                     "replica at once")
+    db_concurrency: int = Field(8, ge=1, description="database calls the RPC handlers make at once; teams take "
+                                "turns for them (the pool holds more: the writer and key checks)")
     grace_s: float = Field(30.0, ge=0, description="SIGTERM: time allowed for in-flight work")
     writer_batch_rows: int = Field(1000, ge=1, description="score rows per database transaction")
     writer_flush_ms: int = Field(0, ge=0, description="longest the writer waits to gather a bigger batch (0: "

@@ -5,6 +5,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -12,7 +13,7 @@ from google.protobuf import json_format, struct_pb2
 from rewards.v1 import rewards_pb2 as pb
 from verifiers.core import Status
 
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, TooLargeError
 from .scoring import (Component, SampleInput, SampleOutcome, Spec, build_component, check_sample, reference_text,
                       sha256)
 from .store.models import Run, ScoreRow
@@ -22,8 +23,13 @@ STATUS_TO_PB = {Status.OK: pb.STATUS_OK, Status.ABSTAIN: pb.STATUS_ABSTAIN,
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
 
 
-def value_to_py(msg: struct_pb2.Value | struct_pb2.Struct) -> Any:
-    return json_format.MessageToDict(msg)
+def value_to_py(msg: struct_pb2.Value | struct_pb2.Struct, field: str = "value") -> Any:
+    """A Struct/Value as plain JSON data. Raises InvalidRequestError (NaN or infinity, which
+    JSON cannot hold)."""
+    try:
+        return json_format.MessageToDict(msg)
+    except ValueError as e:
+        raise InvalidRequestError(f"{field}: {e}") from None
 
 
 def py_to_struct(d: dict[str, Any] | None) -> struct_pb2.Struct:
@@ -31,6 +37,58 @@ def py_to_struct(d: dict[str, Any] | None) -> struct_pb2.Struct:
     if d:
         s.update(json.loads(json.dumps(d, default=str)))
     return s
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits checked on the decoded message before any validation or parsing, so that
+    what a request costs to validate is bounded (ServerConfig holds the configured values)."""
+
+    max_components_per_sample: int = 32
+    max_components_per_request: int = 8192
+    max_spec_routes: int = 64
+    max_spec_bytes: int = 256 << 10
+
+
+DEFAULT_LIMITS = Limits()
+GROUP_ID_MAX_CHARS = 128  # the column's width (store.models.ScoreRow.group_id)
+
+
+def check_spec_size(spec: pb.RewardSpec, where: str, limits: Limits) -> None:
+    """Refuse a spec over the size limits (TooLargeError, RESOURCE_EXHAUSTED) using only
+    counts the decoded message already holds; nothing in it is parsed first."""
+    if len(spec.routes) > limits.max_spec_routes:
+        raise TooLargeError(f"{where}.routes: {len(spec.routes)} routes, the limit is {limits.max_spec_routes}")
+    if len(spec.components) > limits.max_components_per_sample:
+        raise TooLargeError(f"{where}.components: {len(spec.components)} components, the limit is "
+                            f"{limits.max_components_per_sample} per sample")
+    for task, lst in spec.routes.items():
+        if len(lst.components) > limits.max_components_per_sample:
+            raise TooLargeError(f"{where}.routes[{task[:40]}].components: {len(lst.components)} components, the "
+                                f"limit is {limits.max_components_per_sample} per sample")
+    if (n := spec.ByteSize()) > limits.max_spec_bytes:
+        raise TooLargeError(f"{where}: {n} bytes, the limit is {limits.max_spec_bytes} per spec")
+
+
+def _component_bound(spec: pb.RewardSpec) -> int:
+    """Most components a sample scored by `spec` can have (a stored spec's count is unknown
+    here: 0; it is counted after lookup)."""
+    return len(spec.components) + max((len(r.components) for r in spec.routes.values()), default=0)
+
+
+def check_storable(text: str, field: str) -> None:
+    """A text the score store must hold: PostgreSQL text cannot contain NUL."""
+    if "\x00" in text:
+        raise InvalidRequestError(f"{field}: contains a NUL character (\\x00 at offset {text.index(chr(0))}), which "
+                                  f"the score store cannot hold; remove it")
+
+
+def check_group_id(group_id: str, where: str) -> None:
+    if not group_id:
+        raise InvalidRequestError(f"{where}.group_id: required (unique within the run's step)")
+    if len(group_id) > GROUP_ID_MAX_CHARS:
+        raise InvalidRequestError(f"{where}.group_id: {len(group_id)} characters, at most {GROUP_ID_MAX_CHARS}")
+    check_storable(group_id, f"{where}.group_id")
 
 
 # (name, version or 0 for newest) -> (name, version, body); raises RunNotFound-like LookupError
@@ -53,7 +111,7 @@ def component_list(refs: Any, where: str, timeout_override_s: float | None) -> t
         if ref.HasField("gate_min"):
             raw["gate_min"] = ref.gate_min
         if ref.HasField("params"):
-            raw["params"] = value_to_py(ref.params)
+            raw["params"] = value_to_py(ref.params, f"{where}[{j}].params")
         comps.append(build_component(raw, f"{where}[{j}]", timeout_override_s))
     return tuple(comps)
 
@@ -81,17 +139,47 @@ def spec_from_pb(spec: pb.RewardSpec, where: str, timeout_override_s: float | No
 
 
 def samples_from_pb(samples: Any, default_spec: pb.RewardSpec, where: str, timeout_override_s: float | None,
-                    lookup: SpecLookup | None = None) -> list[SampleInput]:
-    """Validate and convert request samples. Raises InvalidRequestError / UnknownVerifierError."""
+                    lookup: SpecLookup | None = None, limits: Limits = DEFAULT_LIMITS) -> list[SampleInput]:
+    """Validate and convert request samples. Raises InvalidRequestError / UnknownVerifierError,
+    or TooLargeError for a spec or request over `limits` (checked before parsing each spec).
+    Samples with the same spec message share one validation."""
+    check_spec_size(default_spec, f"{where}.spec", limits)
+    # An upper bound of the batch's components from counts alone, before any spec is parsed.
+    bound, default_n = 0, _component_bound(default_spec)
+    for s in samples:
+        bound += default_n if is_empty_spec(s.spec) else _component_bound(s.spec)
+    if bound > limits.max_components_per_request:
+        raise TooLargeError(f"{where}.samples: {bound} components in one message (samples × components), the "
+                            f"limit is {limits.max_components_per_request}; split the batch")
     default = None if is_empty_spec(default_spec) else spec_from_pb(default_spec, f"{where}.spec",
                                                                      timeout_override_s, lookup)
+    seen: dict[bytes, Spec] = {}
     out = []
+    total = 0
     for i, s in enumerate(samples):
         w = f"{where}.samples[{i}]"
-        spec = default if is_empty_spec(s.spec) else spec_from_pb(s.spec, f"{w}.spec", timeout_override_s, lookup)
-        reference = value_to_py(s.reference) if s.HasField("reference") else None
-        meta = value_to_py(s.metadata) if s.HasField("metadata") else {}
+        if is_empty_spec(s.spec):
+            spec = default
+        else:
+            check_spec_size(s.spec, f"{w}.spec", limits)
+            key = s.spec.SerializeToString(deterministic=True)
+            spec = seen.get(key)
+            if spec is None:
+                spec = seen[key] = spec_from_pb(s.spec, f"{w}.spec", timeout_override_s, lookup)
+        for text, field in ((s.prompt, "prompt"), (s.completion, "completion"), (s.id, "id")):
+            check_storable(text, f"{w}.{field}")
+        reference = value_to_py(s.reference, f"{w}.reference") if s.HasField("reference") else None
+        if isinstance(reference, str):
+            check_storable(reference, f"{w}.reference")
+        meta = value_to_py(s.metadata, f"{w}.metadata") if s.HasField("metadata") else {}
         comps = spec.for_sample(meta, w) if spec else ()
+        if len(comps) > limits.max_components_per_sample:
+            raise TooLargeError(f"{w}.spec: {len(comps)} components with its route, the limit is "
+                                f"{limits.max_components_per_sample} per sample")
+        total += len(comps)
+        if total > limits.max_components_per_request:
+            raise TooLargeError(f"{where}.samples: more than {limits.max_components_per_request} components in one "
+                                f"message (samples × components); split the batch")
         sample = SampleInput(index=i, id=s.id, prompt=s.prompt, completion=s.completion, reference=reference,
                              components=comps, metadata=meta, spec_name=spec.name if spec else "",
                              spec_version=spec.version if spec else 0)
@@ -99,6 +187,23 @@ def samples_from_pb(samples: Any, default_spec: pb.RewardSpec, where: str, timeo
         out.append(sample)
     if not out:
         raise InvalidRequestError(f"{where}.samples: empty; send at least one sample")
+    return out
+
+
+def stored_bytes(samples: list[SampleInput]) -> int:
+    """Bytes of text a batch stores: each component's row repeats its sample's texts."""
+    return sum((len(s.prompt) + len(s.completion) + len(reference_text(s.reference) if s.reference is not None
+                                                          else "")) * len(s.components) for s in samples)
+
+
+def group_signature(samples: list[SampleInput]) -> set[tuple]:
+    """What storing these samples as a group records (store.ScoreStore.group_signature)."""
+    out = set()
+    for s in samples:
+        ref = sha256(reference_text(s.reference) if s.reference is not None else "")
+        for j, c in enumerate(s.components):
+            out.add((s.index, j, c.name, c.params_hash, c.weight, c.gate, sha256(s.prompt), sha256(s.completion),
+                     ref))
     return out
 
 
@@ -136,7 +241,8 @@ def outcome_rows(o: SampleOutcome, *, run_id: str | None, step: int | None, grou
                 spec_name=s.spec_name or None, spec_version=s.spec_version or None)
     return [dict(base, component_index=j, verifier=co.component.name, verifier_version=co.component.version,
                  params=co.component.params_json, params_hash=co.component.params_hash, weight=co.component.weight,
-                 status=co.result.status.value, reward=co.result.reward, reason=co.result.reason,
+                 status=co.result.status.value, reward=co.result.reward,
+                 reason=co.result.reason.replace("\x00", "\\x00"),  # a verifier may quote the completion
                  latency_ms=co.latency_ms, worker=co.worker, cached=co.cached, gate=co.component.gate)
             for j, co in enumerate(o.components)]
 

@@ -12,7 +12,11 @@
     ├── store.SpecNotFoundError    -> NOT_FOUND (message lists the stored specs)
     ├── store.ScoreNotFoundError   -> NOT_FOUND
     ├── store.RunExistsError       -> ALREADY_EXISTS
+    ├── store.GroupConflictError   -> ALREADY_EXISTS (the group was stored with other content)
     ├── store.StoreWriteError      -> UNAVAILABLE (nothing recorded; retry)
+    │   └── store.StoreRefusedError   -> INVALID_ARGUMENT (the database cannot hold these rows)
+    ├── DatabaseUnavailableError   -> UNAVAILABLE (also SQLAlchemy's connection, pool and
+    │                                 operational errors: the database is down or busy; retry)
     ├── AuthError                  -> UNAUTHENTICATED or PERMISSION_DENIED
     └── QuotaExceededError         -> RESOURCE_EXHAUSTED (message and `retry-after-s` trailer give the wait)
 """
@@ -51,14 +55,40 @@ class QuotaExceededError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class DatabaseUnavailableError(Exception):
+    """The database could not be reached or had no free connection in time (retry)."""
+
+
+def _database_down(exc: BaseException) -> bool:
+    """A connection, pool or operational failure of the database (not a refused row)."""
+    from sqlalchemy import exc as sa
+
+    return isinstance(exc, (DatabaseUnavailableError, sa.OperationalError, sa.InterfaceError, sa.TimeoutError,
+                            sa.DisconnectionError)) or (isinstance(exc, sa.DBAPIError) and exc.connection_invalidated)
+
+
+def public_message(exc: BaseException) -> str:
+    """What a caller may read about `exc`: its message for request errors; for database and
+    internal failures a fixed text (SQL, host, port and driver details stay in the server log)."""
+    if _database_down(exc):
+        return "the database is unavailable or busy; nothing was recorded: retry in a few seconds"
+    if status_code_for(exc) is None:
+        return f"internal error ({type(exc).__name__}); the server log has the details"
+    return str(exc)
+
+
 def status_code_for(exc: BaseException) -> grpc.StatusCode | None:
-    from .store.store import (RunExistsError, RunNotFoundError, ScoreNotFoundError, SpecNotFoundError,
-                              StoreWriteError)
+    from .store.store import (GroupConflictError, RunExistsError, RunNotFoundError, ScoreNotFoundError,
+                              SpecNotFoundError, StoreRefusedError, StoreWriteError)
 
     if isinstance(exc, (UnknownVerifierError, RunNotFoundError, SpecNotFoundError, ScoreNotFoundError)):
         return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, RunExistsError):
+    if isinstance(exc, (RunExistsError, GroupConflictError)):
         return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(exc, StoreRefusedError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if _database_down(exc):
+        return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, AuthError):
         return exc.code
     if isinstance(exc, QuotaExceededError):

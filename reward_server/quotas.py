@@ -5,6 +5,9 @@ Each limited resource is a token bucket per team (rate r per second, capacity `b
 - judge requests per minute (one per judge component of each sample);
 - sandbox seconds per minute (charged after the programs ran, so the bucket can go into
   debt; the next request waits until it is paid back);
+- components per second (every verification a sample's spec asks for, DryRun included);
+- stored bytes per minute (texts × components: what a batch adds to the database);
+- run bookkeeping calls per second (StartRun, LogStep, FinishRun);
 - concurrent ScoreGroups streams and samples in flight (counters, not buckets): these keep
   one team's flood from filling the shared worker queues ahead of another team's work.
 
@@ -22,7 +25,9 @@ crashed lapse after `lease_ttl_s` and stop counting against its team.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -36,6 +41,7 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, fun
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import QuotaExceededError
+from .fairness import FairGate
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,12 @@ class TeamQuota(BaseModel):
     samples_burst: int | None = Field(None, ge=1, description="default: 2 s worth of samples_per_s")
     judge_requests_per_min: float | None = Field(None, gt=0)
     sandbox_seconds_per_min: float | None = Field(None, gt=0)
+    components_per_s: float | None = Field(None, gt=0, description="verifications (samples × components)")
+    components_burst: int | None = Field(None, ge=1, description="default: 2 s worth of components_per_s")
+    stored_bytes_per_min: float | None = Field(None, gt=0, description="text bytes stored (× components)")
+    stored_bytes_burst: int | None = Field(None, ge=1, description="default: 1 min worth")
+    bookkeeping_calls_per_s: float | None = Field(None, gt=0, description="StartRun, LogStep, FinishRun")
+    bookkeeping_burst: int | None = Field(None, ge=1, description="default: 10 s worth")
     max_streams: int | None = Field(None, ge=1)
     max_inflight_samples: int | None = Field(None, ge=1)
 
@@ -364,11 +376,31 @@ class QuotaManager:
         self.backend: QuotaBackend = backend or MemoryBackend()
         self._lock = threading.Lock()
         self.rejections: dict[str, int] = {}
+        self._refused_until: dict[str, tuple[float, str]] = {}  # team -> (monotonic deadline, why)
+        self._gate: FairGate | None = None  # made at first use: a blocking backend's calls
+        self._threads: cf.ThreadPoolExecutor | None = None
+        self._per_team: dict[str, asyncio.Semaphore] = {}
 
     def _reject(self, team: str, message: str, retry_after_s: float) -> QuotaExceededError:
         with self._lock:
             self.rejections[team] = self.rejections.get(team, 0) + 1
+            self._refused_until[team] = (time.monotonic() + retry_after_s, message)
         return QuotaExceededError(f"team {team}: {message}", retry_after_s)
+
+    def precheck(self, team: str) -> None:
+        """Before any work on a request: refuse it at once (QuotaExceededError) while the
+        team's last refusal's retry hint has not passed, so an over-quota team's requests
+        cost no validation. An O(1) look at this replica's memory; admission still decides."""
+        with self._lock:
+            hit = self._refused_until.get(team)
+            if hit is None:
+                return
+            wait_s = hit[0] - time.monotonic()
+            if wait_s <= 0:
+                del self._refused_until[team]
+                return
+            self.rejections[team] = self.rejections.get(team, 0) + 1
+        raise QuotaExceededError(f"team {team}: {hit[1]}", wait_s)
 
     @staticmethod
     def _sandbox(q: TeamQuota) -> BucketRequest:
@@ -390,10 +422,18 @@ class QuotaManager:
                 self.backend.release(team, hold, lease)
 
     def admit(self, team: str, samples: int, judge_requests: int = 0,
-              sandbox_components: int = 0) -> contextlib.AbstractContextManager[None]:
+              sandbox_components: int = 0, components: int = 0,
+              stored_bytes: int = 0) -> contextlib.AbstractContextManager[None]:
         """Admit a batch of samples (raises QuotaExceededError) and hold their in-flight slots."""
         q = self.config.for_team(team)
         wanted: list[BucketRequest] = []
+        if q.components_per_s and components:
+            wanted.append(BucketRequest("components", f"{q.components_per_s:g} components/s", q.components_per_s,
+                                        q.components_burst or max(1.0, 2 * q.components_per_s), components))
+        if q.stored_bytes_per_min and stored_bytes:
+            wanted.append(BucketRequest("stored_bytes", f"{q.stored_bytes_per_min:g} stored bytes/min",
+                                        q.stored_bytes_per_min / 60, q.stored_bytes_burst or q.stored_bytes_per_min,
+                                        stored_bytes))
         if q.sandbox_seconds_per_min and sandbox_components:
             wanted.append(self._sandbox(q))  # charged after the run; admission only needs the debt paid back
         if q.samples_per_s:
@@ -405,6 +445,14 @@ class QuotaManager:
         hold = (Hold("inflight", samples, q.max_inflight_samples, "samples already in flight", 0.05)
                 if q.max_inflight_samples else None)
         return self._held(team, wanted, hold)
+
+    def bookkeeping(self, team: str) -> contextlib.AbstractContextManager[None]:
+        """Admit one run bookkeeping call: StartRun, LogStep, FinishRun (raises QuotaExceededError)."""
+        q = self.config.for_team(team)
+        wanted = [BucketRequest("bookkeeping", f"{q.bookkeeping_calls_per_s:g} run bookkeeping calls/s",
+                                q.bookkeeping_calls_per_s, q.bookkeeping_burst or max(1.0, 10 * q.bookkeeping_calls_per_s),
+                                1)] if q.bookkeeping_calls_per_s else []
+        return self._held(team, wanted, None)
 
     def stream(self, team: str) -> contextlib.AbstractContextManager[None]:
         """Hold one of the team's concurrent-stream slots (raises QuotaExceededError)."""
@@ -418,26 +466,42 @@ class QuotaManager:
             self.backend.charge(team, self._sandbox(q), seconds)
 
     # -- the same, for the event loop -------------------------------------------------
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args) if self.backend.blocking else fn(*args)
+    async def _call(self, team: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a backend call; a blocking backend's on its own threads, in turns by team, at
+        most two of a team's at once (its admissions wait on the same locked rows anyway),
+        so one team's pile of admissions never holds the threads another team needs."""
+        if not self.backend.blocking:
+            return fn(*args)
+        if self._gate is None:
+            self._gate = FairGate(8)
+            self._threads = cf.ThreadPoolExecutor(8, thread_name_prefix="quota-db")
+        per_team = self._per_team.setdefault(team, asyncio.Semaphore(2))
+        async with per_team, self._gate.slot(team):
+            return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(fn, *args))
 
     @contextlib.asynccontextmanager
-    async def _async(self, cm: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
-        await self._call(cm.__enter__)
+    async def _async(self, team: str, cm: contextlib.AbstractContextManager[None]) -> AsyncIterator[None]:
+        await self._call(team, cm.__enter__)
         try:
             yield
         finally:
-            await self._call(cm.__exit__, None, None, None)
+            await self._call(team, cm.__exit__, None, None, None)
 
-    def admit_async(self, team: str, samples: int, judge_requests: int = 0,
-                    sandbox_components: int = 0) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._async(self.admit(team, samples, judge_requests, sandbox_components))
+    def admit_async(self, team: str, samples: int, judge_requests: int = 0, sandbox_components: int = 0,
+                    components: int = 0, stored_bytes: int = 0) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._async(team, self.admit(team, samples, judge_requests, sandbox_components, components,
+                                            stored_bytes))
+
+    def bookkeeping_async(self, team: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._async(team, self.bookkeeping(team))
 
     def stream_async(self, team: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._async(self.stream(team))
+        return self._async(team, self.stream(team))
 
     async def charge_sandbox_async(self, team: str, seconds: float) -> None:
-        await self._call(self.charge_sandbox, team, seconds)
+        await self._call(team, self.charge_sandbox, team, seconds)
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
         self.backend.close()

@@ -229,7 +229,7 @@ class Scorer:
         self.pool = VerifierPool(workers=workers, memory_limit_bytes=memory_limit_bytes)
         # One thread pool per kind of waiting (inline checks, sandboxed programs, remote
         # judges, local models), so that a queue of slow work of one kind never delays another.
-        sizes = {"inline": 8, "sandbox": 2, "judge": 64, "model": 64, **(thread_pools or {})}
+        sizes = {"inline": 4, "sandbox": 2, "judge": 64, "model": 64, **(thread_pools or {})}
         # Teams take turns at the sandbox's threads, one team holding at most the configured
         # number (a sleeping program holds its thread for its wall-clock backstop): a
         # quarter more threads are there for the other teams' calls. The sandbox itself
@@ -243,6 +243,9 @@ class Scorer:
         # Teams take turns at the worker pool (FIFO inside it would let one team's backlog
         # delay everyone); four calls per worker keep the workers fed between turns.
         self.pool_gate = FairGate(4 * workers)
+        # The same at each thread pool: a team's thousands of queued inline checks (or sandboxed
+        # programs, or judge calls) never sit ahead of another team's next one.
+        self.thread_gates = {name: FairGate(n) for name, n in sizes.items()}
         self._pid = os.getpid()
 
     def warm_up(self) -> None:
@@ -254,13 +257,15 @@ class Scorer:
                 return await asyncio.wrap_future(self.pool.submit(
                     c.name, c.version, sample.completion, sample.reference, c.params_json, c.timeout_s,
                     sample.prompt))
-        if c.thread_pool == "sandbox":
+        if c.thread_pool == "sandbox":  # its own gate: a team holds at most the configured share
             async with self.sandbox_gate.slot(team):
                 return await asyncio.wrap_future(
                     self.threads["sandbox"].submit(self._in_sandbox_turn, sample, c, team))
-        return await asyncio.wrap_future(self.threads.get(c.thread_pool, self.threads["inline"]).submit(
-            lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
-                                sample.prompt), self._pid)))
+        pool = c.thread_pool if c.thread_pool in self.threads else "inline"
+        async with self.thread_gates[pool].slot(team):
+            return await asyncio.wrap_future(self.threads[pool].submit(
+                lambda: (run_inline(c.name, c.version, sample.completion, sample.reference, c.params_json,
+                                    sample.prompt), self._pid)))
 
     def _in_sandbox_turn(self, sample: SampleInput, c: Component, team: str) -> tuple[VerifierResult, int]:
         with sandbox_tenant(team):
@@ -292,10 +297,22 @@ class Scorer:
                                           for c in sample.components))
         return combine(sample, list(outcomes), (time.perf_counter() - t0) * 1000)
 
+    SAMPLES_IN_FLIGHT = 128  # per call: enough to keep every pool busy
+
     async def score_many(self, samples: list[SampleInput], use_cache: bool = True,
                          team: str = "default") -> list[SampleOutcome]:
-        """Score `samples` concurrently; `team` takes its turn at the worker pool."""
-        return list(await asyncio.gather(*(self.score(s, use_cache, team) for s in samples)))
+        """Score `samples` concurrently (at most SAMPLES_IN_FLIGHT at a time, so a batch of
+        thousands does not flood the event loop with tasks ahead of other teams' calls);
+        `team` takes its turn at the worker pool and the thread pools. Results in order."""
+        out: list[SampleOutcome | None] = [None] * len(samples)
+        todo = iter(range(len(samples)))
+
+        async def lane() -> None:
+            for i in todo:
+                out[i] = await self.score(samples[i], use_cache, team)
+
+        await asyncio.gather(*(lane() for _ in range(min(len(samples), self.SAMPLES_IN_FLIGHT))))
+        return out  # type: ignore[return-value]
 
     def close(self) -> None:
         for ex in self.threads.values():

@@ -5,18 +5,21 @@ Errors are mapped to status codes in one place (`errors.status_code_for`) by `_r
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import functools
-import itertools
+import json
+import math
 import re
 import time
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from cachetools import LRUCache
 
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
@@ -25,14 +28,42 @@ from verifiers import registry
 from . import convert
 from .config import ServerConfig
 from .auth import Authenticator, Principal, require_admin, team_scope
-from .errors import InvalidRequestError, QuotaExceededError, TooLargeError, status_code_for
+from .errors import InvalidRequestError, QuotaExceededError, TooLargeError, public_message, status_code_for
+from .fairness import FairGate
 from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
 from .quotas import QuotaManager
 from .scoring import Scorer, SampleInput
 from .store import ScoreStore
+from .store.store import GroupConflictError
 
 log = logging.getLogger(__name__)
 SPEC_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+RUN_NAME_MAX_CHARS = 200          # the column's width
+RUN_JSON_MAX_BYTES = 64 << 10     # a run's config, a step's metrics, a run's summary
+METRICS_MAX = 1024                # metrics in one LogStep / summary
+
+
+def _checked_json(value: Any, field: str) -> Any:
+    """`value` (a run's config, metrics or summary) if the store can hold it: finite numbers,
+    no NUL, at most RUN_JSON_MAX_BYTES encoded. Raises InvalidRequestError/TooLargeError."""
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise InvalidRequestError(f"{field}: numbers must be finite (no NaN or infinity)") from None
+    if len(encoded) > RUN_JSON_MAX_BYTES:
+        raise TooLargeError(f"{field}: {len(encoded)} bytes as JSON, the limit is {RUN_JSON_MAX_BYTES}")
+    convert.check_storable(json.dumps(value, allow_nan=False, ensure_ascii=False), field)
+    return value
+
+
+def _checked_metrics(metrics: Any, field: str) -> dict[str, float]:
+    out = dict(metrics)
+    if len(out) > METRICS_MAX:
+        raise TooLargeError(f"{field}: {len(out)} entries, the limit is {METRICS_MAX}")
+    bad = [k for k, v in out.items() if not math.isfinite(v)]
+    if bad:
+        raise InvalidRequestError(f"{field}[{bad[0][:60]!r}]: {out[bad[0]]} is not a finite number")
+    return _checked_json(out, field)
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
@@ -41,8 +72,10 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         context.set_trailing_metadata((("retry-after-s", f"{exc.retry_after_s:.3f}"),))
     if code is None:
         log.exception("internal error", exc_info=exc)
-        await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-    await context.abort(code, str(exc))
+        await context.abort(grpc.StatusCode.INTERNAL, public_message(exc))
+    if code == grpc.StatusCode.UNAVAILABLE:
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    await context.abort(code, public_message(exc))
 
 
 def _group_error(g: pb.GroupRequest, exc: Exception) -> pb.GroupResult | None:
@@ -51,7 +84,8 @@ def _group_error(g: pb.GroupRequest, exc: Exception) -> pb.GroupResult | None:
     code = status_code_for(exc)
     if code is None or code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return None
-    return pb.GroupResult(group_id=g.group_id, step=g.step, error=pb.GroupError(code=code.name, message=str(exc)))
+    return pb.GroupResult(group_id=g.group_id, step=g.step,
+                          error=pb.GroupError(code=code.name, message=public_message(exc)))
 
 
 def _rpc(fn: Callable) -> Callable:
@@ -89,19 +123,54 @@ class TeamCounts:
 
 
 class RewardServicer(pb_grpc.RewardServiceServicer):
+    """The RPC handlers. Shared resources are taken in turns by team: the worker pool
+    (Scorer.pool_gate), database calls (`_db`: at most `db_concurrency` at once, on their own
+    threads), validation (`_validate`), and the writer (the store's turn order)."""
+
     metrics: ServiceMetrics | NoMetrics = NO_METRICS  # set by the app when metrics_port is on
 
     def __init__(self, config: ServerConfig, scorer: Scorer, store: ScoreStore, auth: Authenticator,
                  quotas: QuotaManager):
         self.config, self.scorer, self.store, self.auth, self.quotas = config, scorer, store, auth, quotas
-        self._known_runs: set[tuple[str, str]] = set()  # (team, run_id)
+        # (team, run_id) pairs whose run was read from the store and is that team's own. A run's
+        # team never changes, so a pair stays true; only a write-checked lookup adds one.
+        self._owned_runs: LRUCache = LRUCache(maxsize=100_000)
         # Stored spec versions are immutable, so they are cached for good; "newest"
         # lookups are cached briefly so a PutSpec elsewhere is seen within NEWEST_TTL_S.
         self._spec_versions: dict[tuple[str, int], tuple[str, int, pb.RewardSpec]] = {}
         self._spec_newest: dict[str, tuple[float, int]] = {}
         self._team_counts: defaultdict[str, TeamCounts] = defaultdict(TeamCounts)
+        self.limits = convert.Limits(config.max_components_per_sample, config.max_components_per_request,
+                                     config.max_spec_routes, config.max_spec_bytes)
+        self._db_gate = FairGate(config.db_concurrency)
+        self._db_threads = cf.ThreadPoolExecutor(config.db_concurrency, thread_name_prefix="db-call")
+        # Validation threads: a team validates one batch at a time, so while fewer than four
+        # teams are validating another team's batch finds a free thread at once.
+        self._validate_gate = FairGate(4)
+        self._validate_threads = cf.ThreadPoolExecutor(4, thread_name_prefix="validate")
+        self._validating: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._history_streams: Counter[str] = Counter()
+        self._groups_in_flight: dict[tuple, asyncio.Event] = {}
+        auth.run_blocking = functools.partial(self._db, "(key checks)")
 
     NEWEST_TTL_S = 2.0
+
+    def close(self) -> None:
+        self._db_threads.shutdown(wait=False, cancel_futures=True)
+        self._validate_threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _db(self, team: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking store call for `team` off the event loop, taking its turn for one
+        of the `db_concurrency` database slots (round-robin by team)."""
+        async with self._db_gate.slot(team):
+            return await asyncio.get_running_loop().run_in_executor(self._db_threads,
+                                                                    functools.partial(fn, *args, **kwargs))
+
+    async def _flush(self, timeout_s: float = 30.0) -> None:
+        """Wait (on the event loop, holding no thread) for the rows queued before the call."""
+        pending = self.store.unsettled()
+        if pending:
+            await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=timeout_s)
 
     # -- stored specs -------------------------------------------------------------
     def _load_spec(self, name: str, version: int) -> tuple[str, int, pb.RewardSpec]:
@@ -119,33 +188,43 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             self._spec_newest[name] = (time.monotonic() + self.NEWEST_TTL_S, row.version)
         return entry
 
-    async def _preload_specs(self, specs: list[pb.RewardSpec], where: str) -> None:
-        for spec in specs:
-            if spec.name:
-                await asyncio.to_thread(self._load_spec, *convert.parse_spec_ref(spec.name, where))
+    async def _preload_specs(self, specs: list[pb.RewardSpec], where: str, team: str) -> None:
+        for name in dict.fromkeys(spec.name for spec in specs if spec.name):
+            await self._db(team, self._load_spec, *convert.parse_spec_ref(name, where))
 
     # -- helpers ------------------------------------------------------------------
     async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         return await self.auth.principal(context)
 
-    async def _check_run(self, run_id: str, who: Principal) -> None:
-        """The run exists and is the caller's team's (admins: any team's)."""
-        if run_id and (who.team, run_id) not in self._known_runs:
-            await asyncio.to_thread(self.store.get_run, run_id, None if who.admin else who.team)
-            self._known_runs.add((who.team, run_id))
+    async def _check_run(self, run_id: str, who: Principal, *, write: bool) -> None:
+        """The run exists and is the caller's team's. Reads (`write=False`) by an admin key
+        may name any team's run; writes never: an admin writes only into its own team's runs."""
+        if not run_id or (who.team, run_id) in self._owned_runs:
+            return
+        run = await self._db(who.team, self.store.get_run, run_id, None if (who.admin and not write) else who.team)
+        if run.team == who.team:
+            self._owned_runs[(who.team, run_id)] = True
 
-    @staticmethod
-    def _usage(samples: list[SampleInput]) -> tuple[int, int]:
-        """(judge requests, sandboxed components) a batch will cost."""
+    def _admit(self, who: Principal, samples: list[SampleInput], *, stored: bool = True) -> Any:
+        """Admission for a batch: samples, components, judge requests, sandboxed components
+        and (when it is stored) its stored bytes."""
         pools = [c.thread_pool for s in samples for c in s.components]
-        return pools.count("judge"), pools.count("sandbox")
+        return self.quotas.admit_async(
+            who.team, len(samples), pools.count("judge"), pools.count("sandbox"), components=len(pools),
+            stored_bytes=convert.stored_bytes(samples) if stored and self.config.store_texts else 0)
 
-    async def _samples(self, samples: Any, spec: pb.RewardSpec, where: str) -> list[SampleInput]:
+    async def _samples(self, samples: Any, spec: pb.RewardSpec, where: str, team: str) -> list[SampleInput]:
+        """Validate a batch: counts first (before any parsing), then each spec on a validation
+        thread (in turns by team), so a big request neither stalls the event loop nor queues
+        ahead of another team's."""
         if len(samples) > self.config.max_samples_per_request:
             raise TooLargeError(f"{where}.samples: {len(samples)} samples, the limit is "
                                 f"{self.config.max_samples_per_request} per message; split the batch")
-        await self._preload_specs([spec, *(s.spec for s in samples)], where)
-        return convert.samples_from_pb(samples, spec, where, self.config.timeout_s, self._load_spec)
+        convert.check_spec_size(spec, f"{where}.spec", self.limits)
+        await self._preload_specs([spec, *(s.spec for s in samples)], where, team)
+        async with self._validating[team], self._validate_gate.slot(team):
+            return await asyncio.get_running_loop().run_in_executor(self._validate_threads, functools.partial(
+                convert.samples_from_pb, samples, spec, where, self.config.timeout_s, self._load_spec, self.limits))
 
     async def _score_and_store(self, samples: list[SampleInput], *, who: Principal, run_id: str, step: int,
                                group_id: str) -> list[pb.SampleResult]:
@@ -163,23 +242,28 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         # Answered only once committed: a reward the client sees is never missing from the store.
         counts.rows_pending += len(rows)
         try:
-            await asyncio.wrap_future(self.store.add_scores(rows))
+            # Shielded: a client leaving does not withdraw rows the writer may be committing.
+            await asyncio.shield(asyncio.wrap_future(self.store.add_scores(rows)))
         finally:
             counts.rows_pending -= len(rows)
         counts.rows_written += len(rows)
+        await self._charge_sandbox(who, outcomes)
+        return [convert.outcome_to_pb(o) for o in outcomes]
+
+    async def _charge_sandbox(self, who: Principal, outcomes: list[Any]) -> None:
         sandbox_s = sum(co.latency_ms for o in outcomes for co in o.components
                         if co.component.thread_pool == "sandbox" and not co.cached) / 1000
         await self.quotas.charge_sandbox_async(who.team, sandbox_s)
-        return [convert.outcome_to_pb(o) for o in outcomes]
 
     # -- scoring ------------------------------------------------------------------
     @_rpc
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         who = await self._who(context)
-        samples = await self._samples(request.samples, request.spec, "request")
-        await self._check_run(request.run_id, who)
+        self.quotas.precheck(who.team)  # over quota: refused before any validation
+        samples = await self._samples(request.samples, request.spec, "request", who.team)
+        await self._check_run(request.run_id, who, write=True)
         # over quota: RESOURCE_EXHAUSTED
-        async with self.quotas.admit_async(who.team, len(samples), *self._usage(samples)):
+        async with self._admit(who, samples):
             results = await self._score_and_store(samples, who=who, run_id=request.run_id, step=request.step,
                                                   group_id="")
         return pb.ScoreResponse(results=results)
@@ -207,13 +291,14 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         async def admit(samples: list[SampleInput]) -> Any:
             while True:
                 try:
-                    slot = self.quotas.admit_async(who.team, len(samples), *self._usage(samples))
+                    slot = self._admit(who, samples)
                     await slot.__aenter__()
                     return slot
                 except QuotaExceededError as e:
                     await asyncio.sleep(min(e.retry_after_s, 1.0))
 
-        async def score_group(g: pb.GroupRequest, samples: list[SampleInput], slot: Any) -> pb.GroupResult:
+        async def score_group(g: pb.GroupRequest, samples: list[SampleInput], slot: Any,
+                              key: tuple | None) -> pb.GroupResult:
             try:
                 results = await self._score_and_store(samples, who=who, run_id=g.run_id, step=g.step,
                                                       group_id=g.group_id)
@@ -223,26 +308,34 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                     raise
                 return refused
             finally:
+                self._group_done(key)
                 await slot.__aexit__(None, None, None)
             return pb.GroupResult(group_id=g.group_id, step=g.step, results=results)
 
         async def read() -> None:
             try:
                 async for g in request_iterator:
-                    where = f"group[{g.group_id or '?'}]"
+                    where = f"group[{g.group_id[:64] or '?'}]"
+                    key = None
                     try:
-                        if not g.group_id:
-                            raise InvalidRequestError(f"{where}.group_id: required (unique within the run's step)")
-                        samples = await self._samples(g.samples, g.spec, where)
-                        await self._check_run(g.run_id, who)
+                        # The key is checked again for every group (through the verified-key
+                        # cache's short TTL): a key revoked while its stream is open stops here.
+                        if (await self._who(context)).team != who.team:
+                            raise InvalidRequestError("authorization: a stream's key must stay the same team's")
+                        convert.check_group_id(g.group_id, where)
+                        samples = await self._samples(g.samples, g.spec, where, who.team)
+                        await self._check_run(g.run_id, who, write=True)
+                        if g.run_id:
+                            key = await self._group_turn(who.team, g, samples, where)
+                        slot = await admit(samples)
                     except Exception as e:
+                        self._group_done(key)
                         refused = _group_error(g, e)
                         if refused is None:
                             raise
                         done.put_nowait(refused)
                         continue
-                    slot = await admit(samples)
-                    t = asyncio.create_task(score_group(g, samples, slot))
+                    t = asyncio.create_task(score_group(g, samples, slot, key))
                     tasks.add(t)
                     t.add_done_callback(lambda t: (tasks.discard(t), done.put_nowait(t)))
                 done.put_nowait(end)
@@ -275,6 +368,32 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                 await asyncio.gather(*tasks, return_exceptions=True)
             await stream_slot.__aexit__(None, None, None)
 
+    async def _group_turn(self, team: str, g: pb.GroupRequest, samples: list[SampleInput], where: str) -> tuple:
+        """Wait until no other copy of this group (run, step, group id) is being scored here,
+        then check what is stored under it: nothing, or the same samples (a re-send after an
+        outage: scored again, stored once). Other content raises GroupConflictError: the
+        stored rewards stand, and a reward the client sees is always the stored one's equal.
+        Returns the key, held until `_group_done`."""
+        key = (team, g.run_id, g.step, g.group_id)
+        while (busy := self._groups_in_flight.get(key)) is not None:
+            await busy.wait()
+        self._groups_in_flight[key] = asyncio.Event()
+        try:
+            stored = await self._db(team, self.store.group_signature, g.run_id, g.step, g.group_id)
+            if stored and stored != convert.group_signature(samples):
+                raise GroupConflictError(
+                    f"{where}: group {g.group_id!r} of run {g.run_id!r} step {g.step} is already stored with other "
+                    f"samples (a different count, text or spec); its stored rewards stand: send new samples under "
+                    f"a new group_id")
+        except BaseException:
+            self._group_done(key)
+            raise
+        return key
+
+    def _group_done(self, key: tuple | None) -> None:
+        if key is not None and (ev := self._groups_in_flight.pop(key, None)) is not None:
+            ev.set()
+
     @_rpc
     async def ListVerifiers(self, request: pb.ListVerifiersRequest, context: Any) -> pb.ListVerifiersResponse:
         await self._who(context)
@@ -292,8 +411,11 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     @_rpc
     async def DryRun(self, request: pb.DryRunRequest, context: Any) -> pb.DryRunResponse:
         who = await self._who(context)
-        (sample,) = await self._samples([request.sample], request.spec, "request")
-        (outcome,) = await self.scorer.score_many([sample], use_cache=False, team=who.team)
+        self.quotas.precheck(who.team)
+        (sample,) = await self._samples([request.sample], request.spec, "request", who.team)
+        async with self._admit(who, [sample], stored=False):  # metered like Score; nothing is stored
+            (outcome,) = await self.scorer.score_many([sample], use_cache=False, team=who.team)
+        await self._charge_sandbox(who, [outcome])
         return pb.DryRunResponse(result=convert.outcome_to_pb(outcome))
 
     @_rpc
@@ -310,6 +432,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             raise InvalidRequestError("spec.name: a stored spec holds components and routes, not another name")
         if not (request.spec.components or request.spec.routes):
             raise InvalidRequestError("spec.components: give at least one component or route")
+        convert.check_spec_size(request.spec, "spec", self.limits)
+        convert.check_storable(request.description, "description")
         convert.spec_from_pb(request.spec, "spec", self.config.timeout_s)  # validate before storing
         row, _ = await asyncio.to_thread(self.store.put_spec, request.name, convert.spec_to_json(request.spec),
                                          request.description)
@@ -348,21 +472,30 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         run_id = request.run_id or uuid.uuid4().hex[:16]
         if len(run_id) > 64:
             raise InvalidRequestError("run_id: at most 64 characters")
+        convert.check_storable(run_id, "run_id")
+        if len(request.name) > RUN_NAME_MAX_CHARS:
+            raise InvalidRequestError(f"name: {len(request.name)} characters, at most {RUN_NAME_MAX_CHARS}")
+        convert.check_storable(request.name, "name")
+        config = _checked_json(convert.value_to_py(request.config, "config") if request.HasField("config") else {},
+                               "config")
         if request.replay_of:
-            await self._check_run(request.replay_of, who)
-        config = convert.value_to_py(request.config) if request.HasField("config") else {}
-        run = await asyncio.to_thread(self.store.start_run, run_id, request.name, config, who.team,
-                                      request.replay_of or None)
-        self._known_runs.add((who.team, run_id))
-        last, count = await asyncio.to_thread(self.store.run_stats, run_id)
+            await self._check_run(request.replay_of, who, write=False)
+        async with self.quotas.bookkeeping_async(who.team):
+            run = await self._db(who.team, self.store.start_run, run_id, request.name, config, who.team,
+                                 request.replay_of or None)
+        self._owned_runs[(who.team, run_id)] = True
+        last, count = await self._db(who.team, self.store.run_stats, run_id)
         return convert.run_to_pb(run, last, count)
 
     @_rpc
     async def LogStep(self, request: pb.LogStepRequest, context: Any) -> pb.LogStepResponse:
         if not request.run_id:
             raise InvalidRequestError("run_id: required")
-        await self._check_run(request.run_id, await self._who(context))
-        await asyncio.to_thread(self.store.log_step, request.run_id, request.step, dict(request.metrics))
+        who = await self._who(context)
+        metrics = _checked_metrics(request.metrics, "metrics")
+        await self._check_run(request.run_id, who, write=True)
+        async with self.quotas.bookkeeping_async(who.team):
+            await self._db(who.team, self.store.log_step, request.run_id, request.step, metrics)
         return pb.LogStepResponse()
 
     @_rpc
@@ -370,53 +503,66 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         state = request.state or "finished"
         if state not in ("finished", "failed"):
             raise InvalidRequestError(f"state: {state!r} is not one of finished, failed")
-        await self._check_run(request.run_id, await self._who(context))
-        await asyncio.to_thread(self.store.flush)
-        run = await asyncio.to_thread(self.store.finish_run, request.run_id, state, dict(request.summary))
-        last, count = await asyncio.to_thread(self.store.run_stats, request.run_id)
+        who = await self._who(context)
+        summary = _checked_metrics(request.summary, "summary")
+        await self._check_run(request.run_id, who, write=True)
+        async with self.quotas.bookkeeping_async(who.team):
+            await self._flush()
+            run = await self._db(who.team, self.store.finish_run, request.run_id, state, summary)
+        last, count = await self._db(who.team, self.store.run_stats, request.run_id)
         return convert.run_to_pb(run, last, count)
 
     @_rpc
     async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:
         who = await self._who(context)
+        await self._flush()
 
         def load() -> pb.Run:
             run = self.store.get_run(request.run_id, None if who.admin else who.team)
-            self.store.flush()
             return convert.run_to_pb(run, *self.store.run_stats(run.id))
 
-        return await asyncio.to_thread(load)
+        return await self._db(who.team, load)
 
     @_rpc
     async def ListRuns(self, request: pb.ListRunsRequest, context: Any) -> pb.ListRunsResponse:
-        team = team_scope(await self._who(context), request.team)
+        who = await self._who(context)
+        team = team_scope(who, request.team)
+        await self._flush()
 
         def load() -> list[pb.Run]:
-            self.store.flush()
             return [convert.run_to_pb(r, *self.store.run_stats(r.id))
-                    for r in self.store.list_runs(request.limit or 100, team)]
+                    for r in self.store.list_runs(min(request.limit or 100, 1000), team)]
 
-        return pb.ListRunsResponse(runs=await asyncio.to_thread(load))
+        return pb.ListRunsResponse(runs=await self._db(who.team, load))
 
     @_rpc
     async def ListSteps(self, request: pb.ListStepsRequest, context: Any) -> pb.ListStepsResponse:
-        await self._check_run(request.run_id, await self._who(context))
-        rows = await asyncio.to_thread(self.store.steps, request.run_id)
+        who = await self._who(context)
+        await self._check_run(request.run_id, who, write=False)
+        rows = await self._db(who.team, self.store.steps, request.run_id)
         return pb.ListStepsResponse(steps=[pb.StepRecord(step=r.step, metrics=r.metrics, created_at=convert.iso(
             r.created_at)) for r in rows])
 
     @_rpc
     async def GetScore(self, request: pb.GetScoreRequest, context: Any) -> pb.ScoreRecord:
         who = await self._who(context)
-        row = await asyncio.to_thread(self.store.get_score, request.score_id, None if who.admin else who.team)
+        await self._flush()
+        row = await self._db(who.team, self.store.get_score, request.score_id, None if who.admin else who.team,
+                             flush=False)
         return convert.score_row_to_pb(row, include_texts=True)
+
+    HISTORY_PAGE_ROWS = 200  # rows per database round trip (a page of 16 KiB texts is 3 MiB)
 
     async def QueryScores(self, request: pb.QueryScoresRequest, context: grpc.aio.ServicerContext
                           ) -> AsyncIterator[pb.ScoreRecord]:
+        """Stream stored rows a page at a time. No database connection is held while the
+        client reads: each page is its own query (in turns by team), and the key is checked
+        again between pages. A team has at most `max_history_streams` open on a replica."""
         try:
-            team = team_scope(await self._who(context), request.team)
+            who = await self._who(context)
+            team = team_scope(who, request.team)
             status = convert.PB_TO_STATUS.get(request.status)
-            rows = self.store.query_scores(
+            filters = dict(
                 run_id=request.run_id or None, team=team,
                 step_min=request.step_min if request.HasField("step_min") else None,
                 step_max=request.step_max if request.HasField("step_max") else None,
@@ -426,12 +572,27 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                 reward_min=request.reward_min if request.HasField("reward_min") else None,
                 reward_max=request.reward_max if request.HasField("reward_max") else None,
                 limit=request.limit or None)
+            if (open_now := self._history_streams[who.team]) >= self.config.max_history_streams:
+                raise QuotaExceededError(f"team {who.team}: {open_now} history streams open (limit "
+                                         f"{self.config.max_history_streams}); read or close one", 1.0)
         except Exception as e:
             await _abort(context, e)
-        while True:
-            # The store iterator does blocking I/O: advance it off the event loop, a chunk at a time.
-            chunk = await asyncio.to_thread(lambda: list(itertools.islice(rows, 500)))
-            for r in chunk:
-                yield convert.score_row_to_pb(r, include_texts=request.include_texts)
-            if len(chunk) < 500:
-                break
+        self._history_streams[who.team] += 1
+        try:
+            await self._flush()
+            pages = self.store.score_pages(**filters, page_rows=self.HISTORY_PAGE_ROWS, flush=False)
+            while True:
+                try:
+                    page = await self._db(who.team, next, pages, None)
+                    if page is not None and (await self._who(context)).team != who.team:
+                        raise InvalidRequestError("authorization: a stream's key must stay the same team's")
+                except Exception as e:
+                    await _abort(context, e)
+                if page is None:
+                    break
+                for r in page:
+                    yield convert.score_row_to_pb(r, include_texts=request.include_texts)
+        finally:
+            self._history_streams[who.team] -= 1
+            if not self._history_streams[who.team]:
+                del self._history_streams[who.team]

@@ -91,6 +91,7 @@ class ScoreRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (
         Index("ix_scores_run_step", "run_id", "step"),
+        Index("ix_scores_run_id_id", "run_id", "id"),  # history pages: a run's rows after an id
         Index("ix_scores_verifier_created", "verifier", "created_at"),
         Index("ix_scores_created", "created_at"),
         Index("ix_scores_team_created", "team", "created_at"),

@@ -7,10 +7,17 @@ commits whatever is queued as one transaction (up to `writer_batch_rows` rows; i
 wait `writer_flush_ms` to gather more), so batches grow with the load while an idle
 server commits at once. A row whose (run, step, group, sample, component) is already
 stored is skipped: a group re-sent after an outage is stored once.
+
+Teams take turns at the writer: each transaction takes queued requests round-robin by
+team, so one team's backlog of rows never sits ahead of another team's next request (a
+request of more than `writer_batch_rows` rows takes its turns chunk by chunk). A
+batch the database refuses for its content (a value it cannot hold) is not retried: each
+request in it is tried once alone and the refused one fails with StoreRefusedError, so a
+bad row costs the writer one round trip, never seconds. Only connection and operational
+failures are retried.
 """
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import logging
@@ -18,6 +25,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +36,8 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import SAMPLE_KEY, SAMPLE_KEY_WHERE, RetentionEvent, Run, ScoreRow, SpecRow, StepRow
@@ -43,6 +53,30 @@ class SchemaOutOfDateError(RuntimeError):
 class StoreWriteError(RuntimeError):
     """The database did not take a batch of scores after retries (the request fails, so
     the client retries; a reward is never answered without its record)."""
+
+
+class StoreRefusedError(StoreWriteError):
+    """The database refused these rows for their content (it would refuse them again);
+    the request is at fault, not the database's availability."""
+
+
+class GroupConflictError(ValueError):
+    """A group re-sent under a (run, step, group id) already stored with other content."""
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password masked, for logs and command output."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+def _permanent(error: Exception) -> bool:
+    """A refusal of the statement's content (data, constraint, programming errors), which a
+    retry would meet again; connection and operational failures are transient."""
+    return isinstance(error, sa_exc.DBAPIError) and not isinstance(
+        error, (sa_exc.OperationalError, sa_exc.InterfaceError)) and not error.connection_invalidated
 
 
 class RunNotFoundError(LookupError):
@@ -127,13 +161,16 @@ class ScoreStore:
             if not auto_migrate:
                 raise SchemaOutOfDateError(
                     f"database schema is at revision {current or 'none'}, this server needs {head}: "
-                    f"run `reward-server db upgrade --database-url {url}`")
+                    f"run `reward-server db upgrade --database-url {redact_url(url)}`")
             upgrade_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._batch_rows, self._flush_s = batch_rows, flush_ms / 1000
         self._queue: queue.Queue = queue.Queue()
+        self._waiting: OrderedDict[str, deque] = OrderedDict()  # team -> queued requests, in turn order
         self._pending = 0
-        self._queued_at: collections.deque[float] = collections.deque()  # per queued request, oldest first
+        # every queued request not yet settled -> when it was queued (writer lag = the oldest's age)
+        self._unsettled: dict[Future, float] = {}
+        self._step_locks = [threading.Lock() for _ in range(64)]
         self._cond = threading.Condition()
         self.rows_written = 0
         self.write_errors = 0
@@ -143,40 +180,103 @@ class ScoreStore:
 
     # -- writes ---------------------------------------------------------------------
     def add_scores(self, rows: list[dict[str, Any]]) -> Future:
-        """Queue score rows (dicts of ScoreRow columns) for the writer. Returns at once a
-        future that completes when the rows are committed, or fails with StoreWriteError
-        when the database refused them after retries."""
+        """Queue score rows (dicts of ScoreRow columns, one team's) for the writer. Returns at
+        once a future that completes when the rows are committed, or fails with
+        StoreRefusedError (the database refused their content; not retried) or StoreWriteError
+        (it stayed unreachable through the retries)."""
         fut: Future = Future()
+        # Running from the start: a caller that gives up (a client's deadline cancels the
+        # asyncio future chained to this one) cannot cancel it under the writer's feet.
+        fut.set_running_or_notify_cancel()
         if not rows:
             fut.set_result(None)
             return fut
         with self._cond:
             self._pending += len(rows)
-            self._queued_at.append(time.monotonic())
+            self._unsettled[fut] = time.monotonic()
         self._queue.put((rows, fut))
         return fut
 
+    def _take_turns(self, block: bool) -> bool:
+        """Move queued requests into the per-team turn order. False when told to stop."""
+        try:
+            item = self._queue.get() if block else self._queue.get_nowait()
+        except queue.Empty:
+            return True
+        while True:
+            if item is _STOP:
+                return False
+            team = str(item[0][0].get("team", ""))
+            self._waiting.setdefault(team, deque()).extend(self._chunks(*item))
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+
+    def _chunks(self, rows: list[dict[str, Any]], fut: Future) -> list[tuple[list[dict[str, Any]], Future]]:
+        """A request of more than `batch_rows` rows as chunks of at most that many, each its
+        own turn (another team's request waits for one chunk, never for a whole big
+        request); `fut` settles when the last chunk does, failed if any chunk failed. A
+        failure can leave the earlier chunks stored (a re-sent group is stored once)."""
+        if len(rows) <= self._batch_rows:
+            return [(rows, fut)]
+        parts = [rows[i:i + self._batch_rows] for i in range(0, len(rows), self._batch_rows)]
+        state: dict[str, Any] = {"left": len(parts), "error": None}
+
+        def settled(part: Future) -> None:  # runs on the writer thread, in _settle
+            if part.exception() is not None and state["error"] is None:
+                state["error"] = part.exception()
+            state["left"] -= 1
+            if state["left"] == 0:
+                with self._cond:
+                    self._unsettled.pop(fut, None)
+                    self._cond.notify_all()
+                if state["error"] is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(state["error"])
+
+        out = []
+        for p in parts:
+            sub: Future = Future()
+            sub.set_running_or_notify_cancel()
+            sub.add_done_callback(settled)
+            out.append((p, sub))
+        return out
+
+    def _next_batch(self) -> list[tuple[list[dict[str, Any]], Future]]:
+        """Up to `batch_rows` rows, one request per team in turn (a team's next request
+        waits behind every other team's next one)."""
+        items: list[tuple[list[dict[str, Any]], Future]] = []
+        n = 0
+        while self._waiting and n < self._batch_rows:
+            team, q = next(iter(self._waiting.items()))
+            if items and n + len(q[0][0]) > self._batch_rows:
+                break
+            rows_fut = q.popleft()
+            del self._waiting[team]
+            if q:
+                self._waiting[team] = q  # to the back of the turn order
+            items.append(rows_fut)
+            n += len(rows_fut[0])
+        return items
+
     def _write_loop(self) -> None:
-        stop = False
-        while not stop:
-            items: list[tuple[list[dict[str, Any]], Future]] = []
-            n = 0
-            item = self._queue.get()
-            deadline = time.monotonic() + self._flush_s
-            while True:
-                if item is _STOP:
-                    stop = True
-                    break
-                items.append(item)
-                n += len(item[0])
-                if n >= self._batch_rows:
-                    break
-                try:  # with flush_s == 0: only what is already queued (group commit)
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
+        running = True
+        while running or self._waiting:
+            if running:
+                running = self._take_turns(block=not self._waiting)
+                queued = sum(len(rows) for q in self._waiting.values() for rows, _ in q)
+                if running and self._flush_s and queued < self._batch_rows:
+                    time.sleep(self._flush_s)  # gather a bigger batch under load
+                    running = self._take_turns(block=False)
+            items = self._next_batch()
             if items:
-                self._insert(items)
+                try:
+                    self._insert(items)
+                except Exception as e:  # the one writer must outlive any batch
+                    log.exception("score writer: unexpected failure; failing %d requests", len(items))
+                    self._settle([it for it in items if not it[1].done()], e)
 
     def _insert(self, items: list[tuple[list[dict[str, Any]], Future]]) -> None:
         batch = [row for rows, _ in items for row in rows]
@@ -184,7 +284,7 @@ class ScoreStore:
         if error is not None and len(items) > 1:
             # One bad request must not fail the others committed with it: write each alone.
             for rows, fut in items:
-                self._settle([(rows, fut)], self._execute_with_retries(rows, attempts=1))
+                self._settle([(rows, fut)], self._execute_with_retries(rows, attempts=1 if _permanent(error) else 2))
         else:
             self._settle(items, error)
 
@@ -197,6 +297,9 @@ class ScoreStore:
                 return None
             except Exception as e:  # a transient lock or connection drop must not lose scores
                 error = e
+                if _permanent(e):  # the same rows would be refused again: do not hold the writer
+                    log.warning("the database refused a batch of %d score rows: %s", len(batch), e)
+                    return e
                 log.exception("score write failed (attempt %d/%d, %d rows)", attempt + 1, attempts, len(batch))
                 if attempt + 1 < attempts:
                     time.sleep(0.2 * 2 ** attempt)
@@ -210,16 +313,23 @@ class ScoreStore:
             else:
                 self.write_errors += n
             self._pending -= n
-            for _ in items:
-                self._queued_at.popleft()
+            for _, fut in items:
+                self._unsettled.pop(fut, None)
             self._cond.notify_all()
         for _, fut in items:
+            if fut.done():
+                continue
             if error is None:
                 fut.set_result(None)
+            elif _permanent(error):
+                # The caller's message names no SQL, host or value: the log has the details.
+                fut.set_exception(StoreRefusedError(
+                    f"the score store cannot hold these results ({type(getattr(error, 'orig', None) or error).__name__}:"
+                    f" a text with a NUL character or a value longer than its column?); nothing was recorded"))
             else:
                 fut.set_exception(StoreWriteError(
-                    f"the score store did not take the results ({type(error).__name__}: {str(error)[:200]}); "
-                    f"nothing was recorded: retry the request"))
+                    "the score store did not take the results (the database is unavailable); nothing was "
+                    "recorded: retry the request"))
 
     @property
     def pending(self) -> int:
@@ -230,12 +340,20 @@ class ScoreStore:
     def writer_lag_s(self) -> float:
         """Seconds the oldest queued, not yet committed request has waited (0 when none)."""
         with self._cond:
-            return time.monotonic() - self._queued_at[0] if self._queued_at else 0.0
+            return time.monotonic() - min(self._unsettled.values()) if self._unsettled else 0.0
+
+    def unsettled(self) -> list[Future]:
+        """The futures of every request queued and not yet settled (a barrier to await)."""
+        with self._cond:
+            return list(self._unsettled)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
-        """Block until every queued row is written. False if `timeout_s` passed first."""
+        """Block until every row queued before this call is written (rows queued meanwhile
+        are not waited for, so a busy writer cannot hold a reader forever). False if
+        `timeout_s` passed first."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._pending == 0, timeout=timeout_s)
+            before = set(self._unsettled)
+            return self._cond.wait_for(lambda: not (before & self._unsettled.keys()), timeout=timeout_s)
 
     def close(self) -> None:
         """Write everything queued, then stop the writer and release connections."""
@@ -271,10 +389,21 @@ class ScoreStore:
             return run
 
     def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        """Record (or merge into) a step's metrics. Two calls for one new step at once: the
+        loser of the insert race merges into the winner's row."""
+        # SQLite reads before it locks: merges into one run's steps in this process go one at a time.
+        with self._step_locks[hash(run_id) % len(self._step_locks)]:
+            try:
+                self._log_step(run_id, step, metrics)
+            except sa_exc.IntegrityError:
+                self._log_step(run_id, step, metrics)
+
+    def _log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         with self._sessions.begin() as s:
             if s.get(Run, run_id) is None:
                 raise RunNotFoundError(f"no run with run_id {run_id!r}; call StartRun first")
-            row = s.scalar(select(StepRow).where(StepRow.run_id == run_id, StepRow.step == step))
+            row = s.scalar(select(StepRow).where(StepRow.run_id == run_id, StepRow.step == step)
+                           .with_for_update())  # PostgreSQL: another replica's merge waits
             if row is None:
                 s.add(StepRow(run_id=run_id, step=step, metrics=metrics))
             else:
@@ -288,6 +417,16 @@ class ScoreStore:
             run.state, run.summary, run.finished_at = state, summary, datetime.now(timezone.utc)
             s.flush()
             return run
+
+    def group_signature(self, run_id: str, step: int, group_id: str) -> set[tuple]:
+        """What is stored for a group: {(sample_index, component_index, verifier, params_hash,
+        weight, gate, prompt_sha256, completion_sha256, reference_sha256)}; empty when nothing is."""
+        c = ScoreRow
+        with self._sessions() as s:
+            return {tuple(r) for r in s.execute(
+                select(c.sample_index, c.component_index, c.verifier, c.params_hash, c.weight, c.gate,
+                       c.prompt_sha256, c.completion_sha256, c.reference_sha256)
+                .where(c.run_id == run_id, c.step == step, c.group_id == group_id))}
 
     def run_stats(self, run_id: str) -> tuple[int, int]:
         """(last logged step or -1, number of score rows) of a run."""
@@ -344,25 +483,36 @@ class ScoreStore:
                                                        & (SpecRow.version == newest.c.v)).order_by(SpecRow.name)))
 
     # -- queries --------------------------------------------------------------------
-    def get_score(self, score_id: int, team: str | None = None) -> ScoreRow:
-        self.flush()
+    def get_score(self, score_id: int, team: str | None = None, flush: bool = True) -> ScoreRow:
+        if flush:
+            self.flush()
         with self._sessions() as s:
             row = s.get(ScoreRow, score_id)
         if row is None or (team is not None and row.team != team):
             raise ScoreNotFoundError(f"no score with score_id {score_id}")
         return row
 
-    def query_scores(self, *, run_id: str | None = None, step_min: int | None = None,
-                     step_max: int | None = None, verifier: str | None = None,
-                     status: str | None = None, limit: int | None = None, team: str | None = None,
-                     created_after: datetime | None = None, created_before: datetime | None = None,
-                     reward_min: float | None = None, reward_max: float | None = None,
-                     chunk_rows: int = 1000) -> Iterator[ScoreRow]:
-        """Stored score rows in id order, filtered; streamed in chunks of `chunk_rows`.
+    def query_scores(self, *, chunk_rows: int = 1000, **filters: Any) -> Iterator[ScoreRow]:
+        """Stored score rows in id order, filtered (the filters of `score_pages`)."""
+        for page in self.score_pages(page_rows=chunk_rows, **filters):
+            yield from page
 
-        `team=None` means every team (admins); otherwise only that team's rows.
+    def score_pages(self, *, run_id: str | None = None, step_min: int | None = None,
+                    step_max: int | None = None, verifier: str | None = None,
+                    status: str | None = None, limit: int | None = None, team: str | None = None,
+                    created_after: datetime | None = None, created_before: datetime | None = None,
+                    reward_min: float | None = None, reward_max: float | None = None,
+                    page_rows: int = 1000, flush: bool = True) -> Iterator[list[ScoreRow]]:
+        """Stored score rows in id order, filtered, as lists of at most `page_rows`.
+
+        Each page is its own query (rows with an id above the last one returned) on a
+        connection given back before the page is returned, so a reader that stops reading
+        holds no connection. `team=None` means every team (admins); otherwise only that
+        team's rows. Rows committed while paging may appear if their id is higher. `flush`:
+        first wait for the rows queued before the call.
         """
-        self.flush()
+        if flush:
+            self.flush()
         q = select(ScoreRow)
         if team is not None:
             q = q.where(ScoreRow.team == team)
@@ -384,17 +534,19 @@ class ScoreStore:
             q = q.where(ScoreRow.verifier == verifier)
         if status:
             q = q.where(ScoreRow.status == status)
-        q = q.order_by(ScoreRow.id)
-        if limit:
-            q = q.limit(limit)
-        # One query streamed through a server-side cursor (PostgreSQL) in chunks: repeated
-        # keyset queries would re-sort a whole run's rows once per chunk.
-        with self._sessions() as s:
-            if self.engine.dialect.name == "postgresql":
-                # Plan for the whole result, not the first rows: PostgreSQL's cursor default
-                # (0.1) picks a primary-key walk that filters a million rows to find a run's few.
-                s.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
-            yield from s.scalars(q.execution_options(yield_per=chunk_rows))
+        last, left = None, limit or None
+        while True:
+            n = page_rows if left is None else min(page_rows, left)
+            page_q = q if last is None else q.where(ScoreRow.id > last)
+            with self._sessions() as s:
+                page = list(s.scalars(page_q.order_by(ScoreRow.id).limit(n)))
+            if page:
+                yield page
+                last = page[-1].id
+                if left is not None:
+                    left -= len(page)
+            if len(page) < n or left == 0:
+                return
 
     # -- retention ------------------------------------------------------------------
     def drop_texts_before(self, cutoff: datetime) -> int:
