@@ -29,7 +29,7 @@ def register_compatible(cls: type[Verifier], version: str) -> type[Verifier]:
     """Keep `cls.name@version` registered for an older version that `cls` scores the same
     way on every request the older one accepted (it only added parameters): specs pinned
     to the old version keep working and history keeps its label. Behaviour that changes
-    needs a frozen copy of the old code instead (see verifiers/math/v1/)."""
+    needs a new version row with the old rules instead (see verifiers/math/verifier.py: VERSIONS)."""
     alias = type(cls.__name__, (cls,), {"version": version, "__doc__": cls.__doc__,
                                         "description": f"{cls.description} (as {cls.version}, which only added "
                                                        f"parameters to {version})",

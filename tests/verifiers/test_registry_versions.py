@@ -1,5 +1,5 @@
 """Versions stay registered when a verifier changes: pinned specs and stored history keep
-working (math@1.0.0 frozen; the judges' 1.0.0 = 1.1.0, which only added parameters)."""
+working (math@1.0.0 a row of math's VERSIONS; the judges' 1.0.0 = 1.1.0, which only added parameters)."""
 import verifiers
 from verifiers import registry
 
@@ -48,6 +48,26 @@ def test_the_frozen_math_version_keeps_its_old_verdicts():
     # and abstained on an unanswered completion, which 2.0.0 scores 0
     assert verifiers.verify("math", "I give up.", "5", version="1.0.0").status.value == "ABSTAIN"
     assert verifiers.verify("math", "I give up.", "5").reward == 0.0
+
+
+def test_math_1_0_0_keeps_its_parameters_and_their_hash():
+    # stored scores carry params_hash: 1.0.0, now a row of VERSIONS, must hash and describe
+    # its parameters exactly as the released package did (values recorded from it)
+    from verifiers.core import params_hash
+
+    v1 = registry.get("math", "1.0.0")
+    assert set(v1.Params.model_fields) == {"rel_tol", "percent_policy", "ordered_lists", "decimal_rounding"}
+    assert params_hash(v1.Params()) == "40536cd7582fc4f7"
+    assert params_hash(v1.Params(decimal_rounding=False)) == "9357407955150eca"
+    assert v1.Params.model_json_schema()["title"] == "MathParams"
+    assert v1.description.startswith("Final answer (\\boxed{}, <answer>, 'the answer is', else the last number)")
+    # its rules, not today's: 1.0000001 = 1 within its rel_tol 1e-6 on any decimal; `2,74` is
+    # the number 74 (thousands groups only); `25 m²` is not 25 (2.0.0 reads `²` and the unit m)
+    assert verifiers.verify("math", "\\boxed{1.0000001}", "1", version="1.0.0").reward == 1.0
+    assert verifiers.verify("math", "\\boxed{1.0000001}", "1", version="2.0.0").reward == 0.0
+    assert verifiers.verify("math", "so it is 2,74", "74", version="1.0.0").reward == 1.0
+    assert verifiers.verify("math", "\\boxed{25 m²}", "25", version="1.0.0").reward == 0.0
+    assert verifiers.verify("math", "\\boxed{25 m²}", "25", version="2.0.0").reward == 1.0
 
 
 def test_math_2_0_0_keeps_its_verdicts_and_parameters():

@@ -7,11 +7,10 @@
     parse.py        answer string → tree (lists, tuples, sets, intervals, relations, leaves)
     guards.py       refusing input too large or deep to evaluate safely
     equivalence.py  the equality policy
-    verifier.py     `MathVerifier`, `MathParams`, and VERSIONS: one row (frozen `MathRules`) per
-                    registered version 2.0.0, 2.1.0, 3.0.0; golden verdicts in tests/verifiers/golden/
-    v1/             "math" 1.0.0, frozen, kept registered for replaying stored history
+    verifier.py     `MathVerifier`, `MathParams`, and VERSIONS: one row (frozen `MathRules` and its
+                    parameters) per registered version 1.0.0, 2.0.0, 2.1.0, 3.0.0; golden verdicts
+                    in tests/verifiers/golden/
 """
-from . import v1  # noqa: F401  (registers math@1.0.0)
 from .verifier import MathParams, MathVerifier
 
 __all__ = ["MathVerifier", "MathParams"]

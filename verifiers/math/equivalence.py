@@ -51,7 +51,7 @@ from typing import Literal
 import sympy
 
 from . import guards
-from .normalize import text_key
+from .normalize import forms_2_0, text_key
 from .parse import Expr, Interval, Node, Relation, Seq, SetUnion, Text
 
 PercentPolicy = Literal["either", "strip", "fraction"]
@@ -83,6 +83,8 @@ class Policy:
     no_absolute_floor: bool = False  # tiny distinct values (`e^{-100}`, `e^{-101}`) differ
     words_as_text: bool = False  # `No` (read as N·o) against `\text{No}` compares as words
     rename_bound_only: bool = False  # rename a variable only where a function name binds it
+    # math@1.0.0 (off): `rel_tol` applies wherever a side is written as a decimal (1.0000001 = 1).
+    tolerance_only_between_decimals: bool = True
 
 
 # Which rules decided a comparison, for the verdict's reason (collected by `answers_equal`).
@@ -217,8 +219,8 @@ def _values_equal(a: sympy.Basic, b: sympy.Basic, tol: float, inexact: bool, pol
     if qa is not None and qb is not None:
         if qa == qb:
             return "exact"
-        if tol <= EXACT_REL_TOL:
-            return None
+        if tol <= EXACT_REL_TOL or not pol.tolerance_only_between_decimals:
+            return None  # (math@1.0.0: two exact rationals never compare with a tolerance)
     u, v = _numeric(a), _numeric(b)
     if u is None or v is None:
         return "exact" if _structural_equal(a, b) else None
@@ -247,7 +249,10 @@ def scalar_equal(pred: Expr, ref: Expr, pol: Policy) -> bool:
             read = "; ".join(r for r in (a_read, b_read) if r)
             between_decimals = not any(not side.inexact and not _terminates(val)
                                        for side, val in ((pred, av), (ref, bv)))
-            tol = pol.rel_tol if inexact and between_decimals and not _is_integer(bv) else EXACT_REL_TOL
+            if pol.tolerance_only_between_decimals:
+                tol = pol.rel_tol if inexact and between_decimals and not _is_integer(bv) else EXACT_REL_TOL
+            else:
+                tol = pol.rel_tol if inexact else EXACT_REL_TOL
             try:
                 how = _values_equal(av, bv, tol, inexact, pol)
                 if how is not None:
@@ -353,7 +358,8 @@ def _is_name(n: Node) -> bool:
         v = n.value
         if isinstance(v, sympy.Symbol):
             return True
-        if isinstance(v, sympy.Pow) and v.exp == -1 and isinstance(v.base, sympy.core.function.AppliedUndef):
+        if isinstance(v, sympy.Pow) and v.exp == -1 and isinstance(v.base, sympy.core.function.AppliedUndef) \
+                and forms_2_0():
             v = v.base  # `f^{-1}(x)`, an inverse function's name (SymPy reads it as 1/f(x))
         if isinstance(v, sympy.core.function.AppliedUndef):  # f(x), not sin(x)
             return all(isinstance(a, (sympy.Symbol, sympy.Number)) for a in v.args)
@@ -459,10 +465,10 @@ def _system_equal(a: Seq, b: Seq, pol: Policy) -> bool | None:
 
 def _seq_equal(a: Seq, b: Seq, pol: Policy) -> bool:
     ordered_kinds = ("tuple", "ordered")
-    system = _system_equal(a, b, pol)
+    system = _system_equal(a, b, pol) if forms_2_0() else None
     if system is not None:
         return system
-    if {a.kind, b.kind} == {"set", "tuple"}:
+    if {a.kind, b.kind} == {"set", "tuple"} and forms_2_0():
         return False  # a set is not an ordered pair or tuple
     if a.kind in ordered_kinds and b.kind in ordered_kinds:
         if len(a.items) == 2 and {a.brackets, b.brackets} == {"()", "[]"}:
@@ -565,7 +571,7 @@ def _relations_equal(a: Relation, b: Relation, pol: Policy) -> bool:
 
 def equal(a: Node, b: Node, pol: Policy) -> bool:
     """Whether two parsed answers are equal under `pol` (rules in the module docstring)."""
-    if _coordinate_name(a) and _coordinate_name(b) and _coordinate_name(a) != _coordinate_name(b):
+    if forms_2_0() and _coordinate_name(a) and _coordinate_name(b) and _coordinate_name(a) != _coordinate_name(b):
         return False  # `y = 5` is not the line `x = 5` (other names may be renamed: `k = 3` = `n = 3`)
     a, b = _unwrap(a), _unwrap(b)
     if isinstance(a, Text) or isinstance(b, Text):
@@ -582,15 +588,15 @@ def equal(a: Node, b: Node, pol: Policy) -> bool:
     if isinstance(a, Interval) or isinstance(b, Interval):
         if ia is not None and ib is not None and _intervals_equal(ia, ib, pol):
             return True
-        return _same_real_set(a, b)
+        return forms_2_0() and _same_real_set(a, b)
     if any(isinstance(n, SetUnion) and n.removed for n in (a, b)):
         return _same_real_set(a, b)  # a difference: only as sets of reals
     if isinstance(a, SetUnion) or isinstance(b, SetUnion):
-        return _match_unordered(_union_parts(a), _union_parts(b), pol) or _same_real_set(a, b)
+        return _match_unordered(_union_parts(a), _union_parts(b), pol) or (forms_2_0() and _same_real_set(a, b))
     if isinstance(a, Seq) and isinstance(b, Seq):
         if _seq_equal(a, b, pol):
             return True
-        if a.kind == b.kind == "set":
+        if a.kind == b.kind == "set" and forms_2_0():
             return _same_real_set(a, b)  # `{1, 1, 3}` = `{1, 3}`
         if pol.brackets_matter and "list" in (a.kind, b.kind):
             return False

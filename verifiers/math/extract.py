@@ -33,6 +33,8 @@ _PHRASE_RE = re.compile(
 # Numbers: 1,000 · -3.5 · .5 · 3/4 · 2,74 (digits joined by commas stay one token: the
 # verifier decides whether `2,74` is a decimal comma and `1,2` a list).
 _NUMBER_RE = re.compile(r"(?<![\w.,])-?(?:\d+(?:,\d+)*(?:\.\d+)?|\.\d+)(?:/\d+)?(?![\w])")
+# math@1.0.0's numbers: commas only as thousands groups of exactly three digits (`2,74` is 74).
+_NUMBER_1_0_RE = re.compile(r"(?<![\w.])-?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:/\d+)?(?![\w])")
 # Boxes / answer phrases tried from the end before giving up (each try may scan far).
 MAX_BOX_TRIES = 8
 # Prose, not an answer: more than PROSE_MAX_WORDS words of 2+ letters, or three plain words
@@ -40,6 +42,7 @@ MAX_BOX_TRIES = 8
 _PROSE_RE = re.compile(r"(?<![\\\w])[A-Za-z][a-z']*\s+[A-Za-z][a-z']*\s+[A-Za-z][a-z']*\b")
 _WORD_RE = re.compile(r"(?<![\\\w])(?!(?:and|or)\b)[A-Za-z][a-z']+\b")
 PROSE_MAX_WORDS = 4  # a bare answer in words is short: "all real numbers", "no solution"
+PROSE_MIN_WORDS_1_0 = 4  # math@1.0.0: four such words (or three plain words in a row) are prose
 # Function words that mark a line as a sentence about a number ("it is 0.5"), not an answer.
 _SENTENCE_WORDS = frozenset({"is", "are", "was", "were", "it", "its", "the", "so", "thus", "hence", "therefore",
                              "we", "get", "gives", "equals", "answer", "result", "be"})
@@ -179,12 +182,13 @@ def _math_block_at(text: str, pos: int) -> str | None:
     return None
 
 
-def _phrase(text: str) -> str | None:
-    """The rest of the sentence after the last "answer is" / "answer:"."""
+def _phrase(text: str, math_blocks: bool = True) -> str | None:
+    """The rest of the sentence after the last "answer is" / "answer:" (`math_blocks`: or
+    the whole math block that follows it, and the value after "the largest $n$ is")."""
     matches = list(_PHRASE_RE.finditer(text))
     for m in reversed(matches[-MAX_BOX_TRIES:]):
         start = m.end()
-        block = _math_block_at(text, start)
+        block = _math_block_at(text, start) if math_blocks else None
         if block:
             return block
         eol = text.find("\n", start)
@@ -194,7 +198,7 @@ def _phrase(text: str) -> str | None:
         if stop:
             line = line[:stop.start()]
         line = _strip_wrappers(line)
-        copula = _COPULA_RE.match(line)
+        copula = _COPULA_RE.match(line) if math_blocks else None
         if copula:  # "The largest $n$ is 34" → "34"
             line = _strip_wrappers(line[copula.end():])
         if line:
@@ -213,12 +217,18 @@ def _hashes(text: str) -> str | None:
     return _strip_wrappers(last.group(1)) if last else None
 
 
-def _bare(text: str) -> str | None:
-    """The whole text, when it is a single short line that reads as an answer."""
+def _bare(text: str, reading_2_0: bool = True) -> str | None:
+    """The whole text, when it is a single short line that reads as an answer (`reading_2_0`
+    off: math@1.0.0's test, where three plain words in a row are prose whatever they say)."""
     s = _strip_wrappers(text)
     if not s or "\n" in s or len(s) > BARE_ANSWER_MAX_CHARS:
         return None
     math_part = _TEXT_CMD_RE.sub(" ", s)
+    if not reading_2_0:
+        if _PROSE_RE.search(math_part) or len(_WORD_RE.findall(math_part)) >= PROSE_MIN_WORDS_1_0:
+            return None
+        words = {w.lower() for w in _WORD_RE.findall(math_part)}
+        return None if words & _SENTENCE_WORDS and _NUMBER_1_0_RE.search(math_part) else s
     words = {w.lower() for w in _WORD_RE.findall(math_part)}
     n_words = len(_WORD_RE.findall(math_part))
     if n_words > PROSE_MAX_WORDS or (_PROSE_RE.search(math_part) and words & _SENTENCE_WORDS):
@@ -286,12 +296,16 @@ def _final_block(text: str) -> Extraction | None:
     return Extraction(block, "math_block")
 
 
-def _last_number(text: str) -> Extraction | None:
+def _last_number(text: str, reading_2_0: bool = True) -> Extraction | None:
+    """The last number (`reading_2_0`: with commas between digits, and the math block it
+    sits in; off: math@1.0.0's thousands groups and the number alone)."""
     last = None
-    for last in _NUMBER_RE.finditer(text):
+    for last in (_NUMBER_RE if reading_2_0 else _NUMBER_1_0_RE).finditer(text):
         pass
     if last is None:
         return None
+    if not reading_2_0:
+        return Extraction(last.group(0), "last_number")
     for start, end, c0, c1 in reversed(_math_spans(text)):
         if start <= last.start() < end:
             block = text[c0:c1].strip()
@@ -306,8 +320,12 @@ def _last_number(text: str) -> Extraction | None:
     return Extraction(last.group(0), "last_number")
 
 
-def extract_answer(completion: str) -> Extraction | None:
-    """The final answer of `completion` (rules in the module docstring), or None."""
+def extract_answer(completion: str, reading_2_0: bool = True) -> Extraction | None:
+    """The final answer of `completion` (rules in the module docstring), or None.
+    `reading_2_0` off: math@1.0.0's rules (the last box alone, no `####`, no math blocks,
+    a bare answer never in words, numbers with thousands groups only)."""
+    if not reading_2_0:
+        return _extract_1_0(completion)
     boxes = [b for b in boxed_answers(completion) if b]
     if len(boxes) > 1:
         return Extraction(", ".join(boxes), "boxes", tuple(boxes))
@@ -327,6 +345,23 @@ def extract_answer(completion: str) -> Extraction | None:
     if bare:
         return Extraction(bare, "answer_tag" if tag else "bare")
     return _final_block(region) or _last_number(region)
+
+
+def _extract_1_0(completion: str) -> Extraction | None:
+    boxed = last_boxed(completion)
+    if boxed:
+        return Extraction(boxed, "boxed")
+    region, tag = completion, False
+    content = _last_answer_tag(completion)
+    if content and content.strip():
+        region, tag = content, True
+    phrase = _phrase(region, math_blocks=False)
+    if phrase:
+        return Extraction(phrase, "phrase")
+    bare = _bare(region, reading_2_0=False)
+    if bare:
+        return Extraction(bare, "answer_tag" if tag else "bare")
+    return _last_number(region, reading_2_0=False)
 
 
 def unwrap_reference(reference: str) -> str:

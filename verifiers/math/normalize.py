@@ -11,7 +11,30 @@ brackets, relations, `%` and `^{\\circ}` are decided later by `parse`.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
+
+# math@1.0.0 read fewer answer forms than 2.0.0 (verifier.MathRules.forms_2_0): `²`, thin
+# spaces, `\sqrt{3+2\sqrt2}`, the units m g s h (here); `\setminus`, `\left[\begin{array}`,
+# matrix orientation, `\tan 60^\circ`, decimals as exact rationals, answers in words that
+# name a set (parse.py); sets of reals, systems of assignments (equivalence.py).
+_FORMS_2_0: contextvars.ContextVar[bool] = contextvars.ContextVar("math_forms_2_0", default=True)
+
+
+def forms_2_0() -> bool:
+    """Whether the answer forms math@2.0.0 added are read (see `reading_forms_2_0`)."""
+    return _FORMS_2_0.get()
+
+
+@contextlib.contextmanager
+def reading_forms_2_0(on: bool):
+    """Within the block, read (on) or not (off: math@1.0.0) the forms 2.0.0 added."""
+    token = _FORMS_2_0.set(on)
+    try:
+        yield
+    finally:
+        _FORMS_2_0.reset(token)
 
 # Control characters a non-raw Python/JSON string makes of LaTeX commands:
 # "\frac" -> form feed + "rac", "\boxed" -> backspace + "oxed", "\vec" -> VT + "ec".
@@ -28,8 +51,9 @@ _UNICODE = [
     ("∩", r"\cap "), ("√", r"\sqrt"), ("°", r"^{\circ}"), ("∈", r"\in "), ("±", r"\pm "),
     ("∓", r"\mp "), ("，", ","), ("：", ":"), ("（", "("), ("）", ")"), ("∅", r"\emptyset "),
     ("≈", r"\approx "), ("∀", r"\forall "), ("θ", r"\theta "), ("α", r"\alpha "),
-    ("β", r"\beta "), ("\u00a0", " "), ("²", "^2"), ("³", "^3"), ("\u202f", " "), ("\u2009", " "),
+    ("β", r"\beta "), ("\u00a0", " "),
 ]
+_UNICODE_2_0 = [("²", "^2"), ("³", "^3"), ("\u202f", " "), ("\u2009", " ")]
 _SYNONYMS = [
     (re.compile(r"\\(?:d|t|c)frac(?![a-zA-Z])"), r"\\frac"),
     (re.compile(r"\\(?:d|t)binom(?![a-zA-Z])"), r"\\binom"),
@@ -145,7 +169,8 @@ def _brace_args(s: str, cmd: str, nargs: int) -> str:
                     if depth == 0:
                         break
                 # `\sqrt{3+2\sqrt2}`: the argument may hold the same command unbraced
-                out.append("{" + _brace_args(s[start + 1:k - 1], cmd, nargs) + "}" if depth == 0 else s[start:k])
+                nested = depth == 0 and forms_2_0()
+                out.append("{" + _brace_args(s[start + 1:k - 1], cmd, nargs) + "}" if nested else s[start:k])
             elif s[k] == "\\":
                 m = re.match(r"\\[a-zA-Z]+", s[k:])
                 tok = m.group(0) if m else s[k:k + 2]
@@ -191,7 +216,7 @@ def clean(s: str) -> str:
         s = s.replace("\\\\", "\\")
     if not re.search(r"\\begin\{(?:[pbvB]?matrix|cases|array)", s):
         s = _DOUBLE_BACKSLASH_CMD.sub(r"\\", s)
-    for bad, good in _UNICODE:
+    for bad, good in _UNICODE + _UNICODE_2_0 if forms_2_0() else _UNICODE:
         s = s.replace(bad, good)
     s = s.replace("\\$", "").replace("$", "")  # math delimiters and currency alike
     s = _SIZING.sub("", s)
@@ -252,12 +277,20 @@ def strip_conditions(s: str) -> str:
 # Units and counted nouns after a number: any word of 3+ letters, or these short units.
 _SHORT_UNITS = ("cm", "mm", "km", "kg", "mg", "ml", "ft", "yd", "mi", "lb", "oz", "hr", "hrs", "min",
                 "mph", "kmh", "rs", "sq", "cc", "am", "pm", "th", "st", "nd", "rd", "m", "g", "s", "h")
-_UNIT_WORD = rf"(?:[A-Za-z]{{3,}}|(?:{'|'.join(_SHORT_UNITS)})\b)[A-Za-z.']*"
+_SHORT_UNITS_1_0 = _SHORT_UNITS[:-4]  # math@1.0.0: not m, g, s, h
+
+
+def _unit_word(short: tuple[str, ...]) -> str:
+    return rf"(?:[A-Za-z]{{3,}}|(?:{'|'.join(short)})\b)[A-Za-z.']*"
+
+
+_UNIT_WORD = _unit_word(_SHORT_UNITS)
 _POWER = r"(?:\s*(?:\^\{?\d\}?|[²³]))?"
 # `… \text{ cm}^2` after any value (`24\pi \text{ cm}^2`); a bare word only after a number,
 # a brace or a bracket, with a space (`10 square units`, not the product `2x`).
 _TEXT_UNIT_TAIL = re.compile(rf"\s*\\text\{{[^{{}}]*\}}{_POWER}\s*$")
 _WORD_UNIT_TAIL = re.compile(rf"(?<=[\d}}%)])\s+{_UNIT_WORD}(?:\s+[A-Za-z.']+){{0,3}}{_POWER}\s*$")
+_WORD_UNIT_TAIL_1_0 = re.compile(rf"(?<=[\d}}%)])\s+{_unit_word(_SHORT_UNITS_1_0)}(?:\s+[A-Za-z.']+){{0,3}}{_POWER}\s*$")
 _ORDINAL = re.compile(r"(?<=\d)\s*(?:\^\{?\\text\{(?:st|nd|rd|th)\}\}?|\^\{?(?:st|nd|rd|th)\}?|(?:st|nd|rd|th)\b)")
 
 
@@ -271,7 +304,7 @@ def strip_units(s: str) -> str:
     """
     s = _ORDINAL.sub("", s)
     for _ in range(2):
-        m = _TEXT_UNIT_TAIL.search(s) or _WORD_UNIT_TAIL.search(s)
+        m = _TEXT_UNIT_TAIL.search(s) or (_WORD_UNIT_TAIL if forms_2_0() else _WORD_UNIT_TAIL_1_0).search(s)
         if not m:
             break
         head = s[:m.start()].rstrip()

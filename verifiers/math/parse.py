@@ -23,7 +23,7 @@ from latex2sympy2_extended.latex2sympy2 import ConversionConfig
 
 from . import guards
 from .extract import matching_brace
-from .normalize import FONT_COMMAND, clean, strip_conditions, strip_units, text_key, text_to_math
+from .normalize import FONT_COMMAND, clean, forms_2_0, strip_conditions, strip_units, text_key, text_to_math
 
 _CONVERSION = ConversionConfig(interpret_as_mixed_fractions=True, interpret_simple_eq_as_assignment=False,
                                interpret_contains_as_eq=True, lowercase_symbols=True)
@@ -239,7 +239,7 @@ def _plain_decimals(src: str) -> int | None:
     m = _DECIMAL.fullmatch(compact)
     if m:
         return len(m.group(2))
-    m = _SCI.fullmatch(compact)
+    m = _SCI.fullmatch(compact) if forms_2_0() else None
     if m:
         digits, exp = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
         places = len(digits) - int(exp)
@@ -258,7 +258,7 @@ def _to_sympy(src: str) -> sympy.Basic:
     i_sym = sympy.Symbol("i")
     if value.has(i_sym):
         value = value.xreplace({i_sym: sympy.I})
-    return exact_decimals(value)
+    return exact_decimals(value) if forms_2_0() else value
 
 
 def exact_decimals(value: sympy.Basic) -> sympy.Basic:
@@ -277,7 +277,7 @@ def parse_leaf(src: str) -> Node:
     percent = degrees = False
     if s.endswith("%"):
         percent, s = True, s[:-1].rstrip()
-    if s.endswith("^{\\circ}") and not _TRIG.search(s):  # `\sin 60^\circ` is a value, not an angle
+    if s.endswith("^{\\circ}") and not (forms_2_0() and _TRIG.search(s)):  # `\sin 60^\circ` is a value, not an angle
         degrees, s = True, s[: -len("^{\\circ}")].rstrip()
         s = strip_units(s)
     s = s.replace("^{\\circ}", "\\cdot\\frac{\\pi}{180}")  # degrees inside an expression
@@ -287,10 +287,10 @@ def parse_leaf(src: str) -> Node:
     if not s:
         return Text(text_key(src), src)
     if s.startswith("\\text{") and s.endswith("}") and s.count("\\text{") == 1:
-        return _text(s, src)
+        return _text(s, src) if forms_2_0() else Text(text_key(s), src)
     words = [w for w in _WORDY.findall(text_to_math(s)) if w.lower() not in _FUNC_WORDS]
     if words:
-        return _text(s, src)
+        return _text(s, src) if forms_2_0() else Text(text_key(s), src)
     try:
         value = _to_sympy(s)
     except guards.UnsafeInput:
@@ -395,6 +395,7 @@ def _parse_matrix(s: str) -> Node | None:
         # A vector: no interval reading. Its orientation is kept, so a row vector is not its
         # transpose; a tuple `(1, 2)` (no orientation) matches either.
         shape = "row" if len(grid) == 1 and len(grid[0]) > 1 else "col" if len(grid) > 1 else ""
+        shape = shape if forms_2_0() else ""
         return Seq(tuple(x for r in grid for x in r), "tuple", shape)
     return Seq(tuple(Seq(tuple(r), "tuple", "()") for r in grid), "tuple", "[]")
 
@@ -425,7 +426,7 @@ def parse_element(s: str) -> Node:
         if node is not None:
             return node
     # A set difference binds loosest: `A \\cup B \\setminus C` is (A ∪ B) less C.
-    minus = _top_positions(s, _SETMINUS_RE)
+    minus = _top_positions(s, _SETMINUS_RE) if forms_2_0() else None
     if minus:
         m = minus[-1]  # left-associative: `A \\setminus B \\setminus C` is (A less B) less C
         base, removed = parse_element(s[:m.start()]), parse_element(s[m.end():])
@@ -444,7 +445,7 @@ def parse_element(s: str) -> Node:
     enc = _enclosed(s)
     if enc is not None:
         open_, inner, close = enc
-        if open_ in ("[", "(") and inner.strip().startswith("\\begin"):
+        if open_ in ("[", "(") and inner.strip().startswith("\\begin") and forms_2_0():
             # `\left[\begin{array}{cc} … \end{array}\right]`: the brackets belong to the matrix
             return parse_element(inner)
         if open_ == "\\{" and not inner.strip():

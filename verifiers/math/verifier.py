@@ -12,8 +12,7 @@ is not a non-empty string or `{"answer": str}`. It runs in the worker pool (`iso
 whose hard limit `timeout_s` (TIMEOUT) is the backstop for the service's own failures.
 
 Versions: `VERSIONS` maps each version to its frozen `MathRules` (what it reads and
-accepts) and what changed; the classes registered are generated from it. math@1.0.0 is
-the frozen package `v1/`.
+accepts), its parameters and what changed; the classes registered are generated from it.
 """
 from __future__ import annotations
 
@@ -21,16 +20,16 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ..core import Params, Status, Verifier, VerifierResult
 from ..errors import InvalidReferenceError
 from ..registry import register
 from . import asked, choices, guards
 from .equivalence import Policy, answers_equal
-from .extract import Extraction, extract_answer, reference_answer
+from .extract import Extraction, extract_answer, reference_answer, unwrap_reference
 from .final import Statement, read_final
-from .normalize import clean, decimal_comma_number
+from .normalize import clean, decimal_comma_number, reading_forms_2_0
 from .parse import Expr, Node, parse_answer, split_top, unwrap_math_fonts
 
 # Reasons quote at most this much of an answer.
@@ -63,12 +62,38 @@ class MathParams(Params):
         "trainers must not skip it) or ABSTAIN"))
 
 
+class MathParams1_0(Params):
+    """Parameters of `math` (defaults are the documented policy; see `equivalence`)."""
+
+    # math@1.0.0's parameters as released: names, defaults, schema (title and docstring
+    # included) and so their params_hash stay, since stored history is keyed by them.
+    # `as_params` says what they mean in today's MathParams.
+    model_config = ConfigDict(title="MathParams")
+
+    rel_tol: float = Field(1e-6, ge=0, le=0.1, description=(
+        "relative tolerance when either side is written as a decimal; exact forms compare exactly"))
+    percent_policy: Literal["either", "strip", "fraction"] = Field("either", description=(
+        "how a % answer reads: 'either' 50% = 50 or 0.5; 'strip' 50% = 50; 'fraction' 50% = 0.5"))
+    ordered_lists: bool = Field(False, description=(
+        "bare comma lists must match in order (tuples in parentheses are always ordered)"))
+    decimal_rounding: bool = Field(True, description=(
+        "a decimal with ≥3 significant digits equals an exact non-terminating value that rounds "
+        "or truncates to it (6.67 = 20/3, 3.14 = π)"))
+
+    def as_params(self) -> MathParams:
+        """The same policy in today's parameters: rounding at ≥ 3 significant digits, truncation
+        included; no answer (or one refused) is ABSTAIN; no decimal commas."""
+        return MathParams(rel_tol=self.rel_tol, percent_policy=self.percent_policy, ordered_lists=self.ordered_lists,
+                          rounding_sig_digits=3 if self.decimal_rounding else None,
+                          accept_truncation=self.decimal_rounding, unanswered="abstain", decimal_comma="never")
+
+
 def _quote(s: str) -> str:
     s = " ".join(s.split())
     return s if len(s) <= _QUOTE_CHARS else s[:_QUOTE_CHARS - 1] + "…"
 
 
-def reference_text(reference: Any) -> str:
+def reference_text(reference: Any, solutions: bool = True) -> str:
     """The gold answer as a string; raises InvalidReferenceError naming the problem."""
     if isinstance(reference, dict):
         if set(reference) - {"answer"} or "answer" not in reference:
@@ -78,7 +103,7 @@ def reference_text(reference: Any) -> str:
     if not isinstance(reference, str):
         raise InvalidReferenceError(
             f"math reference must be a string or {{'answer': str}}, got {type(reference).__name__}")
-    text = reference_answer(reference)
+    text = reference_answer(reference) if solutions else unwrap_reference(reference)
     if not text.strip():
         raise InvalidReferenceError("math reference is empty")
     return text
@@ -89,6 +114,17 @@ class MathRules:
     """What a `math` version reads and accepts beyond its parameters. One frozen row per
     version in VERSIONS: a released row never changes (its golden verdicts in
     tests/verifiers/golden/ pin it); a behaviour change is a new row and a new version."""
+
+    # 2.0.0 (off: math@1.0.0): what a completion's answer is: boxes written together are one
+    # answer, `####` lines, math blocks, short answers in words, `2,74` one token (extract.py).
+    extraction_2_0: bool = True
+    # 2.0.0: a reference that is a worked solution answers with its final answer.
+    solution_references: bool = True
+    # 2.0.0: `rel_tol` only between decimals and against a non-integer reference (off:
+    # math@1.0.0, wherever a side is written as a decimal: 1.0000001 = 1).
+    tolerance_only_between_decimals: bool = True
+    # 2.0.0: the answer forms listed at normalize.reading_forms_2_0 (off: math@1.0.0).
+    forms_2_0: bool = True
 
     # 2.1.0: a font around math is the math (`\\mathbf{8}` = 8) and the same answer boxed
     # twice is one answer (`\\boxed{12} \\boxed{12}` = 12).
@@ -119,16 +155,19 @@ class MathRules:
     answer_budget_s: float | None = None
 
 
+_V1_0 = MathRules(extraction_2_0=False, solution_references=False, tolerance_only_between_decimals=False,
+                  forms_2_0=False)
 _V2_0 = MathRules()
 _V2_1 = replace(_V2_0, fonts_and_repeated_boxes=True)
 _V3_0 = replace(_V2_1, final_statements=True, multiple_choice=True, asked_form=True, brackets_matter=True, equation_value=True,
                 no_absolute_floor=True, words_as_text=True, rename_bound_only=True, clock_times=True,
                 reciprocal_bound=True, answer_budget_s=1.8)
-# version -> (rules, what changed). math@1.0.0 is the frozen package verifiers/math/v1/.
-VERSIONS: dict[str, tuple[MathRules, str]] = {
-    "2.0.0": (_V2_0, "strict precision by default; no answer = reward 0"),
-    "2.1.0": (_V2_1, "fonts around math and repeated boxes read as one answer"),
-    "3.0.0": (_V3_0, "final-answer statements (last wins, two different = wrong), multiple choice against the "
+# version -> (rules, parameters, what changed).
+VERSIONS: dict[str, tuple[MathRules, type[Params], str]] = {
+    "1.0.0": (_V1_0, MathParams1_0, "the first release: rounded decimals accepted by default, no answer = ABSTAIN"),
+    "2.0.0": (_V2_0, MathParams, "strict precision by default; no answer = reward 0"),
+    "2.1.0": (_V2_1, MathParams, "fonts around math and repeated boxes read as one answer"),
+    "3.0.0": (_V3_0, MathParams, "final-answer statements (last wins, two different = wrong), multiple choice against the "
                      "prompt's options, stated values, brackets matter, no absolute floor, clock times"),
 }
 
@@ -148,8 +187,11 @@ class MathVerifier(Verifier):
     isolated = True
     timeout_s = 3.0
 
-    def verify(self, completion: str, reference: Any, params: MathParams, prompt: str | None = None) -> VerifierResult:
-        gold = reference_text(reference)
+    def verify(self, completion: str, reference: Any, params: MathParams | MathParams1_0,
+               prompt: str | None = None) -> VerifierResult:
+        if isinstance(params, MathParams1_0):
+            params = params.as_params()
+        gold = reference_text(reference, solutions=self.rules.solution_references)
         if self.rules.answer_budget_s is None:
             return self._verify(completion, gold, params, prompt)
         try:
@@ -159,6 +201,10 @@ class MathVerifier(Verifier):
             return VerifierResult.ok(0.0, f"answer {e}: reward 0", reference=gold)
 
     def _verify(self, completion: str, gold: str, params: MathParams, prompt: str | None) -> VerifierResult:
+        with reading_forms_2_0(self.rules.forms_2_0):
+            return self._verify_answer(completion, gold, params, prompt)
+
+    def _verify_answer(self, completion: str, gold: str, params: MathParams, prompt: str | None) -> VerifierResult:
         rules = self.rules
         conflicts: tuple[Statement, ...] = ()
         if rules.final_statements:
@@ -167,7 +213,7 @@ class MathVerifier(Verifier):
                                                                    reading.answer.parts)
             conflicts = tuple(s for s in reading.commitments if s is not reading.answer)
         else:
-            found = extract_answer(completion or "")
+            found = extract_answer(completion or "", reading_2_0=rules.extraction_2_0)
         if found is None:
             return self._unanswered(params, "no final answer found (no \\boxed{}, answer tag, "
                                             "'answer is' phrase or number)", {"reference": gold})
@@ -255,6 +301,7 @@ class MathVerifier(Verifier):
                         accept_truncation=params.accept_truncation, brackets_matter=rules.brackets_matter,
                         equation_value=rules.equation_value, no_absolute_floor=rules.no_absolute_floor,
                         words_as_text=rules.words_as_text,
+                        tolerance_only_between_decimals=rules.tolerance_only_between_decimals,
                         rename_bound_only=rules.rename_bound_only and not (_PARAMETER.search(answer) or
                                                                           _PARAMETER.search(gold)))
         side = "reference"
@@ -342,15 +389,24 @@ def _equal_text(verifier: MathVerifier, a: str, b: str, params: MathParams) -> b
     return r.status is Status.OK and r.reward == 1.0
 
 
-def _version_class(version: str, rules: MathRules, changes: str) -> type[MathVerifier]:
+# What a version says it does where that differs from MathVerifier.description.
+DESCRIPTIONS = {
+    "1.0.0": ("Final answer (\\boxed{}, <answer>, 'the answer is', else the last number) "
+              "equals the reference: numbers, fractions, LaTeX, sets, intervals, tuples, "
+              "equations, units and percentages, via SymPy with safety guards"),
+}
+
+
+def _version_class(version: str, rules: MathRules, params: type[Params], changes: str) -> type[MathVerifier]:
     cls = type(f"MathVerifier_{version.replace('.', '_')}", (MathVerifier,), {
-        "version": version, "rules": rules, "uses_prompt": rules.multiple_choice,
+        "version": version, "rules": rules, "Params": params, "uses_prompt": rules.multiple_choice,
+        "description": DESCRIPTIONS.get(version, MathVerifier.description),
         "__doc__": f"math@{version}: {changes}.", "__module__": __name__})
     return register(cls)
 
 
-for _v, (_rules, _changes) in VERSIONS.items():
-    _version_class(_v, _rules, _changes)
+for _v, (_rules, _params, _changes) in VERSIONS.items():
+    _version_class(_v, _rules, _params, _changes)
 
 
 def _one_answer_if_repeated(found: Extraction, gold: str) -> Extraction:
@@ -385,3 +441,4 @@ def _read_decimal_commas(pred_text: str, pred: Node, gold_text: str, gold: Node,
     if not note:
         return pred, gold, ""
     return pred, gold, f" ({'; '.join(note)}: decimal_comma = {policy!r})"
+
