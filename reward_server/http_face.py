@@ -28,10 +28,12 @@ import contextlib
 import json
 import logging
 import math
+import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +129,20 @@ def parse_json(body: bytes) -> Any:
         raise HttpError(400, "INVALID_ARGUMENT", f"body: not valid JSON: {e}") from None
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
+async def read_body(request: Request, limit_bytes: int, timeout_s: float = 30.0) -> bytes:
     """The request body, refused with 413 past `limit_bytes` (before reading it when the
-    Content-Length says so, else as soon as the stream passes the limit)."""
+    Content-Length says so, else as soon as the stream passes the limit), and with 408 when
+    it is not all received within `timeout_s` (a slow sender would hold a connection and
+    its buffer for as long as it likes)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_body(request, limit_bytes)
+    except TimeoutError:
+        raise HttpError(408, "DEADLINE_EXCEEDED", f"body: not received within {timeout_s:g} s of the headers "
+                        f"(http_body_timeout_s); send the whole body at once", {"Connection": "close"}) from None
+
+
+async def _read_body(request: Request, limit_bytes: int) -> bytes:
     declared = request.headers.get("content-length", "")
     too_large = HttpError(413, "RESOURCE_EXHAUSTED", f"body: larger than the limit of {limit_bytes} bytes "
                           f"(max_message_bytes); split the batch")
@@ -182,18 +195,30 @@ def _after_truncated_prompt(query: str, prompt: str) -> int:
     return -1
 
 
+# What may precede the prompt in a decoded query: left padding, BOS and other special tokens
+# (`<pad>`, `<|endoftext|>`, `<s>`, `[PAD]`, `[CLS]`), and whitespace. Linear: each
+# alternative starts with its own character.
+_LEADING_SPECIALS = re.compile(r"(?:\s|<[^\s<>]{1,64}>|\[[A-Z_]{2,16}\])*")
+
+
 def completion_from_query(query: str, prompt: str | None, where: str) -> str:
     """The response in OpenRLHF's `query` (the decoded prompt + response sequence, special
-    tokens kept): what follows the first occurrence of `prompt` (or of the tail of it that a
-    left-truncated prompt keeps), without the special tokens that end it. With no prompt the
-    whole query is the response. Raises HttpError 400 when the query does not contain the
-    prompt."""
+    tokens kept): what follows `prompt` (or the tail of it that a left-truncated prompt
+    keeps) at the start of the query, after left padding and other special tokens only,
+    without the special tokens that end it. With an empty prompt the whole query is the
+    response. Raises HttpError 400 when the query does not start with the prompt: a prompt
+    found later is inside the response, and cutting there would let the response choose
+    which part of itself is scored."""
     if prompt:
         at = query.find(prompt)
-        start = at + len(prompt) if at >= 0 else _after_truncated_prompt(query, prompt)
+        if at >= 0 and _LEADING_SPECIALS.fullmatch(query, 0, at):
+            start = at + len(prompt)
+        else:
+            start = _after_truncated_prompt(query, prompt)
         if start < 0:
-            raise HttpError(400, "INVALID_ARGUMENT", f"query[{where}]: does not contain prompts[{where}] "
-                            f"({prompt[:60]!r}...); the response is cut out of the query after its prompt")
+            raise HttpError(400, "INVALID_ARGUMENT", f"query[{where}]: does not start with prompts[{where}] "
+                            f"({prompt[:60]!r}...) after its padding; the response is cut out of the query after "
+                            f"its prompt, so send the prompt exactly as decoded in the query")
         query = query[start:]
     return strip_special_tokens(query)
 
@@ -211,8 +236,8 @@ def _list_field(body: dict[str, Any], name: str, n: int | None) -> list[Any] | N
 
 def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRequest:
     """The ScoreRequest for an OpenRLHF remote reward body `{"query": [...], "prompts": [...],
-    "labels": [...]}` (prompts, labels and `metas` optional; labels are the references, metas
-    the samples' metadata). Raises HttpError 400 naming the field."""
+    "labels": [...]}` (labels and `metas` optional; labels are the references, metas the
+    samples' metadata). Raises HttpError 400 naming the field."""
     if not isinstance(body, dict):
         raise HttpError(400, "INVALID_ARGUMENT", f"body: must be a JSON object with 'query', 'prompts' and 'labels', "
                         f"got {type(body).__name__}")
@@ -222,6 +247,9 @@ def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRe
                         f"{', '.join(OPENRLHF_FIELDS)}")
     if "query" not in body:
         raise HttpError(400, "INVALID_ARGUMENT", "query: required (the decoded prompt + response of each sample)")
+    if body.get("prompts") is None:  # else the prompt (its examples, its hints) would be scored as the response
+        raise HttpError(400, "INVALID_ARGUMENT", "prompts: required (the prompt of each query, cut off before "
+                        "scoring; \"\" for a query that is all response)")
     queries = _list_field(body, "query", None) or []
     prompts = _list_field(body, "prompts", len(queries))
     labels = _list_field(body, "labels", len(queries))
@@ -230,8 +258,8 @@ def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRe
     for i, query in enumerate(queries):
         if not isinstance(query, str):
             raise HttpError(400, "INVALID_ARGUMENT", f"query[{i}]: must be a string, got {type(query).__name__}")
-        prompt = prompts[i] if prompts is not None else None
-        if prompt is not None and not isinstance(prompt, str):
+        prompt = prompts[i]
+        if not isinstance(prompt, str):
             raise HttpError(400, "INVALID_ARGUMENT", f"prompts[{i}]: must be a string, got {type(prompt).__name__}")
         sample = pb.Sample(id=str(i), prompt=prompt or "", completion=completion_from_query(query, prompt, str(i)))
         try:
@@ -250,19 +278,37 @@ def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRe
     return pb.ScoreRequest(run_id=run_id, step=step, samples=samples, spec=pb.RewardSpec(name=spec))
 
 
-def openrlhf_response(response: pb.ScoreResponse, failed_reward: float) -> dict[str, Any]:
+def _has_reward(r: pb.SampleResult) -> bool:
+    return r.status == pb.STATUS_OK and r.HasField("reward") and math.isfinite(r.reward)
+
+
+def openrlhf_response(response: pb.ScoreResponse, failed_reward: float | None) -> dict[str, Any]:
     """OpenRLHF's answer: `rewards` (advantages), `scores` (dynamic filtering) and `extra_logs`
     (logged per sample), plus our `statuses`/`reasons`. A sample that has no reward (ERROR,
-    TIMEOUT, ABSTAIN) gets `failed_reward`, and `extra_logs.reward_service_ok` is 0 for it."""
-    rewards = [r.reward if r.status == pb.STATUS_OK and r.HasField("reward") else failed_reward
-               for r in response.results]
-    ok = [1.0 if r.status == pb.STATUS_OK else 0.0 for r in response.results]
+    TIMEOUT, ABSTAIN, or a non-finite total) gets `failed_reward`, and
+    `extra_logs.reward_service_ok` is 0 for it. With `failed_reward` None such a batch is
+    refused (HttpError 503 with Retry-After when one is a TIMEOUT or ERROR, the service's own
+    failure that a retry may cure, else 422): a trainer that reads only `rewards` could not
+    tell a stand-in 0 from a real one."""
+    missing = [(i, r) for i, r in enumerate(response.results) if not _has_reward(r)]
+    if missing and failed_reward is None:
+        listed = "; ".join(f"query[{i}]: {pb.Status.Name(r.status).removeprefix('STATUS_')}"
+                           + (" with a non-finite reward" if r.status == pb.STATUS_OK else "")
+                           + (f" ({r.reason[:200]})" if r.reason else "") for i, r in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        transient = any(r.status in (pb.STATUS_TIMEOUT, pb.STATUS_ERROR) for _, r in missing)
+        raise HttpError(503 if transient else 422, "UNAVAILABLE" if transient else "FAILED_PRECONDITION",
+                        f"{len(missing)} sample(s) have no reward: {listed}{more}. Retry, or add "
+                        f"?failed_reward=X to the URL to give such samples X (the answer then marks them with "
+                        f"extra_logs.reward_service_ok 0)", {"Retry-After": "1"} if transient else None)
+    rewards = [r.reward if _has_reward(r) else failed_reward for r in response.results]
+    ok = [1.0 if _has_reward(r) else 0.0 for r in response.results]
     return {"rewards": rewards, "scores": list(rewards), "extra_logs": {"reward_service_ok": ok},
             "statuses": [pb.Status.Name(r.status).removeprefix("STATUS_") for r in response.results],
             "reasons": [r.reason for r in response.results]}
 
 
-def _query_params(request: Request) -> tuple[str, int, float]:
+def _query_params(request: Request) -> tuple[str, int, float | None]:
     q = request.query_params
     unknown = sorted(set(q) - {"run_id", "step", "failed_reward"})
     if unknown:
@@ -272,8 +318,10 @@ def _query_params(request: Request) -> tuple[str, int, float]:
         step = int(q.get("step", "0"))
     except ValueError:
         raise HttpError(400, "INVALID_ARGUMENT", f"step: {q['step']!r} is not an integer") from None
+    if "failed_reward" not in q:
+        return q.get("run_id", ""), step, None
     try:
-        failed = float(q.get("failed_reward", "0"))
+        failed = float(q["failed_reward"])
     except ValueError:
         failed = math.nan
     if not math.isfinite(failed):
@@ -281,12 +329,30 @@ def _query_params(request: Request) -> tuple[str, int, float]:
     return q.get("run_id", ""), step, failed
 
 
+def score_request(body: bytes) -> pb.ScoreRequest:
+    """The ScoreRequest in a `/v1/score` body (the protobuf JSON mapping). Raises HttpError 400."""
+    doc = parse_json(body)
+    if not isinstance(doc, dict):
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: must be a JSON object (a ScoreRequest), got "
+                        f"{type(doc).__name__}")
+    try:
+        return json_format.ParseDict(doc, pb.ScoreRequest())
+    except json_format.ParseError as e:
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: not a ScoreRequest in the protobuf JSON mapping: {e}"
+                        ) from None
+
+
 class HttpFace:
     """The Starlette app of the HTTP face; calls the service at `target` (a gRPC address)."""
 
     def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS,
-                 auth_enabled: bool = True):
+                 auth_enabled: bool = True, body_timeout_s: float = 30.0):
         self.max_body_bytes, self.metrics, self.auth_enabled = max_body_bytes, metrics, auth_enabled
+        self.body_timeout_s = body_timeout_s
+        # JSON <-> protobuf transcoding is pure-Python work of about 2 us per JSON value: on the
+        # event loop a 12 MB body froze every team's gRPC calls for 30 s. It runs here instead
+        # (two threads: at most two bodies are expanded into Python objects at once).
+        self._transcoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="http-transcode")
         self.channel = grpc.aio.insecure_channel(target, options=[
             ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
         self.stub = pb_grpc.RewardServiceStub(self.channel)
@@ -339,32 +405,31 @@ class HttpFace:
             message += "; over HTTP send the header 'Authorization: Bearer KEY'"
         return error_response(status, code.name, message, headers)
 
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
+
+    async def _body(self, request: Request) -> bytes:
+        return await read_body(request, self.max_body_bytes, self.body_timeout_s)
+
     async def _call(self, method: Any, request: Any, http: Request) -> Any:
         # With auth off gRPC ignores keys, and so does this face (a stray header is no error).
         metadata = grpc_metadata(http.headers.get("authorization", "")) if self.auth_enabled else ()
         return await method(request, metadata=metadata)
 
     async def score(self, request: Request) -> Response:
-        body = parse_json(await read_body(request, self.max_body_bytes))
-        if not isinstance(body, dict):
-            raise HttpError(400, "INVALID_ARGUMENT", f"body: must be a JSON object (a ScoreRequest), got "
-                            f"{type(body).__name__}")
-        try:
-            message = json_format.ParseDict(body, pb.ScoreRequest())
-        except json_format.ParseError as e:
-            raise HttpError(400, "INVALID_ARGUMENT", f"body: not a ScoreRequest in the protobuf JSON mapping: {e}"
-                            ) from None
+        message = await self._off_loop(score_request, await self._body(request))
         response = await self._call(self.stub.Score, message, request)
-        return JSONResponse(json_format.MessageToDict(response))
+        return await self._off_loop(lambda: JSONResponse(json_format.MessageToDict(response)))
 
     async def openrlhf(self, request: Request) -> Response:
         run_id, step, failed_reward = _query_params(request)
-        body = parse_json(await read_body(request, self.max_body_bytes))
-        message = openrlhf_request(request.path_params["spec"], body, run_id, step)
+        raw = await self._body(request)
+        message = await self._off_loop(lambda: openrlhf_request(request.path_params["spec"], parse_json(raw),
+                                                                run_id, step))
         if not message.samples:  # OpenRLHF splits a batch over its URLs: one may get none
             return JSONResponse(openrlhf_response(pb.ScoreResponse(), failed_reward))
         response = await self._call(self.stub.Score, message, request)
-        return JSONResponse(openrlhf_response(response, failed_reward))
+        return await self._off_loop(lambda: JSONResponse(openrlhf_response(response, failed_reward)))
 
     async def healthz(self, request: Request) -> Response:
         r = await self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
@@ -373,6 +438,7 @@ class HttpFace:
 
     async def close(self) -> None:
         await self.channel.close()
+        self._transcoder.shutdown(wait=False)
 
 
 def metrics_app(metrics: ServiceMetrics) -> Starlette:
@@ -465,7 +531,7 @@ class WebFaces:
         if self._http_sock is not None:
             assert self._socket_dir is not None
             self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
-                                 metrics or NO_METRICS, config.auth_enabled)
+                                 metrics or NO_METRICS, config.auth_enabled, config.http_body_timeout_s)
             self.http = _Served(self.face.app, self._http_sock, config)
             await self.http.start()
             log.info("HTTP/JSON face on %s:%d (POST /v1/score, POST /openrlhf/SPEC, GET /healthz)", config.host,

@@ -1,0 +1,202 @@
+"""The HTTP/JSON face attacked as a hostile tenant, a buggy client and a reward-hacking
+policy would, over a real port: each test is a finding that failed on the landed face."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from reward_server.app import RunningServer, start_server
+from reward_server.auth import KeyStore
+from reward_server.config import ComponentConfig, ServerConfig, SpecConfig
+from reward_server.http_face import HttpError, completion_from_query
+from rewards.v1 import rewards_pb2 as pb
+from rewards.v1 import rewards_pb2_grpc as pb_grpc
+from tests.conftest import free_port
+
+PROMPT = "<|im_start|>user\nWhat is 1+0? Example: 2+0 gives \\boxed{2}.<|im_end|>\n<|im_start|>assistant\n"
+BODY_TIMEOUT_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[tuple[RunningServer, dict[str, str]]]:
+    db = tmp_path_factory.mktemp("http-attacks") / "r.db"
+    cfg = ServerConfig(port=0, http_port=free_port(), database_url=f"sqlite:///{db}", workers=1, auth="on",
+                       http_body_timeout_s=BODY_TIMEOUT_S,
+                       specs={"math": SpecConfig(components=[ComponentConfig(name="math")]),
+                              "abstain": SpecConfig(components=[ComponentConfig(
+                                  name="math", params={"unanswered": "abstain"})]),
+                              "slow": SpecConfig(components=[ComponentConfig(name="format", params={
+                                  "kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.2})]),
+                              "huge": SpecConfig(components=[ComponentConfig(name="math", weight=1e308),
+                                                             ComponentConfig(name="math", weight=1e308)])})
+    with start_server(cfg) as srv:
+        keys = KeyStore(srv.store)
+        yield srv, {team: keys.create(team)[0] for team in ("a", "b")}
+
+
+def post(srv: RunningServer, path: str, key: str, **kw) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}", **kw.pop("headers", {})}
+    return httpx.post(f"http://127.0.0.1:{srv.http_port}{path}", headers=headers, timeout=60, **kw)
+
+
+def test_a_slow_body_is_cut_off_with_408_instead_of_holding_a_connection_forever(served):
+    """Slow-loris: headers promising 100 bytes, then 1 byte and silence. Before, the face
+    waited for the rest forever (a connection and its buffer held per attacker socket, and
+    the server's graceful stop waited on it)."""
+    srv, keys = served
+    with socket.create_connection(("127.0.0.1", srv.http_port)) as s:
+        s.sendall(f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nAuthorization: Bearer {keys['a']}"
+                  f"\r\nContent-Type: application/json\r\n\r\n{{".encode())
+        s.settimeout(BODY_TIMEOUT_S + 10)
+        t0 = time.monotonic()
+        head = s.recv(4096).decode()
+        assert time.monotonic() - t0 < BODY_TIMEOUT_S + 5
+    assert head.startswith("HTTP/1.1 408"), head
+    assert "http_body_timeout_s" in head
+
+
+def test_parsing_a_big_body_does_not_freeze_grpc_for_other_teams(served):
+    """1.5 MB of JSON (a label of 500,000 numbers, well under max_message_bytes) took the
+    face's transcoding ~1 s per request on the server's event loop (12 MB: 30 s), and every
+    team's gRPC call waited that long. Transcoding now runs off the loop. (The second query
+    is no string: refused after the transcoding, so that only the face's own work is timed;
+    the servicer's share is test_a_huge_reference_does_not_freeze_grpc_for_other_teams.)"""
+    srv, keys = served
+    body = json.dumps({"query": ["x", 1], "prompts": ["", ""], "labels": [[1] * 500_000, "2"]}).encode()
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def ping() -> None:
+        with grpc.insecure_channel(srv.address) as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            health.Check(health_pb2.HealthCheckRequest(), timeout=30)  # connected before the attack
+            started.set()
+            while not done.is_set():
+                t0 = time.perf_counter()
+                health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+                latencies.append(time.perf_counter() - t0)
+                time.sleep(0.01)
+
+    started = threading.Event()
+    t = threading.Thread(target=ping)
+    t.start()
+    started.wait(10)
+    try:
+        for _ in range(2):
+            r = post(srv, "/openrlhf/math", keys["a"], content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 400 and "query[1]: must be a string" in r.text, r.text
+    finally:
+        done.set()
+        t.join()
+    assert len(latencies) > 5 and max(latencies) < 0.5, f"gRPC health stalled {max(latencies):.2f} s"
+
+
+def test_openrlhf_without_prompts_is_refused_rather_than_scoring_the_prompt(served):
+    """Reward hacking: with no `prompts` the whole query (prompt + response) was scored as the
+    response, so a policy answering "no idea" was credited with the prompt's own example
+    answer (\\boxed{2}, here the reference)."""
+    srv, keys = served
+    r = post(srv, "/openrlhf/math", keys["a"], json={"query": [PROMPT + "no idea<|im_end|>"], "labels": ["2"]})
+    assert r.status_code == 400, r.text
+    assert "prompts: required" in r.json()["error"]["message"]
+    ok = post(srv, "/openrlhf/math", keys["a"], json={"query": [PROMPT + "no idea<|im_end|>"], "prompts": [PROMPT],
+                                                       "labels": ["2"]})
+    assert ok.status_code == 200 and ok.json()["rewards"] == [0.0], ok.text
+
+
+def test_a_prompt_found_only_inside_the_response_is_not_a_cut_point():
+    """The query must start with its prompt (after left padding / BOS). When it does not (a
+    decode that does not round-trip), a response that re-embeds the prompt chose which part
+    of itself was scored: everything before its copy of the prompt went unscored."""
+    decoded = PROMPT.replace("What is", "What  is")  # the query's prompt differs from `prompts`
+    hack = decoded + "\\boxed{7} wrong, but unscored " + PROMPT + "\\boxed{1}"
+    with pytest.raises(HttpError, match="does not start with prompts"):
+        completion_from_query(hack, PROMPT, "0")
+    # Left padding, BOS and whitespace before the prompt are fine.
+    assert completion_from_query("<pad><pad><s> " + PROMPT + "\\boxed{1}</s><pad>", PROMPT, "0") == "\\boxed{1}"
+    assert completion_from_query("[PAD][CLS]" + PROMPT + "ok", PROMPT, "0") == "ok"
+    # A response that re-embeds its prompt after a real prompt: cut after the first one.
+    assert completion_from_query(PROMPT + "x " + PROMPT + "y", PROMPT, "0") == "x " + PROMPT + "y"
+
+
+def test_a_sample_without_a_reward_is_not_silently_a_zero(served):
+    """A trainer that reads only `rewards` (OpenRLHF <= 0.7) cannot tell a TIMEOUT or an
+    ABSTAIN from a real 0. Without an explicit `failed_reward` the batch is refused, saying
+    which samples and how to choose; with one, they get it."""
+    srv, keys = served
+    timeout = post(srv, "/openrlhf/slow", keys["a"], json={"query": ["a" * 40 + "!", "aa"], "prompts": ["", ""]})
+    assert timeout.status_code == 503 and timeout.headers["Retry-After"], timeout.text
+    message = timeout.json()["error"]["message"]
+    assert "query[0]: TIMEOUT" in message and "failed_reward" in message and "query[1]" not in message
+    abstain = post(srv, "/openrlhf/abstain", keys["a"], json={"query": ["Let me think about it and stop here."], "prompts": [""],
+                                                               "labels": ["2"]})
+    assert abstain.status_code == 422 and "query[0]: ABSTAIN" in abstain.json()["error"]["message"], abstain.text
+    chosen = post(srv, "/openrlhf/abstain?failed_reward=-1", keys["a"], json={
+        "query": ["Let me think about it and stop here.", "\\boxed{2}"], "prompts": ["", ""], "labels": ["2", "2"]})
+    assert chosen.status_code == 200 and chosen.json()["rewards"] == [-1.0, 1.0], chosen.text
+    assert chosen.json()["extra_logs"]["reward_service_ok"] == [0.0, 1.0]
+
+
+def test_an_overflowing_reward_is_never_an_internal_error_with_its_exception_text(served):
+    """Weights of 1e308 (accepted) sum to an infinite reward; JSON has no Infinity, so the
+    OpenRLHF answer was a 500 quoting the ValueError. It is now a sample without a reward."""
+    srv, keys = served
+    body = {"query": ["\\boxed{2}"], "prompts": [""], "labels": ["2"]}
+    r = post(srv, "/openrlhf/huge", keys["a"], json=body)
+    assert r.status_code == 422, r.text
+    assert "query[0]: OK with a non-finite reward" in r.json()["error"]["message"]
+    r = post(srv, "/openrlhf/huge?failed_reward=-1", keys["a"], json=body)
+    assert r.status_code == 200 and r.json()["rewards"] == [-1.0], r.text
+    assert r.json()["extra_logs"]["reward_service_ok"] == [0.0]
+
+
+@pytest.mark.xfail(strict=True, reason="servicer (not the HTTP face): a Score request whose sample reference is a "
+                   "Struct list of 1,000,000 numbers (11 MB, under max_message_bytes) is converted on the server's "
+                   "event loop: every team's gRPC calls stall for about 1-2 s per such request (issue #17 item 4's "
+                   "class). Convert references/metadata off the loop or bound their size before admission")
+def test_a_huge_reference_does_not_freeze_grpc_for_other_teams(served):
+    srv, keys = served
+    sample = pb.Sample(id="0", completion="x")
+    sample.reference.list_value.values.extend(struct_value(1) for _ in range(1_000_000))
+    request = pb.ScoreRequest(samples=[sample], spec=pb.RewardSpec(components=[pb.VerifierRef(name="math")]))
+    latencies: list[float] = []
+    with grpc.insecure_channel(srv.address) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+        future = pb_grpc.RewardServiceStub(ch).Score.future(request, metadata=[("authorization",
+                                                                                f"Bearer {keys['a']}")])
+        while not future.done():
+            t0 = time.perf_counter()
+            health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+            latencies.append(time.perf_counter() - t0)
+            time.sleep(0.01)
+    assert max(latencies) < 0.25, f"gRPC health stalled {max(latencies):.2f} s"
+
+
+def struct_value(x: float) -> "struct_pb2.Value":
+    return struct_pb2.Value(number_value=x)
+
+
+@pytest.mark.xfail(strict=True, reason="servicer/scoring (not the HTTP face): component weights whose weighted sum "
+                   "overflows (two weights of 1e308) are accepted and the sample's reward is +inf with status OK; "
+                   "spec validation should bound weights (or refuse a non-finite total) with INVALID_ARGUMENT")
+def test_a_spec_whose_weights_overflow_is_refused(served):
+    srv, keys = served
+    spec = pb.RewardSpec(components=[pb.VerifierRef(name="math", weight=1e308, weight_set=True),
+                                     pb.VerifierRef(name="math", weight=1e308, weight_set=True)])
+    sample = pb.Sample(completion="\\boxed{2}")
+    sample.reference.string_value = "2"
+    with grpc.insecure_channel(srv.address) as ch:
+        with pytest.raises(grpc.RpcError) as e:
+            pb_grpc.RewardServiceStub(ch).Score(pb.ScoreRequest(samples=[sample], spec=spec),
+                                                metadata=[("authorization", f"Bearer {keys['a']}")])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
