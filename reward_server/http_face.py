@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -139,7 +140,7 @@ async def read_body(request: Request, limit_bytes: int, timeout_s: float = 30.0)
             return await _read_body(request, limit_bytes)
     except TimeoutError:
         raise HttpError(408, "DEADLINE_EXCEEDED", f"body: not received within {timeout_s:g} s of the headers "
-                        f"(http_body_timeout_s); send the whole body at once", {"Connection": "close"}) from None
+                        f"(http_read_timeout_s); send the whole body at once", {"Connection": "close"}) from None
 
 
 async def _read_body(request: Request, limit_bytes: int) -> bytes:
@@ -450,6 +451,49 @@ def metrics_app(metrics: ServiceMetrics) -> Starlette:
     return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])
 
 
+class _HeadDeadlineH11(H11Protocol):
+    """uvicorn's h11 protocol, plus a deadline for each request's line and headers: uvicorn
+    itself waits forever for them on a new connection (its keep-alive timeout starts only
+    after a response, and any byte cancels it), so idle or trickling connections would pile
+    up until the process has no file descriptor left, for gRPC either. The body has its own
+    deadline (`read_body`)."""
+
+    read_timeout_s = 30.0
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._head_deadline = self.loop.call_later(self.read_timeout_s, self._head_late)
+
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _head_late(self) -> None:
+        self._head_deadline = None
+        if not self._in_request():  # else the next response re-arms it
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._head_deadline is not None and self._in_request():
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._head_deadline is None and not self.transport.is_closing():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+        super().connection_lost(exc)
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn inside the reward server's loop: the server's own SIGTERM handling stays in charge."""
 
@@ -475,8 +519,9 @@ class _Served:
         self.sock, self.port = sock, sock.getsockname()[1]
         tls = {"ssl_certfile": str(config.tls_cert_file), "ssl_keyfile": str(config.tls_key_file)} \
             if config.tls_cert_file else {}
+        protocol = type("HeadDeadlineH11", (_HeadDeadlineH11,), {"read_timeout_s": config.http_read_timeout_s})
         self.server = _EmbeddedServer(uvicorn.Config(
-            app, lifespan="off", log_config=None, access_log=False, server_header=False,
+            app, http=protocol, lifespan="off", log_config=None, access_log=False, server_header=False,
             timeout_graceful_shutdown=max(1, math.ceil(config.grace_s)), **tls))
         self.task: asyncio.Task | None = None
 
@@ -531,7 +576,7 @@ class WebFaces:
         if self._http_sock is not None:
             assert self._socket_dir is not None
             self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
-                                 metrics or NO_METRICS, config.auth_enabled, config.http_body_timeout_s)
+                                 metrics or NO_METRICS, config.auth_enabled, config.http_read_timeout_s)
             self.http = _Served(self.face.app, self._http_sock, config)
             await self.http.start()
             log.info("HTTP/JSON face on %s:%d (POST /v1/score, POST /openrlhf/SPEC, GET /healthz)", config.host,

@@ -23,14 +23,14 @@ from rewards.v1 import rewards_pb2_grpc as pb_grpc
 from tests.conftest import free_port
 
 PROMPT = "<|im_start|>user\nWhat is 1+0? Example: 2+0 gives \\boxed{2}.<|im_end|>\n<|im_start|>assistant\n"
-BODY_TIMEOUT_S = 1.0
+READ_TIMEOUT_S = 1.0
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[RunningServer, dict[str, str]]]:
     db = tmp_path_factory.mktemp("http-attacks") / "r.db"
     cfg = ServerConfig(port=0, http_port=free_port(), database_url=f"sqlite:///{db}", workers=1, auth="on",
-                       http_body_timeout_s=BODY_TIMEOUT_S,
+                       http_read_timeout_s=READ_TIMEOUT_S,
                        specs={"math": SpecConfig(components=[ComponentConfig(name="math")]),
                               "abstain": SpecConfig(components=[ComponentConfig(
                                   name="math", params={"unanswered": "abstain"})]),
@@ -56,12 +56,34 @@ def test_a_slow_body_is_cut_off_with_408_instead_of_holding_a_connection_forever
     with socket.create_connection(("127.0.0.1", srv.http_port)) as s:
         s.sendall(f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nAuthorization: Bearer {keys['a']}"
                   f"\r\nContent-Type: application/json\r\n\r\n{{".encode())
-        s.settimeout(BODY_TIMEOUT_S + 10)
+        s.settimeout(READ_TIMEOUT_S + 10)
         t0 = time.monotonic()
         head = s.recv(4096).decode()
-        assert time.monotonic() - t0 < BODY_TIMEOUT_S + 5
+        assert time.monotonic() - t0 < READ_TIMEOUT_S + 5
     assert head.startswith("HTTP/1.1 408"), head
-    assert "http_body_timeout_s" in head
+    assert "http_read_timeout_s" in head
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /v1/score HTTP/1.1\r\nHost: x\r\n"], ids=["idle", "half-headers"])
+def test_a_connection_without_a_whole_request_head_is_closed(served, sent):
+    """A connection that sends nothing, or part of its request line and headers, was held
+    forever (uvicorn's keep-alive timeout starts only after a first response): enough of them
+    take every file descriptor of the process, and with them every team's gRPC calls."""
+    srv, _ = served
+    with socket.create_connection(("127.0.0.1", srv.http_port)) as s:
+        s.sendall(sent)
+        s.settimeout(READ_TIMEOUT_S + 10)
+        t0 = time.monotonic()
+        assert s.recv(4096) == b""  # closed by the server
+        assert time.monotonic() - t0 < READ_TIMEOUT_S + 5
+
+
+def test_keep_alive_connections_still_serve_requests_after_the_read_timeout(served):
+    srv, keys = served
+    with httpx.Client(base_url=f"http://127.0.0.1:{srv.http_port}") as client:
+        for _ in range(2):
+            assert client.get("/healthz").status_code == 200
+            time.sleep(READ_TIMEOUT_S / 2)
 
 
 def test_parsing_a_big_body_does_not_freeze_grpc_for_other_teams(served):
