@@ -113,6 +113,23 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: valid JSON text, an infinity once read
+        raise ValueError(f"the number {text[:40]} is out of the range of a double")
+    return value
+
+
+def _double_int(text: str) -> int:
+    value = int(text)
+    if len(text) > 300:  # 10**309 and beyond cannot become a protobuf number (OverflowError, a 500)
+        try:
+            float(value)
+        except OverflowError:
+            raise ValueError(f"the number {text[:40]}... is out of the range of a double") from None
+    return value
+
+
 def parse_json(body: bytes) -> Any:
     """The JSON document in `body`. Raises HttpError 400 saying where it is malformed."""
     try:
@@ -122,7 +139,8 @@ def parse_json(body: bytes) -> Any:
     if not text.strip():
         raise HttpError(400, "INVALID_ARGUMENT", "body: empty; send a JSON object")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          parse_int=_double_int)
     except json.JSONDecodeError as e:
         raise HttpError(400, "INVALID_ARGUMENT", f"body: not valid JSON: {e.msg} at line {e.lineno} column "
                         f"{e.colno} (character {e.pos})") from None

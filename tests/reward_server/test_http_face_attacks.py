@@ -222,3 +222,18 @@ def test_a_spec_whose_weights_overflow_is_refused(served):
             pb_grpc.RewardServiceStub(ch).Score(pb.ScoreRequest(samples=[sample], spec=spec),
                                                 metadata=[("authorization", f"Bearer {keys['a']}")])
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_number_beyond_a_double_is_refused_like_nan(served):
+    """`NaN`/`Infinity` were refused, but `1e400` is valid JSON text that Python reads as inf:
+    it reached references, metadata and weights as an infinity (or a 500 quoting the
+    ValueError); a 400-digit integer was a 500 quoting an OverflowError."""
+    srv, keys = served
+    for path, body in (("/openrlhf/math", b'{"query": ["x"], "prompts": [""], "labels": [1e400]}'),
+                       ("/openrlhf/math", b'{"query": ["x"], "prompts": [""], "metas": [{"n": -1e400}]}'),
+                       ("/v1/score", b'{"samples": [{"completion": "x", "reference": {"answer": 1E+999}}]}'),
+                       ("/openrlhf/math", b'{"query": ["x"], "prompts": [""], "labels": [' + b"9" * 400 + b"]}"),
+                       ("/v1/score", b'{"samples": [{"completion": "x", "reference": -' + b"9" * 400 + b"}]}")):
+        r = post(srv, path, keys["a"], content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert "out of the range of a double" in r.json()["error"]["message"], r.text
