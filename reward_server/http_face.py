@@ -32,6 +32,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,7 @@ from starlette.routing import Route
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
+from .errors import AuthError
 from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
 
 if TYPE_CHECKING:
@@ -364,10 +366,18 @@ def score_request(body: bytes) -> pb.ScoreRequest:
 class HttpFace:
     """The Starlette app of the HTTP face; calls the service at `target` (a gRPC address)."""
 
+    KEY_CACHE_TTL_S = 5.0  # as the gRPC Authenticator's: a revoked key stops within this
+
     def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS,
-                 auth_enabled: bool = True, body_timeout_s: float = 30.0):
+                 auth_enabled: bool = True, body_timeout_s: float = 30.0,
+                 verify_key: Callable[[str], Any] | None = None):
         self.max_body_bytes, self.metrics, self.auth_enabled = max_body_bytes, metrics, auth_enabled
         self.body_timeout_s = body_timeout_s
+        # The key is checked before the body is read (`_authenticate`): without it, a caller
+        # with no key made the face buffer and transcode up to max_message_bytes per
+        # connection before gRPC refused it. gRPC still checks it again (same store).
+        self.verify_key = verify_key
+        self._known_keys: dict[str, float] = {}
         # JSON <-> protobuf transcoding is pure-Python work of about 2 us per JSON value: on the
         # event loop a 12 MB body froze every team's gRPC calls for 30 s. It runs here instead
         # (two threads: at most two bodies are expanded into Python objects at once).
@@ -428,7 +438,32 @@ class HttpFace:
         return await asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
 
     async def _body(self, request: Request) -> bytes:
+        await self._authenticate(request)
         return await read_body(request, self.max_body_bytes, self.body_timeout_s)
+
+    async def _authenticate(self, request: Request) -> None:
+        """HttpError 401 for a request without a valid key (auth on), before its body is read."""
+        if not self.auth_enabled:
+            return
+        metadata = grpc_metadata(request.headers.get("authorization", ""))
+        if not metadata:
+            raise HttpError(401, "UNAUTHENTICATED", "missing API key: send the header 'Authorization: Bearer KEY' "
+                            "(or Basic auth with the key as the password)", {"WWW-Authenticate": "Bearer"})
+        if self.verify_key is None:
+            return
+        key = metadata[0][1].removeprefix("Bearer ")
+        now = time.monotonic()
+        if self._known_keys.get(key, 0.0) > now:
+            return
+        try:
+            await asyncio.to_thread(self.verify_key, key)
+        except AuthError as e:
+            raise HttpError(401, "UNAUTHENTICATED", str(e), {"WWW-Authenticate": "Bearer"}) from None
+        except Exception:  # noqa: BLE001 - e.g. the database is down: the gRPC call says so, typed
+            return
+        if len(self._known_keys) > 10_000:  # bounded: only valid keys get here
+            self._known_keys = {k: t for k, t in self._known_keys.items() if t > now}
+        self._known_keys[key] = now + self.KEY_CACHE_TTL_S
 
     async def _call(self, method: Any, request: Any, http: Request) -> Any:
         # With auth off gRPC ignores keys, and so does this face (a stray header is no error).
@@ -590,11 +625,14 @@ class WebFaces:
             raise
         return faces
 
-    async def start(self, config: "ServerConfig", metrics: ServiceMetrics | None) -> None:
+    async def start(self, config: "ServerConfig", metrics: ServiceMetrics | None,
+                    verify_key: Callable[[str], Any] | None = None) -> None:
+        """`verify_key`: the key store's check (raises AuthError), run before a body is read."""
         if self._http_sock is not None:
             assert self._socket_dir is not None
             self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
-                                 metrics or NO_METRICS, config.auth_enabled, config.http_read_timeout_s)
+                                 metrics or NO_METRICS, config.auth_enabled, config.http_read_timeout_s,
+                                 verify_key)
             self.http = _Served(self.face.app, self._http_sock, config)
             await self.http.start()
             log.info("HTTP/JSON face on %s:%d (POST /v1/score, POST /openrlhf/SPEC, GET /healthz)", config.host,

@@ -43,6 +43,17 @@ def served(tmp_path_factory) -> Iterator[tuple[RunningServer, dict[str, str]]]:
         yield srv, {team: keys.create(team)[0] for team in ("a", "b")}
 
 
+def read_answer(s: socket.socket) -> str:
+    """The whole HTTP answer on a raw socket (head and JSON body), or what came before it closed."""
+    data = b""
+    while not data.endswith(b"}}"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode()
+
+
 def post(srv: RunningServer, path: str, key: str, **kw) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}", **kw.pop("headers", {})}
     return httpx.post(f"http://127.0.0.1:{srv.http_port}{path}", headers=headers, timeout=60, **kw)
@@ -58,7 +69,7 @@ def test_a_slow_body_is_cut_off_with_408_instead_of_holding_a_connection_forever
                   f"\r\nContent-Type: application/json\r\n\r\n{{".encode())
         s.settimeout(READ_TIMEOUT_S + 10)
         t0 = time.monotonic()
-        head = s.recv(4096).decode()
+        head = read_answer(s)
         assert time.monotonic() - t0 < READ_TIMEOUT_S + 5
     assert head.startswith("HTTP/1.1 408"), head
     assert "http_read_timeout_s" in head
@@ -237,3 +248,18 @@ def test_a_number_beyond_a_double_is_refused_like_nan(served):
         r = post(srv, path, keys["a"], content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 400, r.text
         assert "out of the range of a double" in r.json()["error"]["message"], r.text
+
+
+@pytest.mark.parametrize("auth", ["", "Authorization: Bearer rk_0000_nope\r\n"], ids=["no-key", "unknown-key"])
+def test_a_caller_without_a_valid_key_is_refused_before_its_body_is_read(served, auth):
+    """The body was read (up to max_message_bytes, for up to the read timeout) and transcoded
+    before gRPC refused the key: a caller with no key could make the face buffer and parse
+    for it. Here the body never comes: the answer is 401 at once, not a 408 later."""
+    srv, _ = served
+    with socket.create_connection(("127.0.0.1", srv.http_port)) as s:
+        s.sendall(f"POST /openrlhf/math HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n{auth}"
+                  f"Content-Type: application/json\r\n\r\n".encode())
+        s.settimeout(READ_TIMEOUT_S + 10)
+        head = read_answer(s)
+    assert head.startswith("HTTP/1.1 401"), head
+    assert "API key" in head
