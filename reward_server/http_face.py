@@ -46,7 +46,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -150,20 +150,38 @@ def parse_json(body: bytes) -> Any:
         raise HttpError(400, "INVALID_ARGUMENT", f"body: not valid JSON: {e}") from None
 
 
-async def read_body(request: Request, limit_bytes: int, timeout_s: float = 30.0) -> bytes:
+class BodyBudget:
+    """The bytes of request bodies the face holds at once (being received, or waiting to be
+    transcoded), bounded: `take` raises HttpError 503 past `limit_bytes`."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes, self.held = limit_bytes, 0
+
+    def take(self, n: int) -> None:
+        if self.held + n > self.limit_bytes:
+            raise HttpError(503, "UNAVAILABLE", f"the server holds {self.held} bytes of request bodies being "
+                            f"received (limit {self.limit_bytes}); retry shortly", {"Retry-After": "1"})
+        self.held += n
+
+    def give_back(self, n: int) -> None:
+        self.held -= n
+
+
+async def read_body(request: Request, limit_bytes: int, timeout_s: float = 30.0,
+                    budget: BodyBudget | None = None) -> bytes:
     """The request body, refused with 413 past `limit_bytes` (before reading it when the
     Content-Length says so, else as soon as the stream passes the limit), and with 408 when
     it is not all received within `timeout_s` (a slow sender would hold a connection and
     its buffer for as long as it likes)."""
     try:
         async with asyncio.timeout(timeout_s):
-            return await _read_body(request, limit_bytes)
+            return await _read_body(request, limit_bytes, budget)
     except TimeoutError:
         raise HttpError(408, "DEADLINE_EXCEEDED", f"body: not received within {timeout_s:g} s of the headers "
                         f"(http_read_timeout_s); send the whole body at once", {"Connection": "close"}) from None
 
 
-async def _read_body(request: Request, limit_bytes: int) -> bytes:
+async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | None) -> bytes:
     declared = request.headers.get("content-length", "")
     too_large = HttpError(413, "RESOURCE_EXHAUSTED", f"body: larger than the limit of {limit_bytes} bytes "
                           f"(max_message_bytes); split the batch")
@@ -174,6 +192,9 @@ async def _read_body(request: Request, limit_bytes: int) -> bytes:
         size += len(chunk)
         if size > limit_bytes:
             raise too_large
+        if budget is not None:  # given back by the caller once the request is answered
+            budget.take(len(chunk))
+            request.state.body_bytes_held = getattr(request.state, "body_bytes_held", 0) + len(chunk)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -378,6 +399,9 @@ class HttpFace:
         # connection before gRPC refused it. gRPC still checks it again (same store).
         self.verify_key = verify_key
         self._known_keys: dict[str, float] = {}
+        # Bodies held at once: each connection may hold up to max_body_bytes while it arrives
+        # and waits for the transcoding threads; many connections must not grow memory freely.
+        self.budget = BodyBudget(4 * max_body_bytes)
         # JSON <-> protobuf transcoding is pure-Python work of about 2 us per JSON value: on the
         # event loop a 12 MB body froze every team's gRPC calls for 30 s. It runs here instead
         # (two threads: at most two bodies are expanded into Python objects at once).
@@ -406,11 +430,16 @@ class HttpFace:
                 response = await handler(request)
             except HttpError as e:
                 response = error_response(e.status, e.code, str(e), e.headers)
+            except ClientDisconnect:  # gone while sending its body: nothing to answer, nothing to log
+                response = Response(status_code=499)
             except grpc.aio.AioRpcError as e:
                 response = self._from_grpc(e)
             except Exception as e:
                 log.exception("HTTP %s failed", name)
                 response = error_response(500, "INTERNAL", f"internal error: {type(e).__name__}: {e}")
+            finally:
+                self.budget.give_back(getattr(request.state, "body_bytes_held", 0))
+                request.state.body_bytes_held = 0
             self.metrics.http_request(name, response.status_code)
             return response
 
@@ -439,7 +468,7 @@ class HttpFace:
 
     async def _body(self, request: Request) -> bytes:
         await self._authenticate(request)
-        return await read_body(request, self.max_body_bytes, self.body_timeout_s)
+        return await read_body(request, self.max_body_bytes, self.body_timeout_s, self.budget)
 
     async def _authenticate(self, request: Request) -> None:
         """HttpError 401 for a request without a valid key (auth on), before its body is read."""
