@@ -258,6 +258,10 @@ def load_file_problems(files: Iterable[Any], columns: Any) -> list[Problem]:
                     f"its own task)")
         if len(ds) == 0:
             raise DataError(f"data file {path} has no rows")
+        if columns.task != "task" and "task" in names:  # metadata "task" is what the server routes on
+            raise DataError(f"data file {path}, column 'task': would travel as sample metadata under the key "
+                            f"the reward spec routes on, while data.columns.task is {columns.task!r}; rename "
+                            f"or drop the column, or map it with data.columns.task")
         special = {columns.prompt, columns.reference, columns.task, columns.system_prompt}
         for i, row in enumerate(ds):
             here = f"{path} row {i + 1}"

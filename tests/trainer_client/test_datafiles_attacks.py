@@ -60,3 +60,14 @@ def test_an_integer_reference_beyond_a_double_is_refused_rather_than_rounded(tmp
     ok = tmp_path / "ok.jsonl"
     ok.write_text(json.dumps({"prompt": "a", "reference": 9007199254740993}) + "\n")  # fits int64: exact
     assert load_file_problems([str(ok)], COLUMNS)[0].answer == "9007199254740993"
+
+
+def test_an_unmapped_column_named_task_cannot_route_a_row(tmp_path):
+    """With data.columns.task = "category", a leftover column "task" travelled as metadata
+    under the key the server routes on: a row whose category was empty was routed by it
+    (here to "code", a spec route the user never mapped), silently."""
+    f = tmp_path / "d.jsonl"
+    f.write_text(json.dumps({"prompt": "a", "reference": "1", "category": None, "task": "code"}) + "\n")
+    cols = DataConfig(columns={"task": "category"}).columns
+    with pytest.raises(DataError, match=r"d\.jsonl, column 'task': .*data\.columns\.task"):
+        load_file_problems([str(f)], cols)
