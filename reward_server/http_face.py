@@ -356,10 +356,13 @@ def _query_params(request: Request) -> tuple[str, int, float | None]:
     if unknown:
         raise HttpError(400, "INVALID_ARGUMENT", f"query string: unknown parameter(s) {', '.join(unknown)}; known: "
                         "run_id, step, failed_reward")
+    raw_step = q.get("step", "0")
     try:
-        step = int(q.get("step", "0"))
+        step = int(raw_step) if len(raw_step) <= 20 else None
     except ValueError:
-        raise HttpError(400, "INVALID_ARGUMENT", f"step: {q['step']!r} is not an integer") from None
+        step = None
+    if step is None or not -(1 << 63) <= step < (1 << 63):  # protobuf's int64 would raise (a 500)
+        raise HttpError(400, "INVALID_ARGUMENT", f"step: {raw_step[:40]!r} is not a 64-bit integer")
     if "failed_reward" not in q:
         return q.get("run_id", ""), step, None
     try:
@@ -367,7 +370,7 @@ def _query_params(request: Request) -> tuple[str, int, float | None]:
     except ValueError:
         failed = math.nan
     if not math.isfinite(failed):
-        raise HttpError(400, "INVALID_ARGUMENT", f"failed_reward: {q['failed_reward']!r} is not a finite number")
+        raise HttpError(400, "INVALID_ARGUMENT", f"failed_reward: {q['failed_reward'][:40]!r} is not a finite number")
     return q.get("run_id", ""), step, failed
 
 

@@ -299,3 +299,30 @@ def test_bodies_held_at_once_are_bounded_by_a_budget(tmp_path, caplog):
                        json={"samples": [{"completion": "x"}], "spec": {"components": [{"name": "format"}]}})
         assert r.status_code == 200, r.text
     assert not [r for r in caplog.records if r.levelname == "ERROR" and r.name == "reward_server.http"]
+
+
+@pytest.mark.parametrize("step", ["9223372036854775808", "-9223372036854775809", "1" * 5000])
+def test_a_step_beyond_int64_is_a_400_not_an_internal_error(served, step):
+    """`?step=` past int64 was a 500 quoting protobuf's ValueError."""
+    srv, keys = served
+    r = post(srv, f"/openrlhf/math?failed_reward=0&step={step}", keys["a"],
+             json={"query": ["\\boxed{2}"], "prompts": [""], "labels": ["2"]})
+    assert r.status_code == 400, r.text
+    assert "step" in r.json()["error"]["message"] and len(r.text) < 500
+
+
+def test_another_teams_run_cannot_be_written_through_the_query_string(served):
+    """Guard (issue #17 item 8, held by the servicer): team a naming team b's run_id gets
+    NOT_FOUND, as over gRPC, and nothing is stored in b's run."""
+    srv, keys = served
+    with grpc.insecure_channel(srv.address) as ch:
+        run = pb_grpc.RewardServiceStub(ch).StartRun(pb.StartRunRequest(name="b's"),
+                                                     metadata=[("authorization", f"Bearer {keys['b']}")])
+    body = {"query": ["\\boxed{2}"], "prompts": [""], "labels": ["2"]}
+    r = post(srv, f"/openrlhf/math?run_id={run.run_id}&step=1&failed_reward=0", keys["a"], json=body)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND", r.text
+    r = post(srv, "/v1/score", keys["a"], json={"runId": run.run_id, "samples": [{"completion": "x", "reference": "2"}],
+                                                 "spec": {"name": "math"}})
+    assert r.status_code == 404, r.text
+    srv.store.flush()
+    assert list(srv.store.query_scores(run_id=run.run_id)) == []
