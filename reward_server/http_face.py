@@ -17,7 +17,13 @@ Routes:
 
 Auth: `Authorization: Bearer KEY`, or HTTP Basic with the key as the password (so that a
 client that can only be given a URL, like OpenRLHF's `--remote_rm_url`, can carry it as
-`http://team:KEY@host:port/openrlhf/SPEC`).
+`http://team:KEY@host:port/openrlhf/SPEC`). The key is checked before the body is read.
+
+Bounds against hostile or broken callers: a request's head and then its body must each
+arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503);
+JSON transcoding runs on two threads of its own, never on the event loop that serves gRPC;
+numbers outside a double are refused. A sample without a reward is never a silent 0 on the
+OpenRLHF route: see `openrlhf_response` and `?failed_reward=`.
 """
 from __future__ import annotations
 
