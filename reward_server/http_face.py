@@ -393,6 +393,12 @@ def score_request(body: bytes) -> pb.ScoreRequest:
                         ) from None
 
 
+async def _disconnected(http: Request) -> None:
+    """Returns when the client of `http` (whose body was read) disconnects."""
+    while (await http.receive())["type"] != "http.disconnect":
+        pass
+
+
 class HttpFace:
     """The Starlette app of the HTTP face; calls the service at `target` (a gRPC address)."""
 
@@ -504,9 +510,25 @@ class HttpFace:
         self._known_keys[key] = now + self.KEY_CACHE_TTL_S
 
     async def _call(self, method: Any, request: Any, http: Request) -> Any:
+        """The gRPC call, cancelled when the HTTP client disconnects first (a client that gave
+        up, like OpenRLHF after its timeout, sends the request again: the abandoned copy must
+        not go on being scored, stored and counted). Raises ClientDisconnect then."""
         # With auth off gRPC ignores keys, and so does this face (a stray header is no error).
         metadata = grpc_metadata(http.headers.get("authorization", "")) if self.auth_enabled else ()
-        return await method(request, metadata=metadata)
+        call = method(request, metadata=metadata)
+        answer = asyncio.ensure_future(call)
+        gone = asyncio.ensure_future(_disconnected(http))
+        try:
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not answer.done():
+            call.cancel()
+            answer.cancel()
+            with contextlib.suppress(BaseException):
+                await answer
+            raise ClientDisconnect()
+        return answer.result()
 
     async def score(self, request: Request) -> Response:
         message = await self._off_loop(score_request, await self._body(request))

@@ -36,6 +36,8 @@ def served(tmp_path_factory) -> Iterator[tuple[RunningServer, dict[str, str]]]:
                                   name="math", params={"unanswered": "abstain"})]),
                               "slow": SpecConfig(components=[ComponentConfig(name="format", params={
                                   "kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 0.2})]),
+                              "slow3": SpecConfig(components=[ComponentConfig(name="format", params={
+                                  "kind": "regex", "pattern": "(a|aa)+$", "timeout_s": 3})]),
                               "huge": SpecConfig(components=[ComponentConfig(name="math", weight=1e308),
                                                              ComponentConfig(name="math", weight=1e308)])})
     with start_server(cfg) as srv:
@@ -326,3 +328,22 @@ def test_another_teams_run_cannot_be_written_through_the_query_string(served):
     assert r.status_code == 404, r.text
     srv.store.flush()
     assert list(srv.store.query_scores(run_id=run.run_id)) == []
+
+
+def test_a_request_whose_client_hung_up_stops_being_scored(served):
+    """OpenRLHF gives up on a request after its timeout and sends it again: the abandoned
+    one went on being scored (and stored, and counted) in full, so every retry added a
+    copy of the work. The face now cancels the gRPC call when its client disconnects."""
+    srv, keys = served
+    completion = "a" * 40 + "!"  # backtracks until the 3 s regex timeout
+    auth = {"Authorization": f"Bearer {keys['b']}"}
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"http://127.0.0.1:{srv.http_port}/v1/score", timeout=0.5, headers=auth,
+                   json={"spec": {"name": "slow3"}, "samples": [{"id": "gone", "completion": completion}]})
+    # Scored after it on the same worker: when this one is answered, the first would be done.
+    kept = httpx.post(f"http://127.0.0.1:{srv.http_port}/v1/score", timeout=60, headers=auth,
+                      json={"spec": {"name": "slow3"}, "samples": [{"id": "kept", "completion": completion + "!"}]})
+    assert kept.status_code == 200, kept.text
+    srv.store.flush()
+    stored = [r.completion_text for r in srv.store.query_scores(team="b")]
+    assert completion + "!" in stored and completion not in stored
