@@ -3,6 +3,7 @@ policy would, over a real port: each test is a finding that failed on the landed
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -347,3 +348,13 @@ def test_a_request_whose_client_hung_up_stops_being_scored(served):
     srv.store.flush()
     stored = [r.completion_text for r in srv.store.query_scores(team="b")]
     assert completion + "!" in stored and completion not in stored
+
+
+def test_the_private_grpc_socket_is_in_a_folder_only_the_server_user_can_enter(served):
+    """Guard: the Unix socket the face calls gRPC through carries no TLS; another local user
+    must not reach it (it would still need a key, as on the TCP port, but not TLS)."""
+    srv, _ = served
+    folder = srv._parts.web._socket_dir
+    assert folder is not None and (folder / "grpc.sock").exists()
+    st = os.stat(folder)
+    assert st.st_mode & 0o777 == 0o700 and st.st_uid == os.getuid()
