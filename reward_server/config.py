@@ -95,6 +95,9 @@ class ServerConfig(BaseSettings):
     http_port: int = Field(0, ge=0, le=65535, description="HTTP/JSON face on `host` (POST /v1/score, POST "
                            "/openrlhf/SPEC, GET /healthz), same keys, quotas and store as gRPC; 0: off")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus GET /metrics on `host`; 0: off")
+    http_read_timeout_s: float = Field(30.0, gt=0, le=3600, description="HTTP face and /metrics: a request's "
+                                       "line and headers, and then its body, must each arrive within this (else the "
+                                       "connection is closed, or 408), so slow senders cannot hold connections")
     database_url: str = Field("sqlite:///rewards.db", description="SQLAlchemy URL: sqlite:///… or postgresql+psycopg://…")
     auto_migrate: bool | None = Field(None, description="apply Alembic migrations at start; if false, refuse an "
                                       "old schema. Default: true for SQLite, false for a shared database")

@@ -17,7 +17,13 @@ Routes:
 
 Auth: `Authorization: Bearer KEY`, or HTTP Basic with the key as the password (so that a
 client that can only be given a URL, like OpenRLHF's `--remote_rm_url`, can carry it as
-`http://team:KEY@host:port/openrlhf/SPEC`).
+`http://team:KEY@host:port/openrlhf/SPEC`). The key is checked before the body is read.
+
+Bounds against hostile or broken callers: a request's head and then its body must each
+arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503);
+JSON transcoding runs on two threads of its own, never on the event loop that serves gRPC;
+numbers outside a double are refused. A sample without a reward is never a silent 0 on the
+OpenRLHF route: see `openrlhf_response` and `?failed_reward=`.
 """
 from __future__ import annotations
 
@@ -28,27 +34,32 @@ import contextlib
 import json
 import logging
 import math
+import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from google.protobuf import json_format, struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
+from .errors import AuthError
 from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
 
 if TYPE_CHECKING:
@@ -110,6 +121,23 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: valid JSON text, an infinity once read
+        raise ValueError(f"the number {text[:40]} is out of the range of a double")
+    return value
+
+
+def _double_int(text: str) -> int:
+    value = int(text)
+    if len(text) > 300:  # 10**309 and beyond cannot become a protobuf number (OverflowError, a 500)
+        try:
+            float(value)
+        except OverflowError:
+            raise ValueError(f"the number {text[:40]}... is out of the range of a double") from None
+    return value
+
+
 def parse_json(body: bytes) -> Any:
     """The JSON document in `body`. Raises HttpError 400 saying where it is malformed."""
     try:
@@ -119,7 +147,8 @@ def parse_json(body: bytes) -> Any:
     if not text.strip():
         raise HttpError(400, "INVALID_ARGUMENT", "body: empty; send a JSON object")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          parse_int=_double_int)
     except json.JSONDecodeError as e:
         raise HttpError(400, "INVALID_ARGUMENT", f"body: not valid JSON: {e.msg} at line {e.lineno} column "
                         f"{e.colno} (character {e.pos})") from None
@@ -127,9 +156,38 @@ def parse_json(body: bytes) -> Any:
         raise HttpError(400, "INVALID_ARGUMENT", f"body: not valid JSON: {e}") from None
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
+class BodyBudget:
+    """The bytes of request bodies the face holds at once (being received, or waiting to be
+    transcoded), bounded: `take` raises HttpError 503 past `limit_bytes`."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes, self.held = limit_bytes, 0
+
+    def take(self, n: int) -> None:
+        if self.held + n > self.limit_bytes:
+            raise HttpError(503, "UNAVAILABLE", f"the server holds {self.held} bytes of request bodies being "
+                            f"received (limit {self.limit_bytes}); retry shortly", {"Retry-After": "1"})
+        self.held += n
+
+    def give_back(self, n: int) -> None:
+        self.held -= n
+
+
+async def read_body(request: Request, limit_bytes: int, timeout_s: float = 30.0,
+                    budget: BodyBudget | None = None) -> bytes:
     """The request body, refused with 413 past `limit_bytes` (before reading it when the
-    Content-Length says so, else as soon as the stream passes the limit)."""
+    Content-Length says so, else as soon as the stream passes the limit), and with 408 when
+    it is not all received within `timeout_s` (a slow sender would hold a connection and
+    its buffer for as long as it likes)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_body(request, limit_bytes, budget)
+    except TimeoutError:
+        raise HttpError(408, "DEADLINE_EXCEEDED", f"body: not received within {timeout_s:g} s of the headers "
+                        f"(http_read_timeout_s); send the whole body at once", {"Connection": "close"}) from None
+
+
+async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | None) -> bytes:
     declared = request.headers.get("content-length", "")
     too_large = HttpError(413, "RESOURCE_EXHAUSTED", f"body: larger than the limit of {limit_bytes} bytes "
                           f"(max_message_bytes); split the batch")
@@ -140,6 +198,9 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
         size += len(chunk)
         if size > limit_bytes:
             raise too_large
+        if budget is not None:  # given back by the caller once the request is answered
+            budget.take(len(chunk))
+            request.state.body_bytes_held = getattr(request.state, "body_bytes_held", 0) + len(chunk)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -182,18 +243,30 @@ def _after_truncated_prompt(query: str, prompt: str) -> int:
     return -1
 
 
+# What may precede the prompt in a decoded query: left padding, BOS and other special tokens
+# (`<pad>`, `<|endoftext|>`, `<s>`, `[PAD]`, `[CLS]`), and whitespace. Linear: each
+# alternative starts with its own character.
+_LEADING_SPECIALS = re.compile(r"(?:\s|<[^\s<>]{1,64}>|\[[A-Z_]{2,16}\])*")
+
+
 def completion_from_query(query: str, prompt: str | None, where: str) -> str:
     """The response in OpenRLHF's `query` (the decoded prompt + response sequence, special
-    tokens kept): what follows the first occurrence of `prompt` (or of the tail of it that a
-    left-truncated prompt keeps), without the special tokens that end it. With no prompt the
-    whole query is the response. Raises HttpError 400 when the query does not contain the
-    prompt."""
+    tokens kept): what follows `prompt` (or the tail of it that a left-truncated prompt
+    keeps) at the start of the query, after left padding and other special tokens only,
+    without the special tokens that end it. With an empty prompt the whole query is the
+    response. Raises HttpError 400 when the query does not start with the prompt: a prompt
+    found later is inside the response, and cutting there would let the response choose
+    which part of itself is scored."""
     if prompt:
         at = query.find(prompt)
-        start = at + len(prompt) if at >= 0 else _after_truncated_prompt(query, prompt)
+        if at >= 0 and _LEADING_SPECIALS.fullmatch(query, 0, at):
+            start = at + len(prompt)
+        else:
+            start = _after_truncated_prompt(query, prompt)
         if start < 0:
-            raise HttpError(400, "INVALID_ARGUMENT", f"query[{where}]: does not contain prompts[{where}] "
-                            f"({prompt[:60]!r}...); the response is cut out of the query after its prompt")
+            raise HttpError(400, "INVALID_ARGUMENT", f"query[{where}]: does not start with prompts[{where}] "
+                            f"({prompt[:60]!r}...) after its padding; the response is cut out of the query after "
+                            f"its prompt, so send the prompt exactly as decoded in the query")
         query = query[start:]
     return strip_special_tokens(query)
 
@@ -211,8 +284,8 @@ def _list_field(body: dict[str, Any], name: str, n: int | None) -> list[Any] | N
 
 def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRequest:
     """The ScoreRequest for an OpenRLHF remote reward body `{"query": [...], "prompts": [...],
-    "labels": [...]}` (prompts, labels and `metas` optional; labels are the references, metas
-    the samples' metadata). Raises HttpError 400 naming the field."""
+    "labels": [...]}` (labels and `metas` optional; labels are the references, metas the
+    samples' metadata). Raises HttpError 400 naming the field."""
     if not isinstance(body, dict):
         raise HttpError(400, "INVALID_ARGUMENT", f"body: must be a JSON object with 'query', 'prompts' and 'labels', "
                         f"got {type(body).__name__}")
@@ -222,6 +295,9 @@ def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRe
                         f"{', '.join(OPENRLHF_FIELDS)}")
     if "query" not in body:
         raise HttpError(400, "INVALID_ARGUMENT", "query: required (the decoded prompt + response of each sample)")
+    if body.get("prompts") is None:  # else the prompt (its examples, its hints) would be scored as the response
+        raise HttpError(400, "INVALID_ARGUMENT", "prompts: required (the prompt of each query, cut off before "
+                        "scoring; \"\" for a query that is all response)")
     queries = _list_field(body, "query", None) or []
     prompts = _list_field(body, "prompts", len(queries))
     labels = _list_field(body, "labels", len(queries))
@@ -230,8 +306,8 @@ def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRe
     for i, query in enumerate(queries):
         if not isinstance(query, str):
             raise HttpError(400, "INVALID_ARGUMENT", f"query[{i}]: must be a string, got {type(query).__name__}")
-        prompt = prompts[i] if prompts is not None else None
-        if prompt is not None and not isinstance(prompt, str):
+        prompt = prompts[i]
+        if not isinstance(prompt, str):
             raise HttpError(400, "INVALID_ARGUMENT", f"prompts[{i}]: must be a string, got {type(prompt).__name__}")
         sample = pb.Sample(id=str(i), prompt=prompt or "", completion=completion_from_query(query, prompt, str(i)))
         try:
@@ -250,43 +326,101 @@ def openrlhf_request(spec: str, body: Any, run_id: str, step: int) -> pb.ScoreRe
     return pb.ScoreRequest(run_id=run_id, step=step, samples=samples, spec=pb.RewardSpec(name=spec))
 
 
-def openrlhf_response(response: pb.ScoreResponse, failed_reward: float) -> dict[str, Any]:
+def _has_reward(r: pb.SampleResult) -> bool:
+    return r.status == pb.STATUS_OK and r.HasField("reward") and math.isfinite(r.reward)
+
+
+def openrlhf_response(response: pb.ScoreResponse, failed_reward: float | None) -> dict[str, Any]:
     """OpenRLHF's answer: `rewards` (advantages), `scores` (dynamic filtering) and `extra_logs`
     (logged per sample), plus our `statuses`/`reasons`. A sample that has no reward (ERROR,
-    TIMEOUT, ABSTAIN) gets `failed_reward`, and `extra_logs.reward_service_ok` is 0 for it."""
-    rewards = [r.reward if r.status == pb.STATUS_OK and r.HasField("reward") else failed_reward
-               for r in response.results]
-    ok = [1.0 if r.status == pb.STATUS_OK else 0.0 for r in response.results]
+    TIMEOUT, ABSTAIN, or a non-finite total) gets `failed_reward`, and
+    `extra_logs.reward_service_ok` is 0 for it. With `failed_reward` None such a batch is
+    refused (HttpError 503 with Retry-After when one is a TIMEOUT or ERROR, the service's own
+    failure that a retry may cure, else 422): a trainer that reads only `rewards` could not
+    tell a stand-in 0 from a real one."""
+    missing = [(i, r) for i, r in enumerate(response.results) if not _has_reward(r)]
+    if missing and failed_reward is None:
+        listed = "; ".join(f"query[{i}]: {pb.Status.Name(r.status).removeprefix('STATUS_')}"
+                           + (" with a non-finite reward" if r.status == pb.STATUS_OK else "")
+                           + (f" ({r.reason[:200]})" if r.reason else "") for i, r in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        transient = any(r.status in (pb.STATUS_TIMEOUT, pb.STATUS_ERROR) for _, r in missing)
+        raise HttpError(503 if transient else 422, "UNAVAILABLE" if transient else "FAILED_PRECONDITION",
+                        f"{len(missing)} sample(s) have no reward: {listed}{more}. Retry, or add "
+                        f"?failed_reward=X to the URL to give such samples X (the answer then marks them with "
+                        f"extra_logs.reward_service_ok 0)", {"Retry-After": "1"} if transient else None)
+    rewards = [r.reward if _has_reward(r) else failed_reward for r in response.results]
+    ok = [1.0 if _has_reward(r) else 0.0 for r in response.results]
     return {"rewards": rewards, "scores": list(rewards), "extra_logs": {"reward_service_ok": ok},
             "statuses": [pb.Status.Name(r.status).removeprefix("STATUS_") for r in response.results],
             "reasons": [r.reason for r in response.results]}
 
 
-def _query_params(request: Request) -> tuple[str, int, float]:
+def _query_params(request: Request) -> tuple[str, int, float | None]:
     q = request.query_params
     unknown = sorted(set(q) - {"run_id", "step", "failed_reward"})
     if unknown:
         raise HttpError(400, "INVALID_ARGUMENT", f"query string: unknown parameter(s) {', '.join(unknown)}; known: "
                         "run_id, step, failed_reward")
+    raw_step = q.get("step", "0")
     try:
-        step = int(q.get("step", "0"))
+        step = int(raw_step) if len(raw_step) <= 20 else None
     except ValueError:
-        raise HttpError(400, "INVALID_ARGUMENT", f"step: {q['step']!r} is not an integer") from None
+        step = None
+    if step is None or not -(1 << 63) <= step < (1 << 63):  # protobuf's int64 would raise (a 500)
+        raise HttpError(400, "INVALID_ARGUMENT", f"step: {raw_step[:40]!r} is not a 64-bit integer")
+    if "failed_reward" not in q:
+        return q.get("run_id", ""), step, None
     try:
-        failed = float(q.get("failed_reward", "0"))
+        failed = float(q["failed_reward"])
     except ValueError:
         failed = math.nan
     if not math.isfinite(failed):
-        raise HttpError(400, "INVALID_ARGUMENT", f"failed_reward: {q['failed_reward']!r} is not a finite number")
+        raise HttpError(400, "INVALID_ARGUMENT", f"failed_reward: {q['failed_reward'][:40]!r} is not a finite number")
     return q.get("run_id", ""), step, failed
+
+
+def score_request(body: bytes) -> pb.ScoreRequest:
+    """The ScoreRequest in a `/v1/score` body (the protobuf JSON mapping). Raises HttpError 400."""
+    doc = parse_json(body)
+    if not isinstance(doc, dict):
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: must be a JSON object (a ScoreRequest), got "
+                        f"{type(doc).__name__}")
+    try:
+        return json_format.ParseDict(doc, pb.ScoreRequest())
+    except json_format.ParseError as e:
+        raise HttpError(400, "INVALID_ARGUMENT", f"body: not a ScoreRequest in the protobuf JSON mapping: {e}"
+                        ) from None
+
+
+async def _disconnected(http: Request) -> None:
+    """Returns when the client of `http` (whose body was read) disconnects."""
+    while (await http.receive())["type"] != "http.disconnect":
+        pass
 
 
 class HttpFace:
     """The Starlette app of the HTTP face; calls the service at `target` (a gRPC address)."""
 
+    KEY_CACHE_TTL_S = 5.0  # as the gRPC Authenticator's: a revoked key stops within this
+
     def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS,
-                 auth_enabled: bool = True):
+                 auth_enabled: bool = True, body_timeout_s: float = 30.0,
+                 verify_key: Callable[[str], Any] | None = None):
         self.max_body_bytes, self.metrics, self.auth_enabled = max_body_bytes, metrics, auth_enabled
+        self.body_timeout_s = body_timeout_s
+        # The key is checked before the body is read (`_authenticate`): without it, a caller
+        # with no key made the face buffer and transcode up to max_message_bytes per
+        # connection before gRPC refused it. gRPC still checks it again (same store).
+        self.verify_key = verify_key
+        self._known_keys: dict[str, float] = {}
+        # Bodies held at once: each connection may hold up to max_body_bytes while it arrives
+        # and waits for the transcoding threads; many connections must not grow memory freely.
+        self.budget = BodyBudget(4 * max_body_bytes)
+        # JSON <-> protobuf transcoding is pure-Python work of about 2 us per JSON value: on the
+        # event loop a 12 MB body froze every team's gRPC calls for 30 s. It runs here instead
+        # (two threads: at most two bodies are expanded into Python objects at once).
+        self._transcoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="http-transcode")
         self.channel = grpc.aio.insecure_channel(target, options=[
             ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
         self.stub = pb_grpc.RewardServiceStub(self.channel)
@@ -311,11 +445,16 @@ class HttpFace:
                 response = await handler(request)
             except HttpError as e:
                 response = error_response(e.status, e.code, str(e), e.headers)
+            except ClientDisconnect:  # gone while sending its body: nothing to answer, nothing to log
+                response = Response(status_code=499)
             except grpc.aio.AioRpcError as e:
                 response = self._from_grpc(e)
             except Exception as e:
                 log.exception("HTTP %s failed", name)
                 response = error_response(500, "INTERNAL", f"internal error: {type(e).__name__}: {e}")
+            finally:
+                self.budget.give_back(getattr(request.state, "body_bytes_held", 0))
+                request.state.body_bytes_held = 0
             self.metrics.http_request(name, response.status_code)
             return response
 
@@ -339,32 +478,72 @@ class HttpFace:
             message += "; over HTTP send the header 'Authorization: Bearer KEY'"
         return error_response(status, code.name, message, headers)
 
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
+
+    async def _body(self, request: Request) -> bytes:
+        await self._authenticate(request)
+        return await read_body(request, self.max_body_bytes, self.body_timeout_s, self.budget)
+
+    async def _authenticate(self, request: Request) -> None:
+        """HttpError 401 for a request without a valid key (auth on), before its body is read."""
+        if not self.auth_enabled:
+            return
+        metadata = grpc_metadata(request.headers.get("authorization", ""))
+        if not metadata:
+            raise HttpError(401, "UNAUTHENTICATED", "missing API key: send the header 'Authorization: Bearer KEY' "
+                            "(or Basic auth with the key as the password)", {"WWW-Authenticate": "Bearer"})
+        if self.verify_key is None:
+            return
+        key = metadata[0][1].removeprefix("Bearer ")
+        now = time.monotonic()
+        if self._known_keys.get(key, 0.0) > now:
+            return
+        try:
+            await asyncio.to_thread(self.verify_key, key)
+        except AuthError as e:
+            raise HttpError(401, "UNAUTHENTICATED", str(e), {"WWW-Authenticate": "Bearer"}) from None
+        except Exception:  # noqa: BLE001 - e.g. the database is down: the gRPC call says so, typed
+            return
+        if len(self._known_keys) > 10_000:  # bounded: only valid keys get here
+            self._known_keys = {k: t for k, t in self._known_keys.items() if t > now}
+        self._known_keys[key] = now + self.KEY_CACHE_TTL_S
+
     async def _call(self, method: Any, request: Any, http: Request) -> Any:
+        """The gRPC call, cancelled when the HTTP client disconnects first (a client that gave
+        up, like OpenRLHF after its timeout, sends the request again: the abandoned copy must
+        not go on being scored, stored and counted). Raises ClientDisconnect then."""
         # With auth off gRPC ignores keys, and so does this face (a stray header is no error).
         metadata = grpc_metadata(http.headers.get("authorization", "")) if self.auth_enabled else ()
-        return await method(request, metadata=metadata)
+        call = method(request, metadata=metadata)
+        answer = asyncio.ensure_future(call)
+        gone = asyncio.ensure_future(_disconnected(http))
+        try:
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not answer.done():
+            call.cancel()
+            answer.cancel()
+            with contextlib.suppress(BaseException):
+                await answer
+            raise ClientDisconnect()
+        return answer.result()
 
     async def score(self, request: Request) -> Response:
-        body = parse_json(await read_body(request, self.max_body_bytes))
-        if not isinstance(body, dict):
-            raise HttpError(400, "INVALID_ARGUMENT", f"body: must be a JSON object (a ScoreRequest), got "
-                            f"{type(body).__name__}")
-        try:
-            message = json_format.ParseDict(body, pb.ScoreRequest())
-        except json_format.ParseError as e:
-            raise HttpError(400, "INVALID_ARGUMENT", f"body: not a ScoreRequest in the protobuf JSON mapping: {e}"
-                            ) from None
+        message = await self._off_loop(score_request, await self._body(request))
         response = await self._call(self.stub.Score, message, request)
-        return JSONResponse(json_format.MessageToDict(response))
+        return await self._off_loop(lambda: JSONResponse(json_format.MessageToDict(response)))
 
     async def openrlhf(self, request: Request) -> Response:
         run_id, step, failed_reward = _query_params(request)
-        body = parse_json(await read_body(request, self.max_body_bytes))
-        message = openrlhf_request(request.path_params["spec"], body, run_id, step)
+        raw = await self._body(request)
+        message = await self._off_loop(lambda: openrlhf_request(request.path_params["spec"], parse_json(raw),
+                                                                run_id, step))
         if not message.samples:  # OpenRLHF splits a batch over its URLs: one may get none
             return JSONResponse(openrlhf_response(pb.ScoreResponse(), failed_reward))
         response = await self._call(self.stub.Score, message, request)
-        return JSONResponse(openrlhf_response(response, failed_reward))
+        return await self._off_loop(lambda: JSONResponse(openrlhf_response(response, failed_reward)))
 
     async def healthz(self, request: Request) -> Response:
         r = await self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
@@ -373,6 +552,7 @@ class HttpFace:
 
     async def close(self) -> None:
         await self.channel.close()
+        self._transcoder.shutdown(wait=False)
 
 
 def metrics_app(metrics: ServiceMetrics) -> Starlette:
@@ -382,6 +562,49 @@ def metrics_app(metrics: ServiceMetrics) -> Starlette:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(routes=[Route("/metrics", scrape, methods=["GET"])])
+
+
+class _HeadDeadlineH11(H11Protocol):
+    """uvicorn's h11 protocol, plus a deadline for each request's line and headers: uvicorn
+    itself waits forever for them on a new connection (its keep-alive timeout starts only
+    after a response, and any byte cancels it), so idle or trickling connections would pile
+    up until the process has no file descriptor left, for gRPC either. The body has its own
+    deadline (`read_body`)."""
+
+    read_timeout_s = 30.0
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._head_deadline = self.loop.call_later(self.read_timeout_s, self._head_late)
+
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _head_late(self) -> None:
+        self._head_deadline = None
+        if not self._in_request():  # else the next response re-arms it
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._head_deadline is not None and self._in_request():
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._head_deadline is None and not self.transport.is_closing():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+        super().connection_lost(exc)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -409,8 +632,9 @@ class _Served:
         self.sock, self.port = sock, sock.getsockname()[1]
         tls = {"ssl_certfile": str(config.tls_cert_file), "ssl_keyfile": str(config.tls_key_file)} \
             if config.tls_cert_file else {}
+        protocol = type("HeadDeadlineH11", (_HeadDeadlineH11,), {"read_timeout_s": config.http_read_timeout_s})
         self.server = _EmbeddedServer(uvicorn.Config(
-            app, lifespan="off", log_config=None, access_log=False, server_header=False,
+            app, http=protocol, lifespan="off", log_config=None, access_log=False, server_header=False,
             timeout_graceful_shutdown=max(1, math.ceil(config.grace_s)), **tls))
         self.task: asyncio.Task | None = None
 
@@ -461,11 +685,14 @@ class WebFaces:
             raise
         return faces
 
-    async def start(self, config: "ServerConfig", metrics: ServiceMetrics | None) -> None:
+    async def start(self, config: "ServerConfig", metrics: ServiceMetrics | None,
+                    verify_key: Callable[[str], Any] | None = None) -> None:
+        """`verify_key`: the key store's check (raises AuthError), run before a body is read."""
         if self._http_sock is not None:
             assert self._socket_dir is not None
             self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
-                                 metrics or NO_METRICS, config.auth_enabled)
+                                 metrics or NO_METRICS, config.auth_enabled, config.http_read_timeout_s,
+                                 verify_key)
             self.http = _Served(self.face.app, self._http_sock, config)
             await self.http.start()
             log.info("HTTP/JSON face on %s:%d (POST /v1/score, POST /openrlhf/SPEC, GET /healthz)", config.host,

@@ -98,18 +98,59 @@ def open_dataset(path: str, split: str | None = None, text_columns: Iterable[str
     if builder is None:
         raise DataError(f"data file {path}: unknown format {p.suffix!r}; use .jsonl, .json, "
                         f".parquet, .csv or a save_to_disk folder")
+    if not p.is_file():  # a FIFO would block, a device (a link to /dev/zero) never ends
+        raise DataError(f"data file {path} is not a regular file; give a file or a save_to_disk folder")
+    if p.stat().st_size == 0:
+        raise DataError(f"data file {path} has no rows (it is empty)")
     kwargs = {"converters": {c: str for c in text_columns}} if builder == "csv" else {}
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()        # no "Generating train split" bar per file
     try:
         return datasets.load_dataset(builder, data_files=str(p), split="train", **kwargs)
     except Exception as e:  # noqa: BLE001 - pyarrow / datasets parse errors: name the file
-        msg = str(e).split("\n")[0][:500]
+        bad_line = _first_bad_json_line(p) if p.suffix.lower() == ".jsonl" else None
+        if bad_line:
+            raise DataError(f"data file {path} line {bad_line[0]}: {bad_line[1]}") from None
+        root = _root_cause(e)  # datasets wraps the parser's own words in DatasetGenerationError
+        msg = str(root).split("\n")[0][:500]
         raise DataError(f"data file {path} cannot be read as {p.suffix[1:]}: "
-                        f"{type(e).__name__}: {msg}") from None
+                        f"{type(root).__name__}: {msg}") from None
     finally:
         if bars:
             datasets.enable_progress_bars()
+
+
+def _root_cause(e: BaseException) -> BaseException:
+    """The innermost exception of `e`'s chain that has a message (at most 20 links)."""
+    best, seen = e, 0
+    while seen < 20:
+        nxt = e.__cause__ or e.__context__
+        if nxt is None:
+            break
+        e, seen = nxt, seen + 1
+        if str(e).strip():
+            best = e
+    return best
+
+
+def _first_bad_json_line(p: Path) -> tuple[int, str] | None:
+    """(line number from 1, what is wrong) of the first line of a JSONL file that is not a
+    JSON object, or None. Read on the error path only, one line at a time."""
+    with open(p, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                return n, f"not UTF-8 (byte {e.start} of the line)"
+            except json.JSONDecodeError as e:
+                return n, f"not JSON: {e.msg} at column {e.colno}"
+            except (ValueError, RecursionError) as e:
+                return n, f"not JSON: {str(e)[:200]}"
+            if not isinstance(value, dict):
+                return n, f"a JSON {type(value).__name__}, not an object (one row per line: {{column: value}})"
+    return None
 
 
 def _strip_nulls(x: Any) -> Any:
@@ -163,6 +204,11 @@ def _reference(value: Any, where: str) -> Any:
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             raise DataError(f"{where}: {value} is not a reference")
+        if isinstance(value, float) and value.is_integer() and abs(value) >= 2 ** 53:
+            # An integer past int64 is read as a double: 12345678901234567891 would be sent
+            # as "1.2345678901234567e+19", another answer.
+            raise DataError(f"{where}: {value!r} is an integer too large to be read exactly (it became a "
+                            f"double); give it as a string")
         return str(value)
     if isinstance(value, str):
         if not value.strip():
@@ -212,6 +258,10 @@ def load_file_problems(files: Iterable[Any], columns: Any) -> list[Problem]:
                     f"its own task)")
         if len(ds) == 0:
             raise DataError(f"data file {path} has no rows")
+        if columns.task != "task" and "task" in names:  # metadata "task" is what the server routes on
+            raise DataError(f"data file {path}, column 'task': would travel as sample metadata under the key "
+                            f"the reward spec routes on, while data.columns.task is {columns.task!r}; rename "
+                            f"or drop the column, or map it with data.columns.task")
         special = {columns.prompt, columns.reference, columns.task, columns.system_prompt}
         for i, row in enumerate(ds):
             here = f"{path} row {i + 1}"

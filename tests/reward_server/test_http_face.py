@@ -65,7 +65,8 @@ def test_openrlhf_remote_rm_contract_with_its_own_request(served):
     (v0.5-0.7 `response["rewards"]`), `scores` and `extra_logs` (v0.8+), lists as OpenRLHF's
     own reference server returns them (openrlhf/cli/serve_rm.py, 0.11.2)."""
     srv, keys = served
-    response = requests.post(url=url(srv, "/openrlhf/math-r1", keys["rl"]), json=openrlhf_body(),
+    # The URL names the reward of a sample without one (here the ABSTAIN): see test_http_face_attacks.
+    response = requests.post(url=url(srv, "/openrlhf/math-r1?failed_reward=0", keys["rl"]), json=openrlhf_body(),
                              headers={"Content-Type": "application/json"}, timeout=180)
     response.raise_for_status()
     out = response.json()
@@ -120,7 +121,7 @@ def test_openrlhf_empty_batch_and_metas_as_metadata(served):
     empty = httpx.post(url(srv, "/openrlhf/math-r1"), json={"query": [], "prompts": [], "labels": []}, headers=auth)
     assert empty.status_code == 200 and empty.json()["rewards"] == [], empty.text
     body = {**openrlhf_body(), "metas": [{"task": "a"}, None, {"task": "b", "n": [1, 2]}]}
-    r = httpx.post(url(srv, "/openrlhf/math-r1?run_id="), json=body, headers=auth)
+    r = httpx.post(url(srv, "/openrlhf/math-r1?run_id=&failed_reward=0"), json=body, headers=auth)
     assert r.status_code == 200 and r.json()["rewards"] == [1.0, 0.0, 0.0], r.text
 
 
@@ -171,13 +172,18 @@ def test_bad_requests_get_a_status_and_a_message_that_says_what_to_fix(served):
         (post("/v1/score", content=b'{"samples": [{"completion": NaN}]}'), 400, "NaN"),
         (post("/openrlhf/no-such-spec", json=openrlhf_body()), 404, "no-such-spec"),
         (post("/openrlhf/math-r1", json={"queries": []}), 400, "unknown field(s) queries"),
-        (post("/openrlhf/math-r1", json={"query": ["a", "b"], "labels": ["1"]}), 400, "labels: 1 items for 2"),
+        (post("/openrlhf/math-r1", json={"query": ["a", "b"], "prompts": ["", ""], "labels": ["1"]}), 400,
+         "labels: 1 items for 2"),
         (post("/openrlhf/math-r1", json={"query": ["no prompt here"], "prompts": ["P"]}), 400,
-         "query[0]: does not contain prompts[0]"),
-        (post("/openrlhf/math-r1", json={"query": [1]}), 400, "query[0]: must be a string"),
+         "query[0]: does not start with prompts[0]"),
+        (post("/openrlhf/math-r1", json={"query": [1], "prompts": [""]}), 400, "query[0]: must be a string"),
+        (post("/openrlhf/math-r1", json={"query": ["x"]}), 400, "prompts: required"),
+        (post("/openrlhf/math-r1", json={"query": ["x"], "prompts": [None]}), 400, "prompts[0]: must be a string"),
         (post("/openrlhf/math-r1?step=x", json=openrlhf_body()), 400, "step"),
-        (post("/openrlhf/math-r1", json={"query": ["x"], "labels": [deep]}), 400, "labels[0]: Message too deep"),
-        (post("/openrlhf/math-r1", json={"query": ["x"], "metas": [{"k": deep}]}), 400, "metas[0]: Message too deep"),
+        (post("/openrlhf/math-r1", json={"query": ["x"], "prompts": [""], "labels": [deep]}), 400,
+         "labels[0]: Message too deep"),
+        (post("/openrlhf/math-r1", json={"query": ["x"], "prompts": [""], "metas": [{"k": deep}]}), 400,
+         "metas[0]: Message too deep"),
         (post("/v1/score", json={"samples": [{"completion": "x", "metadata": {"k": deep}}]}), 400, "too deep"),
         (post("/v1/score", content=b"[" * 30_000 + b"]" * 30_000), 400, "not valid JSON"),
         (post("/v1/score", content=b"x" * (65 << 10)), 413, "65536 bytes"),
@@ -252,7 +258,7 @@ def test_cutting_the_response_out_of_the_query():
     prompt = "Long context. " * 20 + "Question: 6*7?"
     assert completion_from_query(prompt[100:] + " \\boxed{42}<|im_end|>", prompt, "0") == " \\boxed{42}"
     assert completion_from_query("\ufffd" + prompt[101:] + " ok", prompt, "0") == " ok"  # a split character
-    with pytest.raises(HttpError, match="does not contain prompts"):
+    with pytest.raises(HttpError, match="does not start with prompts"):
         completion_from_query("an unrelated text long enough to probe" * 3, prompt, "0")
     long = "<|endoftext|>" * 50_000
     assert strip_special_tokens("x" + long) == "x"  # linear: right padding of a long batch
@@ -262,7 +268,8 @@ def test_basic_auth_with_the_key_as_user_or_password(served):
     srv, keys = served
     for cred in (f"team:{keys['rl']}", f"{keys['rl']}:"):
         token = base64.b64encode(cred.encode()).decode()
-        r = httpx.post(url(srv, "/openrlhf/math-r1"), json=openrlhf_body(), headers={"Authorization": f"Basic {token}"})
+        r = httpx.post(url(srv, "/openrlhf/math-r1?failed_reward=0"), json=openrlhf_body(),
+                       headers={"Authorization": f"Basic {token}"})
         assert r.status_code == 200, r.text
     r = httpx.post(url(srv, "/openrlhf/math-r1"), json=openrlhf_body(), headers={"Authorization": "Basic ***"})
     assert r.status_code == 401 and "base64" in r.json()["error"]["message"]

@@ -137,7 +137,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(DataError, match=r"unknown format '.txt'"):
         load_file_problems([str(tmp_path / "d.txt")], columns())
     (tmp_path / "broken.jsonl").write_text('{"prompt": "q", "reference": "1"}\n{"prompt": \n')
-    with pytest.raises(DataError, match=r"broken.jsonl cannot be read as jsonl"):
+    with pytest.raises(DataError, match=r"broken.jsonl line 2: not JSON"):
         load_file_problems([str(tmp_path / "broken.jsonl")], columns())
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(DataError, match=r"empty.jsonl"):
