@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures as cf
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -129,6 +130,9 @@ def reference_text(reference: Any) -> str:
     return reference if isinstance(reference, str) else json.dumps(reference, sort_keys=True, default=str)
 
 
+MAX_ABS_WEIGHT = 1e6  # a component's weight; with at most a few dozen components the total stays finite
+
+
 def build_component(raw: dict[str, Any], where: str, timeout_override_s: float | None) -> Component:
     """Validate one raw component `{name, version?, weight?, params?, gate?, gate_min?}`.
 
@@ -143,10 +147,13 @@ def build_component(raw: dict[str, Any], where: str, timeout_override_s: float |
     except InvalidParamsError as e:
         raise InvalidRequestError(f"{where}.{e}") from None
     weight = float(raw.get("weight", 1.0))
-    if weight != weight or weight in (float("inf"), float("-inf")):
-        raise InvalidRequestError(f"{where}.weight: must be a finite number")
+    # Bounded, not only finite: two weights of 1e308 sum to an infinite reward reported as OK.
+    if not math.isfinite(weight) or abs(weight) > MAX_ABS_WEIGHT:
+        raise InvalidRequestError(f"{where}.weight: must be a finite number within ±{MAX_ABS_WEIGHT:g}")
     gate_min = raw.get("gate_min")
     gate_min = 1.0 if gate_min is None else float(gate_min)
+    if not math.isfinite(gate_min):
+        raise InvalidRequestError(f"{where}.gate_min: must be a finite number")
     dumped = params.model_dump(mode="json")
     return Component(name=cls.name, version=cls.version, weight=weight, params=params, params_json=dumped,
                      params_hash=params_hash(dumped), isolated=cls.isolated, thread_pool=cls.thread_pool,
