@@ -166,7 +166,10 @@ def samples_from_pb(samples: Any, default_spec: pb.RewardSpec, where: str, timeo
             spec = seen.get(key)
             if spec is None:
                 spec = seen[key] = spec_from_pb(s.spec, f"{w}.spec", timeout_override_s, lookup)
-        for text, field in ((s.prompt, "prompt"), (s.completion, "completion"), (s.id, "id")):
+        # The completion is not checked: it is the policy's output, and refusing a NUL in it would
+        # hand a policy a way to turn a wrong answer into a group error that trainers leave out.
+        # It is scored as sent and stored with each NUL written as the four characters \x00.
+        for text, field in ((s.prompt, "prompt"), (s.id, "id")):
             check_storable(text, f"{w}.{field}")
         reference = value_to_py(s.reference, f"{w}.reference") if s.HasField("reference") else None
         if isinstance(reference, str):
@@ -237,7 +240,7 @@ def outcome_rows(o: SampleOutcome, *, run_id: str | None, step: int | None, grou
                 sample_index=s.index, sample_id=str(s.id)[:128], total_status=o.status.value,
                 total_reward=o.reward, prompt_sha256=sha256(s.prompt), completion_sha256=sha256(s.completion),
                 reference_sha256=sha256(ref), prompt_text=s.prompt if store_texts else None,
-                completion_text=s.completion if store_texts else None, reference_json=ref if store_texts else None,
+                completion_text=s.completion.replace("\x00", "\\x00") if store_texts else None, reference_json=ref if store_texts else None,
                 spec_name=s.spec_name or None, spec_version=s.spec_version or None)
     return [dict(base, component_index=j, verifier=co.component.name, verifier_version=co.component.version,
                  params=co.component.params_json, params_hash=co.component.params_hash, weight=co.component.weight,
