@@ -29,12 +29,13 @@ quantifiers, and scans from the end.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from collections import deque
 from dataclasses import dataclass
 
 from .extract import (BARE_ANSWER_MAX_CHARS, MAX_BOX_TRIES, MAX_JOINED_BOXES, _BOX_RE, _COPULA_RE, _NUMBER_RE,
-                      _SEVERAL_RE, _bare, _box_at, _last_answer_tag, _math_block_at, _strip_wrappers)
+                      _SEVERAL_RE, _bare, _box_at, _math_block_at, _strip_wrappers)
 
 # A statement's content is at most this long (a matrix on one line fits; prose does not).
 MAX_STATEMENT_CHARS = 400
@@ -68,6 +69,34 @@ _JOINED_BLOCK_RE = re.compile(r"(?:\$\$|\$|\\\)|\\\])[ \t]*(?:,|;|,?[ \t]*(?:and
 _TAG_RE = re.compile(r"</?[A-Za-z][\w-]*>")
 _TRAILER_RE = re.compile(r"\s*(?:I hope it is correct|I hope this is correct|Hope this helps)\b.*$", re.I | re.S)
 _SENTENCE_END_RE = re.compile(r"\.\s+(?=[A-Z])")
+# Words that negate the value after them: "the answer is not 9", "isn't 9", "11 rather than 9".
+_NEGATION = r"(?:not|never|cannot|can't|isn't|aren't|wasn't|rather\s+than|instead\s+of|except|other\s+than)"
+# A clause after the answer that rejects another value: "8, not 9", "$8$ and not $9$".
+_NEGATED_TAIL_RE = re.compile(r"[ \t]*[,;]?[ \t]*(?:and[ \t]+|but[ \t]+)?(?<![A-Za-z'])" + _NEGATION
+                              + r"(?![A-Za-z])[^\n]*$", re.I)
+_NEGATED_HEAD_RE = re.compile(r"^[ \t]*" + _NEGATION + r"(?![A-Za-z])", re.I)
+# Just before a number: a negation, optionally with "be"/"equal to" ("cannot be 9", "isn't 9").
+_NEGATED_BEFORE_RE = re.compile(r"(?<![A-Za-z'])" + _NEGATION + r"[ \t]+(?:(?:be|equal|equals|to|exactly)[ \t]+){0,2}"
+                                r"[$(\\]*[ \t]*$", re.I)
+# Between two numbers of the final sentence that are alternatives: "6 or possibly 7", "4, 5, 6".
+_OR_GAP_RE = re.compile(r"[ \t]*,?[ \t]*(?:or|and/or)[ \t]+(?:(?:possibly|maybe|perhaps|probably|else|even)[ \t]+)?",
+                        re.I)
+_COMMA_GAP_RE = re.compile(r"[ \t]*,[ \t]*")
+# A final sentence that hedges: "It could be 6. Or 7.", "either 6 or 7".
+_HEDGE_LEAD_RE = re.compile(r"[ \t]*or\b", re.I)
+_HEDGE_RE = re.compile(r"\beither\b|\b(?:maybe|perhaps|possibly|unsure|not sure)\b", re.I)
+# `\text{…}` that the normaliser would drop as a unit but holds a value or a hedge
+# (`6 \text{ (or possibly 7)}`): its words become part of the answer.
+_TEXT_CMD_RE = re.compile(r"\\(?:text|textrm|mbox|textnormal)[ \t]*\{([^{}]*)\}")
+_TEXT_HEDGE_RE = re.compile(r"\d|\?|(?<![A-Za-z])(?:or|not|maybe|perhaps|possibly|probably|unless|either|except"
+                            r"|at[ \t]+(?:most|least)|fewer|more|less|guess|unknown)(?![A-Za-z])", re.I)
+# After the final answer, another value offered as possible: "But it could also be 5.",
+# "Alternatively, it might be A." (a hedge: it commits to that value too).
+_AFTER_HEDGE_RE = re.compile(r"(?<![A-Za-z])(?i:could|might)[ \t]+(?:(?i:also|instead|alternatively|possibly|even)[ \t]+)?"
+                             r"(?i:be)[ \t]+(?:(?i:option|choice)[ \t]+)?(\$[^$\n]{1,80}\$|\\\([^\n]{1,80}?\\\)"
+                             r"|\(?[A-H]\)?(?![A-Za-z\d])|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)")
+# Fullwidth forms (U+FF01..U+FF5E) are their ASCII characters: `４２` is 42.
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 
 
 @dataclass(frozen=True)
@@ -100,6 +129,11 @@ def _answer_in(content: str, nested: bool = False) -> tuple[str, tuple[str, ...]
     """The answer a statement's content gives: its box, its "answer is" phrase, else the
     content itself (wrappers, a trailing "I hope it is correct" and a copula dropped)."""
     content = _TRAILER_RE.sub("", content).strip()
+    if _NEGATED_HEAD_RE.match(content):  # "the answer is not 9": what follows is no answer
+        return (content, ()) if re.search(r"\d|\\|\$", content) else None
+    cut = _NEGATED_TAIL_RE.search(content)
+    if cut and cut.start() > 0:  # "8, not 9": the answer is 8
+        content = content[:cut.start()].strip()
     boxes = _boxes(content)
     if boxes:
         return ", ".join(boxes), tuple(boxes) if len(boxes) > 1 else ()
@@ -154,50 +188,19 @@ def _phrases(text: str, nested: bool = False) -> list[Statement]:
             sentence = _next_lines(text, eol)
             end = eol + 1 + len(sentence)
         found = _answer_in(sentence[:MAX_STATEMENT_CHARS], nested)
-        if found and not _judgement(found[0]):
+        if found and (not _judgement(found[0]) or _NEGATED_HEAD_RE.match(found[0])):
             out.append(Statement(found[0], kind, end, found[1]))
     return out
-    matches = deque(_PHRASE_RE.finditer(text), maxlen=MAX_STATEMENTS)
-    for m in matches:
-        start = m.end()
-        line_start = text.rfind("\n", 0, m.start()) + 1
-        label = text[m.start():m.end()].rstrip(" *\t").endswith(":") and \
-            _LINE_LEAD_RE.fullmatch(text[line_start:m.start()]) is not None
-        kind = "final" if m.group(1) or label else "phrase"
-        block = _math_block_at(text, start)
-        line_end = text.find("\n", start)
-        line = text[start:line_end if line_end >= 0 else len(text)]
-        stop = _SENTENCE_END_RE.search(line)
-        sentence = line[:stop.start()] if stop else line
-        k = sentence.find(block) if block else -1
-        if block and k >= 0 and _JOINED_BLOCK_RE.match(sentence, k + len(block)):
-            # `$x = 2$ or $x = 3$`, `$\boxed{2}$ and $\boxed{3}$`: the whole sentence answers
-            block, sentence = None, re.sub(r"\$\$|\$|\\[()\[\]]", " ", sentence)
-        if block:
-            end = text.find("\n", start)
-            found = _answer_in(block, nested)
-            if found:
-                out.append(Statement(found[0], kind, end if end >= 0 else len(text), found[1]))
-            continue
-        eol = text.find("\n", start)
-        eol = len(text) if eol < 0 else eol
-        line = text[start:eol]
-        if not line.strip() and kind == "final":
-            line = _next_lines(text, eol)
-        stop = _SENTENCE_END_RE.search(line)
-        if stop:
-            line = line[:stop.start()]
-        found = _answer_in(line[:MAX_STATEMENT_CHARS], nested)
-        if found and not _judgement(found[0]):
-            out.append(Statement(found[0], kind, eol, found[1]))
-    return out
 
 
-# Between boxes that make one answer: spaces, `$`, commas, `\quad`, "and"/"or", `x =`. Each
+# Between boxes that make one answer: spaces, `$`, commas, `\quad`, "and"/"or", `x =`; and
+# what offers one box as an alternative to the other: `(or …)`, `/`, `|`, "alternatively",
+# "perhaps" (a hedge over boxes is several answers, not the last one). Each
 # alternative starts with a different character, so the loop cannot backtrack (math@2.x's
 # pattern could, exponentially, on `\   \   …`).
-_BOX_GAP_RE = re.compile(r"(?:[ \t\n$,;]|\\(?:qquad|quad|[,;! ])|\\text\{[ \t]*(?:and|or)[ \t]*\}|(?:and|or)\b"
-                         r"|[A-Za-z](?:_\{?\w\}?)?[ \t]*=)*")
+_BOX_GAP_RE = re.compile(r"(?:[ \t\n$,;()/|]|\\(?:qquad|quad|[,;! ])|\\text\{[ \t]*(?:and|or)[ \t]*\}"
+                         r"|(?:and|or|alternatively|perhaps|possibly|maybe|else)\b"
+                         r"|[A-Za-z](?:_\{?\w\}?)?[ \t]*=)*", re.I)
 
 
 def _last_box_commands(text: str) -> list[re.Match]:
@@ -270,16 +273,37 @@ def statements(text: str) -> list[Statement]:
     box = _box_statement(text)
     if box:
         out.append(box)
-    tag = _last_answer_tag(text)
-    if tag and tag.strip():
-        inner = read_final(tag)
-        if inner.answer:
-            out.append(Statement(inner.answer.text, "tag", text.lower().rfind("</answer>") + len("</answer>"),
-                                 inner.answer.parts))
+    out.extend(_answer_tags(text))
     # Phrases inside a heading's or label's own line are that statement, not another one.
     out.extend(_phrases(text))
+    fences = _fences(text) if "```" in text else []
+    if fences:  # a statement inside a code block is code (`print("the answer is", x)`), not an answer
+        starts = [a for a, _ in fences]
+        out = [s for s in out if not (k := bisect.bisect_right(starts, s.end - 1)) or s.end > fences[k - 1][1]]
     out.sort(key=lambda s: s.end)
     return _dedupe(text, out)
+
+
+def _answer_tags(text: str) -> list[Statement]:
+    """Every `<answer>…</answer>` (the last MAX_STATEMENTS, each closing tag with the
+    nearest opening one before it; nested tags are each a statement): each one commits.
+    The last is read whole; an earlier one only when short (bounded work)."""
+    out: list[Statement] = []
+    lower = text.lower()
+    close = len(text)
+    for k in range(MAX_STATEMENTS):
+        close = lower.rfind("</answer>", 0, close)
+        if close < 0:
+            break
+        open_ = lower.rfind("<answer>", 0, close)
+        if open_ < 0:
+            break
+        content = text[open_ + len("<answer>"):close]
+        if content.strip() and (k == 0 or len(content) <= MAX_STATEMENT_CHARS * 4):
+            inner = read_final(content)
+            if inner.answer:
+                out.insert(0, Statement(inner.answer.text, "tag", close + len("</answer>"), inner.answer.parts))
+    return out
 
 
 def _dedupe(text: str, sts: list[Statement]) -> list[Statement]:
@@ -360,6 +384,27 @@ def _math_spans(text: str) -> list[tuple[int, int, int, int]]:
         pos = end + len(close)
 
 
+def _alternatives(body: str, spans: list, numbers: list, start: int) -> bool:
+    """Whether the final sentence's last number is one of several candidates: after another
+    number in prose by "or" (`6 or possibly 7`) or in a list of three or more (`4, 5, 6,
+    7`), or its math block after another block by "or" (`$6$ or $7$`). A list inside one
+    block (`$1, 3$`) is that block's value, not alternatives."""
+    last = numbers[-1]
+    span = next((sp for sp in reversed(spans) if sp[0] <= last.start() < sp[1]), None)
+    if span is None:
+        prose = [m for m in numbers[-3:] if not any(sp[0] <= m.start() < sp[1] for sp in spans)]
+        if len(prose) >= 2 and prose[-2] is numbers[-2] and _OR_GAP_RE.fullmatch(body, prose[-2].end(), last.start()):
+            return True
+        return len(prose) == 3 and len(numbers) >= 3 and prose[0] is numbers[-3] and all(
+            _COMMA_GAP_RE.fullmatch(body, a.end(), b.start()) or _OR_GAP_RE.fullmatch(body, a.end(), b.start())
+            for a, b in zip(prose, prose[1:]))
+    k = spans.index(span)
+    if k == 0 or spans[k - 1][1] <= start:
+        return False
+    prev = spans[k - 1]
+    return bool(_NUMBER_RE.search(body, prev[2], prev[3])) and _OR_GAP_RE.fullmatch(body, prev[1], span[0]) is not None
+
+
 def _final_sentence_number(text: str) -> Statement | None:
     """The last number of the completion's final sentence, standing in prose (or the closed
     math block that holds it: the block's value after its last `=`)."""
@@ -383,6 +428,10 @@ def _final_sentence_number(text: str) -> Statement | None:
     start = max(cut + 1, len(body) - FINAL_SENTENCE_MAX_CHARS)
     # A final line that is only a check mark or a block: the sentence is the one before.
     numbers = [m for m in _NUMBER_RE.finditer(body, start)]
+    if _HEDGE_LEAD_RE.match(body, start) or _HEDGE_RE.search(body, start) or (numbers and _NEGATED_BEFORE_RE.search(body[start:numbers[-1].start()])):
+        return None  # "It could be 6. Or 7.", "The total isn't 9.": no value committed to
+    if numbers and _alternatives(body, spans, numbers, start):
+        return None  # "6 or 7", "4, 5, 6, 7", "$6$ or $7$": several candidates, not one answer
     for m in reversed(numbers):
         for s0, s1, c0, c1 in reversed(spans):
             if s0 <= m.start() < s1:
@@ -405,11 +454,48 @@ def _final_sentence_number(text: str) -> Statement | None:
     return None
 
 
+def _hedges_after(text: str, pos: int) -> tuple[Statement, ...]:
+    """The values offered as possible after the final answer ("it could also be 5"), each a
+    commitment (kind `hedge`), so that a different one makes the completion wrong."""
+    out = []
+    for m in deque(_AFTER_HEDGE_RE.finditer(text, pos), maxlen=MAX_STATEMENTS):
+        value = _strip_wrappers(m.group(1))
+        if value:
+            out.append(Statement(value, "hedge", m.end()))
+    return tuple(out)
+
+
+def _fences(text: str) -> list[tuple[int, int]]:
+    """The (start, end) of the markdown code blocks of `text` (between ``` lines); an
+    unclosed one runs to the end."""
+    out, pos = [], 0
+    while True:
+        a = text.find("```", pos)
+        if a < 0:
+            return out
+        b = text.find("```", a + 3)
+        out.append((a, len(text) if b < 0 else b + 3))
+        if b < 0:
+            return out
+        pos = b + 3
+
+
+def _expose_text(st: Statement) -> Statement:
+    """`6 \\text{ (or possibly 7)}` → `6  (or possibly 7)`: a `\\text{}` holding a digit or a
+    hedge is part of the answer, not a unit the normaliser may drop."""
+    if "text" not in st.text and "mbox" not in st.text:
+        return st
+    exposed = _TEXT_CMD_RE.sub(lambda m: f" {m.group(1)} " if _TEXT_HEDGE_RE.search(m.group(1)) else m.group(0),
+                               st.text)
+    return st if exposed == st.text else Statement(" ".join(exposed.split()), st.kind, st.end, st.parts)
+
+
 def read_final(completion: str) -> Reading:
     """The final answer of `completion` by the rules in the module docstring."""
-    sts = statements(completion)
+    completion = completion.translate(_FULLWIDTH)
+    sts = [_expose_text(st) for st in statements(completion)]
     if sts:
-        committed = tuple(s for s in sts if s.committed)
+        committed = tuple(s for s in sts if s.committed) + _hedges_after(completion, sts[-1].end)
         return Reading(sts[-1], committed)
     bare = _bare(completion)
     if bare:
