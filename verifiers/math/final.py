@@ -72,7 +72,7 @@ _SENTENCE_END_RE = re.compile(r"\.\s+(?=[A-Z])")
 # Words that negate the value after them: "the answer is not 9", "isn't 9", "11 rather than 9".
 _NEGATION = r"(?:not|never|cannot|can't|isn't|aren't|wasn't|rather\s+than|instead\s+of|except|other\s+than)"
 # A clause after the answer that rejects another value: "8, not 9", "$8$ and not $9$".
-_NEGATED_TAIL_RE = re.compile(r"[ \t]*[,;]?[ \t]*(?:and[ \t]+|but[ \t]+)?(?<![A-Za-z'])" + _NEGATION
+_NEGATED_TAIL_RE = re.compile(r"[ \t]*[,;(\[]?[ \t]*(?:and[ \t]+|but[ \t]+)?(?<![A-Za-z'])" + _NEGATION
                               + r"(?![A-Za-z])[^\n]*$", re.I)
 _NEGATED_HEAD_RE = re.compile(r"^[ \t]*" + _NEGATION + r"(?![A-Za-z])", re.I)
 # Just before a number: a negation, optionally with "be"/"equal to" ("cannot be 9", "isn't 9").
@@ -84,15 +84,17 @@ _OR_GAP_RE = re.compile(r"[ \t]*,?[ \t]*(?:or|and/or)[ \t]+(?:(?:possibly|maybe|
 _COMMA_GAP_RE = re.compile(r"[ \t]*,[ \t]*")
 # A final sentence that hedges: "It could be 6. Or 7.", "either 6 or 7".
 _HEDGE_LEAD_RE = re.compile(r"[ \t]*or\b", re.I)
-_HEDGE_RE = re.compile(r"\beither\b|\b(?:maybe|perhaps|possibly|unsure|not sure)\b", re.I)
+_HEDGE_RE = re.compile(r"\beither\b|\b(?:maybe|perhaps|possibly|unsure|not sure)\b"
+                       r"|\bor[ \t]+(?:less|more|fewer|greater|higher|lower|so)\b", re.I)
 # `\text{…}` that the normaliser would drop as a unit but holds a value or a hedge
 # (`6 \text{ (or possibly 7)}`): its words become part of the answer.
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textrm|mbox|textnormal)[ \t]*\{([^{}]*)\}")
 _TEXT_HEDGE_RE = re.compile(r"\d|\?|(?<![A-Za-z])(?:or|not|maybe|perhaps|possibly|probably|unless|either|except"
                             r"|at[ \t]+(?:most|least)|fewer|more|less|guess|unknown)(?![A-Za-z])", re.I)
-# After the final answer, another value offered as possible: "But it could also be 5.",
-# "Alternatively, it might be A." (a hedge: it commits to that value too).
-_AFTER_HEDGE_RE = re.compile(r"(?<![A-Za-z])(?i:could|might)[ \t]+(?:(?i:also|instead|alternatively|possibly|even)[ \t]+)?"
+# After the final answer, another value offered as possible for it: "But it could also be
+# 5.", "Alternatively, the answer might be A." (a hedge: it commits to that value too; "x
+# might be 0 at the boundary" is about something else).
+_AFTER_HEDGE_RE = re.compile(r"(?<![A-Za-z])(?i:it|this|that|answer|result|value)[ \t]+(?i:could|might)[ \t]+(?:(?i:also|instead|alternatively|possibly|even)[ \t]+)?"
                              r"(?i:be)[ \t]+(?:(?i:option|choice)[ \t]+)?(\$[^$\n]{1,80}\$|\\\([^\n]{1,80}?\\\)"
                              r"|\(?[A-H]\)?(?![A-Za-z\d])|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)")
 # Fullwidth forms (U+FF01..U+FF5E) are their ASCII characters: `４２` is 42.
@@ -428,8 +430,13 @@ def _final_sentence_number(text: str) -> Statement | None:
     start = max(cut + 1, len(body) - FINAL_SENTENCE_MAX_CHARS)
     # A final line that is only a check mark or a block: the sentence is the one before.
     numbers = [m for m in _NUMBER_RE.finditer(body, start)]
-    if _HEDGE_LEAD_RE.match(body, start) or _HEDGE_RE.search(body, start) or (numbers and _NEGATED_BEFORE_RE.search(body[start:numbers[-1].start()])):
-        return None  # "It could be 6. Or 7.", "The total isn't 9.": no value committed to
+    if _HEDGE_LEAD_RE.match(body, start) or _HEDGE_RE.search(body, start):
+        return None  # "It could be 6. Or 7.", "either 6 or 7": no value committed to
+    negated = _NEGATED_BEFORE_RE.search(body, start, numbers[-1].start()) if numbers else None
+    if negated:  # "So x is 5, but not 6": what comes before the negation; "isn't 9": nothing
+        numbers = [m for m in numbers if m.end() <= negated.start()]
+        if not numbers:
+            return None
     if numbers and _alternatives(body, spans, numbers, start):
         return None  # "6 or 7", "4, 5, 6, 7", "$6$ or $7$": several candidates, not one answer
     for m in reversed(numbers):

@@ -23,6 +23,11 @@ NEGATIONS = [
     ("The count cannot be 9.", "9", REJECT),
     ("So the count is 11 rather than 9", "9", REJECT),
     ("9 is wrong; the answer is 8", "8", ACCEPT),
+    ("So the answer is 12 (not 13).", "12", ACCEPT),
+    ("So the answer is 12 (not 13).", "13", REJECT),
+    ("So x is 5, but not 6.", "5", ACCEPT),  # fallback: the number before the negation
+    ("So x is 5, but not 6.", "6", REJECT),
+    ("Hence the answer is 12, not counting rotations.", "12", ACCEPT),
 ]
 
 
@@ -41,6 +46,7 @@ PROSE_HEDGES = [
     ("the value is $6$ or $7$.", "7", REJECT),
     ("So he has 3 apples and 4 more than Sam, 7 in total.", "7", ACCEPT),  # not a hedge
     ("When n is 3, 5 remain.", "5", ACCEPT),  # two numbers and a comma are no list
+    ("It costs 5 dollars or less.", "5", REJECT),  # a bound, not a value
     ("Therefore, the total cost is 42 dollars.", "42", ACCEPT),
     ("Adding 30 and 12 gives 42.", "42", ACCEPT),
 ]
@@ -151,6 +157,7 @@ AFTER_HEDGES = [
     ("The answer is 6.\n\nAlternatively, it might be $7$.", "6", REJECT),
     ("\\boxed{6}\n\nIt could also be $\\frac{12}{2}$, the same value.", "6", ACCEPT),
     ("\\boxed{6}\n\nThe count may be 0 when the set is empty, but here it is not.", "6", ACCEPT),  # "may be": prose
+    ("\\boxed{6}\n\nNote that x might be 0 at the boundary.", "6", ACCEPT),  # about x, not the answer
 ]
 
 
