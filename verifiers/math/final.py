@@ -88,7 +88,7 @@ _HEDGE_RE = re.compile(r"\beither\b|\b(?:maybe|perhaps|possibly|unsure|not sure)
                        r"|\bor[ \t]+(?:less|more|fewer|greater|higher|lower|so)\b", re.I)
 # `\text{…}` that the normaliser would drop as a unit but holds a value or a hedge
 # (`6 \text{ (or possibly 7)}`): its words become part of the answer.
-_TEXT_CMD_RE = re.compile(r"\\(?:text|textrm|mbox|textnormal)[ \t]*\{([^{}]*)\}")
+_TEXT_CMD_RE = re.compile(r"\\(?:text[a-z]*|mbox|hbox)[ \t]*\{([^{}]*)\}")
 _TEXT_HEDGE_RE = re.compile(r"\d|\?|(?<![A-Za-z])(?:or|not|maybe|perhaps|possibly|probably|unless|either|except"
                             r"|at[ \t]+(?:most|least)|fewer|more|less|guess|unknown)(?![A-Za-z])", re.I)
 # After the final answer, another value offered as possible for it: "But it could also be
@@ -97,8 +97,16 @@ _TEXT_HEDGE_RE = re.compile(r"\d|\?|(?<![A-Za-z])(?:or|not|maybe|perhaps|possibl
 _AFTER_HEDGE_RE = re.compile(r"(?<![A-Za-z])(?i:it|this|that|answer|result|value)[ \t]+(?i:could|might)[ \t]+(?:(?i:also|instead|alternatively|possibly|even)[ \t]+)?"
                              r"(?i:be)[ \t]+(?:(?i:option|choice)[ \t]+)?(\$[^$\n]{1,80}\$|\\\([^\n]{1,80}?\\\)"
                              r"|\(?[A-H]\)?(?![A-Za-z\d])|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)")
-# Fullwidth forms (U+FF01..U+FF5E) are their ASCII characters: `４２` is 42.
-_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
+# Right after the final answer, in the same sentence: "or" and another value
+# (`\\boxed{6} \\text{ (or 7)}`, `$\\boxed{6}$ or $7$`).
+_OR_VALUE_AFTER_RE = re.compile(r"[ \t$]*(?:\\(?:text[a-z]*|mbox|hbox)[ \t]*\{)?[ \t(]*(?i:or|alternatively|possibly|maybe"
+                                r"|perhaps)(?![A-Za-z])[ \t},]*(?:(?i:possibly|maybe|perhaps|even|else)[ \t]+)?[ \t$(]*"
+                                r"(\\\([^\n]{1,80}?\\\)|\(?[A-H]\)?(?![A-Za-z\d])|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?"
+                                r"|\\[a-z]+\{[^\n]{0,80})")
+# Fullwidth forms (U+FF01..U+FF5E) are their ASCII characters (`４２` is 42), hyphen and
+# small minus look-alikes are `-`, and zero-width characters are nothing (`4\u200b2` is 42).
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {c: "-" for c in (0x2010, 0x2011, 0x2012, 0xFE63)} \
+    | {c: None for c in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF)}
 
 
 @dataclass(frozen=True)
@@ -461,10 +469,23 @@ def _final_sentence_number(text: str) -> Statement | None:
     return None
 
 
-def _hedges_after(text: str, pos: int) -> tuple[Statement, ...]:
-    """The values offered as possible after the final answer ("it could also be 5"), each a
-    commitment (kind `hedge`), so that a different one makes the completion wrong."""
+def _hedges_after(text: str, answer: Statement, sts: list[Statement]) -> tuple[Statement, ...]:
+    """The values offered as possible after the final answer ("it could also be 5", or
+    right after its box "\\boxed{6} (or 7)"), each a commitment (kind `hedge`), so that a
+    different one makes the completion wrong."""
     out = []
+    pos = answer.end
+    at = pos
+    box = next((st for st in reversed(sts) if st.kind in ("boxed", "boxes")), None)
+    if box is not None and box.text.replace(" ", "") == answer.text.replace(" ", ""):
+        commands = _last_box_commands(text)
+        last = _box_at(text, commands[-1], last=True) if commands else None
+        at = last[2] if last else pos  # right after the box itself, not its sentence
+    m = _OR_VALUE_AFTER_RE.match(text, at)
+    if m:
+        value = _strip_wrappers(m.group(1))
+        if value:
+            out.append(Statement(value, "hedge", m.end()))
     for m in deque(_AFTER_HEDGE_RE.finditer(text, pos), maxlen=MAX_STATEMENTS):
         value = _strip_wrappers(m.group(1))
         if value:
@@ -490,7 +511,7 @@ def _fences(text: str) -> list[tuple[int, int]]:
 def _expose_text(st: Statement) -> Statement:
     """`6 \\text{ (or possibly 7)}` → `6  (or possibly 7)`: a `\\text{}` holding a digit or a
     hedge is part of the answer, not a unit the normaliser may drop."""
-    if "text" not in st.text and "mbox" not in st.text:
+    if "text" not in st.text and "box" not in st.text:
         return st
     exposed = _TEXT_CMD_RE.sub(lambda m: f" {m.group(1)} " if _TEXT_HEDGE_RE.search(m.group(1)) else m.group(0),
                                st.text)
@@ -502,7 +523,7 @@ def read_final(completion: str) -> Reading:
     completion = completion.translate(_FULLWIDTH)
     sts = [_expose_text(st) for st in statements(completion)]
     if sts:
-        committed = tuple(s for s in sts if s.committed) + _hedges_after(completion, sts[-1].end)
+        committed = tuple(s for s in sts if s.committed) + _hedges_after(completion, sts[-1], sts)
         return Reading(sts[-1], committed)
     bare = _bare(completion)
     if bare:

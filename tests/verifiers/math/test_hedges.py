@@ -63,6 +63,10 @@ TEXT_HEDGES = [
     ("\\boxed{6 \\text{ or maybe } 7}", "7", REJECT),
     ("\\boxed{6\\text{, not 7}}", "7", REJECT),
     ("\\boxed{6 \\text{ (unless it is 7)}}", "6", REJECT),
+    ("\\boxed{6 \\textit{ or 7}}", "6", REJECT),  # any text command
+    ("\\boxed{6 \\hbox{ (or 7)}}", "6", REJECT),
+    ("\\boxed{6 \\text{?}}", "6", REJECT),
+    ("\\boxed{6 \\text{ at most}}", "6", REJECT),
     ("\\boxed{6 \\text{ cm}}", "6", ACCEPT),  # a unit is still a unit
     ("\\boxed{6 \\text{ apples}}", "6", ACCEPT),
     ("\\boxed{\\text{6}}", "6", ACCEPT),
@@ -122,16 +126,20 @@ def test_choice_letters(completion, reference, accept):
     assert r.status is Status.OK and r.reward == (1.0 if accept else 0.0), r.reason
 
 
-# --- look-alike characters: fullwidth digits are digits
+# --- look-alike characters: fullwidth digits are digits, a hyphen is a minus
 LOOKALIKES = [
     ("\\boxed{４２}", "42", ACCEPT),
     ("The answer is －４２.", "-42", ACCEPT),
     ("\\boxed{４３}", "42", REJECT),
+    ("\\boxed{\u20103}", "-3", ACCEPT),  # hyphen look-alikes of the minus sign
+    ("\\boxed{\ufe633}", "-3", ACCEPT),
+    ("\\boxed{4\u200b2}", "42", ACCEPT),  # a zero-width space is nothing
+    ("\\boxed{4\u200b2}", "8", REJECT),
 ]
 
 
 @pytest.mark.parametrize("completion,reference,accept", LOOKALIKES)
-def test_fullwidth_digits(completion, reference, accept):
+def test_lookalike_characters(completion, reference, accept):
     check(completion, reference, accept)
 
 
@@ -141,6 +149,11 @@ BOX_ALTERNATIVES = [
     ("\\boxed{6} / \\boxed{7}", "7", REJECT),
     ("\\boxed{6}; alternatively \\boxed{7}", "7", REJECT),
     ("\\boxed{6}, perhaps \\boxed{7}", "6", REJECT),
+    ("\\boxed{6} \\text{ or } 7", "6", REJECT),  # a value, not a box, offered right after the box
+    ("\\boxed{6}\\text{ (or 7)}", "6", REJECT),
+    ("The answer is $\\boxed{6}$ or $7$.", "6", REJECT),
+    ("The answer is $\\boxed{6}$ or possibly 7.", "6", REJECT),
+    ("The answer is $\\boxed{6}$ or, equivalently, $\\frac{12}{2}$.", "6", ACCEPT),
     ("\\boxed{7} (that is, \\boxed{7})", "7", ACCEPT),  # the same answer twice
     ("We first found \\boxed{6}, which was an arithmetic slip.\n\nRedoing it, the area is \\boxed{7}.", "7", ACCEPT),
 ]
