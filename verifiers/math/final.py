@@ -97,9 +97,9 @@ _TEXT_HEDGE_RE = re.compile(r"\d|\?|(?<![A-Za-z])(?:or|not|maybe|perhaps|possibl
 _AFTER_HEDGE_RE = re.compile(r"(?<![A-Za-z])(?i:it|this|that|answer|result|value)[ \t]+(?i:could|might)[ \t]+(?:(?i:also|instead|alternatively|possibly|even)[ \t]+)?"
                              r"(?i:be)[ \t]+(?:(?i:option|choice)[ \t]+)?(\$[^$\n]{1,80}\$|\\\([^\n]{1,80}?\\\)"
                              r"|\(?[A-H]\)?(?![A-Za-z\d])|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)")
-# Right after the final answer, in the same sentence: "or" and another value
-# (`\\boxed{6} \\text{ (or 7)}`, `$\\boxed{6}$ or $7$`).
-_OR_VALUE_AFTER_RE = re.compile(r"[ \t$]*(?:\\(?:text[a-z]*|mbox|hbox)[ \t]*\{)?[ \t(]*(?i:or|alternatively|possibly|maybe"
+# Right after the final answer: "or" and another value (`\\boxed{6} \\text{ (or 7)}`,
+# `$\\boxed{6}$ or $7$`, "The answer is 6. Or 7.").
+_OR_VALUE_AFTER_RE = re.compile(r"[\s$.]*(?:\\(?:text[a-z]*|mbox|hbox)[ \t]*\{)?[ \t(]*(?i:or|alternatively|possibly|maybe"
                                 r"|perhaps)(?![A-Za-z])[ \t},]*(?:(?i:possibly|maybe|perhaps|even|else)[ \t]+)?[ \t$(]*"
                                 r"(\\\([^\n]{1,80}?\\\)|\(?[A-H]\)?(?![A-Za-z\d])|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?"
                                 r"|\\[a-z]+\{[^\n]{0,80})")
@@ -523,6 +523,10 @@ def read_final(completion: str) -> Reading:
     completion = completion.translate(_FULLWIDTH)
     sts = [_expose_text(st) for st in statements(completion)]
     if sts:
+        think_end = completion.lower().rfind("</think>")
+        if think_end >= 0 and sts[-1].end > think_end:
+            # statements inside the thinking are drafts once one is made after it
+            sts = [st for st in sts if st.end > think_end]
         committed = tuple(s for s in sts if s.committed) + _hedges_after(completion, sts[-1], sts)
         return Reading(sts[-1], committed)
     bare = _bare(completion)

@@ -154,6 +154,8 @@ BOX_ALTERNATIVES = [
     ("The answer is $\\boxed{6}$ or $7$.", "6", REJECT),
     ("The answer is $\\boxed{6}$ or possibly 7.", "6", REJECT),
     ("The answer is $\\boxed{6}$ or, equivalently, $\\frac{12}{2}$.", "6", ACCEPT),
+    ("The answer is 6. Or 7.", "6", REJECT),
+    ("\\boxed{6}\n\nor maybe 7", "6", REJECT),
     ("\\boxed{7} (that is, \\boxed{7})", "7", ACCEPT),  # the same answer twice
     ("We first found \\boxed{6}, which was an arithmetic slip.\n\nRedoing it, the area is \\boxed{7}.", "7", ACCEPT),
 ]
@@ -229,3 +231,18 @@ def test_hedge_rules_stay_linear(completion):
     r = verifiers.verify("math", completion, "5", prompt=QUESTION)
     assert r.status is Status.OK and r.reward == 0.0, r.reason
     assert time.perf_counter() - t0 < 2.0
+
+
+# --- statements inside a closed <think> are drafts once the completion answers after it
+THINKING = [
+    ("<think>**Final Answer**\n\\boxed{4}\nHmm, no, it is 3.</think>\n<answer>3</answer>", "3", ACCEPT),
+    ("<think>Final Answer: 4\nNo wait.</think>\nFinal Answer: 3", "3", ACCEPT),
+    ("<think>Final Answer: 3</think>\nFinal Answer: 4", "3", REJECT),
+    ("<think>\\boxed{3}</think>\nFinal Answer: 3 or 4", "3", REJECT),  # the hedge is after the thinking
+    ("Final Answer: 4\nFinal Answer: 3", "3", REJECT),  # without a think block: two answers
+]
+
+
+@pytest.mark.parametrize("completion,reference,accept", THINKING)
+def test_statements_inside_the_thinking_are_drafts(completion, reference, accept):
+    check(completion, reference, accept)
