@@ -18,9 +18,19 @@ all, and the verifier rejects a completion whose commitments disagree (two diffe
 answers). A phrase whose content is a judgement, not an answer ("our answer is correct"),
 is not a statement.
 
+A hedge is several answers (each a commitment the verifier checks against the reference):
+boxes offered as alternatives (`\\boxed{6} (or \\boxed{7})`), a value joined by "or" right
+after the answer, "it could also be 7" after it, a value or hedge word in a `\\text{}` that
+the normaliser would drop as a unit, every `<answer>` tag. A negated value is no answer
+("the answer is not 9"; "8, not 9" is 8). Statements inside code fences are code; those
+inside a closed `<think>` are drafts once a statement follows it. Fullwidth digits,
+hyphen-minus look-alikes and zero-width characters are read as ASCII.
+
 Without any statement: the whole completion when it is a short bare answer; else the last
 number of the final sentence, when it stands in prose, or the closed math block holding it
-(that block's value after its last `=`). Digits inside LaTeX (`\\frac{4}{3}`, `a_{10}`,
+(that block's value after its last `=`); none when that sentence hedges ("6 or possibly
+7", "4, 5, 6, 7", "either", "or less") or negates its last number ("isn't 9"; "5, but not
+6" reads 5). Digits inside LaTeX (`\\frac{4}{3}`, `a_{10}`,
 `16\\sqrt{3}` outside `$…$`), after an unclosed `$`, or labelling an item (`(2)`, `Step 3:`)
 are never the answer.
 
