@@ -73,6 +73,18 @@ def _plain(s: str) -> str:
     return " ".join(s.split()).strip()
 
 
+_DOUBT_RE = re.compile(r"\?[ \t.)}]*$|(?<![A-Za-z])(?i:not|except|but)[ \t]+(?:(?i:option|choice)[ \t_]*)?\(?[A-H]\)?"
+                       r"(?![A-Za-z])|(?<![A-Za-z])\(?[A-H]\)?[ \t]+(?i:is|was)[ \t]+(?i:wrong|incorrect|false|not)(?![A-Za-z])")
+
+
+def doubts(answer: str) -> bool:
+    """Whether an answer questions or negates the letter it names (ends in `?`, `Option D
+    is wrong`, `not A`): then naming it is no choice of it (unless those words are the
+    option's own text, which the caller checks). A note elsewhere ("this is not a complete
+    answer") is not a doubt about the letter."""
+    return bool(_DOUBT_RE.search(_plain(answer)))
+
+
 def text_after_letter(answer: str) -> str:
     """What an answer writes after the letter it leads with (`(D) 1/4` → `1/4`, `D: 2/3` →
     `2/3`); "" when it does not lead with a letter or writes nothing after it."""

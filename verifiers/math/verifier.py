@@ -185,6 +185,9 @@ class MathVerifier(Verifier):
         result = self._compare(found.text, found.method, gold, params, details)
         if rules.asked_form and result.status is Status.OK and result.reward == 1.0:
             wrong_form = asked.violation(prompt, found.text)
+            if not wrong_form and asked.restates(prompt, found.text) and \
+                    clean(found.text).replace(" ", "") != clean(gold).replace(" ", ""):
+                wrong_form = "the answer restates an expression of the question, not its value"
             if wrong_form:
                 return VerifierResult.ok(0.0, f"{_quote(found.text)!r} ({found.method}) vs {_quote(gold)!r}: equal "
                                               f"in value, but {wrong_form}", **details)
@@ -227,6 +230,10 @@ class MathVerifier(Verifier):
         else:
             how = f"it names option {letter}"
             rest = choices.text_after_letter(found.text)
+            if choices.doubts(found.text) and not (rest and letter in options and
+                                                   _equal_text(self, rest, options[letter], params)):
+                return VerifierResult.ok(0.0, f"{_quote(found.text)!r} ({found.method}) vs option {gold_letter}: "
+                                              f"names option {letter} only to question or negate it", **details)
             if rest and letter in options and not _equal_text(self, rest, options[letter], params):
                 others = [k for k, v in options.items() if k != letter and _equal_text(self, rest, v, params)]
                 if others:  # `(D) 1/4` where 1/4 is option A: two options named, a hedge

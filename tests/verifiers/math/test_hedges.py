@@ -246,3 +246,43 @@ THINKING = [
 @pytest.mark.parametrize("completion,reference,accept", THINKING)
 def test_statements_inside_the_thinking_are_drafts(completion, reference, accept):
     check(completion, reference, accept)
+
+
+# --- a letter named only to be questioned or negated is no choice
+DOUBTED_CHOICES = [
+    ("So the answer is $\\boxed{(D)?}$", "D", REJECT),
+    ("Final Answer: \\text{Option D is wrong}", "D", REJECT),
+    ("So the answer is $\\boxed{\\text{not A}}$", "D", REJECT),
+    ("So the answer is $\\boxed{D}$.", "D", ACCEPT),
+    ("Solution: Choice D (it is not exact, but no other option is closer)", "D", ACCEPT),  # a note, not a doubt
+    ("So the correct solution is Choice_D: False, True.", "D", ACCEPT),
+]
+NEGATIVE_OPTIONS = "Which statement holds?\nA: 2 is odd\nB: 3 is even\nC: 4 is not prime\nD: 5 is not prime"
+
+
+@pytest.mark.parametrize("completion,reference,accept", DOUBTED_CHOICES)
+def test_a_doubted_letter_is_no_choice(completion, reference, accept):
+    r = verifiers.verify("math", completion, reference, prompt=QUESTION)
+    assert r.status is Status.OK and r.reward == (1.0 if accept else 0.0), r.reason
+
+
+def test_an_options_own_negation_is_its_text():
+    r = verifiers.verify("math", "Final Answer: (C) 4 is not prime", "C", prompt=NEGATIVE_OPTIONS)
+    assert r.status is Status.OK and r.reward == 1.0, r.reason
+
+
+# --- an expression copied from the question is the question, not its value
+RESTATED = [
+    ("What is $17 + 25$?", "So we need $17 + 25$.", "42", REJECT),
+    ("What is $17 + 25$?", "\\boxed{17+25}", "42", REJECT),
+    ("Compute $\\frac{84}{2}$.", "# Answer\n\n\\frac{84}{2}", "42", REJECT),
+    ("What is $17 + 25$?", "\\boxed{42}", "42", ACCEPT),
+    ("Which is larger, 42 or 40?", "\\boxed{42}", "42", ACCEPT),  # a plain value may be in the question
+    ("Simplify $\\sqrt{2} \\cdot 1$ to $\\sqrt{2}$.", "\\boxed{\\sqrt{2}}", "\\sqrt{2}", ACCEPT),  # written as the reference
+]
+
+
+@pytest.mark.parametrize("question,completion,reference,accept", RESTATED)
+def test_an_expression_restated_from_the_question(question, completion, reference, accept):
+    r = verifiers.verify("math", completion, reference, prompt=question)
+    assert r.status is Status.OK and r.reward == (1.0 if accept else 0.0), r.reason
