@@ -113,6 +113,12 @@ _OR_VALUE_AFTER_RE = re.compile(r"[\s$.]*(?:\\(?:text[a-z]*|mbox|hbox)[ \t]*\{)?
                                 r"|perhaps)(?![A-Za-z])[ \t},]*(?:(?i:possibly|maybe|perhaps|even|else)[ \t]+)?[ \t$(]*"
                                 r"(\\\([^\n]{1,80}?\\\)|\(?[A-H]\)?(?![A-Za-z\d])|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?"
                                 r"|\\[a-z]+\{[^\n]{0,80})")
+# In the rest of the answer's sentence, words that offer another value as possible.
+_LINE_HEDGE_RE = re.compile(r"(?<![A-Za-z])(?:or|also|alternatively|plausible|possibly|maybe|perhaps|otherwise)"
+                            r"(?![A-Za-z])|\\footnote", re.I)
+_CLOSER_RE = re.compile(r"^[ \t]*(?:\$\$|\$|\\\)|\\\])")
+_TEXT_WRAPPER_RE = re.compile(r"\\(?:text[a-z]*|mbox|hbox|footnote)[ \t]*\{([^{}]*)\}")
+_INLINE_BLOCK_RE = re.compile(r"\$([^$\n]{1,120})\$|\\\((.{1,120}?)\\\)")
 # Fullwidth forms (U+FF01..U+FF5E) are their ASCII characters (`４２` is 42), hyphen and
 # small minus look-alikes are `-`, and zero-width characters are nothing (`4\u200b2` is 42).
 _FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {c: "-" for c in (0x2010, 0x2011, 0x2012, 0xFE63)} \
@@ -496,6 +502,26 @@ def _hedges_after(text: str, answer: Statement, sts: list[Statement]) -> tuple[S
         value = _strip_wrappers(m.group(1))
         if value:
             out.append(Statement(value, "hedge", m.end()))
+    else:
+        # the rest of the answer's sentence: "\\boxed{6}, although 7 is also plausible"
+        eol = text.find("\n", at, at + FINAL_SENTENCE_MAX_CHARS)
+        rest = text[at:eol if eol >= 0 else at + FINAL_SENTENCE_MAX_CHARS]
+        stop = _SENTENCE_END_RE.search(rest)
+        rest = rest[:stop.start()] if stop else rest
+        rest = _TEXT_WRAPPER_RE.sub(r" \1 ", _CLOSER_RE.sub("", rest, count=1)).replace("\\ ", "  ")
+        number = _NUMBER_RE.search(rest) if _LINE_HEDGE_RE.search(rest) else None
+        block = _INLINE_BLOCK_RE.search(rest) if number else None
+        if block and block.start() <= number.start():  # `or, equivalently, $\\frac{12}{2}$`: the block
+            out.append(Statement(block.group(1) or block.group(2), "hedge", at + block.end()))
+        elif number and not _in_latex(rest, number.start()):
+            out.append(Statement(number.group(0), "hedge", at + number.end()))
+    body = text.rstrip()
+    k = body.rfind("\n")
+    last_line = _strip_wrappers(body[k + 1:])
+    if not out and k >= pos and _NUMBER_RE.fullmatch(last_line) and \
+            not answer.text.replace(" ", "").endswith(last_line):
+        # "# Answer\n\n6\n\n7", "\\boxed{6}\n\n7": a number alone on the last line after the answer
+        out.append(Statement(last_line, "hedge", len(body)))
     for m in deque(_AFTER_HEDGE_RE.finditer(text, pos), maxlen=MAX_STATEMENTS):
         value = _strip_wrappers(m.group(1))
         if value:

@@ -156,6 +156,14 @@ BOX_ALTERNATIVES = [
     ("The answer is $\\boxed{6}$ or, equivalently, $\\frac{12}{2}$.", "6", ACCEPT),
     ("The answer is 6. Or 7.", "6", REJECT),
     ("\\boxed{6}\n\nor maybe 7", "6", REJECT),
+    ("\\boxed{6}, although 7 is also plausible", "6", REJECT),  # the rest of the box's sentence
+    ("\\boxed{6} (7 is also plausible)", "6", REJECT),
+    ("\\boxed{6}\\footnote{or 7}", "6", REJECT),
+    ("\\boxed{6}, \\text{or}\\ 7", "6", REJECT),
+    ("# Answer\n\n6\n\n7", "6", REJECT),  # a number alone on the last line after the answer
+    ("\\boxed{6}\n\n7", "6", REJECT),
+    ("\\boxed{6}. Also, the triangle has 3 sides.", "6", ACCEPT),  # another sentence
+    ("# Answer\n\n6", "6", ACCEPT),
     ("\\boxed{7} (that is, \\boxed{7})", "7", ACCEPT),  # the same answer twice
     ("We first found \\boxed{6}, which was an arithmetic slip.\n\nRedoing it, the area is \\boxed{7}.", "7", ACCEPT),
 ]
