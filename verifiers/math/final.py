@@ -114,7 +114,7 @@ _OR_VALUE_AFTER_RE = re.compile(r"[\s$.]*(?:\\(?:text[a-z]*|mbox|hbox)[ \t]*\{)?
                                 r"(\\\([^\n]{1,80}?\\\)|\(?[A-H]\)?(?![A-Za-z\d])|-?\d[\d,]*(?:\.\d+)?(?:/\d+)?"
                                 r"|\\[a-z]+\{[^\n]{0,80})")
 # In the rest of the answer's sentence, words that offer another value as possible.
-_LINE_HEDGE_RE = re.compile(r"(?<![A-Za-z])(?:or|also|alternatively|plausible|possibly|maybe|perhaps|otherwise)"
+_LINE_HEDGE_RE = re.compile(r"(?<![A-Za-z])(?:or|alternatively|plausible|possible|possibly|maybe|perhaps|otherwise)"
                             r"(?![A-Za-z])|\\footnote", re.I)
 _CLOSER_RE = re.compile(r"^[ \t]*(?:\$\$|\$|\\\)|\\\])")
 _TEXT_WRAPPER_RE = re.compile(r"\\(?:text[a-z]*|mbox|hbox|footnote)[ \t]*\{([^{}]*)\}")

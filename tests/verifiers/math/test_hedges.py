@@ -163,6 +163,7 @@ BOX_ALTERNATIVES = [
     ("# Answer\n\n6\n\n7", "6", REJECT),  # a number alone on the last line after the answer
     ("\\boxed{6}\n\n7", "6", REJECT),
     ("\\boxed{6}. Also, the triangle has 3 sides.", "6", ACCEPT),  # another sentence
+    ("\\boxed{6}, which is also 2 times 3.", "6", ACCEPT),  # a remark, not an alternative
     ("# Answer\n\n6", "6", ACCEPT),
     ("\\boxed{7} (that is, \\boxed{7})", "7", ACCEPT),  # the same answer twice
     ("We first found \\boxed{6}, which was an arithmetic slip.\n\nRedoing it, the area is \\boxed{7}.", "7", ACCEPT),
