@@ -9,7 +9,10 @@ the asked form is wrong, as the question's own graders mark it.
     "… where A > 0" (the form's first      not written with a negative first coefficient
      coefficient)
 
-`violation(question, answer)` returns what is wrong, or None. Pure string work on the
+`violation(question, answer)` returns what is wrong, or None. `restates(question, answer)`:
+whether the answer is an unevaluated expression copied from the question (`17 + 25` for
+"What is 17 + 25?"): the question, not its value (the verifier applies it when the
+answer is not written as the reference is). Pure string work on the
 answer as written (the form is what is judged), linear in its length.
 """
 from __future__ import annotations
@@ -77,3 +80,21 @@ def violation(question: str | None, answer: str) -> str | None:
     if _POSITIVE_LEAD.search(question) and answer.lstrip(" ${(\\[").startswith("-"):
         return "the question asks for a positive first coefficient (A > 0), the answer's is negative"
     return None
+
+
+# An expression, not a value: an operator or a command between its characters.
+_OPERATION = re.compile(r"[+*/^]|(?<=\w)\s*-|\\[A-Za-z]+")
+_SPACE_AND_MATH_DELIMITERS = re.compile(r"\s+|\$|\\[()\[\]]|\\[,;! ]")
+
+
+def _squeeze(s: str) -> str:
+    return _SPACE_AND_MATH_DELIMITERS.sub("", s)
+
+
+def restates(question: str | None, answer: str) -> bool:
+    """Whether `answer` is an expression (an operator or a command in it, three characters
+    or more) that the question itself writes: "What is $17 + 25$?" answered `17 + 25`."""
+    if not question:
+        return False
+    key = _squeeze(answer)
+    return len(key) >= 3 and bool(_OPERATION.search(answer)) and key in _squeeze(question)

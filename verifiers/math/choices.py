@@ -4,6 +4,8 @@
   line (`A: 1/4`, `A. 1/4`, `(A) 1/4`, `A) 1/4`) or inline AMC style
   (`$\\textbf{(A) } 1/4 \\qquad \\textbf{(B) } …$`); letters must run A, B, C… in order, at
   least two. Empty when the question lists none: then a letter is only text.
+- `text_after_letter(answer)`: the option text an answer writes after its letter (the
+  verifier rejects `(D) 1/4` when 1/4 is another option's text: two options named).
 - `letter_of(answer)`: the one letter an answer names, `Choice_C`, `choice (C)`, `(D) a
   non-horizontal line`, `\\text{(B)}`, `B: 2/3`, `Option B`, `B`; None when it names none
   or several (`A and C`).
@@ -21,6 +23,7 @@ _LINE_OPTION_RE = re.compile(r"^[ \t]*(?:\*\*)?\(?([A-H])(?:\)|:|\.|\))(?:\*\*)?
 _INLINE_OPTION_RE = re.compile(r"\(([A-H])\)")
 _CHOICE_WORD_RE = re.compile(r"(?<![A-Za-z])(?:choice|option|answer)[ \t]*(?:\\?_|[ \t])*\(?([A-H])\)?(?![A-Za-z])",
                              re.I)
+_LOWER_LETTER_RE = re.compile(r"\(?([a-h])\)?")
 _LEAD_LETTER_RE = re.compile(r"^\(?([A-H])\)?(?:$|[ \t]*[:.)\-][ \t]*|[ \t]+)")
 
 
@@ -70,9 +73,34 @@ def _plain(s: str) -> str:
     return " ".join(s.split()).strip()
 
 
+_DOUBT_RE = re.compile(r"\?[ \t.)}]*$|(?<![A-Za-z])(?i:not|except|but)[ \t]+(?:(?i:option|choice)[ \t_]*)?\(?[A-H]\)?"
+                       r"(?![A-Za-z])|(?<![A-Za-z])\(?[A-H]\)?[ \t]+(?i:is|was)[ \t]+(?i:wrong|incorrect|false|not)(?![A-Za-z])")
+
+
+def doubts(answer: str) -> bool:
+    """Whether an answer questions or negates the letter it names (ends in `?`, `Option D
+    is wrong`, `not A`): then naming it is no choice of it (unless those words are the
+    option's own text, which the caller checks). A note elsewhere ("this is not a complete
+    answer") is not a doubt about the letter."""
+    return bool(_DOUBT_RE.search(_plain(answer)))
+
+
+def text_after_letter(answer: str) -> str:
+    """What an answer writes after the letter it leads with (`(D) 1/4` → `1/4`, `D: 2/3` →
+    `2/3`); "" when it does not lead with a letter or writes nothing after it."""
+    s = _plain(answer)
+    m = _LEAD_LETTER_RE.match(s)
+    if not m or not (s.startswith("(") or re.match(r"^[A-H][ \t]*[:.)\-]", s)):
+        return ""
+    return s[m.end():].strip()
+
+
 def letter_of(answer: str) -> str | None:
     """The one option letter `answer` names, or None (see module docstring)."""
     s = _plain(answer)
+    lower = _LOWER_LETTER_RE.fullmatch(s)
+    if lower:  # `d`, `(d)`: a lower-case letter alone names the option
+        return lower.group(1).upper()
     named = {m.group(1).upper() for m in _CHOICE_WORD_RE.finditer(s)}
     if len(named) == 1:
         return named.pop()

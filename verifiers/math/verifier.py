@@ -231,6 +231,9 @@ class MathVerifier(Verifier):
         result = self._compare(found.text, found.method, gold, params, details)
         if rules.asked_form and result.status is Status.OK and result.reward == 1.0:
             wrong_form = asked.violation(prompt, found.text)
+            if not wrong_form and asked.restates(prompt, found.text) and \
+                    clean(found.text).replace(" ", "") != clean(gold).replace(" ", ""):
+                wrong_form = "the answer restates an expression of the question, not its value"
             if wrong_form:
                 return VerifierResult.ok(0.0, f"{_quote(found.text)!r} ({found.method}) vs {_quote(gold)!r}: equal "
                                               f"in value, but {wrong_form}", **details)
@@ -272,6 +275,17 @@ class MathVerifier(Verifier):
             how = f"its text is option {letter}" if letter else ""
         else:
             how = f"it names option {letter}"
+            rest = choices.text_after_letter(found.text)
+            if choices.doubts(found.text) and not (rest and letter in options and
+                                                   _equal_text(self, rest, options[letter], params)):
+                return VerifierResult.ok(0.0, f"{_quote(found.text)!r} ({found.method}) vs option {gold_letter}: "
+                                              f"names option {letter} only to question or negate it", **details)
+            if rest and letter in options and not _equal_text(self, rest, options[letter], params):
+                others = [k for k, v in options.items() if k != letter and _equal_text(self, rest, v, params)]
+                if others:  # `(D) 1/4` where 1/4 is option A: two options named, a hedge
+                    return VerifierResult.ok(0.0, f"{_quote(found.text)!r} ({found.method}) vs option {gold_letter}: "
+                                                  f"names option {letter} with the text of option {others[0]}; a "
+                                                  "completion that commits to two answers is wrong", **details)
         shown = f"{_quote(found.text)!r} ({found.method}) vs option {gold_letter}"
         if letter is None:
             return VerifierResult.ok(0.0, f"{shown}: names no single option of the prompt's "
@@ -314,6 +328,10 @@ class MathVerifier(Verifier):
                                                                    params.decimal_comma)
                 side = "comparison"
                 ok, why = answers_equal(pred_tree, gold_tree, policy)
+                if ok and rules.equation_value:
+                    false_link = _false_chain_link(answer, policy)
+                    if false_link:
+                        ok, why = False, f"a chain of equalities with a false link ({_quote(false_link)} is not its value)"
         except (guards.UnsafeInput, RecursionError) as e:
             why = str(e) if isinstance(e, guards.UnsafeInput) else "nested too deeply to evaluate"
             if side == "reference":
@@ -343,6 +361,30 @@ _CLOCK = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?\s*m\.?)?", re.I)
 
 # `\\frac{31.95}{2}`, `31.95/2`: a decimal over or under a fraction bar.
 _DECIMAL_FRACTION = re.compile(r"\\frac\{[^{}]*\d\.\d[^{}]*\}\{|\\frac\{[^{}]*\}\{[^{}]*\d\.\d|\d\.\d+\s*/\s*\d|\d\s*/\s*\d+\.\d")
+
+
+def _false_chain_link(answer: str, policy: Policy) -> str | None:
+    """In a chain `x = 6 = 7` (3.0.0 reads the value after the last `=`), the first constant
+    part that does not equal that value: a chain with a false link states nothing."""
+    s = clean(answer)
+    parts, depth, last = [], 0, 0
+    for i, c in enumerate(s):
+        if c in "{([":
+            depth += 1
+        elif c in "})]":
+            depth -= 1
+        elif c == "=" and depth == 0 and s[i - 1:i] not in ("<", ">", "!", "\\", "=") and s[i + 1:i + 2] != "=":
+            parts.append(s[last:i])
+            last = i + 1
+    parts.append(s[last:])
+    if len(parts) < 3 or len(parts) > 8 or not all(p.strip() for p in parts):
+        return None
+    value = parse_answer(parts[-1])
+    for part in parts[:-1]:
+        tree = parse_answer(part)
+        if isinstance(tree, Expr) and not tree.value.free_symbols and not answers_equal(tree, value, policy)[0]:
+            return part.strip()
+    return None
 
 
 # "… for some integer t", "where k is any integer", `n \\in \\mathbb{Z}`: a free parameter,
