@@ -90,7 +90,10 @@ def test_tenants_take_turns_and_a_tenant_with_nothing_running_starts_at_once():
     hold.set()
     for t in first + a_waiting + b_waiting:
         t.join(10)
-    assert order.index("b", 2) <= 4, order  # not behind "a"'s backlog of six
+    # Not behind "a"'s backlog of six: in FIFO order it would be last (index 8). With turns it
+    # is admitted third after the release (index 4); threads woken together may append a
+    # place or two out of admission order on a loaded machine, hence the slack.
+    assert order.index("b", 2) <= 6, order
     assert adm.stats()["in_flight"] == 0
 
 
