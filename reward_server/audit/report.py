@@ -131,6 +131,27 @@ def _notes(rep: Report) -> list[str]:
     return notes
 
 
+TASK_METRIC_PREFIX = "reward/task/"
+
+
+def _per_task_section(steps: dict[int, dict[str, float]]) -> str:
+    """Mean training reward per task (a row's `task`: the spec route it was scored by), from
+    the `reward/task/<task>` metrics the trainer logs each step: one row per task, its mean
+    over the logged steps, the first and the last step's value. Empty when none are logged."""
+    tasks = sorted({k[len(TASK_METRIC_PREFIX):] for m in steps.values() for k in m if k.startswith(TASK_METRIC_PREFIX)})
+    if not tasks:
+        return ""
+    rows = []
+    for task in tasks:
+        series = [(t, m[TASK_METRIC_PREFIX + task]) for t, m in sorted(steps.items()) if TASK_METRIC_PREFIX + task in m]
+        values = [v for _, v in series]
+        rows.append([task, str(len(series)), _num(sum(values) / len(values)),
+                     f"{_num(series[0][1])} (step {series[0][0]})", f"{_num(series[-1][1])} (step {series[-1][0]})"])
+    return ('<section id="tasks"><h2>Per task</h2><p class="muted">Mean training reward of each task\'s samples, '
+            'as the trainer logged it (<code>reward/task/&lt;task&gt;</code>).</p>'
+            + _table(["task", "steps", "mean reward", "first", "last"], rows, {1, 2}) + "</section>")
+
+
 def render_html(rep: Report) -> str:
     d, s = rep.data, rep.series
     run = d.run
@@ -182,6 +203,8 @@ def render_html(rep: Report) -> str:
     parts.append('<section id="verifiers"><h2>Verifiers</h2>'
                  + _table(["verifier", "versions", "rows", "OK", "ABSTAIN", "TIMEOUT", "ERROR", "mean reward",
                            "mean latency ms", "cached"], rows, set(range(2, 10))) + "</section>")
+
+    parts.append(_per_task_section(d.steps))
 
     step_rows = [[str(t), str(s.n_samples[i]), _num(s.reward_mean[i]), _num(s.reward_std[i]),
                   *(str(s.status_counts[k][i]) for k in NON_OK), _num(s.length_mean[i], ".1f"),

@@ -181,3 +181,22 @@ def test_render_html_escapes_and_embeds(tmp_path):
     assert page.count('src="data:image/png;base64,') >= 5
     assert "replay of" in page and "r0" in page
     assert "No flags raised" in page or "flag(s) raised" in page
+
+
+def test_report_has_a_per_task_section_from_the_trainers_metrics():
+    """A routed run (math rows and code rows) logs reward/task/<task> each step; the report
+    gives each task's mean over the steps and its first and last value."""
+    rows = [row(t, "g", i, reward=float(i % 2)) for t in range(3) for i in range(2)]
+    steps = {0: {"reward/task/math": 0.25, "reward/task/code": 0.0},
+             1: {"reward/task/math": 0.5},
+             2: {"reward/task/math": 0.75, "reward/task/code": 1.0}}
+    page = report.render_html(report.build_report(report.RunData(pb.Run(run_id="r"), steps, group_samples(rows), True)))
+    section = page[page.index('id="tasks"'):page.index('id="steps"')]
+    # math: mean (0.25 + 0.5 + 0.75) / 3 = 0.5 over 3 steps; code: (0 + 1) / 2 = 0.5 over 2
+    num = '<td class="num">'
+    assert (f"<tr><td>code</td>{num}2</td>{num}0.500</td><td>0.000 (step 0)</td><td>1.000 (step 2)</td></tr>"
+            f"<tr><td>math</td>{num}3</td>{num}0.500</td><td>0.250 (step 0)</td><td>0.750 (step 2)</td></tr>"
+            ) in section, section
+    no_tasks = report.render_html(report.build_report(report.RunData(pb.Run(run_id="r"), {0: {"kl": 0.1}},
+                                                                     group_samples(rows), True)))
+    assert 'id="tasks"' not in no_tasks

@@ -88,7 +88,7 @@ def test_mixed_math_code_example_reports_reward_per_task(server, tiny, tmp_path)
     assert by_verifier["format"] == by_verifier["math"] | by_verifier["code"]
 
     # the run's stored steps carry the per-task metrics; rewardctl report shows each
-    # verifier (= each route here) with its mean reward
+    # verifier (= each route here) with its mean reward, and each task's logged reward
     with grpc.insecure_channel(addr) as ch:
         steps = pb_grpc.RewardServiceStub(ch).ListSteps(pb.ListStepsRequest(run_id=res.run_id)).steps
     logged = {k for s in steps for k in s.metrics}
@@ -100,8 +100,10 @@ def test_mixed_math_code_example_reports_reward_per_task(server, tiny, tmp_path)
         rewardctl(["report", res.run_id, "--server", addr, "-o", str(out)])
     assert done.value.code == 0
     page = out.read_text()
-    section = page[page.index('id="verifiers"'):page.index('id="steps"')]
+    section = page[page.index('id="verifiers"'):page.index('id="tasks"')]
     assert "<td>math</td>" in section and "<td>code</td>" in section
+    tasks = page[page.index('id="tasks"'):page.index('id="steps"')]
+    assert "<tr><td>code</td>" in tasks and "<tr><td>math</td>" in tasks
 
 
 def qwen_rows(tmp_path: Path) -> str:
