@@ -47,6 +47,7 @@ import verifiers  # noqa: E402
 import verifiers.code  # noqa: E402,F401  (registers "code")
 from verifiers.sandbox import BubblewrapBackend, default_backend, set_default_backend  # noqa: E402
 from verifiers.sandbox.cgroups import CgroupManager  # noqa: E402
+from benchmarks.code_agreement import WRONG_SUFFIX, as_sent, fence  # noqa: E402  (one HumanEval wrong variant)
 
 try:
     from verifiers.sandbox.admission import tenant
@@ -58,27 +59,6 @@ DATA = Path("/work/shared/benchmarks/code_stdio_codecontests.jsonl")
 KINDS = ("correct", "wrong", "crash", "loop", "sleep")
 PROBE_REF = {"tests": [{"stdin": "1 2\n", "stdout": "3\n"}, {"stdin": "40 2\n", "stdout": "42\n"}]}
 PROBE = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
-WRONG_SUFFIX = '''
-
-_rlvr_orig = {entry}
-
-
-def {entry}(*args, **kwargs):
-    r = _rlvr_orig(*args, **kwargs)
-    if isinstance(r, bool):
-        return not r
-    if isinstance(r, (int, float)):
-        return r + 1
-    if isinstance(r, str):
-        return r + "x"
-    if isinstance(r, list):
-        return r + [None]
-    if isinstance(r, tuple):
-        return r + (None,)
-    if r is None:
-        return 0
-    return None
-'''
 HE_BODIES = {"crash": "    raise RuntimeError('not implemented')\n",
              "loop": "    while True:\n        pass\n",
              "sleep": "    import time\n    time.sleep(1000)\n"}
@@ -86,10 +66,6 @@ CC_VARIANTS = {"correct": {"canonical", "whitespace_reflowed", "trailing_space_l
                "wrong": {"empty_output_exit_0", "echo_input", "hardcode_first_test", "read_expected_file",
                          "off_by_one_last_int", "extra_trailing_line", "prefix_first_line_only"},
                "crash": {"correct_output_then_exit_1"}, "loop": {"infinite_loop"}, "sleep": {"sleep_forever"}}
-
-
-def fence(program: str) -> str:
-    return f"```python\n{program}\n```"
 
 
 def build_mix(n: int, shares: list[float], seed: int) -> list[dict]:
@@ -112,7 +88,7 @@ def build_mix(n: int, shares: list[float], seed: int) -> list[dict]:
         for p in he:
             body = {"correct": p["canonical_solution"],
                     "wrong": p["canonical_solution"] + WRONG_SUFFIX.format(entry=p["entry_point"])}.get(kind)
-            items.append({"completion": fence(p["prompt"] + (body if body is not None else HE_BODIES[kind])),
+            items.append({"completion": as_sent(p, body if body is not None else HE_BODIES[kind]),
                           "reference": {"test": p["test"], "entry_point": p["entry_point"]},
                           "id": f"{p['task_id']}/{kind}"})
         pools[(kind, "function")] = items
