@@ -115,17 +115,25 @@ def boxed_answers(text: str) -> list[str]:
     Earlier boxes apart from the last are intermediate results and are not returned; a last
     box that cannot be read makes the earlier ones count (at most MAX_BOX_TRIES are tried).
     """
-    boxes = list(_BOX_RE.finditer(text))[-MAX_BOX_TRIES:]
+    return join_last_boxes(text, list(_BOX_RE.finditer(text))[-MAX_BOX_TRIES:])
+
+
+def join_last_boxes(text: str, boxes: list[re.Match], skip_empty: bool = False,
+                    gap: re.Pattern = _BOX_GAP_RE) -> list[str]:
+    """The contents of the last readable box among `boxes` (box commands in `text`, in order)
+    and of the boxes written together with it (what lies between them matches `gap`; at most
+    MAX_JOINED_BOXES). `skip_empty`: an empty box is unreadable (math@3.0.0's reading, with
+    its own linear-time gap pattern)."""
     for k in range(len(boxes) - 1, -1, -1):
         found = _box_at(text, boxes[k], last=k == len(boxes) - 1)
-        if found is None:
+        if found is None or (skip_empty and not found[0]):
             continue
         out = [found]
         for m in reversed(boxes[:k]):
             prev = _box_at(text, m, last=False)
-            if prev is None or prev[2] > out[0][1] or len(out) >= MAX_JOINED_BOXES:
+            if prev is None or (skip_empty and not prev[0]) or prev[2] > out[0][1] or len(out) >= MAX_JOINED_BOXES:
                 break
-            if not _BOX_GAP_RE.fullmatch(text[prev[2]:out[0][1]]):
+            if not gap.fullmatch(text[prev[2]:out[0][1]]):
                 break
             out.insert(0, prev)
         return [c for c, _, _ in out]

@@ -44,8 +44,8 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
-from .extract import (BARE_ANSWER_MAX_CHARS, MAX_BOX_TRIES, MAX_JOINED_BOXES, _BOX_RE, _COPULA_RE, _NUMBER_RE,
-                      _SEVERAL_RE, _bare, _box_at, _math_block_at, _strip_wrappers)
+from .extract import (BARE_ANSWER_MAX_CHARS, MAX_BOX_TRIES, _BOX_RE, _COPULA_RE, _NUMBER_RE,
+                      _SEVERAL_RE, _bare, _box_at, _math_block_at, _strip_wrappers, join_last_boxes)
 
 # A statement's content is at most this long (a matrix on one line fits; prose does not).
 MAX_STATEMENT_CHARS = 400
@@ -246,21 +246,7 @@ def _last_box_commands(text: str) -> list[re.Match]:
 
 def _boxes(text: str) -> list[str]:
     """The last box and the boxes written together with it (see extract.boxed_answers)."""
-    boxes = _last_box_commands(text)
-    for k in range(len(boxes) - 1, -1, -1):
-        found = _box_at(text, boxes[k], last=k == len(boxes) - 1)
-        if found is None or not found[0]:
-            continue
-        out = [found]
-        for m in reversed(boxes[:k]):
-            prev = _box_at(text, m, last=False)
-            if prev is None or not prev[0] or prev[2] > out[0][1] or len(out) >= MAX_JOINED_BOXES:
-                break
-            if not _BOX_GAP_RE.fullmatch(text[prev[2]:out[0][1]]):
-                break
-            out.insert(0, prev)
-        return [c for c, _, _ in out]
-    return []
+    return join_last_boxes(text, _last_box_commands(text), skip_empty=True, gap=_BOX_GAP_RE)
 
 
 def _box_statement(text: str) -> Statement | None:
