@@ -133,6 +133,13 @@ class Authenticator:
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key:
             raise AuthError("authorization metadata must be 'Bearer <key>'")
+        return await self.principal_for_key(key)
+
+    async def principal_for_key(self, key: str) -> Principal:
+        """The principal of a bare API key (the HTTP face calls this too, so both faces share
+        one cache and one revocation delay). Raises AuthError."""
+        if self.keys is None:
+            return ANONYMOUS_ADMIN
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)

@@ -38,8 +38,7 @@ import re
 import shutil
 import socket
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -402,18 +401,16 @@ async def _disconnected(http: Request) -> None:
 class HttpFace:
     """The Starlette app of the HTTP face; calls the service at `target` (a gRPC address)."""
 
-    KEY_CACHE_TTL_S = 5.0  # as the gRPC Authenticator's: a revoked key stops within this
-
     def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS,
                  auth_enabled: bool = True, body_timeout_s: float = 30.0,
-                 verify_key: Callable[[str], Any] | None = None):
+                 verify_key: Callable[[str], Awaitable[Any]] | None = None):
         self.max_body_bytes, self.metrics, self.auth_enabled = max_body_bytes, metrics, auth_enabled
         self.body_timeout_s = body_timeout_s
         # The key is checked before the body is read (`_authenticate`): without it, a caller
         # with no key made the face buffer and transcode up to max_message_bytes per
-        # connection before gRPC refused it. gRPC still checks it again (same store).
+        # connection before gRPC refused it. gRPC still checks it again (the same
+        # Authenticator: one cache of verified keys, one revocation delay).
         self.verify_key = verify_key
-        self._known_keys: dict[str, float] = {}
         # Bodies held at once: each connection may hold up to max_body_bytes while it arrives
         # and waits for the transcoding threads; many connections must not grow memory freely.
         self.budget = BodyBudget(4 * max_body_bytes)
@@ -496,18 +493,12 @@ class HttpFace:
         if self.verify_key is None:
             return
         key = metadata[0][1].removeprefix("Bearer ")
-        now = time.monotonic()
-        if self._known_keys.get(key, 0.0) > now:
-            return
         try:
-            await asyncio.to_thread(self.verify_key, key)
+            await self.verify_key(key)
         except AuthError as e:
             raise HttpError(401, "UNAUTHENTICATED", str(e), {"WWW-Authenticate": "Bearer"}) from None
         except Exception:  # noqa: BLE001 - e.g. the database is down: the gRPC call says so, typed
             return
-        if len(self._known_keys) > 10_000:  # bounded: only valid keys get here
-            self._known_keys = {k: t for k, t in self._known_keys.items() if t > now}
-        self._known_keys[key] = now + self.KEY_CACHE_TTL_S
 
     async def _call(self, method: Any, request: Any, http: Request) -> Any:
         """The gRPC call, cancelled when the HTTP client disconnects first (a client that gave
@@ -686,8 +677,9 @@ class WebFaces:
         return faces
 
     async def start(self, config: "ServerConfig", metrics: ServiceMetrics | None,
-                    verify_key: Callable[[str], Any] | None = None) -> None:
-        """`verify_key`: the key store's check (raises AuthError), run before a body is read."""
+                    verify_key: Callable[[str], Awaitable[Any]] | None = None) -> None:
+        """`verify_key`: the gRPC Authenticator's check of a bare key (raises AuthError), awaited
+        before a body is read."""
         if self._http_sock is not None:
             assert self._socket_dir is not None
             self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
