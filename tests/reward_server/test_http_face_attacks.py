@@ -350,3 +350,20 @@ def test_the_private_grpc_socket_is_in_a_folder_only_the_server_user_can_enter(s
     assert folder is not None and (folder / "grpc.sock").exists()
     st = os.stat(folder)
     assert st.st_mode & 0o777 == 0o700 and st.st_uid == os.getuid()
+
+
+def test_a_revoked_key_stops_working_over_http_within_the_grpc_cache_delay(served):
+    """The HTTP face checks keys through the gRPC Authenticator: a key revoked in the store is
+    refused before its body is read once the shared cache entry lapses (CACHE_TTL_S), the
+    same delay as on gRPC, and never later."""
+    from reward_server.auth import Authenticator
+
+    srv, _ = served
+    keys = KeyStore(srv.store)
+    key, row = keys.create("c")
+    body = {"query": ["\\boxed{1}"], "prompts": [""], "labels": ["1"]}
+    assert post(srv, "/openrlhf/math", key, json=body).status_code == 200
+    keys.revoke(row.prefix)
+    time.sleep(Authenticator.CACHE_TTL_S + 0.5)
+    r = post(srv, "/openrlhf/math", key, json=body)
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"], r.text
