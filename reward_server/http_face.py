@@ -204,26 +204,34 @@ async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | No
     return b"".join(chunks)
 
 
+# The special tokens that may end a decoded query, spelt backwards, each after any whitespace:
+# matched from the start of the reversed query, so that the cut is one linear scan (a slice
+# per token was quadratic: a 4 MB query of `</s>` held a transcoding thread for minutes).
+# `<|...|>` and `<｜...｜>` hold 1 to 66 characters without whitespace or angle brackets.
+_TRAILING_SPECIALS_REVERSED = re.compile(
+    r"(?:\s*(?:>\|[^\s<>]{1,66}\|<|>｜[^\s<>]{1,66}｜<|"
+    + "|".join(re.escape(s[::-1]) for s in _SPECIAL_SUFFIXES) + "))*")
+_WHITESPACE = re.compile(r"\s*")
+_STRIP_CHUNK = 1 << 15  # characters per regex call: the regex engine holds the GIL (and so the event loop)
+
+
 def strip_special_tokens(text: str) -> str:
     """`text` without the special tokens (and the whitespace around them) that end it:
     `<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`, `<｜end▁of▁sentence｜>`, `</s>`, `<eos>`,
-    `<pad>`, `<end_of_turn>`, repeated (right padding). Linear in the length."""
-    out = text
+    `<pad>`, `<end_of_turn>`, repeated (right padding). Whitespace before the first of them
+    is kept. Linear in the length."""
+    if not text.rstrip().endswith(">"):
+        return text
+    rev, pos = text[::-1], 0
     while True:
-        t = out.rstrip()
-        cut = -1
-        for close, open_ in (("|>", "<|"), ("｜>", "<｜")):
-            if t.endswith(close):
-                i = t.rfind(open_, max(0, len(t) - 70))
-                inner = t[i + 2:-2] if i >= 0 else ""
-                if i >= 0 and inner and not any(c.isspace() or c in "<>" for c in inner):
-                    cut = i
+        end = _TRAILING_SPECIALS_REVERSED.match(rev, pos, pos + _STRIP_CHUNK).end()
+        if end == pos:  # none at pos, or a run of whitespace longer than a chunk before one
+            ws = _WHITESPACE.match(rev, pos).end()
+            end = _TRAILING_SPECIALS_REVERSED.match(rev, ws, ws + _STRIP_CHUNK).end() if ws > pos else ws
+            if end == ws:
                 break
-        if cut < 0:
-            cut = next((len(t) - len(s) for s in _SPECIAL_SUFFIXES if t.endswith(s)), -1)
-        if cut < 0:
-            return out
-        out = t[:cut]
+        pos = end
+    return text[:len(text) - pos] if pos else text
 
 
 def _after_truncated_prompt(query: str, prompt: str) -> int:

@@ -58,7 +58,8 @@ def read_answer(s: socket.socket) -> str:
 
 def post(srv: RunningServer, path: str, key: str, **kw) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}", **kw.pop("headers", {})}
-    return httpx.post(f"http://127.0.0.1:{srv.http_port}{path}", headers=headers, timeout=60, **kw)
+    url = f"http://127.0.0.1:{srv.http_port}{path}"
+    return httpx.post(url, headers=headers, timeout=kw.pop("timeout", 60), **kw)
 
 
 def test_a_slow_body_is_cut_off_with_408_instead_of_holding_a_connection_forever(served):
@@ -367,3 +368,17 @@ def test_a_revoked_key_stops_working_over_http_within_the_grpc_cache_delay(serve
     time.sleep(Authenticator.CACHE_TTL_S + 0.5)
     r = post(srv, "/openrlhf/math", key, json=body)
     assert r.status_code == 401 and "revoked" in r.json()["error"]["message"], r.text
+
+
+def test_a_query_padded_with_a_million_end_tokens_is_cut_in_linear_time(served):
+    """The response's trailing special tokens were cut one slice at a time: quadratic, so
+    one 4 MB OpenRLHF query of `</s>` padding (a quarter of max_message_bytes) held a
+    transcoding thread for minutes, and two such requests stopped the HTTP face for every
+    team. The cut is one linear scan now."""
+    srv, keys = served
+    body = {"query": [PROMPT + "\\boxed{1}" + "</s>" * 1_000_000], "prompts": [PROMPT], "labels": ["1"]}
+    t0 = time.monotonic()
+    r = post(srv, "/openrlhf/math", keys["a"], json=body, timeout=20)
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == [1.0]
+    assert time.monotonic() - t0 < 10
