@@ -20,7 +20,7 @@ client that can only be given a URL, like OpenRLHF's `--remote_rm_url`, can carr
 `http://team:KEY@host:port/openrlhf/SPEC`). The key is checked before the body is read.
 
 Bounds against hostile or broken callers: a request's head and then its body must each
-arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503);
+arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503; a team holds half at most);
 JSON transcoding runs on two threads of its own, never on the event loop that serves gRPC;
 numbers outside a double are refused. A sample without a reward is never a silent 0 on the
 OpenRLHF route: see `openrlhf_response` and `?failed_reward=`.
@@ -157,36 +157,53 @@ def parse_json(body: bytes) -> Any:
 
 class BodyBudget:
     """The bytes of request bodies the face holds at once (being received, or waiting to be
-    transcoded), bounded: `take` raises HttpError 503 past `limit_bytes`."""
+    transcoded), bounded: `take` raises HttpError 503 past `limit_bytes`, or past
+    `team_limit_bytes` for one team's bodies (else one team's slow uploads held the whole
+    budget and every other team got 503 until they ended)."""
 
-    def __init__(self, limit_bytes: int):
+    def __init__(self, limit_bytes: int, team_limit_bytes: int | None = None):
         self.limit_bytes, self.held = limit_bytes, 0
+        self.team_limit_bytes = team_limit_bytes or limit_bytes
+        self.held_by_team: dict[str, int] = {}
 
-    def take(self, n: int) -> None:
+    def take(self, n: int, team: str | None = None) -> None:
+        """Hold `n` more bytes (for `team`, when known). Raises HttpError 503."""
+        mine = self.held_by_team.get(team, 0) if team is not None else 0
+        if team is not None and mine + n > self.team_limit_bytes:
+            raise HttpError(503, "UNAVAILABLE", f"team {team} has {mine} bytes of request bodies being received "
+                            f"(limit {self.team_limit_bytes} per team); retry shortly", {"Retry-After": "1"})
         if self.held + n > self.limit_bytes:
             raise HttpError(503, "UNAVAILABLE", f"the server holds {self.held} bytes of request bodies being "
                             f"received (limit {self.limit_bytes}); retry shortly", {"Retry-After": "1"})
         self.held += n
+        if team is not None:
+            self.held_by_team[team] = mine + n
 
-    def give_back(self, n: int) -> None:
+    def give_back(self, n: int, team: str | None = None) -> None:
         self.held -= n
+        if team is not None and n:
+            left = self.held_by_team.get(team, 0) - n
+            if left > 0:
+                self.held_by_team[team] = left
+            else:
+                self.held_by_team.pop(team, None)
 
 
 async def read_body(request: Request, limit_bytes: int, timeout_s: float = 30.0,
-                    budget: BodyBudget | None = None) -> bytes:
+                    budget: BodyBudget | None = None, team: str | None = None) -> bytes:
     """The request body, refused with 413 past `limit_bytes` (before reading it when the
     Content-Length says so, else as soon as the stream passes the limit), and with 408 when
     it is not all received within `timeout_s` (a slow sender would hold a connection and
     its buffer for as long as it likes)."""
     try:
         async with asyncio.timeout(timeout_s):
-            return await _read_body(request, limit_bytes, budget)
+            return await _read_body(request, limit_bytes, budget, team)
     except TimeoutError:
         raise HttpError(408, "DEADLINE_EXCEEDED", f"body: not received within {timeout_s:g} s of the headers "
                         f"(http_read_timeout_s); send the whole body at once", {"Connection": "close"}) from None
 
 
-async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | None) -> bytes:
+async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | None, team: str | None) -> bytes:
     declared = request.headers.get("content-length", "")
     too_large = HttpError(413, "RESOURCE_EXHAUSTED", f"body: larger than the limit of {limit_bytes} bytes "
                           f"(max_message_bytes); split the batch")
@@ -198,7 +215,8 @@ async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | No
         if size > limit_bytes:
             raise too_large
         if budget is not None:  # given back by the caller once the request is answered
-            budget.take(len(chunk))
+            budget.take(len(chunk), team)
+            request.state.body_team = team
             request.state.body_bytes_held = getattr(request.state, "body_bytes_held", 0) + len(chunk)
         chunks.append(chunk)
     return b"".join(chunks)
@@ -421,7 +439,8 @@ class HttpFace:
         self.verify_key = verify_key
         # Bodies held at once: each connection may hold up to max_body_bytes while it arrives
         # and waits for the transcoding threads; many connections must not grow memory freely.
-        self.budget = BodyBudget(4 * max_body_bytes)
+        # A team holds at most half of it, so that the other half is always there for the others.
+        self.budget = BodyBudget(4 * max_body_bytes, 2 * max_body_bytes)
         # JSON <-> protobuf transcoding is pure-Python work of about 2 us per JSON value: on the
         # event loop a 12 MB body froze every team's gRPC calls for 30 s. It runs here instead
         # (two threads: at most two bodies are expanded into Python objects at once).
@@ -458,7 +477,8 @@ class HttpFace:
                 log.exception("HTTP %s failed", name)
                 response = error_response(500, "INTERNAL", f"internal error: {type(e).__name__}: {e}")
             finally:
-                self.budget.give_back(getattr(request.state, "body_bytes_held", 0))
+                self.budget.give_back(getattr(request.state, "body_bytes_held", 0),
+                                      getattr(request.state, "body_team", None))
                 request.state.body_bytes_held = 0
             self.metrics.http_request(name, response.status_code)
             return response
@@ -487,26 +507,28 @@ class HttpFace:
         return await asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
 
     async def _body(self, request: Request) -> bytes:
-        await self._authenticate(request)
-        return await read_body(request, self.max_body_bytes, self.body_timeout_s, self.budget)
+        team = await self._authenticate(request)
+        return await read_body(request, self.max_body_bytes, self.body_timeout_s, self.budget, team)
 
-    async def _authenticate(self, request: Request) -> None:
-        """HttpError 401 for a request without a valid key (auth on), before its body is read."""
+    async def _authenticate(self, request: Request) -> str | None:
+        """The caller's team (None when auth is off or the key could not be checked here);
+        HttpError 401 for a request without a valid key (auth on), before its body is read."""
         if not self.auth_enabled:
-            return
+            return None
         metadata = grpc_metadata(request.headers.get("authorization", ""))
         if not metadata:
             raise HttpError(401, "UNAUTHENTICATED", "missing API key: send the header 'Authorization: Bearer KEY' "
                             "(or Basic auth with the key as the password)", {"WWW-Authenticate": "Bearer"})
         if self.verify_key is None:
-            return
+            return None
         key = metadata[0][1].removeprefix("Bearer ")
         try:
-            await self.verify_key(key)
+            principal = await self.verify_key(key)
         except AuthError as e:
             raise HttpError(401, "UNAUTHENTICATED", str(e), {"WWW-Authenticate": "Bearer"}) from None
         except Exception:  # noqa: BLE001 - e.g. the database is down: the gRPC call says so, typed
-            return
+            return None
+        return getattr(principal, "team", None)
 
     async def _call(self, method: Any, request: Any, http: Request) -> Any:
         """The gRPC call, cancelled when the HTTP client disconnects first (a client that gave

@@ -297,6 +297,37 @@ def test_bodies_held_at_once_are_bounded_by_a_budget(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelname == "ERROR" and r.name == "reward_server.http"]
 
 
+def test_one_teams_slow_uploads_do_not_take_the_body_budget_from_other_teams(tmp_path):
+    """The budget of bodies held at once was one pool for every team: team a trickling four
+    large bodies (each under max_message_bytes, each within http_read_timeout_s) held all of
+    it, and every other team's request got 503 until a's uploads ended (a could start new
+    ones forever). A team now holds at most half the budget."""
+    cfg = ServerConfig(port=0, http_port=free_port(), database_url=f"sqlite:///{tmp_path}/r.db", workers=1,
+                       auth="on", max_message_bytes=64 << 10, http_read_timeout_s=20)
+    with start_server(cfg) as srv:
+        keys = KeyStore(srv.store)
+        a, b = keys.create("a")[0], keys.create("b")[0]
+        head = (f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: {60 << 10}\r\nAuthorization: Bearer {a}\r\n"
+                f"Content-Type: application/json\r\n\r\n").encode()
+        held = []
+        try:
+            for _ in range(4):  # 4 x 59 KiB: the whole budget of 256 KiB if a team may take it
+                s = socket.create_connection(("127.0.0.1", srv.http_port))
+                s.settimeout(10)
+                s.sendall(head + b" " * (59 << 10))
+                held.append(s)
+            time.sleep(0.5)
+            r = httpx.post(f"http://127.0.0.1:{srv.http_port}/v1/score", headers={"Authorization": f"Bearer {b}"},
+                           json={"samples": [{"completion": "x" * (40 << 10)}],
+                                 "spec": {"components": [{"name": "format"}]}}, timeout=10)
+            assert r.status_code == 200, r.text
+            refused = [read_answer(s) for s in held[2:]]  # a's third and fourth: over a's half
+            assert all(x.startswith("HTTP/1.1 503") and "per team" in x for x in refused), refused
+        finally:
+            for s in held:
+                s.close()
+
+
 @pytest.mark.parametrize("step", ["9223372036854775808", "-9223372036854775809", "1" * 5000])
 def test_a_step_beyond_int64_is_a_400_not_an_internal_error(served, step):
     """`?step=` past int64 was a 500 quoting protobuf's ValueError."""
