@@ -465,3 +465,17 @@ def test_stored_bytes_are_metered(tmp_path):
     finally:
         t.channel.close()
         t.srv.stop(grace_s=1)
+
+
+def test_listing_verifiers_costs_the_event_loop_little(sqlite_tenants):
+    """ListVerifiers (no quota: any key may ask) rebuilt every verifier version's params JSON
+    schema on the event loop at each call, ~150 ms for all versions: a team calling it in a
+    loop took the loop that answers every team. The fixed part is built once."""
+    t = sqlite_tenants
+    req = pb.ListVerifiersRequest(all_versions=True)
+    first = t.stub.ListVerifiers(req, metadata=md(t.k["a"]))
+    t0 = time.perf_counter()
+    for _ in range(20):
+        again = t.stub.ListVerifiers(req, metadata=md(t.k["a"]))
+    assert time.perf_counter() - t0 < 1.0
+    assert again == first and any(v.params_schema_json.startswith("{") for v in again.verifiers)
