@@ -479,3 +479,21 @@ def test_listing_verifiers_costs_the_event_loop_little(sqlite_tenants):
         again = t.stub.ListVerifiers(req, metadata=md(t.k["a"]))
     assert time.perf_counter() - t0 < 1.0
     assert again == first and any(v.params_schema_json.startswith("{") for v in again.verifiers)
+
+
+def test_a_steps_metrics_cannot_grow_past_the_limit_by_merging(tenants):
+    """LogStep checks one call's metrics (1,024 names, 64 KiB as JSON), but calls to the same
+    step merge: a team sending new names to one step grew its row without bound (each call
+    re-reading and re-writing it) and ListSteps' answer with it. The merged row is held to
+    the same limits."""
+    t = tenants
+    run = t.stub.StartRun(pb.StartRunRequest(name="grow"), metadata=md(t.k["a"]))
+    t.stub.LogStep(pb.LogStepRequest(run_id=run.run_id, step=1, metrics={f"a{i}": 1.0 for i in range(1000)}),
+                   metadata=md(t.k["a"]))
+    code, msg = code_of(lambda: t.stub.LogStep(pb.LogStepRequest(
+        run_id=run.run_id, step=1, metrics={f"b{i}": 1.0 for i in range(1000)}), metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "once merged" in msg, msg
+    t.stub.LogStep(pb.LogStepRequest(run_id=run.run_id, step=1, metrics={"a1": 2.0, "new": 3.0}),
+                   metadata=md(t.k["a"]))  # a merge within the limits still works
+    (step,) = t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id), metadata=md(t.k["a"])).steps
+    assert len(step.metrics) == 1001 and step.metrics["a1"] == 2.0
