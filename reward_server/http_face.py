@@ -20,9 +20,10 @@ client that can only be given a URL, like OpenRLHF's `--remote_rm_url`, can carr
 `http://team:KEY@host:port/openrlhf/SPEC`). The key is checked before the body is read.
 
 Bounds against hostile or broken callers: a request's head and then its body must each
-arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503; a team holds half at most);
-JSON transcoding runs on two threads of its own, never on the event loop that serves gRPC;
-numbers outside a double are refused. A sample without a reward is never a silent 0 on the
+arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503; a
+team holds half at most); JSON transcoding runs on two threads of its own (teams take
+turns, one thread each at most), never on the event loop that serves gRPC; numbers
+outside a double are refused. A sample without a reward is never a silent 0 on the
 OpenRLHF route: see `openrlhf_response` and `?failed_reward=`.
 """
 from __future__ import annotations
@@ -59,6 +60,7 @@ from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
 from .errors import AuthError
+from .fairness import FairGate
 from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
 
 if TYPE_CHECKING:
@@ -445,6 +447,9 @@ class HttpFace:
         # event loop a 12 MB body froze every team's gRPC calls for 30 s. It runs here instead
         # (two threads: at most two bodies are expanded into Python objects at once).
         self._transcoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="http-transcode")
+        # Teams take turns for the threads, one each at most: a 16 MB body of tiny JSON values
+        # takes ~40 s to transcode, and two of one team's held both threads, FIFO, from everyone.
+        self._transcode_gate = FairGate(2, per_team=1)
         self.channel = grpc.aio.insecure_channel(target, options=[
             ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
         self.stub = pb_grpc.RewardServiceStub(self.channel)
@@ -503,11 +508,18 @@ class HttpFace:
             message += "; over HTTP send the header 'Authorization: Bearer KEY'"
         return error_response(status, code.name, message, headers)
 
-    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
+    async def _off_loop(self, request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` on a transcoding thread, in the turn of the request's team."""
+        async with self._transcode_gate.slot(getattr(request.state, "team", None) or ""):
+            job = asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
+            try:
+                return await asyncio.shield(job)
+            except asyncio.CancelledError:
+                await asyncio.wait({job})  # the thread stays busy until the job ends: so does the slot
+                raise
 
     async def _body(self, request: Request) -> bytes:
-        team = await self._authenticate(request)
+        team = request.state.team = await self._authenticate(request)
         return await read_body(request, self.max_body_bytes, self.body_timeout_s, self.budget, team)
 
     async def _authenticate(self, request: Request) -> str | None:
@@ -552,19 +564,19 @@ class HttpFace:
         return answer.result()
 
     async def score(self, request: Request) -> Response:
-        message = await self._off_loop(score_request, await self._body(request))
+        message = await self._off_loop(request, score_request, await self._body(request))
         response = await self._call(self.stub.Score, message, request)
-        return await self._off_loop(lambda: JSONResponse(json_format.MessageToDict(response)))
+        return await self._off_loop(request, lambda: JSONResponse(json_format.MessageToDict(response)))
 
     async def openrlhf(self, request: Request) -> Response:
         run_id, step, failed_reward = _query_params(request)
         raw = await self._body(request)
-        message = await self._off_loop(lambda: openrlhf_request(request.path_params["spec"], parse_json(raw),
-                                                                run_id, step))
+        message = await self._off_loop(request, lambda: openrlhf_request(request.path_params["spec"],
+                                                                         parse_json(raw), run_id, step))
         if not message.samples:  # OpenRLHF splits a batch over its URLs: one may get none
             return JSONResponse(openrlhf_response(pb.ScoreResponse(), failed_reward))
         response = await self._call(self.stub.Score, message, request)
-        return await self._off_loop(lambda: JSONResponse(openrlhf_response(response, failed_reward)))
+        return await self._off_loop(request, lambda: JSONResponse(openrlhf_response(response, failed_reward)))
 
     async def healthz(self, request: Request) -> Response:
         r = await self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)

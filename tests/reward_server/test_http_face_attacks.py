@@ -413,3 +413,33 @@ def test_a_query_padded_with_a_million_end_tokens_is_cut_in_linear_time(served):
     assert r.status_code == 200, r.text
     assert r.json()["rewards"] == [1.0]
     assert time.monotonic() - t0 < 10
+
+
+def test_one_teams_slow_to_transcode_bodies_do_not_hold_both_threads(served):
+    """JSON transcoding ran on two threads, first come first served: a body of tiny values
+    (200,000 empty samples, 0.8 MB; 16 MB of them take ~40 s) keeps a thread busy for seconds
+    before gRPC refuses it, and two such requests from team a held both threads, so team b's
+    small request waited behind them. Teams take turns, one thread each at most."""
+    srv, keys = served
+    heavy = json.dumps({"samples": [{}] * 200_000}).encode()
+    answers: list[int] = []
+
+    def send_heavy() -> None:
+        answers.append(post(srv, "/v1/score", keys["a"], content=heavy,
+                            headers={"Content-Type": "application/json"}).status_code)
+
+    threads = [threading.Thread(target=send_heavy) for _ in range(2)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # both of a's bodies are being transcoded
+    tb = time.monotonic()
+    r = post(srv, "/v1/score", keys["b"], json={"samples": [{"completion": "x"}],
+                                                "spec": {"components": [{"name": "format"}]}})
+    b_s = time.monotonic() - tb
+    for t in threads:
+        t.join()
+    a_s = time.monotonic() - t0
+    assert r.status_code == 200, r.text
+    assert answers and all(code in (400, 413) for code in answers), answers
+    assert b_s < max(2.0, a_s / 3), f"team b waited {b_s:.1f} s behind team a's {a_s:.1f} s of transcoding"
