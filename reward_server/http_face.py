@@ -509,8 +509,10 @@ class HttpFace:
         return error_response(status, code.name, message, headers)
 
     async def _off_loop(self, request: Request, fn: Callable[..., Any], *args: Any) -> Any:
-        """`fn(*args)` on a transcoding thread, in the turn of the request's team."""
-        async with self._transcode_gate.slot(getattr(request.state, "team", None) or ""):
+        """`fn(*args)` on a transcoding thread, in the turn of the request's team (with auth off
+        each request is its own: one user may use both threads)."""
+        team = getattr(request.state, "team", None)
+        async with self._transcode_gate.slot(team if team is not None else f"(request {id(request)})"):
             job = asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
             try:
                 return await asyncio.shield(job)
