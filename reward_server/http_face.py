@@ -17,7 +17,8 @@ Routes:
 
 Auth: `Authorization: Bearer KEY`, or HTTP Basic with the key as the password (so that a
 client that can only be given a URL, like OpenRLHF's `--remote_rm_url`, can carry it as
-`http://team:KEY@host:port/openrlhf/SPEC`). The key is checked before the body is read.
+`http://team:KEY@host:port/openrlhf/SPEC`). The key, and whether the team's quota refuses
+it now (429), are checked before the body is read.
 
 Bounds against hostile or broken callers: a request's head and then its body must each
 arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503; a
@@ -59,7 +60,7 @@ from starlette.routing import Route
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
-from .errors import AuthError
+from .errors import AuthError, QuotaExceededError
 from .fairness import FairGate
 from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
 
@@ -431,8 +432,12 @@ class HttpFace:
 
     def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS,
                  auth_enabled: bool = True, body_timeout_s: float = 30.0,
-                 verify_key: Callable[[str], Awaitable[Any]] | None = None):
+                 verify_key: Callable[[str], Awaitable[Any]] | None = None,
+                 precheck: Callable[[str], None] | None = None):
         self.max_body_bytes, self.metrics, self.auth_enabled = max_body_bytes, metrics, auth_enabled
+        # A team that gRPC refuses for its quota right now is refused before its body is read
+        # and transcoded (else an over-quota team still took the transcoding threads' time).
+        self.precheck = precheck
         self.body_timeout_s = body_timeout_s
         # The key is checked before the body is read (`_authenticate`): without it, a caller
         # with no key made the face buffer and transcode up to max_message_bytes per
@@ -522,6 +527,13 @@ class HttpFace:
 
     async def _body(self, request: Request) -> bytes:
         team = request.state.team = await self._authenticate(request)
+        if team is not None and self.precheck is not None:
+            try:
+                self.precheck(team)
+            except QuotaExceededError as e:
+                raise HttpError(429, "RESOURCE_EXHAUSTED", str(e),
+                                {"Retry-After": str(max(1, math.ceil(e.retry_after_s))), "Connection": "close"}
+                                ) from None
         return await read_body(request, self.max_body_bytes, self.body_timeout_s, self.budget, team)
 
     async def _authenticate(self, request: Request) -> str | None:
@@ -721,14 +733,16 @@ class WebFaces:
         return faces
 
     async def start(self, config: "ServerConfig", metrics: ServiceMetrics | None,
-                    verify_key: Callable[[str], Awaitable[Any]] | None = None) -> None:
+                    verify_key: Callable[[str], Awaitable[Any]] | None = None,
+                    precheck: Callable[[str], None] | None = None) -> None:
         """`verify_key`: the gRPC Authenticator's check of a bare key (raises AuthError), awaited
-        before a body is read."""
+        before a body is read; `precheck`: the quotas' look at whether a team is refused now
+        (QuotaManager.precheck), also before a body is read."""
         if self._http_sock is not None:
             assert self._socket_dir is not None
             self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
                                  metrics or NO_METRICS, config.auth_enabled, config.http_read_timeout_s,
-                                 verify_key)
+                                 verify_key, precheck)
             self.http = _Served(self.face.app, self._http_sock, config)
             await self.http.start()
             log.info("HTTP/JSON face on %s:%d (POST /v1/score, POST /openrlhf/SPEC, GET /healthz)", config.host,

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from reward_server.app import RunningServer, start_server
 from reward_server.auth import KeyStore
 from reward_server.config import ComponentConfig, ServerConfig, SpecConfig
+from reward_server.quotas import QuotaConfig, TeamQuota
 from reward_server.http_face import HttpError, completion_from_query
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
@@ -326,6 +327,29 @@ def test_one_teams_slow_uploads_do_not_take_the_body_budget_from_other_teams(tmp
         finally:
             for s in held:
                 s.close()
+
+
+def test_a_team_over_its_quota_is_refused_before_its_body_is_read(tmp_path):
+    """gRPC refuses a team over its quota before validating its request (precheck), but the
+    face read and transcoded the team's body first: an over-quota team could go on taking
+    the transcoding threads (and the body budget) for requests that were sure to be refused.
+    Now the face answers 429 with Retry-After as soon as the head has arrived."""
+    quotas = QuotaConfig(teams={"a": TeamQuota(samples_per_s=0.01, samples_burst=1)})
+    cfg = ServerConfig(port=0, http_port=free_port(), database_url=f"sqlite:///{tmp_path}/r.db", workers=1,
+                       auth="on", http_read_timeout_s=20, quotas=quotas)
+    with start_server(cfg) as srv:
+        key = KeyStore(srv.store).create("a")[0]
+        one = {"samples": [{"completion": "x"}], "spec": {"components": [{"name": "format"}]}}
+        assert post(srv, "/v1/score", key, json=one).status_code == 200
+        assert post(srv, "/v1/score", key, json=one).status_code == 429  # over: gRPC refuses it
+        with socket.create_connection(("127.0.0.1", srv.http_port)) as s:  # a body that never comes
+            s.settimeout(10)
+            s.sendall(f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nAuthorization: Bearer "
+                      f"{key}\r\nContent-Type: application/json\r\n\r\n{{".encode())
+            t0 = time.monotonic()
+            answer = read_answer(s)
+        assert answer.startswith("HTTP/1.1 429"), answer
+        assert "retry-after:" in answer.lower() and time.monotonic() - t0 < 5
 
 
 @pytest.mark.parametrize("step", ["9223372036854775808", "-9223372036854775809", "1" * 5000])
