@@ -200,7 +200,7 @@ async def _serve_parts(config: ServerConfig, store: ScoreStore, scorer: Scorer) 
     web = WebFaces.prepare(config, server)  # binds http_port and metrics_port: a port in use fails here
     await server.start()
     try:
-        await web.start(config, metrics, auth.principal_for_key if auth.enabled else None)
+        await web.start(config, metrics, auth.principal_for_key if auth.enabled else None, servicer.quotas.precheck)
     except BaseException:
         await web.stop()
         await server.stop(0)

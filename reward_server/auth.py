@@ -140,12 +140,13 @@ class Authenticator:
         one cache and one revocation delay). Raises AuthError."""
         if self.keys is None:
             return ANONYMOUS_ADMIN
+        key = key.strip()  # one cache entry per key: spaced copies would fill the cache
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        p = await self.run_blocking(self.keys.verify, key.strip())
+        p = await self.run_blocking(self.keys.verify, key)
         with self._lock:
             if len(self._cache) >= 10_000:  # callers choose the keys: bound what they make us keep
                 self._cache = {k: v for k, v in self._cache.items() if v[0] > now}

@@ -17,12 +17,14 @@ Routes:
 
 Auth: `Authorization: Bearer KEY`, or HTTP Basic with the key as the password (so that a
 client that can only be given a URL, like OpenRLHF's `--remote_rm_url`, can carry it as
-`http://team:KEY@host:port/openrlhf/SPEC`). The key is checked before the body is read.
+`http://team:KEY@host:port/openrlhf/SPEC`). The key, and whether the team's quota refuses
+it now (429), are checked before the body is read.
 
 Bounds against hostile or broken callers: a request's head and then its body must each
-arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503);
-JSON transcoding runs on two threads of its own, never on the event loop that serves gRPC;
-numbers outside a double are refused. A sample without a reward is never a silent 0 on the
+arrive within `http_read_timeout_s`; bodies held at once are capped (`BodyBudget`, 503; a
+team holds half at most); JSON transcoding runs on two threads of its own (teams take
+turns, one thread each at most), never on the event loop that serves gRPC; numbers
+outside a double are refused. A sample without a reward is never a silent 0 on the
 OpenRLHF route: see `openrlhf_response` and `?failed_reward=`.
 """
 from __future__ import annotations
@@ -58,7 +60,8 @@ from starlette.routing import Route
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
-from .errors import AuthError
+from .errors import AuthError, QuotaExceededError
+from .fairness import FairGate
 from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
 
 if TYPE_CHECKING:
@@ -157,36 +160,53 @@ def parse_json(body: bytes) -> Any:
 
 class BodyBudget:
     """The bytes of request bodies the face holds at once (being received, or waiting to be
-    transcoded), bounded: `take` raises HttpError 503 past `limit_bytes`."""
+    transcoded), bounded: `take` raises HttpError 503 past `limit_bytes`, or past
+    `team_limit_bytes` for one team's bodies (else one team's slow uploads held the whole
+    budget and every other team got 503 until they ended)."""
 
-    def __init__(self, limit_bytes: int):
+    def __init__(self, limit_bytes: int, team_limit_bytes: int | None = None):
         self.limit_bytes, self.held = limit_bytes, 0
+        self.team_limit_bytes = team_limit_bytes or limit_bytes
+        self.held_by_team: dict[str, int] = {}
 
-    def take(self, n: int) -> None:
+    def take(self, n: int, team: str | None = None) -> None:
+        """Hold `n` more bytes (for `team`, when known). Raises HttpError 503."""
+        mine = self.held_by_team.get(team, 0) if team is not None else 0
+        if team is not None and mine + n > self.team_limit_bytes:
+            raise HttpError(503, "UNAVAILABLE", f"team {team} has {mine} bytes of request bodies being received "
+                            f"(limit {self.team_limit_bytes} per team); retry shortly", {"Retry-After": "1"})
         if self.held + n > self.limit_bytes:
             raise HttpError(503, "UNAVAILABLE", f"the server holds {self.held} bytes of request bodies being "
                             f"received (limit {self.limit_bytes}); retry shortly", {"Retry-After": "1"})
         self.held += n
+        if team is not None:
+            self.held_by_team[team] = mine + n
 
-    def give_back(self, n: int) -> None:
+    def give_back(self, n: int, team: str | None = None) -> None:
         self.held -= n
+        if team is not None and n:
+            left = self.held_by_team.get(team, 0) - n
+            if left > 0:
+                self.held_by_team[team] = left
+            else:
+                self.held_by_team.pop(team, None)
 
 
 async def read_body(request: Request, limit_bytes: int, timeout_s: float = 30.0,
-                    budget: BodyBudget | None = None) -> bytes:
+                    budget: BodyBudget | None = None, team: str | None = None) -> bytes:
     """The request body, refused with 413 past `limit_bytes` (before reading it when the
     Content-Length says so, else as soon as the stream passes the limit), and with 408 when
     it is not all received within `timeout_s` (a slow sender would hold a connection and
     its buffer for as long as it likes)."""
     try:
         async with asyncio.timeout(timeout_s):
-            return await _read_body(request, limit_bytes, budget)
+            return await _read_body(request, limit_bytes, budget, team)
     except TimeoutError:
         raise HttpError(408, "DEADLINE_EXCEEDED", f"body: not received within {timeout_s:g} s of the headers "
                         f"(http_read_timeout_s); send the whole body at once", {"Connection": "close"}) from None
 
 
-async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | None) -> bytes:
+async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | None, team: str | None) -> bytes:
     declared = request.headers.get("content-length", "")
     too_large = HttpError(413, "RESOURCE_EXHAUSTED", f"body: larger than the limit of {limit_bytes} bytes "
                           f"(max_message_bytes); split the batch")
@@ -198,32 +218,41 @@ async def _read_body(request: Request, limit_bytes: int, budget: BodyBudget | No
         if size > limit_bytes:
             raise too_large
         if budget is not None:  # given back by the caller once the request is answered
-            budget.take(len(chunk))
+            budget.take(len(chunk), team)
+            request.state.body_team = team
             request.state.body_bytes_held = getattr(request.state, "body_bytes_held", 0) + len(chunk)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
+# The special tokens that may end a decoded query, spelt backwards, each after any whitespace:
+# matched from the start of the reversed query, so that the cut is one linear scan (a slice
+# per token was quadratic: a 4 MB query of `</s>` held a transcoding thread for minutes).
+# `<|...|>` and `<｜...｜>` hold 1 to 66 characters without whitespace or angle brackets.
+_TRAILING_SPECIALS_REVERSED = re.compile(
+    r"(?:\s*(?:>\|[^\s<>]{1,66}\|<|>｜[^\s<>]{1,66}｜<|"
+    + "|".join(re.escape(s[::-1]) for s in _SPECIAL_SUFFIXES) + "))*")
+_WHITESPACE = re.compile(r"\s*")
+_STRIP_CHUNK = 1 << 15  # characters per regex call: the regex engine holds the GIL (and so the event loop)
+
+
 def strip_special_tokens(text: str) -> str:
     """`text` without the special tokens (and the whitespace around them) that end it:
     `<|im_end|>`, `<|endoftext|>`, `<|eot_id|>`, `<｜end▁of▁sentence｜>`, `</s>`, `<eos>`,
-    `<pad>`, `<end_of_turn>`, repeated (right padding). Linear in the length."""
-    out = text
+    `<pad>`, `<end_of_turn>`, repeated (right padding). Whitespace before the first of them
+    is kept. Linear in the length."""
+    if not text.rstrip().endswith(">"):
+        return text
+    rev, pos = text[::-1], 0
     while True:
-        t = out.rstrip()
-        cut = -1
-        for close, open_ in (("|>", "<|"), ("｜>", "<｜")):
-            if t.endswith(close):
-                i = t.rfind(open_, max(0, len(t) - 70))
-                inner = t[i + 2:-2] if i >= 0 else ""
-                if i >= 0 and inner and not any(c.isspace() or c in "<>" for c in inner):
-                    cut = i
+        end = _TRAILING_SPECIALS_REVERSED.match(rev, pos, pos + _STRIP_CHUNK).end()
+        if end == pos:  # none at pos, or a run of whitespace longer than a chunk before one
+            ws = _WHITESPACE.match(rev, pos).end()
+            end = _TRAILING_SPECIALS_REVERSED.match(rev, ws, ws + _STRIP_CHUNK).end() if ws > pos else ws
+            if end == ws:
                 break
-        if cut < 0:
-            cut = next((len(t) - len(s) for s in _SPECIAL_SUFFIXES if t.endswith(s)), -1)
-        if cut < 0:
-            return out
-        out = t[:cut]
+        pos = end
+    return text[:len(text) - pos] if pos else text
 
 
 def _after_truncated_prompt(query: str, prompt: str) -> int:
@@ -403,8 +432,12 @@ class HttpFace:
 
     def __init__(self, target: str, max_body_bytes: int, metrics: ServiceMetrics | NoMetrics = NO_METRICS,
                  auth_enabled: bool = True, body_timeout_s: float = 30.0,
-                 verify_key: Callable[[str], Awaitable[Any]] | None = None):
+                 verify_key: Callable[[str], Awaitable[Any]] | None = None,
+                 precheck: Callable[[str], None] | None = None):
         self.max_body_bytes, self.metrics, self.auth_enabled = max_body_bytes, metrics, auth_enabled
+        # A team that gRPC refuses for its quota right now is refused before its body is read
+        # and transcoded (else an over-quota team still took the transcoding threads' time).
+        self.precheck = precheck
         self.body_timeout_s = body_timeout_s
         # The key is checked before the body is read (`_authenticate`): without it, a caller
         # with no key made the face buffer and transcode up to max_message_bytes per
@@ -413,11 +446,15 @@ class HttpFace:
         self.verify_key = verify_key
         # Bodies held at once: each connection may hold up to max_body_bytes while it arrives
         # and waits for the transcoding threads; many connections must not grow memory freely.
-        self.budget = BodyBudget(4 * max_body_bytes)
+        # A team holds at most half of it, so that the other half is always there for the others.
+        self.budget = BodyBudget(4 * max_body_bytes, 2 * max_body_bytes)
         # JSON <-> protobuf transcoding is pure-Python work of about 2 us per JSON value: on the
         # event loop a 12 MB body froze every team's gRPC calls for 30 s. It runs here instead
         # (two threads: at most two bodies are expanded into Python objects at once).
         self._transcoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="http-transcode")
+        # Teams take turns for the threads, one each at most: a 16 MB body of tiny JSON values
+        # takes ~40 s to transcode, and two of one team's held both threads, FIFO, from everyone.
+        self._transcode_gate = FairGate(2, per_team=1)
         self.channel = grpc.aio.insecure_channel(target, options=[
             ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
         self.stub = pb_grpc.RewardServiceStub(self.channel)
@@ -450,7 +487,8 @@ class HttpFace:
                 log.exception("HTTP %s failed", name)
                 response = error_response(500, "INTERNAL", f"internal error: {type(e).__name__}: {e}")
             finally:
-                self.budget.give_back(getattr(request.state, "body_bytes_held", 0))
+                self.budget.give_back(getattr(request.state, "body_bytes_held", 0),
+                                      getattr(request.state, "body_team", None))
                 request.state.body_bytes_held = 0
             self.metrics.http_request(name, response.status_code)
             return response
@@ -475,30 +513,48 @@ class HttpFace:
             message += "; over HTTP send the header 'Authorization: Bearer KEY'"
         return error_response(status, code.name, message, headers)
 
-    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
+    async def _off_loop(self, request: Request, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` on a transcoding thread, in the turn of the request's team (with auth off
+        each request is its own: one user may use both threads)."""
+        team = getattr(request.state, "team", None)
+        async with self._transcode_gate.slot(team if team is not None else f"(request {id(request)})"):
+            job = asyncio.get_running_loop().run_in_executor(self._transcoder, fn, *args)
+            try:
+                return await asyncio.shield(job)
+            except asyncio.CancelledError:
+                await asyncio.wait({job})  # the thread stays busy until the job ends: so does the slot
+                raise
 
     async def _body(self, request: Request) -> bytes:
-        await self._authenticate(request)
-        return await read_body(request, self.max_body_bytes, self.body_timeout_s, self.budget)
+        team = request.state.team = await self._authenticate(request)
+        if team is not None and self.precheck is not None:
+            try:
+                self.precheck(team)
+            except QuotaExceededError as e:
+                raise HttpError(429, "RESOURCE_EXHAUSTED", str(e),
+                                {"Retry-After": str(max(1, math.ceil(e.retry_after_s))), "Connection": "close"}
+                                ) from None
+        return await read_body(request, self.max_body_bytes, self.body_timeout_s, self.budget, team)
 
-    async def _authenticate(self, request: Request) -> None:
-        """HttpError 401 for a request without a valid key (auth on), before its body is read."""
+    async def _authenticate(self, request: Request) -> str | None:
+        """The caller's team (None when auth is off or the key could not be checked here);
+        HttpError 401 for a request without a valid key (auth on), before its body is read."""
         if not self.auth_enabled:
-            return
+            return None
         metadata = grpc_metadata(request.headers.get("authorization", ""))
         if not metadata:
             raise HttpError(401, "UNAUTHENTICATED", "missing API key: send the header 'Authorization: Bearer KEY' "
                             "(or Basic auth with the key as the password)", {"WWW-Authenticate": "Bearer"})
         if self.verify_key is None:
-            return
+            return None
         key = metadata[0][1].removeprefix("Bearer ")
         try:
-            await self.verify_key(key)
+            principal = await self.verify_key(key)
         except AuthError as e:
             raise HttpError(401, "UNAUTHENTICATED", str(e), {"WWW-Authenticate": "Bearer"}) from None
         except Exception:  # noqa: BLE001 - e.g. the database is down: the gRPC call says so, typed
-            return
+            return None
+        return getattr(principal, "team", None)
 
     async def _call(self, method: Any, request: Any, http: Request) -> Any:
         """The gRPC call, cancelled when the HTTP client disconnects first (a client that gave
@@ -522,19 +578,19 @@ class HttpFace:
         return answer.result()
 
     async def score(self, request: Request) -> Response:
-        message = await self._off_loop(score_request, await self._body(request))
+        message = await self._off_loop(request, score_request, await self._body(request))
         response = await self._call(self.stub.Score, message, request)
-        return await self._off_loop(lambda: JSONResponse(json_format.MessageToDict(response)))
+        return await self._off_loop(request, lambda: JSONResponse(json_format.MessageToDict(response)))
 
     async def openrlhf(self, request: Request) -> Response:
         run_id, step, failed_reward = _query_params(request)
         raw = await self._body(request)
-        message = await self._off_loop(lambda: openrlhf_request(request.path_params["spec"], parse_json(raw),
-                                                                run_id, step))
+        message = await self._off_loop(request, lambda: openrlhf_request(request.path_params["spec"],
+                                                                         parse_json(raw), run_id, step))
         if not message.samples:  # OpenRLHF splits a batch over its URLs: one may get none
             return JSONResponse(openrlhf_response(pb.ScoreResponse(), failed_reward))
         response = await self._call(self.stub.Score, message, request)
-        return await self._off_loop(lambda: JSONResponse(openrlhf_response(response, failed_reward)))
+        return await self._off_loop(request, lambda: JSONResponse(openrlhf_response(response, failed_reward)))
 
     async def healthz(self, request: Request) -> Response:
         r = await self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
@@ -677,14 +733,16 @@ class WebFaces:
         return faces
 
     async def start(self, config: "ServerConfig", metrics: ServiceMetrics | None,
-                    verify_key: Callable[[str], Awaitable[Any]] | None = None) -> None:
+                    verify_key: Callable[[str], Awaitable[Any]] | None = None,
+                    precheck: Callable[[str], None] | None = None) -> None:
         """`verify_key`: the gRPC Authenticator's check of a bare key (raises AuthError), awaited
-        before a body is read."""
+        before a body is read; `precheck`: the quotas' look at whether a team is refused now
+        (QuotaManager.precheck), also before a body is read."""
         if self._http_sock is not None:
             assert self._socket_dir is not None
             self.face = HttpFace(f"unix:{self._socket_dir / 'grpc.sock'}", config.max_message_bytes,
                                  metrics or NO_METRICS, config.auth_enabled, config.http_read_timeout_s,
-                                 verify_key)
+                                 verify_key, precheck)
             self.http = _Served(self.face.app, self._http_sock, config)
             await self.http.start()
             log.info("HTTP/JSON face on %s:%d (POST /v1/score, POST /openrlhf/SPEC, GET /healthz)", config.host,

@@ -40,11 +40,18 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..errors import TooLargeError
 from .models import SAMPLE_KEY, SAMPLE_KEY_WHERE, RetentionEvent, Run, ScoreRow, SpecRow, StepRow
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
+
+# A step's metrics once merged: the limits of one LogStep (servicer.METRICS_MAX and
+# RUN_JSON_MAX_BYTES). Without them, LogStep calls to one step with new names grew its row
+# (each call re-reading and re-writing it) and ListSteps' answer without bound.
+STEP_METRICS_MAX = 1024
+STEP_METRICS_MAX_BYTES = 64 << 10
 
 class SchemaOutOfDateError(RuntimeError):
     """The database schema is older than this server; the message says what to run."""
@@ -390,7 +397,8 @@ class ScoreStore:
 
     def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
         """Record (or merge into) a step's metrics. Two calls for one new step at once: the
-        loser of the insert race merges into the winner's row."""
+        loser of the insert race merges into the winner's row. Raises RunNotFoundError, and
+        TooLargeError when the merged metrics would pass STEP_METRICS_MAX(_BYTES)."""
         # SQLite reads before it locks: merges into one run's steps in this process go one at a time.
         with self._step_locks[hash(run_id) % len(self._step_locks)]:
             try:
@@ -407,7 +415,13 @@ class ScoreStore:
             if row is None:
                 s.add(StepRow(run_id=run_id, step=step, metrics=metrics))
             else:
-                row.metrics = {**row.metrics, **metrics}
+                merged = {**row.metrics, **metrics}
+                size = len(json.dumps(merged))
+                if len(merged) > STEP_METRICS_MAX or size > STEP_METRICS_MAX_BYTES:
+                    raise TooLargeError(f"metrics: step {step} of run {run_id!r} would hold {len(merged)} metrics, "
+                                        f"{size} bytes as JSON, once merged; the limit is {STEP_METRICS_MAX} "
+                                        f"metrics and {STEP_METRICS_MAX_BYTES} bytes per step")
+                row.metrics = merged
 
     def finish_run(self, run_id: str, state: str, summary: dict[str, float]) -> Run:
         with self._sessions.begin() as s:

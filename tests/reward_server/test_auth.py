@@ -135,3 +135,21 @@ def test_auth_defaults(tmp_path):
     assert ServerConfig(database_url="postgresql+psycopg://u@h/db").auth_enabled
     assert not ServerConfig(database_url="postgresql+psycopg://u@h/db", auth="off").auth_enabled
     assert ServerConfig(database_url="sqlite:///x.db", auth="on").auth_enabled
+
+
+def test_spaced_copies_of_a_key_share_one_cache_entry(tmp_path):
+    """A key with spaces before or after it (`authorization: Bearer   rk_...  `) is the same
+    key, but each spelling was cached apart: a team could fill the verified-key cache
+    (10,000 entries) with copies of its own key, and then no other team's key was cached:
+    each of their calls was a database lookup, in the one turn all key lookups share."""
+    import asyncio
+
+    with start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp_path}/k.db", workers=1, auth="on")) as srv:
+        key, _ = KeyStore(srv.store).create("team-a")
+        auth = Authenticator(KeyStore(srv.store))
+
+        async def spellings() -> set:
+            return {await auth.principal_for_key(" " * i + key + " " * j) for i in range(5) for j in range(5)}
+
+        assert {p.team for p in asyncio.run(spellings())} == {"team-a"}
+        assert len(auth._cache) == 1

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from reward_server.app import RunningServer, start_server
 from reward_server.auth import KeyStore
 from reward_server.config import ComponentConfig, ServerConfig, SpecConfig
+from reward_server.quotas import QuotaConfig, TeamQuota
 from reward_server.http_face import HttpError, completion_from_query
 from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
@@ -58,7 +59,8 @@ def read_answer(s: socket.socket) -> str:
 
 def post(srv: RunningServer, path: str, key: str, **kw) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}", **kw.pop("headers", {})}
-    return httpx.post(f"http://127.0.0.1:{srv.http_port}{path}", headers=headers, timeout=60, **kw)
+    url = f"http://127.0.0.1:{srv.http_port}{path}"
+    return httpx.post(url, headers=headers, timeout=kw.pop("timeout", 60), **kw)
 
 
 def test_a_slow_body_is_cut_off_with_408_instead_of_holding_a_connection_forever(served):
@@ -296,6 +298,60 @@ def test_bodies_held_at_once_are_bounded_by_a_budget(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelname == "ERROR" and r.name == "reward_server.http"]
 
 
+def test_one_teams_slow_uploads_do_not_take_the_body_budget_from_other_teams(tmp_path):
+    """The budget of bodies held at once was one pool for every team: team a trickling four
+    large bodies (each under max_message_bytes, each within http_read_timeout_s) held all of
+    it, and every other team's request got 503 until a's uploads ended (a could start new
+    ones forever). A team now holds at most half the budget."""
+    cfg = ServerConfig(port=0, http_port=free_port(), database_url=f"sqlite:///{tmp_path}/r.db", workers=1,
+                       auth="on", max_message_bytes=64 << 10, http_read_timeout_s=20)
+    with start_server(cfg) as srv:
+        keys = KeyStore(srv.store)
+        a, b = keys.create("a")[0], keys.create("b")[0]
+        head = (f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: {60 << 10}\r\nAuthorization: Bearer {a}\r\n"
+                f"Content-Type: application/json\r\n\r\n").encode()
+        held = []
+        try:
+            for _ in range(4):  # 4 x 59 KiB: the whole budget of 256 KiB if a team may take it
+                s = socket.create_connection(("127.0.0.1", srv.http_port))
+                s.settimeout(10)
+                s.sendall(head + b" " * (59 << 10))
+                held.append(s)
+            time.sleep(0.5)
+            r = httpx.post(f"http://127.0.0.1:{srv.http_port}/v1/score", headers={"Authorization": f"Bearer {b}"},
+                           json={"samples": [{"completion": "x" * (40 << 10)}],
+                                 "spec": {"components": [{"name": "format"}]}}, timeout=10)
+            assert r.status_code == 200, r.text
+            refused = [read_answer(s) for s in held[2:]]  # a's third and fourth: over a's half
+            assert all(x.startswith("HTTP/1.1 503") and "per team" in x for x in refused), refused
+        finally:
+            for s in held:
+                s.close()
+
+
+def test_a_team_over_its_quota_is_refused_before_its_body_is_read(tmp_path):
+    """gRPC refuses a team over its quota before validating its request (precheck), but the
+    face read and transcoded the team's body first: an over-quota team could go on taking
+    the transcoding threads (and the body budget) for requests that were sure to be refused.
+    Now the face answers 429 with Retry-After as soon as the head has arrived."""
+    quotas = QuotaConfig(teams={"a": TeamQuota(samples_per_s=0.01, samples_burst=1)})
+    cfg = ServerConfig(port=0, http_port=free_port(), database_url=f"sqlite:///{tmp_path}/r.db", workers=1,
+                       auth="on", http_read_timeout_s=20, quotas=quotas)
+    with start_server(cfg) as srv:
+        key = KeyStore(srv.store).create("a")[0]
+        one = {"samples": [{"completion": "x"}], "spec": {"components": [{"name": "format"}]}}
+        assert post(srv, "/v1/score", key, json=one).status_code == 200
+        assert post(srv, "/v1/score", key, json=one).status_code == 429  # over: gRPC refuses it
+        with socket.create_connection(("127.0.0.1", srv.http_port)) as s:  # a body that never comes
+            s.settimeout(10)
+            s.sendall(f"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nAuthorization: Bearer "
+                      f"{key}\r\nContent-Type: application/json\r\n\r\n{{".encode())
+            t0 = time.monotonic()
+            answer = read_answer(s)
+        assert answer.startswith("HTTP/1.1 429"), answer
+        assert "retry-after:" in answer.lower() and time.monotonic() - t0 < 5
+
+
 @pytest.mark.parametrize("step", ["9223372036854775808", "-9223372036854775809", "1" * 5000])
 def test_a_step_beyond_int64_is_a_400_not_an_internal_error(served, step):
     """`?step=` past int64 was a 500 quoting protobuf's ValueError."""
@@ -367,3 +423,47 @@ def test_a_revoked_key_stops_working_over_http_within_the_grpc_cache_delay(serve
     time.sleep(Authenticator.CACHE_TTL_S + 0.5)
     r = post(srv, "/openrlhf/math", key, json=body)
     assert r.status_code == 401 and "revoked" in r.json()["error"]["message"], r.text
+
+
+def test_a_query_padded_with_a_million_end_tokens_is_cut_in_linear_time(served):
+    """The response's trailing special tokens were cut one slice at a time: quadratic, so
+    one 4 MB OpenRLHF query of `</s>` padding (a quarter of max_message_bytes) held a
+    transcoding thread for minutes, and two such requests stopped the HTTP face for every
+    team. The cut is one linear scan now."""
+    srv, keys = served
+    body = {"query": [PROMPT + "\\boxed{1}" + "</s>" * 1_000_000], "prompts": [PROMPT], "labels": ["1"]}
+    t0 = time.monotonic()
+    r = post(srv, "/openrlhf/math", keys["a"], json=body, timeout=20)
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"] == [1.0]
+    assert time.monotonic() - t0 < 10
+
+
+def test_one_teams_slow_to_transcode_bodies_do_not_hold_both_threads(served):
+    """JSON transcoding ran on two threads, first come first served: a body of tiny values
+    (200,000 empty samples, 0.8 MB; 16 MB of them take ~40 s) keeps a thread busy for seconds
+    before gRPC refuses it, and two such requests from team a held both threads, so team b's
+    small request waited behind them. Teams take turns, one thread each at most."""
+    srv, keys = served
+    heavy = json.dumps({"samples": [{}] * 200_000}).encode()
+    answers: list[int] = []
+
+    def send_heavy() -> None:
+        answers.append(post(srv, "/v1/score", keys["a"], content=heavy,
+                            headers={"Content-Type": "application/json"}).status_code)
+
+    threads = [threading.Thread(target=send_heavy) for _ in range(2)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # both of a's bodies are being transcoded
+    tb = time.monotonic()
+    r = post(srv, "/v1/score", keys["b"], json={"samples": [{"completion": "x"}],
+                                                "spec": {"components": [{"name": "format"}]}})
+    b_s = time.monotonic() - tb
+    for t in threads:
+        t.join()
+    a_s = time.monotonic() - t0
+    assert r.status_code == 200, r.text
+    assert answers and all(code in (400, 413) for code in answers), answers
+    assert b_s < max(2.0, a_s / 3), f"team b waited {b_s:.1f} s behind team a's {a_s:.1f} s of transcoding"

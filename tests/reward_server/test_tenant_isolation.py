@@ -465,3 +465,51 @@ def test_stored_bytes_are_metered(tmp_path):
     finally:
         t.channel.close()
         t.srv.stop(grace_s=1)
+
+
+def test_listing_verifiers_costs_the_event_loop_little(sqlite_tenants):
+    """ListVerifiers (no quota: any key may ask) rebuilt every verifier version's params JSON
+    schema on the event loop at each call, ~150 ms for all versions: a team calling it in a
+    loop took the loop that answers every team. The fixed part is built once."""
+    t = sqlite_tenants
+    req = pb.ListVerifiersRequest(all_versions=True)
+    first = t.stub.ListVerifiers(req, metadata=md(t.k["a"]))
+    t0 = time.perf_counter()
+    for _ in range(20):
+        again = t.stub.ListVerifiers(req, metadata=md(t.k["a"]))
+    assert time.perf_counter() - t0 < 1.0
+    assert again == first and any(v.params_schema_json.startswith("{") for v in again.verifiers)
+
+
+def test_a_steps_metrics_cannot_grow_past_the_limit_by_merging(tenants):
+    """LogStep checks one call's metrics (1,024 names, 64 KiB as JSON), but calls to the same
+    step merge: a team sending new names to one step grew its row without bound (each call
+    re-reading and re-writing it) and ListSteps' answer with it. The merged row is held to
+    the same limits."""
+    t = tenants
+    run = t.stub.StartRun(pb.StartRunRequest(name="grow"), metadata=md(t.k["a"]))
+    t.stub.LogStep(pb.LogStepRequest(run_id=run.run_id, step=1, metrics={f"a{i}": 1.0 for i in range(1000)}),
+                   metadata=md(t.k["a"]))
+    code, msg = code_of(lambda: t.stub.LogStep(pb.LogStepRequest(
+        run_id=run.run_id, step=1, metrics={f"b{i}": 1.0 for i in range(1000)}), metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "once merged" in msg, msg
+    t.stub.LogStep(pb.LogStepRequest(run_id=run.run_id, step=1, metrics={"a1": 2.0, "new": 3.0}),
+                   metadata=md(t.k["a"]))  # a merge within the limits still works
+    (step,) = t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id), metadata=md(t.k["a"])).steps
+    assert len(step.metrics) == 1001 and step.metrics["a1"] == 2.0
+
+
+@pytest.mark.xfail(strict=True, reason="ListSteps answers every step of a run in one message, built on the "
+                   "event loop: needs a limit and a page token like ListRuns (servicer run handling, not ours)")
+def test_list_steps_answers_a_bounded_page(sqlite_tenants):
+    """A run's steps are unbounded (LogStep has no quota by default; each step may hold 1,024
+    metrics, 64 KiB), and ListSteps loads them all and builds one answer on the event loop:
+    10,000 steps of 1,024 metrics took 11.7 s of the loop that answers every team (a 235 MB
+    message). An answer should hold at most 1,000 steps, like ListRuns."""
+    t = sqlite_tenants
+    run = t.stub.StartRun(pb.StartRunRequest(name="long"), metadata=md(t.k["a"]))
+    for step in range(1001):
+        t.stub.LogStep(pb.LogStepRequest(run_id=run.run_id, step=step, metrics={"loss": 1.0}),
+                       metadata=md(t.k["a"]))
+    steps = t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id), metadata=md(t.k["a"])).steps
+    assert len(steps) <= 1000

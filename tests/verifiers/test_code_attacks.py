@@ -351,3 +351,14 @@ def test_forged_unparseable_report_cannot_turn_a_failure_into_an_error(escape):
     r = verifiers.verify("code", fn(prelude, body), FAST_REF, PARAMS)
     failed_with(r, "runtime error")
     checks()
+
+
+def test_stdio_printing_a_number_beyond_the_decimal_range(escape):
+    """`print("1e9999999999999999999")` for an integer answer made the comparison raise
+    (decimal.InvalidOperation): the sample was an ERROR, which a trainer leaves out, so any
+    wrong program could escape its 0 with it. It is a wrong answer."""
+    prelude, checks = escape
+    ref = {"tests": [{"stdin": "", "stdout": "5\n"}]}
+    r = verifiers.verify("code", f"```python\n{prelude}\nprint('1e9999999999999999999')\n```", ref, PARAMS)
+    failed_with(r, "wrong answer")
+    checks()

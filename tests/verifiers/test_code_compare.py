@@ -41,6 +41,11 @@ def test_token_pairs(a, b, equal):
     ("1e400", "1", False),
     ("1" * 5000, "1", False),                # over int()'s 4300-digit limit: no ValueError
     ("1" * 5000, "1" * 5000 + "0", False),
+    # Exponents beyond the decimal module's range raised InvalidOperation (an ERROR, not a wrong answer).
+    ("1e9999999999999999999", "5", False),
+    ("-.5e-99999999999999999999", "0", False),
+    ("0e99999999999999999999", "0", True),
+    ("-0.0e-99999999999999999999", "0", True),
     ("1" * 5000 + ".0", "1" * 5000, True),
     # A float expected token keeps the tolerance, whatever the candidate's format.
     ("1000000006", "1000000005.0", True),    # |diff| = 1 <= 1e-6 * 1e9

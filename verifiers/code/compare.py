@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -45,6 +45,19 @@ def _show(s: str) -> str:
     return repr(s if len(s) <= _SHOW else s[:_SHOW] + "…")
 
 
+def _decimal(token: str) -> Decimal:
+    """The value of a number token, exactly. An exponent beyond the decimal module's range
+    (|e| > 10^18: `1e9999999999999999999`) raised InvalidOperation, so that any wrong
+    program could print one and make its sample an ERROR (a sample a trainer leaves out)
+    instead of a wrong answer: such a value is 0 when its digits are, else NaN (equal to
+    nothing: it is no integer a test can expect)."""
+    try:
+        return Decimal(token)
+    except InvalidOperation:
+        digits = re.split(r"[eE]", token, maxsplit=1)[0]
+        return Decimal(0) if not digits.strip("+-.0") else Decimal("NaN")
+
+
 def tokens_equal(a: str, b: str, float_tol: float = 1e-6, case_sensitive: bool = True,
                  exact_integers: bool = True) -> bool:
     """Whether the candidate's token `a` matches the expected token `b` under the
@@ -54,7 +67,7 @@ def tokens_equal(a: str, b: str, float_tol: float = 1e-6, case_sensitive: bool =
     if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):
         # Decimal: exact, and no 4300-digit limit (int() of a long token raises)
         if _INTEGER.fullmatch(b) and (exact_integers or _INTEGER.fullmatch(a)):
-            return Decimal(a) == Decimal(b)
+            return _decimal(a) == Decimal(b)
         x, y = float(a), float(b)
         diff = abs(x - y)
         return diff <= float_tol or diff <= float_tol * abs(y)
