@@ -102,8 +102,10 @@ def test_history_time_and_reward_ranges(server, seeded):
     assert all(x["team"] == "default" for x in wrong)
     r = _ctl("history", "--run", run_id, "--since", "yesterday", "--server", server.address)
     assert r.returncode != 0 and "--since: 'yesterday' is not an RFC 3339 time" in r.stderr
-    r = _ctl("history", "--run", run_id, "--team", "other", "--server", server.address)
+    r = _ctl("history", "--run", run_id, "--team", "default", "--server", server.address)
     assert r.returncode == 0, r.stderr   # an unauthenticated server: every caller is an admin
+    r = _ctl("history", "--run", run_id, "--team", "other", "--server", server.address)
+    assert r.returncode == 1 and "NOT_FOUND" in r.stderr  # run ids are per team: "other" has none
 
 
 def test_show_full_provenance(server, seeded):
