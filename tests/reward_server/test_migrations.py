@@ -70,3 +70,23 @@ def test_0008_keys_runs_by_team_and_keeps_the_data(url):
     assert [s.metrics for s in store.steps("exp-1", team="team-b")] == [{"m": 2.0}]
     assert [r.sample_id for r in store.query_scores(run_id="exp-1", team="team-b")] == ["b0", "b1", "b2"]
     store.close()
+
+
+def test_0008_downgrades_and_upgrades_again_with_data(url):
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    with engine.begin() as c:
+        c.execute(text("insert into runs (id, team, name, state, config, summary, created_at) values "
+                       "('r', 't', 'n', 'running', '{}', '{}', CURRENT_TIMESTAMP)"))
+        c.execute(text("insert into steps (team, run_id, step, metrics, created_at) values "
+                       "('t', 'r', 1, '{}', CURRENT_TIMESTAMP)"))
+    cfg = _alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    with engine.connect() as c:
+        assert c.execute(text("select run_id, step from steps")).all() == [("r", 1)]
+    upgrade_schema(engine)
+    with engine.connect() as c:
+        assert c.execute(text("select team, run_id, step from steps")).all() == [("t", "r", 1)]
+    engine.dispose()

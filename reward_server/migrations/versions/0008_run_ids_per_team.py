@@ -80,7 +80,8 @@ def downgrade() -> None:
             b.drop_constraint('uq_steps_run_step', type_='unique')
             b.create_unique_constraint('uq_steps_run_step', ['run_id', 'step'])
             b.drop_column('team')
-        with op.batch_alter_table('runs', recreate='always') as b:
+        with op.batch_alter_table('runs', recreate='always', naming_convention=SQLITE_NAMES) as b:
+            b.drop_constraint('pk_runs', type_='primary')
             b.create_primary_key('pk_runs', ['id'])
         with op.batch_alter_table('steps', recreate='always') as b:
             b.create_foreign_key('fk_steps_run_id_runs', 'runs', ['run_id'], ['id'], ondelete='CASCADE')
