@@ -36,6 +36,11 @@ from .scoring import Scorer, SampleInput
 from .store import ScoreStore
 from .store.store import GroupConflictError
 
+try:  # grpc's error for a send the transport refused: the call is over (cancelled, dropped, timed out)
+    from grpc._cython.cygrpc import ExecuteBatchError as _SendRefused
+except ImportError:  # pragma: no cover - another grpc build: such a send fails as an ordinary error
+    _SendRefused = ()
+
 log = logging.getLogger(__name__)
 SPEC_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 RUN_NAME_MAX_CHARS = 200          # the column's width
@@ -570,11 +575,14 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     HISTORY_PAGE_ROWS = 200  # rows per database round trip (a page of 16 KiB texts is 3 MiB)
 
-    async def QueryScores(self, request: pb.QueryScoresRequest, context: grpc.aio.ServicerContext
-                          ) -> AsyncIterator[pb.ScoreRecord]:
+    async def QueryScores(self, request: pb.QueryScoresRequest, context: grpc.aio.ServicerContext) -> None:
         """Stream stored rows a page at a time. No database connection is held while the
         client reads: each page is its own query (in turns by team), and the key is checked
-        again between pages. A team has at most `max_history_streams` open on a replica."""
+        again between pages. A team has at most `max_history_streams` open on a replica.
+
+        Records are sent with `context.write`, not yielded: a send to a client that cancelled
+        or dropped the stream then fails here and ends the stream quietly (a DEBUG line),
+        where grpc, sending a yielded record, would log it as an ERROR with a traceback."""
         try:
             who = await self._who(context)
             team = team_scope(who, request.team)
@@ -608,7 +616,11 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                 if page is None:
                     break
                 for r in page:
-                    yield convert.score_row_to_pb(r, include_texts=request.include_texts)
+                    try:
+                        await context.write(convert.score_row_to_pb(r, include_texts=request.include_texts))
+                    except _SendRefused:
+                        log.debug("QueryScores: team %s's client left the stream", who.team)
+                        raise asyncio.CancelledError from None  # grpc ends a cancelled call quietly
         finally:
             self._history_streams[who.team] -= 1
             if not self._history_streams[who.team]:

@@ -115,6 +115,44 @@ def test_unread_history_streams_do_not_starve_other_teams(tenants):
     assert [r.score_id for r in rows] == sorted({r.score_id for r in rows}) and len(rows) == 1200
 
 
+def test_a_cancelled_or_dropped_history_stream_ends_quietly(sqlite_tenants, caplog):
+    """A client cancelling a QueryScores stream, or dropping it unread, is no server error:
+    grpc logged ERROR tracebacks (ExecuteBatchError) from the handler for each one."""
+    t = sqlite_tenants
+    for _ in range(2):  # more rows than the transport buffers ahead of a client that stops reading
+        t.stub.Score(pb.ScoreRequest(samples=[pb.Sample(prompt="y" * 16_384, completion=str(i)) for i in range(600)],
+                                     spec=SPEC), metadata=md(t.k["a"]))
+    caplog.set_level(logging.DEBUG)
+    req = pb.QueryScoresRequest(include_texts=True)
+    for _ in range(3):
+        held = [t.stub.QueryScores(req, metadata=md(t.k["a"])) for _ in range(4)]
+        for it in held:
+            next(it)
+        time.sleep(0.3)  # the server is blocked sending to a client that does not read
+        for it in held[:2]:
+            it.cancel()
+        del it, held  # the others are dropped unread: the channel cancels them
+    servicer = t.srv._parts.servicer
+    deadline = time.monotonic() + 10
+    while servicer._history_streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert not servicer._history_streams  # every stream's slot was given back
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    # a real failure of a stream still logs as one
+    caplog.clear()
+
+    def broken(**_):
+        raise RuntimeError("the store broke")
+        yield
+
+    t.srv.store.score_pages = broken
+    code, msg = code_of(lambda: list(t.stub.QueryScores(req, metadata=md(t.k["a"]))))
+    assert code == grpc.StatusCode.INTERNAL and "RuntimeError" in msg
+    assert any(r.levelno >= logging.ERROR and "internal error" in r.getMessage() for r in caplog.records)
+
+
 # -- 5: rows the database cannot store are refused up front, per sample ---------------------
 def test_nul_and_overlong_fields_are_refused_and_the_writer_keeps_going(tenants):
     t = tenants
