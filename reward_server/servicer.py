@@ -535,9 +535,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     @_rpc
     async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:
         who = await self._who(context)
-        await self._flush()
-
         team, any_team = self._read_scope(who, request.team)
+        await self._flush()
 
         def load() -> pb.Run:
             run = self.store.get_run(request.run_id, team, any_team=any_team)
