@@ -7,15 +7,16 @@
                       [--since RFC3339] [--until RFC3339] [--reward-min X] [--reward-max X]
                       [--team TEAM|*] [--format table|jsonl|csv] --server HOST:PORT
     rewardctl show SCORE_ID [--format text|json] --server HOST:PORT
-    rewardctl report RUN [-o report.html] [--correctness math,code] --server HOST:PORT
-    rewardctl replay RUN --verifier NAME[@VERSION] [--params JSON] [--name NAME]
+    rewardctl report RUN [--team TEAM] [-o report.html] [--correctness math,code] --server HOST:PORT
+    rewardctl replay RUN [--team TEAM] --verifier NAME[@VERSION] [--params JSON] [--name NAME]
                      [--pass-threshold 0.5] [--format text|json] --server HOST:PORT
 
 `--api-key` (default $REWARD_API_KEY) and `--tls-ca` go before or after the subcommand;
 a usage error never prints the key back. `--server` defaults to $REWARD_SERVER_ADDRESS
 ($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s, bounds the wait for it); `score` and `verifiers` run in-process
-when neither is given. The audit commands (show, report, replay) live in
-`reward_server.audit`; this module only parses, connects and prints. Output into a pipe
+when neither is given. Run ids are per team: `--team` (admins) says whose run. The audit
+commands (show, report, replay) live in `reward_server.audit`; this module only parses,
+connects and prints. Output into a pipe
 whose reader stops early (`rewardctl history ... | head`) ends quietly with status 141.
 
 Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,

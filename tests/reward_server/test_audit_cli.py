@@ -245,6 +245,10 @@ def test_replay_refuses_bad_params_before_writing(server, stub, seeded):
     assert r.returncode != 0 and "NOT_FOUND" in r.stderr
     r = _ctl("replay", run_id, "--verifier", "math", "--params", "[1]", "--server", server.address)
     assert r.returncode != 0 and "--params: must be a JSON object" in r.stderr
+    # run ids are per team: "other" has no run of that id
+    for cmd in (["replay", run_id, "--verifier", "math"], ["report", run_id, "-o", "/dev/null"]):
+        r = _ctl(*cmd, "--team", "other", "--server", server.address)
+        assert r.returncode == 1 and "NOT_FOUND" in r.stderr, r.stderr
     assert len(stub.ListRuns(pb.ListRunsRequest()).runs) == before
 
 
