@@ -7,15 +7,16 @@
                       [--since RFC3339] [--until RFC3339] [--reward-min X] [--reward-max X]
                       [--team TEAM|*] [--format table|jsonl|csv] --server HOST:PORT
     rewardctl show SCORE_ID [--format text|json] --server HOST:PORT
-    rewardctl report RUN [-o report.html] [--correctness math,code] --server HOST:PORT
-    rewardctl replay RUN --verifier NAME[@VERSION] [--params JSON] [--name NAME]
+    rewardctl report RUN [--team TEAM] [-o report.html] [--correctness math,code] --server HOST:PORT
+    rewardctl replay RUN [--team TEAM] --verifier NAME[@VERSION] [--params JSON] [--name NAME]
                      [--pass-threshold 0.5] [--format text|json] --server HOST:PORT
 
 `--api-key` (default $REWARD_API_KEY) and `--tls-ca` go before or after the subcommand;
 a usage error never prints the key back. `--server` defaults to $REWARD_SERVER_ADDRESS
 ($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s, bounds the wait for it); `score` and `verifiers` run in-process
-when neither is given. The audit commands (show, report, replay) live in
-`reward_server.audit`; this module only parses, connects and prints. Output into a pipe
+when neither is given. Run ids are per team: `--team` (admins) says whose run. The audit
+commands (show, report, replay) live in `reward_server.audit`; this module only parses,
+connects and prints. Output into a pipe
 whose reader stops early (`rewardctl history ... | head`) ends quietly with status 141.
 
 Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,
@@ -300,6 +301,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+TEAM_OF_RUN = ("admins: the team whose run (run ids are per team; default: your team's, else the one "
+               "team's holding the id)")
 HISTORY_FIELDS = ["score_id", "run_id", "step", "group_id", "sample_index", "verifier", "verifier_version",
                   "status", "reward", "total_reward", "reason", "latency_ms", "cached", "completion_sha256",
                   "created_at", "team"]
@@ -335,7 +338,11 @@ def cmd_history(args: argparse.Namespace) -> int:
         sys.exit(f"rewardctl: {e}")
     stub = pb_grpc.RewardServiceStub(_channel(args.server))
     if args.run:  # an unknown run is NOT_FOUND (exit 1) as in show and report, not an empty table
-        stub.GetRun(pb.GetRunRequest(run_id=args.run))
+        try:
+            stub.GetRun(pb.GetRunRequest(run_id=args.run, team=args.team or ""))
+        except grpc.RpcError as e:  # --team '*': several teams holding the id is no error here
+            if args.team != "*" or e.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
     found = 0
 
     def counted(stream: Iterator[pb.ScoreRecord]) -> Iterator[pb.ScoreRecord]:
@@ -405,7 +412,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .audit import report
 
     correctness = tuple(x.strip() for x in args.correctness.split(",") if x.strip())
-    data = report.fetch_run(_stub(args), args.run, texts=False if args.no_texts else None)
+    data = report.fetch_run(_stub(args), args.run, team=args.team or "", texts=False if args.no_texts else None)
     rep = report.build_report(data, correctness=correctness, source=args.server)
     out = args.output or f"report-{args.run}.html"
     with open(out, "w", encoding="utf-8") as f:
@@ -425,7 +432,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sys.exit(f"rewardctl: {e}")
     with tqdm(unit="sample", disable=None, file=sys.stderr, desc="replay") as bar:
         try:
-            result = replay.replay(_stub(args), args.run, spec, name=args.name or "", threshold=args.pass_threshold,
+            result = replay.replay(_stub(args), args.run, spec, team=args.team or "", name=args.name or "",
+                                   threshold=args.pass_threshold,
                                    max_examples=args.examples, chunk_samples=args.chunk, progress=bar.update)
         except replay.ReplayError as e:
             sys.exit(f"rewardctl: {e}")
@@ -522,6 +530,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("report", parents=common,
                        help="a self-contained HTML report of a run, with reward-hacking flags")
     p.add_argument("run")
+    p.add_argument("--team", help=TEAM_OF_RUN)
     p.add_argument("-o", "--output", help="HTML file (default report-RUN.html)")
     p.add_argument("--correctness", default="math,code",
                    help="verifiers that measure correctness, comma-separated (default math,code)")
@@ -532,6 +541,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("replay", parents=common,
                        help="re-score a run's stored completions into a linked replay run")
     p.add_argument("run")
+    p.add_argument("--team", help=TEAM_OF_RUN)
     p.add_argument("--verifier", required=True, help="NAME or NAME@VERSION (default: the newest version)")
     p.add_argument("--params", help="the verifier's parameters, a JSON object")
     p.add_argument("--name", help="the replay run's name")

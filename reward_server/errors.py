@@ -11,7 +11,7 @@
     ├── store.RunNotFoundError     -> NOT_FOUND
     ├── store.SpecNotFoundError    -> NOT_FOUND (message lists the stored specs)
     ├── store.ScoreNotFoundError   -> NOT_FOUND
-    ├── store.RunExistsError       -> ALREADY_EXISTS
+    ├── store.AmbiguousRunError    -> INVALID_ARGUMENT (an admin read of a run id several teams hold)
     ├── store.GroupConflictError   -> ALREADY_EXISTS (the group was stored with other content)
     ├── store.StoreWriteError      -> UNAVAILABLE (nothing recorded; retry)
     │   └── store.StoreRefusedError   -> INVALID_ARGUMENT (the database cannot hold these rows)
@@ -78,13 +78,15 @@ def public_message(exc: BaseException) -> str:
 
 
 def status_code_for(exc: BaseException) -> grpc.StatusCode | None:
-    from .store.store import (GroupConflictError, RunExistsError, RunNotFoundError, ScoreNotFoundError,
+    from .store.store import (AmbiguousRunError, GroupConflictError, RunNotFoundError, ScoreNotFoundError,
                               SpecNotFoundError, StoreRefusedError, StoreWriteError)
 
     if isinstance(exc, (UnknownVerifierError, RunNotFoundError, SpecNotFoundError, ScoreNotFoundError)):
         return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, (RunExistsError, GroupConflictError)):
+    if isinstance(exc, GroupConflictError):
         return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(exc, AmbiguousRunError):
+        return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, StoreRefusedError):
         return grpc.StatusCode.INVALID_ARGUMENT
     if _database_down(exc):

@@ -36,6 +36,11 @@ from .scoring import Scorer, SampleInput
 from .store import ScoreStore
 from .store.store import GroupConflictError
 
+try:  # grpc's error for a send the transport refused: the call is over (cancelled, dropped, timed out)
+    from grpc._cython.cygrpc import ExecuteBatchError as _SendRefused
+except ImportError:  # pragma: no cover - another grpc build: such a send fails as an ordinary error
+    _SendRefused = ()
+
 log = logging.getLogger(__name__)
 SPEC_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 RUN_NAME_MAX_CHARS = 200          # the column's width
@@ -143,8 +148,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     def __init__(self, config: ServerConfig, scorer: Scorer, store: ScoreStore, auth: Authenticator,
                  quotas: QuotaManager):
         self.config, self.scorer, self.store, self.auth, self.quotas = config, scorer, store, auth, quotas
-        # (team, run_id) pairs whose run was read from the store and is that team's own. A run's
-        # team never changes, so a pair stays true; only a write-checked lookup adds one.
+        # (team, run_id) pairs of runs read from the store as the caller's team's own. Run ids
+        # are per team and a run is never deleted, so a pair stays true.
         self._owned_runs: LRUCache = LRUCache(maxsize=100_000)
         # Stored spec versions are immutable, so they are cached for good; "newest"
         # lookups are cached briefly so a PutSpec elsewhere is seen within NEWEST_TTL_S.
@@ -207,14 +212,29 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     async def _who(self, context: grpc.aio.ServicerContext) -> Principal:
         return await self.auth.principal(context)
 
-    async def _check_run(self, run_id: str, who: Principal, *, write: bool) -> None:
-        """The run exists and is the caller's team's. Reads (`write=False`) by an admin key
-        may name any team's run; writes never: an admin writes only into its own team's runs."""
-        if not run_id or (who.team, run_id) in self._owned_runs:
-            return
-        run = await self._db(who.team, self.store.get_run, run_id, None if (who.admin and not write) else who.team)
+    @staticmethod
+    def _read_scope(who: Principal, team: str) -> tuple[str, bool]:
+        """(team, any_team) for `store.get_run` on a read naming `team` (a request's `team`
+        field): "" = the caller's own run; another team's (or "*") = admins only. An admin
+        naming no team falls back to the one team holding the id (run ids are per team)."""
+        if team and team != who.team:
+            require_admin(who, f"reading team {team!r}'s run")
+            if team != "*":
+                return team, False
+        return who.team, who.admin
+
+    async def _check_run(self, run_id: str, who: Principal, *, write: bool, team: str = "") -> str:
+        """The team whose run `run_id` the call means (the caller's own for an empty id).
+        Writes: the caller's team's run, or RunNotFoundError (another team's run of that id
+        is neither seen nor touched; an admin writes only into its own team's runs). Reads:
+        as `_read_scope` says."""
+        owner, any_team = (who.team, False) if write else self._read_scope(who, team)
+        if not run_id or (owner, run_id) in self._owned_runs:
+            return owner
+        run = await self._db(who.team, self.store.get_run, run_id, owner, any_team=any_team)
         if run.team == who.team:
             self._owned_runs[(who.team, run_id)] = True
+        return run.team
 
     def _admit(self, who: Principal, samples: list[SampleInput], *, stored: bool = True) -> Any:
         """Admission for a batch: samples, components, judge requests, sandboxed components
@@ -390,7 +410,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             await busy.wait()
         self._groups_in_flight[key] = asyncio.Event()
         try:
-            stored = await self._db(team, self.store.group_signature, g.run_id, g.step, g.group_id)
+            stored = await self._db(team, self.store.group_signature, g.run_id, g.step, g.group_id, team)
             if stored and stored != convert.group_signature(samples):
                 raise GroupConflictError(
                     f"{where}: group {g.group_id!r} of run {g.run_id!r} step {g.step} is already stored with other "
@@ -488,12 +508,12 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         config = _checked_json(convert.value_to_py(request.config, "config") if request.HasField("config") else {},
                                "config")
         if request.replay_of:
-            await self._check_run(request.replay_of, who, write=False)
+            await self._check_run(request.replay_of, who, write=False, team=request.replay_of_team)
         async with self.quotas.bookkeeping_async(who.team):
             run = await self._db(who.team, self.store.start_run, run_id, request.name, config, who.team,
                                  request.replay_of or None)
         self._owned_runs[(who.team, run_id)] = True
-        last, count = await self._db(who.team, self.store.run_stats, run_id)
+        last, count = await self._db(who.team, self.store.run_stats, run_id, who.team)
         return convert.run_to_pb(run, last, count)
 
     @_rpc
@@ -504,7 +524,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         metrics = _checked_metrics(request.metrics, "metrics")
         await self._check_run(request.run_id, who, write=True)
         async with self.quotas.bookkeeping_async(who.team):
-            await self._db(who.team, self.store.log_step, request.run_id, request.step, metrics)
+            await self._db(who.team, self.store.log_step, request.run_id, request.step, metrics, who.team)
         return pb.LogStepResponse()
 
     @_rpc
@@ -517,18 +537,19 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         await self._check_run(request.run_id, who, write=True)
         async with self.quotas.bookkeeping_async(who.team):
             await self._flush()
-            run = await self._db(who.team, self.store.finish_run, request.run_id, state, summary)
-        last, count = await self._db(who.team, self.store.run_stats, request.run_id)
+            run = await self._db(who.team, self.store.finish_run, request.run_id, state, summary, who.team)
+        last, count = await self._db(who.team, self.store.run_stats, request.run_id, who.team)
         return convert.run_to_pb(run, last, count)
 
     @_rpc
     async def GetRun(self, request: pb.GetRunRequest, context: Any) -> pb.Run:
         who = await self._who(context)
+        team, any_team = self._read_scope(who, request.team)
         await self._flush()
 
         def load() -> pb.Run:
-            run = self.store.get_run(request.run_id, None if who.admin else who.team)
-            return convert.run_to_pb(run, *self.store.run_stats(run.id))
+            run = self.store.get_run(request.run_id, team, any_team=any_team)
+            return convert.run_to_pb(run, *self.store.run_stats(run.id, run.team))
 
         return await self._db(who.team, load)
 
@@ -539,7 +560,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         await self._flush()
 
         def load() -> list[pb.Run]:
-            return [convert.run_to_pb(r, *self.store.run_stats(r.id))
+            return [convert.run_to_pb(r, *self.store.run_stats(r.id, r.team))
                     for r in self.store.list_runs(min(request.limit or 100, 1000), team)]
 
         return pb.ListRunsResponse(runs=await self._db(who.team, load))
@@ -547,8 +568,8 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
     @_rpc
     async def ListSteps(self, request: pb.ListStepsRequest, context: Any) -> pb.ListStepsResponse:
         who = await self._who(context)
-        await self._check_run(request.run_id, who, write=False)
-        rows = await self._db(who.team, self.store.steps, request.run_id)
+        team = await self._check_run(request.run_id, who, write=False, team=request.team)
+        rows = await self._db(who.team, self.store.steps, request.run_id, team)
         return pb.ListStepsResponse(steps=[pb.StepRecord(step=r.step, metrics=r.metrics, created_at=convert.iso(
             r.created_at)) for r in rows])
 
@@ -562,11 +583,14 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     HISTORY_PAGE_ROWS = 200  # rows per database round trip (a page of 16 KiB texts is 3 MiB)
 
-    async def QueryScores(self, request: pb.QueryScoresRequest, context: grpc.aio.ServicerContext
-                          ) -> AsyncIterator[pb.ScoreRecord]:
+    async def QueryScores(self, request: pb.QueryScoresRequest, context: grpc.aio.ServicerContext) -> None:
         """Stream stored rows a page at a time. No database connection is held while the
         client reads: each page is its own query (in turns by team), and the key is checked
-        again between pages. A team has at most `max_history_streams` open on a replica."""
+        again between pages. A team has at most `max_history_streams` open on a replica.
+
+        Records are sent with `context.write`, not yielded: a send to a client that cancelled
+        or dropped the stream then fails here and ends the stream quietly (a DEBUG line),
+        where grpc, sending a yielded record, would log it as an ERROR with a traceback."""
         try:
             who = await self._who(context)
             team = team_scope(who, request.team)
@@ -600,7 +624,11 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
                 if page is None:
                     break
                 for r in page:
-                    yield convert.score_row_to_pb(r, include_texts=request.include_texts)
+                    try:
+                        await context.write(convert.score_row_to_pb(r, include_texts=request.include_texts))
+                    except _SendRefused:
+                        log.debug("QueryScores: team %s's client left the stream", who.team)
+                        raise asyncio.CancelledError from None  # grpc ends a cancelled call quietly
         finally:
             self._history_streams[who.team] -= 1
             if not self._history_streams[who.team]:

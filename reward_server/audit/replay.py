@@ -357,15 +357,16 @@ def score_chunk(stub, run_id: str, samples: list[Sample], spec: pb.RewardSpec
     return results, rejected
 
 
-def replay(stub, run_id: str, spec: VerifierSpec, *, name: str = "", threshold: float = 0.5,
+def replay(stub, run_id: str, spec: VerifierSpec, *, team: str = "", name: str = "", threshold: float = 0.5,
            max_examples: int = 5, chunk_samples: int = 256,
            progress: Callable[[int], None] | None = None) -> ReplayResult:
-    """Re-score `run_id`'s stored completions with `spec` into a new, linked replay run.
+    """Re-score `run_id`'s stored completions (of `team`: admins; "" = as GetRun finds it)
+    with `spec` into a new, linked replay run of the caller's team.
 
     Raises grpc.RpcError for a bad verifier/params (before any run is created) and
     ReplayError when scoring fails midway (the replay run is then marked failed).
     """
-    run = stub.GetRun(pb.GetRunRequest(run_id=run_id))
+    run = stub.GetRun(pb.GetRunRequest(run_id=run_id, team=team))
     tally = ReplayTally(spec.name, threshold, max_examples)
     records = stub.QueryScores(pb.QueryScoresRequest(run_id=run_id, team=run.team, include_texts=True))
     rows: Iterable = (row_from_pb(r, texts_fetched=True) for r in records)
@@ -392,7 +393,7 @@ def replay(stub, run_id: str, spec: VerifierSpec, *, name: str = "", threshold: 
                                      "params": spec.params, "pass_threshold": threshold,
                                      "sample_id": "<original request_id>:<original sample_index>"}}
                 req = pb.StartRunRequest(name=name or f"replay of {run.name or run_id}: {spec.name}@{version}",
-                                         replay_of=run_id)
+                                         replay_of=run_id, replay_of_team=run.team)
                 req.config.update(config)
                 replay_run = stub.StartRun(req)
             results, rejected = score_chunk(stub, replay_run.run_id, todo, spec_pb)

@@ -36,10 +36,11 @@ class RunData:
     replays: list[pb.Run] = field(default_factory=list)
 
 
-def fetch_run(stub, run_id: str, *, texts: bool | None = None) -> RunData:
-    """Everything the report needs about `run_id`. texts: None = only when no length metric."""
-    run = stub.GetRun(pb.GetRunRequest(run_id=run_id))
-    steps = {r.step: dict(r.metrics) for r in stub.ListSteps(pb.ListStepsRequest(run_id=run_id)).steps}
+def fetch_run(stub, run_id: str, *, team: str = "", texts: bool | None = None) -> RunData:
+    """Everything the report needs about `run_id` (of `team`: admins; "" = as GetRun finds it).
+    texts: None = only when no length metric."""
+    run = stub.GetRun(pb.GetRunRequest(run_id=run_id, team=team))
+    steps = {r.step: dict(r.metrics) for r in stub.ListSteps(pb.ListStepsRequest(run_id=run_id, team=run.team)).steps}
     if texts is None:
         texts = not any(k in m for m in steps.values() for k in LENGTH_METRICS)
     # team=run.team: an admin reading another team's run sees its scores too.

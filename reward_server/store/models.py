@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index, Integer,
+                        String, Text, UniqueConstraint)
 from sqlalchemy.sql import false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -18,11 +19,12 @@ class Base(DeclarativeBase):
 
 
 class Run(Base):
-    """A training run: what its scores and steps hang from."""
+    """A training run: what its scores and steps hang from. Run ids are per team: the key
+    is (team, id), so two teams may each have a run "exp-1" and neither can tell."""
 
     __tablename__ = "runs"
+    team: Mapped[str] = mapped_column(String(64), primary_key=True, default="default", server_default="default")
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    team: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     replay_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     state: Mapped[str] = mapped_column(String(16), default="running")
@@ -37,15 +39,19 @@ class StepRow(Base):
 
     __tablename__ = "steps"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    team: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(64))
     step: Mapped[int] = mapped_column(BigInteger)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    __table_args__ = (UniqueConstraint("run_id", "step", name="uq_steps_run_step"),)
+    __table_args__ = (
+        ForeignKeyConstraint(["team", "run_id"], ["runs.team", "runs.id"], name="fk_steps_run", ondelete="CASCADE"),
+        UniqueConstraint("team", "run_id", "step", name="uq_steps_run_step"),
+    )
 
 
 SAMPLE_KEY_WHERE = "run_id IS NOT NULL AND step IS NOT NULL AND group_id <> ''"
-SAMPLE_KEY = ("run_id", "step", "group_id", "sample_index", "component_index")
+SAMPLE_KEY = ("team", "run_id", "step", "group_id", "sample_index", "component_index")
 
 
 class ScoreRow(Base):
@@ -90,12 +96,14 @@ class ScoreRow(Base):
     spec_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (
+        # Led by run_id, not team: an admin's read of one run id across teams uses them too;
+        # a team's read filters its rows out of the few teams sharing that id.
         Index("ix_scores_run_step", "run_id", "step"),
         Index("ix_scores_run_id_id", "run_id", "id"),  # history pages: a run's rows after an id
         Index("ix_scores_verifier_created", "verifier", "created_at"),
         Index("ix_scores_created", "created_at"),
         Index("ix_scores_team_created", "team", "created_at"),
-        # One row per (run, step, group, sample, component): a group the trainer re-sends
+        # One row per (team, run, step, group, sample, component): a group the trainer re-sends
         # after an outage is scored again but stored once (the first write wins).
         Index("uq_scores_run_sample", *SAMPLE_KEY,
               unique=True, sqlite_where=text(SAMPLE_KEY_WHERE), postgresql_where=text(SAMPLE_KEY_WHERE)),

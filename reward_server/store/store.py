@@ -5,7 +5,7 @@ when they are committed; the service answers a request only then, so a reward a 
 has seen is in the database even if the server is killed the next instant. The writer
 commits whatever is queued as one transaction (up to `writer_batch_rows` rows; it may
 wait `writer_flush_ms` to gather more), so batches grow with the load while an idle
-server commits at once. A row whose (run, step, group, sample, component) is already
+server commits at once. A row whose (team, run, step, group, sample, component) is already
 stored is skipped: a group re-sent after an outage is stored once.
 
 Teams take turns at the writer: each transaction takes queued requests round-robin by
@@ -87,11 +87,11 @@ def _permanent(error: Exception) -> bool:
 
 
 class RunNotFoundError(LookupError):
-    """No run with that id."""
+    """No run with that id (in that team)."""
 
 
-class RunExistsError(ValueError):
-    """A run id already taken by another team."""
+class AmbiguousRunError(ValueError):
+    """A read naming no team found runs of that id in several teams (admins only)."""
 
 
 class ScoreNotFoundError(LookupError):
@@ -370,50 +370,58 @@ class ScoreStore:
         self.engine.dispose()
 
     # -- runs and steps -------------------------------------------------------------
+    # Run ids are per team: every call names the team whose run it means (`team`), and
+    # another team's run of the same id is neither seen nor touched.
     def start_run(self, run_id: str, name: str, config: dict[str, Any], team: str = "default",
                   replay_of: str | None = None) -> Run:
+        """Create `team`'s run `run_id`, or resume it (state back to running, history kept)."""
         with self._sessions.begin() as s:
-            run = s.get(Run, run_id)
+            run = s.get(Run, (team, run_id))
             if run is None:
                 run = Run(id=run_id, name=name, config=config, state="running", team=team, replay_of=replay_of)
                 s.add(run)
-            elif run.team != team:
-                raise RunExistsError(f"run_id {run_id!r} is taken; choose another id")
             else:  # a resumed run keeps its history
                 run.state = "running"
             s.flush()
             return run
 
-    def get_run(self, run_id: str, team: str | None = None) -> Run:
-        """The run, if it exists and (unless `team` is None) belongs to `team`.
-
-        Another team's run is reported exactly like a missing one.
-        """
+    def get_run(self, run_id: str, team: str = "default", *, any_team: bool = False) -> Run:
+        """`team`'s run `run_id`. With `any_team` (admin reads) and no such run: the run of
+        that id of whichever one team holds it. Raises RunNotFoundError, or
+        AmbiguousRunError (message names the teams) when several teams hold it."""
         with self._sessions() as s:
-            run = s.get(Run, run_id)
-            if run is None or (team is not None and run.team != team):
+            run = s.get(Run, (team, run_id))
+            if run is None and any_team:
+                runs = list(s.scalars(select(Run).where(Run.id == run_id).order_by(Run.team).limit(11)))
+                if len(runs) > 1:
+                    teams = ", ".join(r.team for r in runs[:10]) + (", ..." if len(runs) > 10 else "")
+                    raise AmbiguousRunError(f"run_id {run_id!r} names runs of several teams ({teams}): "
+                                            "set team to say whose")
+                run = runs[0] if runs else None
+            if run is None:
                 raise RunNotFoundError(f"no run with run_id {run_id!r}")
             return run
 
-    def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+    def log_step(self, run_id: str, step: int, metrics: dict[str, float], team: str = "default") -> None:
         """Record (or merge into) a step's metrics. Two calls for one new step at once: the
         loser of the insert race merges into the winner's row. Raises RunNotFoundError, and
         TooLargeError when the merged metrics would pass STEP_METRICS_MAX(_BYTES)."""
         # SQLite reads before it locks: merges into one run's steps in this process go one at a time.
-        with self._step_locks[hash(run_id) % len(self._step_locks)]:
+        with self._step_locks[hash((team, run_id)) % len(self._step_locks)]:
             try:
-                self._log_step(run_id, step, metrics)
+                self._log_step(team, run_id, step, metrics)
             except sa_exc.IntegrityError:
-                self._log_step(run_id, step, metrics)
+                self._log_step(team, run_id, step, metrics)
 
-    def _log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+    def _log_step(self, team: str, run_id: str, step: int, metrics: dict[str, float]) -> None:
         with self._sessions.begin() as s:
-            if s.get(Run, run_id) is None:
+            if s.get(Run, (team, run_id)) is None:
                 raise RunNotFoundError(f"no run with run_id {run_id!r}; call StartRun first")
-            row = s.scalar(select(StepRow).where(StepRow.run_id == run_id, StepRow.step == step)
+            row = s.scalar(select(StepRow).where(StepRow.team == team, StepRow.run_id == run_id,
+                                                 StepRow.step == step)
                            .with_for_update())  # PostgreSQL: another replica's merge waits
             if row is None:
-                s.add(StepRow(run_id=run_id, step=step, metrics=metrics))
+                s.add(StepRow(team=team, run_id=run_id, step=step, metrics=metrics))
             else:
                 merged = {**row.metrics, **metrics}
                 size = len(json.dumps(merged))
@@ -423,30 +431,32 @@ class ScoreStore:
                                         f"metrics and {STEP_METRICS_MAX_BYTES} bytes per step")
                 row.metrics = merged
 
-    def finish_run(self, run_id: str, state: str, summary: dict[str, float]) -> Run:
+    def finish_run(self, run_id: str, state: str, summary: dict[str, float], team: str = "default") -> Run:
         with self._sessions.begin() as s:
-            run = s.get(Run, run_id)
+            run = s.get(Run, (team, run_id))
             if run is None:
                 raise RunNotFoundError(f"no run with run_id {run_id!r}")
             run.state, run.summary, run.finished_at = state, summary, datetime.now(timezone.utc)
             s.flush()
             return run
 
-    def group_signature(self, run_id: str, step: int, group_id: str) -> set[tuple]:
-        """What is stored for a group: {(sample_index, component_index, verifier, params_hash,
-        weight, gate, prompt_sha256, completion_sha256, reference_sha256)}; empty when nothing is."""
+    def group_signature(self, run_id: str, step: int, group_id: str, team: str = "default") -> set[tuple]:
+        """What is stored for `team`'s group: {(sample_index, component_index, verifier,
+        params_hash, weight, gate, prompt_sha256, completion_sha256, reference_sha256)};
+        empty when nothing is."""
         c = ScoreRow
         with self._sessions() as s:
             return {tuple(r) for r in s.execute(
                 select(c.sample_index, c.component_index, c.verifier, c.params_hash, c.weight, c.gate,
                        c.prompt_sha256, c.completion_sha256, c.reference_sha256)
-                .where(c.run_id == run_id, c.step == step, c.group_id == group_id))}
+                .where(c.team == team, c.run_id == run_id, c.step == step, c.group_id == group_id))}
 
-    def run_stats(self, run_id: str) -> tuple[int, int]:
-        """(last logged step or -1, number of score rows) of a run."""
+    def run_stats(self, run_id: str, team: str = "default") -> tuple[int, int]:
+        """(last logged step or -1, number of score rows) of `team`'s run."""
         with self._sessions() as s:
-            last = s.scalar(select(func.max(StepRow.step)).where(StepRow.run_id == run_id))
-            count = s.scalar(select(func.count()).select_from(ScoreRow).where(ScoreRow.run_id == run_id))
+            last = s.scalar(select(func.max(StepRow.step)).where(StepRow.team == team, StepRow.run_id == run_id))
+            count = s.scalar(select(func.count()).select_from(ScoreRow)
+                             .where(ScoreRow.run_id == run_id, ScoreRow.team == team))
             return (-1 if last is None else last), int(count or 0)
 
     def list_runs(self, limit: int = 100, team: str | None = None) -> list[Run]:
@@ -456,9 +466,11 @@ class ScoreStore:
         with self._sessions() as s:
             return list(s.scalars(q))
 
-    def steps(self, run_id: str) -> list[StepRow]:
+    def steps(self, run_id: str, team: str = "default") -> list[StepRow]:
+        """`team`'s run's steps, by step."""
         with self._sessions() as s:
-            return list(s.scalars(select(StepRow).where(StepRow.run_id == run_id).order_by(StepRow.step)))
+            return list(s.scalars(select(StepRow).where(StepRow.team == team, StepRow.run_id == run_id)
+                                  .order_by(StepRow.step)))
 
     # -- reward specs ---------------------------------------------------------------
     def put_spec(self, name: str, body: dict[str, Any], description: str = "") -> tuple[SpecRow, bool]:
@@ -521,9 +533,10 @@ class ScoreStore:
 
         Each page is its own query (rows with an id above the last one returned) on a
         connection given back before the page is returned, so a reader that stops reading
-        holds no connection. `team=None` means every team (admins); otherwise only that
-        team's rows. Rows committed while paging may appear if their id is higher. `flush`:
-        first wait for the rows queued before the call.
+        holds no connection. `team=None` means every team (admins; with `run_id`, every
+        team's run of that id: each row names its team); otherwise only that team's rows.
+        Rows committed while paging may appear if their id is higher. `flush`: first wait
+        for the rows queued before the call.
         """
         if flush:
             self.flush()

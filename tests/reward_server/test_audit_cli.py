@@ -102,8 +102,10 @@ def test_history_time_and_reward_ranges(server, seeded):
     assert all(x["team"] == "default" for x in wrong)
     r = _ctl("history", "--run", run_id, "--since", "yesterday", "--server", server.address)
     assert r.returncode != 0 and "--since: 'yesterday' is not an RFC 3339 time" in r.stderr
-    r = _ctl("history", "--run", run_id, "--team", "other", "--server", server.address)
+    r = _ctl("history", "--run", run_id, "--team", "default", "--server", server.address)
     assert r.returncode == 0, r.stderr   # an unauthenticated server: every caller is an admin
+    r = _ctl("history", "--run", run_id, "--team", "other", "--server", server.address)
+    assert r.returncode == 1 and "NOT_FOUND" in r.stderr  # run ids are per team: "other" has none
 
 
 def test_show_full_provenance(server, seeded):
@@ -243,6 +245,10 @@ def test_replay_refuses_bad_params_before_writing(server, stub, seeded):
     assert r.returncode != 0 and "NOT_FOUND" in r.stderr
     r = _ctl("replay", run_id, "--verifier", "math", "--params", "[1]", "--server", server.address)
     assert r.returncode != 0 and "--params: must be a JSON object" in r.stderr
+    # run ids are per team: "other" has no run of that id
+    for cmd in (["replay", run_id, "--verifier", "math"], ["report", run_id, "-o", "/dev/null"]):
+        r = _ctl(*cmd, "--team", "other", "--server", server.address)
+        assert r.returncode == 1 and "NOT_FOUND" in r.stderr, r.stderr
     assert len(stub.ListRuns(pb.ListRunsRequest()).runs) == before
 
 

@@ -115,6 +115,44 @@ def test_unread_history_streams_do_not_starve_other_teams(tenants):
     assert [r.score_id for r in rows] == sorted({r.score_id for r in rows}) and len(rows) == 1200
 
 
+def test_a_cancelled_or_dropped_history_stream_ends_quietly(sqlite_tenants, caplog):
+    """A client cancelling a QueryScores stream, or dropping it unread, is no server error:
+    grpc logged ERROR tracebacks (ExecuteBatchError) from the handler for each one."""
+    t = sqlite_tenants
+    for _ in range(2):  # more rows than the transport buffers ahead of a client that stops reading
+        t.stub.Score(pb.ScoreRequest(samples=[pb.Sample(prompt="y" * 16_384, completion=str(i)) for i in range(600)],
+                                     spec=SPEC), metadata=md(t.k["a"]))
+    caplog.set_level(logging.DEBUG)
+    req = pb.QueryScoresRequest(include_texts=True)
+    for _ in range(3):
+        held = [t.stub.QueryScores(req, metadata=md(t.k["a"])) for _ in range(4)]
+        for it in held:
+            next(it)
+        time.sleep(0.3)  # the server is blocked sending to a client that does not read
+        for it in held[:2]:
+            it.cancel()
+        del it, held  # the others are dropped unread: the channel cancels them
+    servicer = t.srv._parts.servicer
+    deadline = time.monotonic() + 10
+    while servicer._history_streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert not servicer._history_streams  # every stream's slot was given back
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    # a real failure of a stream still logs as one
+    caplog.clear()
+
+    def broken(**_):
+        raise RuntimeError("the store broke")
+        yield
+
+    t.srv.store.score_pages = broken
+    code, msg = code_of(lambda: list(t.stub.QueryScores(req, metadata=md(t.k["a"]))))
+    assert code == grpc.StatusCode.INTERNAL and "RuntimeError" in msg
+    assert any(r.levelno >= logging.ERROR and "internal error" in r.getMessage() for r in caplog.records)
+
+
 # -- 5: rows the database cannot store are refused up front, per sample ---------------------
 def test_nul_and_overlong_fields_are_refused_and_the_writer_keeps_going(tenants):
     t = tenants
@@ -194,6 +232,96 @@ def test_an_admin_read_does_not_open_another_teams_run_to_writes(sqlite_tenants)
         assert out[0].error.code == "NOT_FOUND"
     got = t.stub.GetRun(pb.GetRunRequest(run_id=run.run_id), metadata=md(t.k["b"]))
     assert got.state == "running" and got.score_count == 0 and got.last_step == -1
+
+
+# -- 9a: run ids are per team: nothing tells a team whether another team holds an id ------
+def _run_traffic(t, key: str, completion: str, metric: float) -> None:
+    """Team `key` starts run "exp-1", logs step 0 and scores group "g" of step 0 into it."""
+    m = md(t.k[key])
+    run = t.stub.StartRun(pb.StartRunRequest(run_id="exp-1", name=key), metadata=m)
+    assert run.run_id == "exp-1" and run.team == f"team-{key}" and run.score_count == 0
+    t.stub.LogStep(pb.LogStepRequest(run_id="exp-1", step=0, metrics={"m": metric}), metadata=m)
+    (res,) = t.stub.ScoreGroups(iter([pb.GroupRequest(run_id="exp-1", group_id="g", step=0, spec=SPEC,
+                                                      samples=[pb.Sample(completion=completion)])]), metadata=m)
+    assert not res.HasField("error"), res.error
+    t.stub.Score(pb.ScoreRequest(run_id="exp-1", step=1, spec=SPEC, samples=[pb.Sample(completion=completion)]),
+                 metadata=m)
+
+
+def test_two_teams_each_have_their_own_run_of_one_id(tenants):
+    t = tenants
+    _run_traffic(t, "a", "<think>a</think><answer>1</answer>", 1.0)
+    _run_traffic(t, "b", "b's answer", 2.0)  # the same run id, step and group id as A's
+    for key, completion, metric in (("a", "<think>a</think><answer>1</answer>", 1.0), ("b", "b's answer", 2.0)):
+        m = md(t.k[key])
+        got = t.stub.GetRun(pb.GetRunRequest(run_id="exp-1"), metadata=m)
+        assert (got.team, got.name, got.score_count, got.last_step) == (f"team-{key}", key, 2, 0)
+        steps = t.stub.ListSteps(pb.ListStepsRequest(run_id="exp-1"), metadata=m).steps
+        assert [(s.step, dict(s.metrics)) for s in steps] == [(0, {"m": metric})]
+        rows = list(t.stub.QueryScores(pb.QueryScoresRequest(run_id="exp-1", include_texts=True), metadata=m))
+        assert [(r.team, r.step, r.completion) for r in rows] == [(f"team-{key}", 0, completion),
+                                                                  (f"team-{key}", 1, completion)]
+        assert [r.run_id for r in t.stub.ListRuns(pb.ListRunsRequest(), metadata=m).runs] == ["exp-1"]
+    t.stub.FinishRun(pb.FinishRunRequest(run_id="exp-1", state="failed"), metadata=md(t.k["a"]))
+    assert t.stub.GetRun(pb.GetRunRequest(run_id="exp-1"), metadata=md(t.k["b"])).state == "running"
+
+
+def test_starting_another_teams_run_id_makes_the_callers_own_run(tenants):
+    t = tenants
+    t.stub.StartRun(pb.StartRunRequest(run_id="b-only", name="b's"), metadata=md(t.k["b"]))
+    t.stub.LogStep(pb.LogStepRequest(run_id="b-only", step=5), metadata=md(t.k["b"]))
+    code, _ = code_of(lambda: t.stub.GetRun(pb.GetRunRequest(run_id="b-only"), metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.NOT_FOUND  # exactly as for an id nobody holds
+    code, _ = code_of(lambda: t.stub.GetRun(pb.GetRunRequest(run_id="nobody's"), metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.NOT_FOUND
+    run = t.stub.StartRun(pb.StartRunRequest(run_id="b-only", name="a's"), metadata=md(t.k["a"]))
+    assert (run.team, run.name, run.last_step, run.score_count, run.state) == ("team-a", "a's", -1, 0, "running")
+    again = t.stub.StartRun(pb.StartRunRequest(run_id="b-only", name="a's"), metadata=md(t.k["a"]))
+    assert again.team == "team-a"  # a resumed run: still A's own
+    assert t.stub.GetRun(pb.GetRunRequest(run_id="b-only"), metadata=md(t.k["b"])).last_step == 5
+    # a team key may not name another team's run
+    code, _ = code_of(lambda: t.stub.GetRun(pb.GetRunRequest(run_id="b-only", team="team-b"), metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    code, _ = code_of(lambda: t.stub.ListSteps(pb.ListStepsRequest(run_id="b-only", team="team-b"),
+                                               metadata=md(t.k["a"])))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_admin_reads_name_the_team_of_a_shared_run_id(tenants):
+    t = tenants
+    _run_traffic(t, "a", "a's answer", 1.0)
+    _run_traffic(t, "b", "b's answer", 2.0)
+    t.stub.StartRun(pb.StartRunRequest(run_id="only-b"), metadata=md(t.k["b"]))
+    admin = md(t.k["ops-admin"])
+    # "exp-1" is held by two teams and not by the admin's: the read must say which
+    code, msg = code_of(lambda: t.stub.GetRun(pb.GetRunRequest(run_id="exp-1"), metadata=admin))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "team-a" in msg and "team-b" in msg and "team" in msg
+    code, _ = code_of(lambda: t.stub.ListSteps(pb.ListStepsRequest(run_id="exp-1"), metadata=admin))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    got = t.stub.GetRun(pb.GetRunRequest(run_id="exp-1", team="team-b"), metadata=admin)
+    assert (got.team, got.name, got.score_count) == ("team-b", "b", 2)
+    steps = t.stub.ListSteps(pb.ListStepsRequest(run_id="exp-1", team="team-b"), metadata=admin).steps
+    assert [dict(s.metrics) for s in steps] == [{"m": 2.0}]
+    rows = list(t.stub.QueryScores(pb.QueryScoresRequest(run_id="exp-1", team="team-b", include_texts=True),
+                                   metadata=admin))
+    assert {(r.team, r.completion) for r in rows} == {("team-b", "b's answer")}
+    rows = list(t.stub.QueryScores(pb.QueryScoresRequest(run_id="exp-1", team="*"), metadata=admin))
+    assert sorted(r.team for r in rows) == ["team-a", "team-a", "team-b", "team-b"]  # each record names its team
+    # one team holds the id: the admin need not name it
+    assert t.stub.GetRun(pb.GetRunRequest(run_id="only-b"), metadata=admin).team == "team-b"
+    code, _ = code_of(lambda: t.stub.GetRun(pb.GetRunRequest(run_id="exp-1", team="team-c"), metadata=admin))
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = code_of(lambda: t.stub.StartRun(pb.StartRunRequest(run_id="r-0", replay_of="exp-1"), metadata=admin))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    replay = t.stub.StartRun(pb.StartRunRequest(run_id="r-0", replay_of="exp-1", replay_of_team="team-a"),
+                             metadata=admin)
+    assert (replay.team, replay.replay_of) == ("ops", "exp-1")
+    # the admin's own team's run of that id comes first
+    t.stub.StartRun(pb.StartRunRequest(run_id="exp-1", name="ops"), metadata=admin)
+    assert t.stub.GetRun(pb.GetRunRequest(run_id="exp-1"), metadata=admin).team == "ops"
+    # a replay of B's run by the admin names it by team: the replay run is the admin's own
+    replay = t.stub.StartRun(pb.StartRunRequest(run_id="r-1", replay_of="only-b"), metadata=admin)
+    assert (replay.team, replay.replay_of) == ("ops", "only-b")
 
 
 # -- 9 and 14: database failures are UNAVAILABLE and say nothing about the database --------

@@ -252,3 +252,64 @@ def test_time_waiting_for_the_sandbox_is_not_charged_to_the_programs_budget():
         set_default_backend(before)
         b.close()
 
+
+
+def _kill_bwrap_below_me_after(delay_s: float) -> None:
+    """SIGKILL, after `delay_s`, every bwrap whose parent is this process (a fresh
+    sandbox's outer bwrap): a kill from outside the sandbox (an operator, a supervisor)."""
+    time.sleep(delay_s)
+    for p in Path("/proc").iterdir():
+        try:
+            if (p.name.isdigit() and (p / "comm").read_text().strip() == "bwrap"
+                    and int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid()):
+                os.kill(int(p.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+@needs_sandbox
+def test_a_fresh_sandbox_killed_from_outside_is_a_sandbox_error_not_a_wrong_answer():
+    b, before = BubblewrapBackend(prefork_python=False), default_backend()
+    set_default_backend(b)
+    try:
+        program = "```python\nimport time\ntime.sleep(2)\nprint(int(input()) * 2)\n```"
+        ref = {"tests": [{"stdin": "21\n", "stdout": "42\n"}]}
+        assert verifiers.verify("code", program, ref, {}).reward == 1.0
+        t = threading.Thread(target=_kill_bwrap_below_me_after, args=(0.8,))
+        t.start()
+        r = verifiers.verify("code", program, ref, {})
+        t.join()
+        assert r.status is Status.ERROR and "sandbox" in r.reason, (r.status, r.reward, r.reason)
+        assert verifiers.verify("code", program, ref, {}).reward == 1.0  # the backend goes on
+        with pytest.raises(SandboxError, match="killed from outside"):  # the raw backend says the same
+            t = threading.Thread(target=_kill_bwrap_below_me_after, args=(0.8,))
+            t.start()
+            try:
+                b.run({"main.py": b"import time\ntime.sleep(2)\n"}, ["/usr/bin/python3", "-B", "main.py"], b"", LIMITS)
+            finally:
+                t.join()
+    finally:
+        set_default_backend(before)
+        b.close()
+
+
+@needs_sandbox
+@pytest.mark.parametrize("how", ["import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+                                 "import os, signal; os.killpg(0, signal.SIGKILL)",
+                                 "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+                                 "raise SystemExit(137)",
+                                 "while True: pass"])
+def test_a_programs_own_death_by_signal_stays_its_verdict(how):
+    """Only the sandbox's own death is the service's failure: a program that kills itself,
+    crashes or runs out of CPU time is judged (OK, reward 0)."""
+    b, before = BubblewrapBackend(prefork_python=False), default_backend()
+    set_default_backend(b)
+    try:
+        r = verifiers.verify("code", f"```python\n{how}\n```", {"tests": [{"stdin": "", "stdout": "x\n"}]},
+                             {"timeout_per_test_s": 1})
+        assert r.status is Status.OK and r.reward == 0.0, (r.status, r.reward, r.reason)
+        raw = b.run({"main.py": how.encode()}, ["/usr/bin/python3", "-B", "main.py"], b"", LIMITS)
+        assert not raw.ok
+    finally:
+        set_default_backend(before)
+        b.close()

@@ -22,7 +22,13 @@ the run's cgroup, where there is one, is killed as well.
 
 Exit statuses: bwrap reports a child killed by signal N as exit status 128+N, so a
 program that exits with 128+N by itself is reported as killed by signal N (both are
-failures either way).
+failures either way). bwrap also writes its child's exit status on `--json-status-fd`
+before it exits: a bwrap dead by a signal without having written it was killed itself,
+before the program's outcome was known; unless the parent killed it (the clock, the
+output cap) or the run's memory limit did, that kill came from outside the sandbox (an
+operator, a supervisor) and the run is a SandboxError, the service's failure, not a
+verdict about the program. (A program killed from outside by itself, bypassing bwrap,
+cannot be told from its own crash.)
 """
 from __future__ import annotations
 
@@ -45,8 +51,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .admission import IN_FLIGHT_PER_CPU_SLOT, Admission, CpuWatch, Ticket, host_memory_bytes
-from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxFile, SandboxUnavailableError,
-                   check_file_names)
+from .base import (WORKDIR, Limits, RunResult, SandboxBackend, SandboxError, SandboxFile,
+                   SandboxUnavailableError, check_file_names)
 from .cgroups import CgroupManager, RunCgroup
 from .drain import drain
 from .pidns import INIT_INFO_TIMEOUT_S, SandboxInit
@@ -120,7 +126,8 @@ class BubblewrapBackend(SandboxBackend):
             help_text = subprocess.run([self.bwrap, "--help"], capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError) as e:
             return False, f"bubblewrap does not start: {e}"
-        self._features = {f for f in ("--disable-userns", "--size", "--die-with-parent") if f in help_text}
+        self._features = {f for f in ("--disable-userns", "--size", "--die-with-parent", "--json-status-fd")
+                          if f in help_text}
         try:
             r = self._run_unchecked({}, ["/usr/bin/true"], b"", Limits(wall_time_s=10, cpu_time_s=2))
         except OSError as e:
@@ -395,12 +402,15 @@ class BubblewrapBackend(SandboxBackend):
         cg: RunCgroup | None = None
         stdin_fd = seccomp_fd = -1
         init = SandboxInit()
+        # bwrap's status reports (JSON lines): {"exit-code": N} once its child has exited.
+        status_r, status_w = os.pipe2(os.O_CLOEXEC) if "--json-status-fd" in self._features else (-1, -1)
         try:
             cg = self.cgroups.create(limits.memory_bytes, limits.processes + 2) if self.cgroups else None
             watch = CpuWatch(ticket, cg.cpu_time_s if cg is not None else (lambda: None))
             argv = self._launch_prefix(cg)
             seccomp_fd = filter_fd(self._seccomp) if self._seccomp else -1
-            argv += (self._bwrap_args(work, limits, env, seccomp_fd=seccomp_fd, init=init) + ["--"]
+            argv += (self._bwrap_args(work, limits, env, seccomp_fd=seccomp_fd, init=init)
+                     + (["--json-status-fd", str(status_w)] if status_w >= 0 else []) + ["--"]
                      + self._prlimit_args(limits) + list(cmd))
 
             # stdin from an anonymous in-memory file: the program reads at its own pace and
@@ -414,10 +424,13 @@ class BubblewrapBackend(SandboxBackend):
             t0 = time.monotonic()
             proc = subprocess.Popen(argv, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     env={"PATH": "/usr/bin:/bin"}, close_fds=True, start_new_session=True,
-                                    pass_fds=[init.write_fd] + ([seccomp_fd] if seccomp_fd >= 0 else []),
+                                    pass_fds=[init.write_fd] + [fd for fd in (seccomp_fd, status_w) if fd >= 0],
                                     cwd="/")
             os.close(stdin_fd)
             stdin_fd = -1
+            if status_w >= 0:
+                os.close(status_w)
+                status_w = -1
             if seccomp_fd >= 0:
                 os.close(seccomp_fd)
                 seccomp_fd = -1
@@ -444,6 +457,10 @@ class BubblewrapBackend(SandboxBackend):
             if code is not None and code > 128 and (code - 128) in _SIGNALS:
                 code, sig = None, code - 128
             oom = cg.oom_killed() if cg is not None else False
+            if (status_r >= 0 and os.WIFSIGNALED(status) and b'"exit-code"' not in _read_available(status_r)
+                    and not (flags["timed_out"] or flags["stdout_over"] or oom)):
+                raise SandboxError(f"the sandbox was killed from outside during the run (bwrap: "
+                                   f"{_signame(os.WTERMSIG(status))}); the program's outcome is unknown")
             peak = cg.peak_memory_bytes() if cg is not None else None
             cpu_hit = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_time_s * 0.98
                                                 and not flags["timed_out"])
@@ -454,7 +471,7 @@ class BubblewrapBackend(SandboxBackend):
                              output_limit_hit=flags["stdout_over"], stdout_truncated=flags["stdout_over"],
                              stderr_truncated=flags["stderr_over"], peak_memory_bytes=peak, files=files_out)
         finally:
-            for fd in (stdin_fd, seccomp_fd):
+            for fd in (stdin_fd, seccomp_fd, status_r, status_w):
                 if fd >= 0:
                     os.close(fd)
             init.kill_and_wait()  # (again, for a run that raised: idempotent)
@@ -484,6 +501,25 @@ class BubblewrapBackend(SandboxBackend):
 
 
 _SIGNALS = {int(s) for s in signal.Signals}
+
+
+def _signame(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _read_available(fd: int) -> bytes:
+    """What a pipe holds now, without waiting (its writer may be gone or not)."""
+    os.set_blocking(fd, False)
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    return b"".join(chunks)
 
 
 class _Reaper:

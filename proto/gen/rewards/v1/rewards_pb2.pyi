@@ -223,16 +223,18 @@ class ListVerifiersResponse(_message.Message):
     def __init__(self, verifiers: _Optional[_Iterable[_Union[VerifierInfo, _Mapping]]] = ...) -> None: ...
 
 class StartRunRequest(_message.Message):
-    __slots__ = ("name", "config", "run_id", "replay_of")
+    __slots__ = ("name", "config", "run_id", "replay_of", "replay_of_team")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     REPLAY_OF_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_OF_TEAM_FIELD_NUMBER: _ClassVar[int]
     name: str
     config: _struct_pb2.Struct
     run_id: str
     replay_of: str
-    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., run_id: _Optional[str] = ..., replay_of: _Optional[str] = ...) -> None: ...
+    replay_of_team: str
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., run_id: _Optional[str] = ..., replay_of: _Optional[str] = ..., replay_of_team: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("run_id", "name", "state", "created_at", "finished_at", "last_step", "score_count", "config", "team", "replay_of", "summary")
@@ -314,16 +316,20 @@ class ListRunsRequest(_message.Message):
     def __init__(self, limit: _Optional[int] = ..., team: _Optional[str] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
-    __slots__ = ("run_id",)
+    __slots__ = ("run_id", "team")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     run_id: str
-    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+    team: str
+    def __init__(self, run_id: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
 
 class ListStepsRequest(_message.Message):
-    __slots__ = ("run_id",)
+    __slots__ = ("run_id", "team")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     run_id: str
-    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+    team: str
+    def __init__(self, run_id: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
 
 class StepRecord(_message.Message):
     __slots__ = ("step", "metrics", "created_at")
