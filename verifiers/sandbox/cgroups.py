@@ -256,6 +256,21 @@ class CgroupManager:
             reasons.append(f"{parent}: {e.strerror or e}")
             return False
 
+    @staticmethod
+    def _run_dir(parent: Path, name: str) -> Path:
+        """Make `parent/name`. The parent is shared by every backend on this host, and one
+        that closes removes it when it is empty for a moment (cleanup()): make it again."""
+        d = parent / name
+        for attempt in range(3):
+            try:
+                d.mkdir()
+                return d
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                parent.mkdir(exist_ok=True)
+        return d
+
     def create(self, memory_bytes: int | None, processes: int | None) -> RunCgroup | None:
         """A fresh cgroup (set) for one run, limits written; None if none available."""
         mem_ok, pids_ok, _ = self.probe()
@@ -266,8 +281,7 @@ class CgroupManager:
         memory_dir = None
         try:
             if self.v2:
-                d = self.memory_parent / name  # type: ignore[operator]
-                d.mkdir()
+                d = self._run_dir(self.memory_parent, name)  # type: ignore[arg-type]
                 dirs.append(d)
                 if memory_bytes:
                     (d / "memory.max").write_text(str(memory_bytes))
@@ -277,8 +291,7 @@ class CgroupManager:
                     (d / "pids.max").write_text(str(processes))
                 return RunCgroup(dirs, d, True)
             if mem_ok:
-                d = self.memory_parent / name  # type: ignore[operator]
-                d.mkdir()
+                d = self._run_dir(self.memory_parent, name)  # type: ignore[arg-type]
                 dirs.append(d)
                 memory_dir = d
                 if memory_bytes:
@@ -290,15 +303,13 @@ class CgroupManager:
                         except OSError:
                             pass
             if pids_ok:
-                d = self.pids_parent / name  # type: ignore[operator]
-                d.mkdir()
+                d = self._run_dir(self.pids_parent, name)  # type: ignore[arg-type]
                 dirs.append(d)
                 if processes:
                     (d / "pids.max").write_text(str(processes))
             cpu_dir = None
             if self.cpuacct_parent is not None and self.cpuacct_parent not in (self.memory_parent, self.pids_parent):
-                cpu_dir = self.cpuacct_parent / name
-                cpu_dir.mkdir()
+                cpu_dir = self._run_dir(self.cpuacct_parent, name)
                 dirs.append(cpu_dir)
             return RunCgroup(dirs, memory_dir, False, cpu_dir)
         except OSError:
