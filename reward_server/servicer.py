@@ -34,7 +34,7 @@ from .metrics import NO_METRICS, NoMetrics, ServiceMetrics
 from .quotas import QuotaManager
 from .scoring import Scorer, SampleInput
 from .store import ScoreStore
-from .store.store import GroupConflictError
+from .store.store import STEP_METRICS_MAX, STEP_METRICS_MAX_BYTES, GroupConflictError
 
 try:  # grpc's error for a send the transport refused: the call is over (cancelled, dropped, timed out)
     from grpc._cython.cygrpc import ExecuteBatchError as _SendRefused
@@ -44,8 +44,10 @@ except ImportError:  # pragma: no cover - another grpc build: such a send fails 
 log = logging.getLogger(__name__)
 SPEC_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 RUN_NAME_MAX_CHARS = 200          # the column's width
-RUN_JSON_MAX_BYTES = 64 << 10     # a run's config, a step's metrics, a run's summary
-METRICS_MAX = 1024                # metrics in one LogStep / summary
+RUN_JSON_MAX_BYTES = STEP_METRICS_MAX_BYTES  # a run's config, a step's metrics, a run's summary
+METRICS_MAX = STEP_METRICS_MAX               # metrics in one LogStep / summary
+STEPS_PAGE_MAX = 1000             # steps in one ListSteps answer
+STEPS_PAGE_METRICS = 65_536       # metrics in one ListSteps answer (64 full steps, ~2 MB)
 
 
 def _checked_json(value: Any, field: str) -> Any:
@@ -567,11 +569,34 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
 
     @_rpc
     async def ListSteps(self, request: pb.ListStepsRequest, context: Any) -> pb.ListStepsResponse:
+        """A page of a run's steps. A run's steps are unbounded (each may hold METRICS_MAX
+        metrics), so a page holds at most STEPS_PAGE_MAX steps and STEPS_PAGE_METRICS metrics,
+        read and built on a database thread, never on the event loop."""
         who = await self._who(context)
+        if request.limit < 0:
+            raise InvalidRequestError("limit: must be >= 0 (0 = 1000)")
+        limit = min(request.limit or STEPS_PAGE_MAX, STEPS_PAGE_MAX)
+        after = None
+        if request.page_token:
+            if not re.fullmatch(r"-?[0-9]{1,19}", request.page_token):
+                raise InvalidRequestError("page_token: not a token this server gave; send the previous "
+                                          "answer's next_page_token, or \"\" for the first page")
+            after = int(request.page_token)
         team = await self._check_run(request.run_id, who, write=False, team=request.team)
-        rows = await self._db(who.team, self.store.steps, request.run_id, team)
-        return pb.ListStepsResponse(steps=[pb.StepRecord(step=r.step, metrics=r.metrics, created_at=convert.iso(
-            r.created_at)) for r in rows])
+
+        def page() -> pb.ListStepsResponse:
+            rows = self.store.steps(request.run_id, team, after_step=after, limit=limit + 1)
+            out, n_metrics = pb.ListStepsResponse(), 0
+            for r in rows[:limit]:
+                if out.steps and n_metrics + len(r.metrics) > STEPS_PAGE_METRICS:
+                    break
+                out.steps.append(pb.StepRecord(step=r.step, metrics=r.metrics, created_at=convert.iso(r.created_at)))
+                n_metrics += len(r.metrics)
+            if len(out.steps) < len(rows):
+                out.next_page_token = str(out.steps[-1].step)
+            return out
+
+        return await self._db(who.team, page)
 
     @_rpc
     async def GetScore(self, request: pb.GetScoreRequest, context: Any) -> pb.ScoreRecord:

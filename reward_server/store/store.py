@@ -47,8 +47,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-# A step's metrics once merged: the limits of one LogStep (servicer.METRICS_MAX and
-# RUN_JSON_MAX_BYTES). Without them, LogStep calls to one step with new names grew its row
+# A step's metrics, in one LogStep and once merged (the servicer checks each call against
+# the same two numbers). Without the merged bound, LogStep calls to one step with new names grew its row
 # (each call re-reading and re-writing it) and ListSteps' answer without bound.
 STEP_METRICS_MAX = 1024
 STEP_METRICS_MAX_BYTES = 64 << 10
@@ -466,11 +466,17 @@ class ScoreStore:
         with self._sessions() as s:
             return list(s.scalars(q))
 
-    def steps(self, run_id: str, team: str = "default") -> list[StepRow]:
-        """`team`'s run's steps, by step."""
+    def steps(self, run_id: str, team: str = "default", *, after_step: int | None = None,
+              limit: int | None = None) -> list[StepRow]:
+        """`team`'s run's steps, by step: those after `after_step` (keyset paging), at most `limit`."""
+        q = select(StepRow).where(StepRow.team == team, StepRow.run_id == run_id)
+        if after_step is not None:
+            q = q.where(StepRow.step > after_step)
+        q = q.order_by(StepRow.step)
+        if limit is not None:
+            q = q.limit(limit)
         with self._sessions() as s:
-            return list(s.scalars(select(StepRow).where(StepRow.team == team, StepRow.run_id == run_id)
-                                  .order_by(StepRow.step)))
+            return list(s.scalars(q))
 
     # -- reward specs ---------------------------------------------------------------
     def put_spec(self, name: str, body: dict[str, Any], description: str = "") -> tuple[SpecRow, bool]:

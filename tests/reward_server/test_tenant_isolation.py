@@ -627,17 +627,34 @@ def test_a_steps_metrics_cannot_grow_past_the_limit_by_merging(tenants):
     assert len(step.metrics) == 1001 and step.metrics["a1"] == 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="ListSteps answers every step of a run in one message, built on the "
-                   "event loop: needs a limit and a page token like ListRuns (servicer run handling, not ours)")
 def test_list_steps_answers_a_bounded_page(sqlite_tenants):
     """A run's steps are unbounded (LogStep has no quota by default; each step may hold 1,024
-    metrics, 64 KiB), and ListSteps loads them all and builds one answer on the event loop:
-    10,000 steps of 1,024 metrics took 11.7 s of the loop that answers every team (a 235 MB
-    message). An answer should hold at most 1,000 steps, like ListRuns."""
+    metrics, 64 KiB), and ListSteps used to load them all and build one answer on the event
+    loop: 10,000 steps of 1,024 metrics took 11.7 s of the loop that answers every team (a
+    235 MB message). An answer holds at most 1,000 steps and 65,536 metrics; the rest come
+    through next_page_token."""
     t = sqlite_tenants
     run = t.stub.StartRun(pb.StartRunRequest(name="long"), metadata=md(t.k["a"]))
     for step in range(1001):
-        t.stub.LogStep(pb.LogStepRequest(run_id=run.run_id, step=step, metrics={"loss": 1.0}),
+        t.stub.LogStep(pb.LogStepRequest(run_id=run.run_id, step=step, metrics={"loss": float(step)}),
                        metadata=md(t.k["a"]))
-    steps = t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id), metadata=md(t.k["a"])).steps
-    assert len(steps) <= 1000
+    wide = {f"m{i}": 1.0 for i in range(1024)}
+    for step in range(1001, 1101):  # 100 steps of 1,024 metrics: 64 of them fill a page
+        t.stub.LogStep(pb.LogStepRequest(run_id=run.run_id, step=step, metrics=wide), metadata=md(t.k["a"]))
+    pages, token = [], ""
+    while True:
+        page = t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id, page_token=token), metadata=md(t.k["a"]))
+        pages.append(page)
+        assert len(page.steps) <= 1000 and sum(len(s.metrics) for s in page.steps) <= 65_536
+        token = page.next_page_token
+        if not token:
+            break
+    steps = [s.step for p in pages for s in p.steps]
+    assert steps == list(range(1101))                      # every step once, in order
+    # 1,000 narrow steps; then step 1000 and 63 wide ones (64,513 metrics: one more passes 65,536); the rest
+    assert [len(p.steps) for p in pages] == [1000, 64, 37]
+    small = t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id, limit=10), metadata=md(t.k["a"]))
+    assert [s.step for s in small.steps] == list(range(10)) and small.next_page_token
+    with pytest.raises(grpc.RpcError) as e:
+        t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id, page_token="step 5"), metadata=md(t.k["a"]))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "next_page_token" in e.value.details()

@@ -324,12 +324,16 @@ class GetRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
 
 class ListStepsRequest(_message.Message):
-    __slots__ = ("run_id", "team")
+    __slots__ = ("run_id", "team", "limit", "page_token")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     team: str
-    def __init__(self, run_id: _Optional[str] = ..., team: _Optional[str] = ...) -> None: ...
+    limit: int
+    page_token: str
+    def __init__(self, run_id: _Optional[str] = ..., team: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class StepRecord(_message.Message):
     __slots__ = ("step", "metrics", "created_at")
@@ -349,10 +353,12 @@ class StepRecord(_message.Message):
     def __init__(self, step: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., created_at: _Optional[str] = ...) -> None: ...
 
 class ListStepsResponse(_message.Message):
-    __slots__ = ("steps",)
+    __slots__ = ("steps", "next_page_token")
     STEPS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     steps: _containers.RepeatedCompositeFieldContainer[StepRecord]
-    def __init__(self, steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, steps: _Optional[_Iterable[_Union[StepRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetScoreRequest(_message.Message):
     __slots__ = ("score_id",)
