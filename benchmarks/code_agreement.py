@@ -273,7 +273,7 @@ def service_throughput(jobs, refs, threads: int) -> float:
 def rewardctl_local_throughput(jobs, refs, threads: int) -> float:
     """Samples per second scoring `jobs` the way `rewardctl score FILE --workers N` does
     without --server: its JSONL lines, its in-process scorer, its batches."""
-    from reward_server import ctl
+    from rewardctl import cli as ctl
 
     scorer = ctl._LocalScorer(threads)
     try:

@@ -251,7 +251,7 @@ def through_service(mix: list[dict], cg: CgroupManager, backend: BubblewrapBacke
 
 def in_process(mix: list[dict], cg: CgroupManager, backend: BubblewrapBackend, timeout_s: float,
                every_s: float) -> None:
-    from reward_server import ctl
+    from rewardctl import cli as ctl
 
     set_default_backend(backend)
     scorer = ctl._LocalScorer(os.cpu_count() or 2)

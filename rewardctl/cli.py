@@ -15,7 +15,7 @@
 a usage error never prints the key back. `--server` defaults to $REWARD_SERVER_ADDRESS
 ($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s, bounds the wait for it); `score` and `verifiers` run in-process
 when neither is given. The audit commands (show, report, replay) live in
-`reward_server.audit`; this module only parses, connects and prints. Output into a pipe
+`rewardctl.audit`; this module only parses, connects and prints. Output into a pipe
 whose reader stops early (`rewardctl history ... | head`) ends quietly with status 141.
 
 Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,
@@ -45,7 +45,7 @@ from rewards.v1 import rewards_pb2 as pb
 from rewards.v1 import rewards_pb2_grpc as pb_grpc
 from rlvr_integrations.client import make_channel
 
-from .errors import status_code_for
+from reward_server.errors import status_code_for
 
 STATUS_NAMES = {pb.STATUS_OK: "OK", pb.STATUS_ABSTAIN: "ABSTAIN", pb.STATUS_TIMEOUT: "TIMEOUT",
                 pb.STATUS_ERROR: "ERROR", pb.STATUS_UNSPECIFIED: "UNSPECIFIED"}
@@ -151,14 +151,14 @@ class _LocalScorer:
     def __init__(self, workers: int):
         from verifiers.sandbox.admission import default_sandbox_threads
 
-        from .scoring import Scorer
+        from reward_server.scoring import Scorer
 
         # sandbox threads: at least the sandbox's runs in flight (sleepers hold a thread, not a core)
         self.scorer = Scorer(workers, 2 << 30, {"sandbox": max(workers, default_sandbox_threads())})
         self.loop = asyncio.new_event_loop()
 
     def score(self, samples: list[pb.Sample]) -> list[dict[str, Any]]:
-        from . import convert
+        from reward_server import convert
 
         out: list[dict[str, Any] | None] = [None] * len(samples)
         valid = []

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from reward_server.audit import replay, report, show
-from reward_server.audit.records import (EMPTY_SHA256, Row, TextState, group_samples, iter_request_chunks,
+from rewardctl.audit import replay, report, show
+from rewardctl.audit.records import (EMPTY_SHA256, Row, TextState, group_samples, iter_request_chunks,
                                          parse_time, recover_reference, row_from_pb, sha256)
-from reward_server.audit.series import build_series, zero_spread
+from rewardctl.audit.series import build_series, zero_spread
 from rewards.v1 import rewards_pb2 as pb
 
 

@@ -49,7 +49,7 @@ SPEC = pb.RewardSpec(components=[pb.VerifierRef(name="format", weight=0.5, weigh
 
 
 def _ctl(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "reward_server.ctl", *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "rewardctl", *args], capture_output=True, text=True,
                        timeout=timeout)
     return r
 
