@@ -4,8 +4,8 @@
   (`reward_funcs=[...]`), one `Score` request per generation step.
 - `rlvr_integrations.verl.compute_score` / `compute_score_batch`: verl's custom reward
   function contract (per sample / batch reward manager).
-- `rlvr_integrations.client.ServiceClient`: the small gRPC client both use (retries with
-  back-off, `retry-after-s`, API key, TLS).
+- `rlvr_integrations.client.ServiceClient`: the client both use: `rewards_client.RewardClient`
+  (retries with back-off, `retry-after-s`, API key, TLS) with the integrations' defaults.
 
 Neither module imports its trainer: they need only grpcio and protobuf (TRL's callback
 imports transformers when asked for).

@@ -61,7 +61,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .client import ENV_SPEC, ServiceClient, build_spec, make_sample, resolve_address, reward_or_none, status_name
+from rewards_client import ENV_SPEC, SampleScore, build_spec, make_sample, resolve_address
+
+from .client import ServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +171,7 @@ class RewardServiceFunc:
         self._lock = threading.Lock()
         self.calls = 0
         self.status_counts: Counter[str] = Counter()
-        self.last_results: list[Any] = []
+        self.last_results: list[SampleScore] = []  # the last call's scores
         # Resolve the address now so a missing one fails at construction, not mid-training.
         self.address = resolve_address(address)
 
@@ -301,8 +303,8 @@ class RewardServiceFunc:
                    for i in range(n)]
         run_id = self.start_run()
         results = self.client.score(samples, self.spec, run_id=run_id, step=int(step)) if samples else []
-        rewards = [reward_or_none(r) for r in results]
-        statuses = [status_name(r.status) for r in results]
+        rewards = [r.reward for r in results]            # None unless "OK": never a silent 0
+        statuses = [r.status for r in results]
         self.calls += 1
         self.status_counts.update(statuses)
         self.last_results = results

@@ -65,19 +65,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rewards.v1 import rewards_pb2 as pb
+from rewards_client import ENV_API_KEY, ENV_SPEC, ENV_TLS_CA, build_spec, make_sample, resolve_address
 
-from .client import (
-    ENV_API_KEY,
-    ENV_SPEC,
-    ENV_TLS_CA,
-    ServiceClient,
-    build_spec,
-    make_sample,
-    resolve_address,
-    reward_or_none,
-    status_name,
-)
+from .client import ServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +92,7 @@ class RewardNotScored(RuntimeError):
 _lock = threading.Lock()
 _clients: dict[tuple, ServiceClient] = {}
 _started_runs: set[tuple] = set()
-_specs: dict[str, pb.RewardSpec] = {}
+_specs: dict[str, Any] = {}    # spec text -> RewardSpec message (build_spec)
 _counts: Counter[str] = Counter()
 _warned = 0
 
@@ -143,7 +133,7 @@ def _client(address: str, api_key: str | None, tls_ca: str | None, timeout_s: fl
         return client
 
 
-def _spec(spec: Any) -> pb.RewardSpec:
+def _spec(spec: Any) -> Any:
     if spec is None:
         raise ValueError(f"no reward spec: pass spec=... (reward_kwargs) or set ${ENV_SPEC}, e.g. 'math-r1'")
     if isinstance(spec, str):
@@ -189,7 +179,7 @@ def _step(step: Any, extra_info: Mapping[str, Any] | None) -> int:
 
 
 def _sample(i: int, data_source: Any, solution_str: str, ground_truth: Any,
-            extra_info: Mapping[str, Any] | None) -> pb.Sample:
+            extra_info: Mapping[str, Any] | None) -> Any:
     extra = extra_info if isinstance(extra_info, Mapping) else {}
     prompt = extra.get("question", extra.get("prompt", ""))
     metadata: dict[str, Any] = {"data_source": data_source if isinstance(data_source, str) else str(data_source)}
@@ -231,10 +221,10 @@ def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str
         if samples else []
 
     with _lock:
-        _counts.update(status_name(r.status) for r in results)
+        _counts.update(r.status for r in results)
     out = []
     for i, r in enumerate(results):
-        status, reward = status_name(r.status), reward_or_none(r)
+        status, reward = r.status, r.reward    # reward None unless "OK"
         if reward is None:
             _warn_not_scored(data_sources[i], status, r.reason, failure_score)
             if on_failure == "raise":

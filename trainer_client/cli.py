@@ -84,7 +84,7 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
 def _train(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_config
     from .datafiles import DataError
-    from .reward_client import RewardServiceError
+    from rewards_client import RewardServiceError
     from .trainer import ModelPathError, train
     from .vllm_backend import VllmUnavailable
 

@@ -95,11 +95,23 @@ class GRPOConfig(_Model):
 
 
 class RewardComponent(_Model):
-    """One verifier of the reward spec: reward = Σ weight · component."""
+    """One verifier of the reward spec: reward = Σ weight · component; a `gate` makes the
+    whole reward 0 unless this component passes (status OK and reward >= gate_min)."""
 
     name: str = Field(min_length=1)
+    version: str = Field("", description="pin a registered version (\"2.0.0\"); empty = the "
+                                         "server's newest")
     weight: float = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
+    gate: bool = Field(False, description="the total reward is 0 unless this component passes")
+    gate_min: float | None = Field(None, description="a gate passes when OK and reward >= gate_min "
+                                                     "(server default 1.0); needs gate = true")
+
+    @model_validator(mode="after")
+    def _gate_min_needs_gate(self) -> "RewardComponent":
+        if self.gate_min is not None and not self.gate:
+            raise ValueError("gate_min is set but gate is false; set gate = true or drop gate_min")
+        return self
 
 
 class RewardConfig(_Model):

@@ -98,7 +98,7 @@ class ServiceProcess:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        from .reward_client import RewardClient, RewardServiceUnavailable
+        from rewards_client import RewardClient, RewardServiceUnavailable
 
         deadline = time.monotonic() + timeout_s
         with RewardClient(self.address) as client:
@@ -143,7 +143,7 @@ def run_demo(s: DemoSettings, *, progress: bool = True) -> dict[str, Any]:
         from .config import DataConfig, load_config
         from .data import train_heldout_split
         from .evaluation import evaluate
-        from .reward_client import RewardClient, make_spec
+        from rewards_client import RewardClient, make_spec
         from .sft import supervised_warmup
         from .tiny_model import build_tiny_model
         from .trainer import load_policy, prompt_fn_for, resolve_device, save_checkpoint, train

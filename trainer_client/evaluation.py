@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .data import Problem
-from .reward_client import ComponentScore, RewardClient, SampleScore, make_sample
+from rewards_client import ComponentScore, RewardClient, SampleScore, make_sample
 from .rollout import SamplingParams, generate
 
 
@@ -68,8 +68,8 @@ def evaluate(model, tokenizer, problems: list[Problem], client: RewardClient | N
             continue
         for i, (p, text) in enumerate(zip(chunk, rollout.texts), start=start):
             stream.submit(f"{tag}-s{step}-{i}", [make_sample(
-                f"{tag}-s{step}-{i}-0", p.question, text, p.answer,
-                eval_metadata(p, tag, default_task))])
+                f"{tag}-s{step}-{i}-0", text, prompt=p.question, reference=p.answer,
+                metadata=eval_metadata(p, tag, default_task))])
         texts.extend(rollout.texts)
     if stream is None:
         model.train(was_training)

@@ -67,7 +67,7 @@ def evaluate_pass_at_k(model, tokenizer, problems: list[Problem], client, spec, 
     joining rank 0's forward passes; synced=True: rollout.generate's synced).
     """
     from .evaluation import accuracy_of, eval_metadata
-    from .reward_client import make_sample
+    from rewards_client import make_sample
     from .rollout import SamplingParams, generate
 
     n = num_samples
@@ -88,8 +88,8 @@ def evaluate_pass_at_k(model, tokenizer, problems: list[Problem], client, spec, 
         for j, p in enumerate(chunk):
             i = start + j
             stream.submit(f"{tag}-s{step}-{i}", [
-                make_sample(f"{tag}-s{step}-{i}-{s}", p.question, r.texts[j * n + s], p.answer,
-                            eval_metadata(p, tag, default_task)) for s in range(n)])
+                make_sample(f"{tag}-s{step}-{i}-{s}", r.texts[j * n + s], prompt=p.question,
+                            reference=p.answer, metadata=eval_metadata(p, tag, default_task)) for s in range(n)])
     model.train(was_training)
     if stream is None:
         return None
@@ -109,10 +109,10 @@ def evaluate_pass_at_k(model, tokenizer, problems: list[Problem], client, spec, 
 
 
 def _stored(client, ref: str):
-    from rewards.v1 import rewards_pb2
+    from rewards_client import stored_spec_ref
 
     stored = client.get_spec(ref)
-    return rewards_pb2.RewardSpec(name=f"{stored.name}@{stored.version}")
+    return stored_spec_ref(stored.name, stored.version)
 
 
 def evaluate_model(cfg) -> dict[str, float | str | int]:
@@ -124,7 +124,7 @@ def evaluate_model(cfg) -> dict[str, float | str | int]:
     import torch
 
     from .datafiles import load_data
-    from .reward_client import RewardClient, make_spec
+    from rewards_client import RewardClient, make_spec
     from .trainer import load_policy, prompt_fn_for, resolve_device
 
     if cfg.num_threads:

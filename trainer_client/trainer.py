@@ -15,7 +15,7 @@ non_ok/<STATUS>, groups_dropped_non_ok), loss, grad_norm, lr, generate/score-wai
 times, and reward/task/<task> when the data's rows carry tasks (routed specs).
 Prompts come from cfg.data (a team's files, trainer_client/datafiles.py, or reasoning-gym),
 checked before the service is contacted or the model loaded.
-The trainer never imports reward_server: it speaks only the proto (reward_client).
+The trainer never imports reward_server: it speaks only the contract, through rewards_client.
 Under torchrun / accelerate launch it is data-parallel, DDP or FSDP2
 (trainer_client/distributed.py: sharding, lockstep padding passes, normalisers).
 """
@@ -47,8 +47,7 @@ from .losses import clipped_surrogate, grpo_loss, k3_kl
 from .lora import Reference, apply_lora, save_model
 from .variants import (dynamic_fill, format_bytes, importance_log_ratio,
                        memory_estimate_bytes, soft_overlong_penalty)
-from .reward_client import RewardClient, RewardServiceError, make_sample, make_spec
-from rewards.v1 import rewards_pb2
+from rewards_client import RewardClient, RewardServiceError, make_sample, make_spec, stored_spec_ref
 from .rollout import SamplingParams, cat_rollouts, generate, token_logprobs
 
 
@@ -225,7 +224,7 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
         client.wait_ready(cfg.reward.connect_timeout_s)
     if cfg.reward.spec:  # a stored spec: the server owns its parts; learn their names for the metrics
         stored = client.get_spec(cfg.reward.spec)
-        spec = rewards_pb2.RewardSpec(name=f"{stored.name}@{stored.version}")
+        spec = stored_spec_ref(stored.name, stored.version)   # pinned: a new version mid-run changes nothing
         parts = list(stored.spec.components) + [c for lst in stored.spec.routes.values() for c in lst.components]
         comp_names = list(dict.fromkeys(c.name for c in parts))
         routes = list(stored.spec.routes)
@@ -453,8 +452,9 @@ def train(cfg: TrainConfig, *, client: RewardClient | None = None,
                     for j, p in enumerate(chunk):
                         gid = f"{tag}-g{c0 + j}"
                         md = p.sample_metadata(cfg.data.task)
-                        stream.submit(gid, [make_sample(f"{gid}-{k}", p.question,
-                                                        r.texts[j * G + k], p.answer, md)
+                        stream.submit(gid, [make_sample(f"{gid}-{k}", r.texts[j * G + k],
+                                                        prompt=p.question, reference=p.answer,
+                                                        metadata=md)
                                             for k in range(G)])
                     parts.append(r)
                 ro = cat_rollouts(parts, tokenizer.pad_token_id)           # N = B*G rows

@@ -63,7 +63,7 @@ def test_an_unanswered_completion_scores_zero_ok_under_the_default_math(server):
     func = RewardServiceFunc(server.address, spec=["math"], api_key="", reference_column="answer")
     assert func(prompts=["Name a number."], completions=[NO_ANSWER], answer=["7"]) == [0.0]
     result = func.last_results[0]
-    assert result.status == pb.STATUS_OK and "no final answer" in result.components[0].reason
+    assert result.status == "OK" and "no final answer" in result.components[0].reason
     assert func.status_counts == {"OK": 1}
 
 
@@ -76,14 +76,14 @@ def test_conversational_completions_and_a_format_only_spec(server):
     assert func(prompts, completions) == [1.0, 0.0]
     assert prompt_text(prompts[0]) == "6*7?"
     assert completion_text(completions[1]) == "42"
-    assert func.last_results[0].status == pb.STATUS_OK
+    assert func.last_results[0].status == "OK"
 
 
 def test_a_verifier_timeout_gives_none_never_zero(server):
     func = RewardServiceFunc(server.address, spec=SLOW_REGEX, api_key="", reference_column=None)
     rewards = func(prompts=["p", "p"], completions=["a" * 40 + "b", "aaaa"])
     assert rewards == [None, 1.0]
-    assert func.last_results[0].status == pb.STATUS_TIMEOUT
+    assert func.last_results[0].status == "TIMEOUT"
 
 
 def test_missing_reference_column_and_unreachable_server_are_errors(server):

@@ -74,7 +74,7 @@ def test_stream_and_unary_calls_retry_unavailable(flaky):
         assert servicer.log_calls == 2
         stream = client.open_group_stream("run", 1, spec)
         for g in range(3):
-            stream.submit(f"g{g}", [make_sample(f"g{g}-{k}", "q", "a", "1") for k in range(2)])
+            stream.submit(f"g{g}", [make_sample(f"g{g}-{k}", "a", prompt="q", reference="1") for k in range(2)])
         results = stream.collect()
     assert servicer.stream_calls == 2                         # one failed stream, one retry
     assert sorted(results) == ["g0", "g1", "g2"]
@@ -96,10 +96,10 @@ def test_groups_scored_by_the_real_service(server):
         client.wait_ready(5.0)
         run_id = client.start_run("client-test", {"k": 1})
         stream = client.open_group_stream(run_id, 1, spec)
-        stream.submit("right", [make_sample("r0", "Calculate 40 + 2.",
-                                            "<think>40+2=42</think><answer>42</answer>", "42")])
-        stream.submit("wrong", [make_sample("w0", "Calculate 40 + 2.",
-                                            "<think>40+2=41</think><answer>41</answer>", "42")])
+        stream.submit("right", [make_sample("r0", "<think>40+2=42</think><answer>42</answer>",
+                                            prompt="Calculate 40 + 2.", reference="42")])
+        stream.submit("wrong", [make_sample("w0", "<think>40+2=41</think><answer>41</answer>",
+                                            prompt="Calculate 40 + 2.", reference="42")])
         results = stream.collect()
         right, wrong = results["right"][0], results["wrong"][0]
         assert right.ok and right.component("math").reward == 1.0
@@ -115,8 +115,8 @@ def test_a_group_the_service_refuses_is_named_by_collect(server):
         client.wait_ready(5.0)
         run_id = client.start_run("client-test", {})
         stream = client.open_group_stream(run_id, 1, spec)
-        stream.submit("fine", [make_sample("f0", "Calculate 40 + 2.", "42", "42")])
-        bad = make_sample("b0", "Calculate 40 + 2.", "42", "42")
+        stream.submit("fine", [make_sample("f0", "42", prompt="Calculate 40 + 2.", reference="42")])
+        bad = make_sample("b0", "42", prompt="Calculate 40 + 2.", reference="42")
         bad.spec.components.add(name="no-such-verifier")  # refused: unknown verifier
         stream.submit("bad", [bad])
         with pytest.raises(RewardCallError) as e:

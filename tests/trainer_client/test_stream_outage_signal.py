@@ -64,7 +64,7 @@ def stand_in():
 
 def _groups(stream, n=3):
     for i in range(n):
-        stream.submit(f"g{i}", [make_sample(f"g{i}-{k}", "1+1?", "2", "2") for k in range(2)])
+        stream.submit(f"g{i}", [make_sample(f"g{i}-{k}", "2", prompt="1+1?", reference="2") for k in range(2)])
 
 
 def test_groups_refused_unavailable_are_resent_within_the_outage_window(stand_in):
