@@ -1,252 +1,94 @@
-"""`rewardctl`: score files, list verifiers, and read, report and replay the reward history.
+"""`rewardctl`: the reward service from the shell: score files, runs, stored specs, verifiers,
+and read, report and replay the reward history.
 
-    rewardctl score FILE.jsonl [--server HOST:PORT] [-o OUT.jsonl]
-    rewardctl verifiers [--server HOST:PORT] [--all-versions]
-    rewardctl runs --server HOST:PORT
+    rewardctl score FILE.jsonl [-o OUT.jsonl] [--run RUN --step N] [--resume] [--batch-size 256]
+                    [--progress] [--outage-timeout-s 300] [--workers N]
+    rewardctl verifiers [--all-versions]
+    rewardctl runs [list] [--limit N] [--team TEAM|*]
+    rewardctl runs start NAME [--config JSON] [--run-id ID]        prints the run id
+    rewardctl runs finish RUN [--state finished|failed] [--summary JSON]
+    rewardctl specs list | specs show NAME[@VERSION] | specs put NAME FILE.json|- [--description TEXT]
     rewardctl history [--run ID] [--step-min N] [--step-max N] [--verifier NAME] [--status S]
                       [--since RFC3339] [--until RFC3339] [--reward-min X] [--reward-max X]
-                      [--team TEAM|*] [--format table|jsonl|csv] --server HOST:PORT
-    rewardctl show SCORE_ID [--format text|json] --server HOST:PORT
-    rewardctl report RUN [-o report.html] [--correctness math,code] --server HOST:PORT
+                      [--team TEAM|*] [--format table|jsonl|csv]
+    rewardctl show SCORE_ID [--format text|json]
+    rewardctl report RUN [-o report.html] [--correctness math,code]
     rewardctl replay RUN --verifier NAME[@VERSION] [--params JSON] [--name NAME]
-                     [--pass-threshold 0.5] [--format text|json] --server HOST:PORT
+                     [--pass-threshold 0.5] [--format text|json]
 
-`--api-key` (default $REWARD_API_KEY) and `--tls-ca` go before or after the subcommand;
-a usage error never prints the key back. `--server` defaults to $REWARD_SERVER_ADDRESS
-($REWARDCTL_CONNECT_TIMEOUT_S, default 10 s, bounds the wait for it); `score` and `verifiers` run in-process
-when neither is given. The audit commands (show, report, replay) live in
-`rewardctl.audit`; this module only parses, connects and prints. Output into a pipe
-whose reader stops early (`rewardctl history ... | head`) ends quietly with status 141.
-
-Input line of `score`: {"completion": str, "reference": str|object, "verifier": str,
-"params": object?, "prompt": str?, "id": any?} or, for a weighted spec,
-"verifiers": [{"name", "version"?, "weight"?, "params"?, "gate"?, "gate_min"?}] (any other
-field is an error on that line). Output line: the input plus "reward"
-(float|null), "status", "reason", "components" and "latency_ms". A bad line does not stop
-the file: its output line carries the error status (INVALID_ARGUMENT, NOT_FOUND) and why.
+Global options, before or after the subcommand: --server HOST:PORT (default
+$REWARD_SERVER_ADDRESS, else 127.0.0.1:50051; `score` and `verifiers` run in-process when
+neither is given), --api-key (default $REWARD_API_KEY; a usage error never prints it back),
+--tls-ca PEM (default $REWARD_TLS_CA), --outage-timeout-s (how long a call waits out an
+unreachable server, default 300). $REWARDCTL_CONNECT_TIMEOUT_S (default 10 s) bounds the
+first connection. Every call goes through rewards_client (its channel, retry policy and
+conversions); the audit commands live in `rewardctl.audit`; this module parses, calls and
+prints. Output into a pipe whose reader stops early (`rewardctl history ... | head`) ends
+quietly with status 141.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
 import sys
-from collections import Counter
 from collections.abc import Iterator
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
-import grpc
-from google.protobuf import json_format
-from tqdm import tqdm
+from rewards_client import (RewardCallError, RewardClient, RewardServiceError, RewardServiceUnavailable,
+                            message_to_dict, status_name)
 
-from rewards.v1 import rewards_pb2 as pb
-from rewards.v1 import rewards_pb2_grpc as pb_grpc
-from rlvr_integrations.client import make_channel
+from .score import BATCH, UsageError, run_score
 
-from reward_server.errors import status_code_for
+EXIT_CODES = """exit status:
+  0    done (for score: every line scored; a verifier's ABSTAIN/TIMEOUT/ERROR is a score)
+  1    some input lines failed (their output lines say why), or replay had nothing to replay
+  2    usage: a bad option or value, an unreadable or invalid input file
+  3    NOT_FOUND: no such run, score, stored spec or verifier
+  4    UNAVAILABLE: no server answers, or it stayed away past --outage-timeout-s
+       (score -o OUT --resume goes on where it stopped)
+  5    UNAUTHENTICATED / PERMISSION_DENIED: the key is missing, wrong or not allowed
+  6    refused: INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS (the message says which field)
+  7    any other failure (RESOURCE_EXHAUSTED after the retries, DEADLINE_EXCEEDED, INTERNAL, ...)
+  130  interrupted (Ctrl-C)
+  141  stdout's reader went away (`| head`)"""
 
-STATUS_NAMES = {pb.STATUS_OK: "OK", pb.STATUS_ABSTAIN: "ABSTAIN", pb.STATUS_TIMEOUT: "TIMEOUT",
-                pb.STATUS_ERROR: "ERROR", pb.STATUS_UNSPECIFIED: "UNSPECIFIED"}
-BATCH = 256
-
-
-class LineError(ValueError):
-    pass
-
-
-COMPONENT_FIELDS = ("name", "version", "weight", "params", "gate", "gate_min")
-
-
-def _component(c: Any, where: str, spec: pb.RewardSpec) -> None:
-    """Add one `{name, version?, weight?, params?, gate?, gate_min?}` to `spec`. Raises
-    LineError naming the field: an unknown field is an error, never dropped (a dropped
-    `gate` changed the reward silently)."""
-    if not isinstance(c, dict):
-        raise LineError(f"{where}: a {{{', '.join(COMPONENT_FIELDS)}}} object")
-    unknown = sorted(set(c) - set(COMPONENT_FIELDS))
-    if unknown:
-        raise LineError(f"{where}.{unknown[0]}: unknown field; a verifier takes {', '.join(COMPONENT_FIELDS)}")
-    if not isinstance(c.get("name"), str) or not c["name"]:
-        raise LineError(f"{where}.name: required, a verifier name")
-    if not isinstance(c.get("version", ""), str):
-        raise LineError(f"{where}.version: a string such as \"2.1.0\"")
-    params = c.get("params")
-    if params is not None and not isinstance(params, dict):
-        raise LineError(f"{where}.params: a JSON object of the verifier's parameters, not {type(params).__name__}")
-    ref = spec.components.add(name=c["name"], version=c.get("version", ""))
-    for field in ("weight", "gate_min"):
-        if field in c:
-            value = c[field]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise LineError(f"{where}.{field}: a number, not {json.dumps(value)}")
-            if field == "weight":
-                ref.weight, ref.weight_set = float(value), True
-            else:
-                ref.gate_min = float(value)
-    if "gate" in c:
-        if not isinstance(c["gate"], bool):
-            raise LineError(f"{where}.gate: true or false")
-        ref.gate = c["gate"]
-    if params:
-        ref.params.update(params)
-
-
-def line_to_sample(obj: Any, lineno: int) -> pb.Sample:
-    """One JSONL object -> a Sample with its own spec. Raises LineError naming the line and
-    the field."""
-    where = f"line {lineno}"
-    if not isinstance(obj, dict):
-        raise LineError(f"{where}: expected a JSON object")
-    if not isinstance(obj.get("completion"), str):
-        raise LineError(f"{where}: completion: required, a string")
-    spec = pb.RewardSpec()
-    if "verifiers" in obj:
-        if not isinstance(obj["verifiers"], list) or not obj["verifiers"]:
-            raise LineError(f"{where}: verifiers: a non-empty list of {{{', '.join(COMPONENT_FIELDS)}}} objects")
-        for i, c in enumerate(obj["verifiers"]):
-            _component(c, f"{where}: verifiers[{i}]", spec)
-    elif isinstance(obj.get("verifier"), str):
-        _component({"name": obj["verifier"], **({"params": obj["params"]} if "params" in obj else {})},
-                   f"{where}: verifier", spec)
-    else:
-        raise LineError(f"{where}: verifier: required (a name), or verifiers: [...]")
-    sample = pb.Sample(id=str(obj.get("id", lineno)), prompt=str(obj.get("prompt", "")),
-                       completion=obj["completion"], spec=spec)
-    if obj.get("reference") is not None:
-        json_format.ParseDict(obj["reference"], sample.reference)
-    return sample
-
-
-def result_to_json(r: pb.SampleResult) -> dict[str, Any]:
-    return {"reward": r.reward if r.HasField("reward") else None, "status": STATUS_NAMES[r.status],
-            "reason": r.reason,
-            "components": [{"name": c.name, "version": c.version, "weight": c.weight,
-                            "status": STATUS_NAMES[c.status], "reward": c.reward if c.HasField("reward") else None,
-                            "reason": c.reason, "latency_ms": round(c.latency_ms, 3)} for c in r.components],
-            "latency_ms": round(r.latency_ms, 3)}
-
-
-class _RemoteScorer:
-    def __init__(self, address: str):
-        self.stub = pb_grpc.RewardServiceStub(_channel(address))
-
-    def score(self, samples: list[pb.Sample]) -> list[dict[str, Any]]:
-        try:
-            resp = self.stub.Score(pb.ScoreRequest(samples=samples), timeout=600)
-            return [result_to_json(r) for r in resp.results]
-        except grpc.RpcError as e:
-            if e.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND) or len(samples) == 1:
-                if len(samples) == 1:
-                    return [{"reward": None, "status": e.code().name, "reason": e.details()}]
-                raise
-        # One bad line fails the batch: score line by line to pin it down.
-        return [self.score([s])[0] for s in samples]
-
-
-class _LocalScorer:
-    """The server's own scoring path (validation, pool, combination) without gRPC or a store."""
-
-    def __init__(self, workers: int):
-        from verifiers.sandbox.admission import default_sandbox_threads
-
-        from reward_server.scoring import Scorer
-
-        # sandbox threads: at least the sandbox's runs in flight (sleepers hold a thread, not a core)
-        self.scorer = Scorer(workers, 2 << 30, {"sandbox": max(workers, default_sandbox_threads())})
-        self.loop = asyncio.new_event_loop()
-
-    def score(self, samples: list[pb.Sample]) -> list[dict[str, Any]]:
-        from reward_server import convert
-
-        out: list[dict[str, Any] | None] = [None] * len(samples)
-        valid = []
-        for i, s in enumerate(samples):
-            try:
-                valid.append((i, convert.samples_from_pb([s], pb.RewardSpec(), "line", None)[0]))
-            except Exception as e:
-                code = status_code_for(e)
-                if code is None:
-                    raise
-                out[i] = {"reward": None, "status": code.name, "reason": str(e)}
-        outcomes = self.loop.run_until_complete(self.scorer.score_many([s for _, s in valid]))
-        for (i, _), o in zip(valid, outcomes):
-            out[i] = result_to_json(convert.outcome_to_pb(o))
-        return out  # type: ignore[return-value]
-
-    def close(self) -> None:
-        self.scorer.close()
-        self.loop.close()
-
+LINE_FORMAT = """input line of score (JSONL; any other field is an error on that line):
+  {"completion": str, "id"?: any (default: the line number), "prompt"?: str,
+   "reference"?: str|object, "metadata"?: object (e.g. {"task": "math"} picks a route),
+   and one of  "verifier": NAME, "params"?: object
+          or   "verifiers": [{"name", "version"?, "weight"?, "params"?, "gate"?, "gate_min"?}]
+          or   "spec": "NAME" | "NAME@VERSION" (stored on the server) | {"components", "routes"}}
+output line: the input plus "reward" (float|null), "status", "reason", "components",
+"latency_ms" (+ "spec": "NAME@VERSION" for a stored spec). A bad line does not stop the file:
+its output line carries the error status (INVALID_ARGUMENT, NOT_FOUND) and the line's number."""
 
 CONNECT_TIMEOUT_S = float(os.environ.get("REWARDCTL_CONNECT_TIMEOUT_S", "10"))
-CREDENTIALS: dict[str, str | None] = {"api_key": None, "tls_ca": None}
+DEFAULT_SERVER = "127.0.0.1:50051"
+EXIT_BY_CODE = {"NOT_FOUND": 3, "UNAVAILABLE": 4, "UNAUTHENTICATED": 5, "PERMISSION_DENIED": 5,
+                "INVALID_ARGUMENT": 6, "FAILED_PRECONDITION": 6, "ALREADY_EXISTS": 6, "OUT_OF_RANGE": 6}
 
 
-def _channel(address: str) -> grpc.Channel:
-    ch = make_channel(address, CREDENTIALS["tls_ca"], api_key=CREDENTIALS["api_key"],
-                      options=[("grpc.max_receive_message_length", 64 << 20)])
+class Failure(Exception):
+    """Stop with `message` on stderr and exit status `code`."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def connect(args: argparse.Namespace) -> RewardClient:
+    """A client of args.server, connected (Failure 4 when nothing answers)."""
+    client = RewardClient(args.server, api_key=args.api_key, tls_ca=args.tls_ca, rpc_timeout_s=120.0,
+                          max_retries=10, outage_timeout_s=args.outage_timeout_s,
+                          log=lambda line: print(f"rewardctl: {line}", file=sys.stderr))
     try:
-        grpc.channel_ready_future(ch).result(timeout=CONNECT_TIMEOUT_S)
-    except grpc.FutureTimeoutError:
-        sys.exit(f"rewardctl: no reward server answers at {address} (start one with `reward-server`)")
-    return ch
-
-
-def _read_lines(f: TextIO) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    for n, line in enumerate(f, 1):
-        if not line.strip():
-            continue
-        try:  # without its line ending: an error at the end of the line is in its last column
-            yield n, json.loads(line.rstrip("\r\n")), None
-        except json.JSONDecodeError as e:
-            yield n, None, f"line {n}: not valid JSON: {e.msg} at column {e.colno}"
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    scorer: Any = _RemoteScorer(args.server) if args.server else _LocalScorer(args.workers)
-    out = open(args.output, "w") if args.output else sys.stdout
-    counts: Counter[str] = Counter()
-    rewards: list[float] = []
-    with open(args.file) as f:
-        total = sum(1 for line in f if line.strip())
-    with open(args.file) as f, tqdm(total=total, unit="sample", disable=None, file=sys.stderr) as bar:
-        batch: list[tuple[dict[str, Any], pb.Sample | None, str | None]] = []
-
-        def flush() -> None:
-            samples = [s for _, s, _ in batch if s is not None]
-            results = iter(scorer.score(samples) if samples else [])
-            for obj, s, err in batch:
-                res = next(results) if s is not None else {"reward": None, "status": "INVALID_ARGUMENT", "reason": err}
-                counts[res["status"]] += 1
-                if res["reward"] is not None:
-                    rewards.append(res["reward"])
-                out.write(json.dumps({**obj, **res}) + "\n")
-            bar.update(len(batch))
-            batch.clear()
-
-        for n, obj, err in _read_lines(f):
-            if obj is None:
-                batch.append(({"line": n}, None, err))
-            else:
-                try:
-                    batch.append((obj if isinstance(obj, dict) else {"line": n, "value": obj},
-                                  line_to_sample(obj, n), None))
-                except (LineError, ValueError, TypeError, json_format.ParseError) as e:
-                    batch.append((obj if isinstance(obj, dict) else {"line": n}, None, str(e)))
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
-    if args.output:
-        out.close()
-    if isinstance(scorer, _LocalScorer):
-        scorer.close()
-    mean = sum(rewards) / len(rewards) if rewards else float("nan")
-    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-    print(f"scored {sum(counts.values())} samples ({summary}); mean reward of OK samples {mean:.4f}", file=sys.stderr)
-    return 0
+        client.wait_ready(CONNECT_TIMEOUT_S)
+    except RewardServiceUnavailable as e:
+        client.close()
+        raise Failure(f"no reward server answers at {args.server} (start one with `reward-server`): {e}", 4) from None
+    return client
 
 
 def print_table(table: Any) -> None:
@@ -262,6 +104,38 @@ def print_table(table: Any) -> None:
         sys.stdout.write(line)
 
 
+def _json_arg(text: str | None, flag: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"{flag}: not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag}: must be a JSON object")
+    return value
+
+
+# --- commands ---------------------------------------------------------------------------
+
+def cmd_score(args: argparse.Namespace) -> int:
+    if args.run and not args.server:
+        raise UsageError("--run: scores are stored in a run on a server; give --server HOST:PORT "
+                         "(or $REWARD_SERVER_ADDRESS)")
+    if args.batch_size < 1:
+        raise UsageError("--batch-size: at least 1")
+    client = connect(args) if args.server else None
+    try:
+        return run_score(args, client)
+    except RewardServiceUnavailable as e:
+        hint = (f"; rerun with --resume to go on where it stopped ({args.output} holds the lines done)"
+                if args.output else "; with -o OUT, --resume goes on where it stopped")
+        raise Failure(f"{e}{hint}", 4) from None
+    finally:
+        if client is not None:
+            client.close()
+
+
 def cmd_verifiers(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -269,8 +143,8 @@ def cmd_verifiers(args: argparse.Namespace) -> int:
         return v + (" (latest)" if latest and args.all_versions else "")
 
     if args.server:
-        request = pb.ListVerifiersRequest(all_versions=args.all_versions)
-        infos = pb_grpc.RewardServiceStub(_channel(args.server)).ListVerifiers(request).verifiers
+        with connect(args) as client:
+            infos = client.list_verifiers(args.all_versions)
         rows = [(v.name, version(v.version, v.latest), "yes" if v.available else f"no: {v.unavailable_reason}",
                  ", ".join(f"{p.name}: {p.type} = {p.default_json}" for p in v.params), v.description) for v in infos]
     else:
@@ -289,14 +163,74 @@ def cmd_verifiers(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
+def cmd_runs_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    runs = pb_grpc.RewardServiceStub(_channel(args.server)).ListRuns(pb.ListRunsRequest(limit=args.limit)).runs
+    with connect(args) as client:
+        runs = client.list_runs(limit=args.limit, team=args.team or "")
     table = Table("run_id", "name", "state", "created", "last step", "scores")
     for r in runs:
         table.add_row(r.run_id, r.name, r.state, r.created_at[:19], str(r.last_step), str(r.score_count))
     print_table(table)
+    return 0
+
+
+def cmd_runs_start(args: argparse.Namespace) -> int:
+    config = _json_arg(args.config, "--config")
+    with connect(args) as client:
+        print(client.start_run(args.name, config=config, run_id=args.run_id or ""))
+    return 0
+
+
+def cmd_runs_finish(args: argparse.Namespace) -> int:
+    summary = _json_arg(args.summary, "--summary")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in summary.values()):
+        raise UsageError("--summary: a JSON object of numbers, e.g. '{\"reward_mean\": 0.8}'")
+    with connect(args) as client:
+        run = client.finish_run(args.run, args.state, summary)
+    print(f"{run.run_id} {run.state} (last step {run.last_step}, {run.score_count} scores)")
+    return 0
+
+
+def cmd_specs_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    with connect(args) as client:
+        specs = client.list_specs()
+    table = Table("name", "version", "created", "components", "routes", "description")
+    for s in specs:
+        table.add_row(s.name, str(s.version), s.created_at[:19], ", ".join(c.name for c in s.spec.components),
+                      ", ".join(sorted(s.spec.routes)), s.description)
+    print_table(table)
+    return 0
+
+
+def cmd_specs_show(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        try:
+            stored = client.get_spec(args.ref)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    print(json.dumps(message_to_dict(stored), indent=2))
+    return 0
+
+
+def cmd_specs_put(args: argparse.Namespace) -> int:
+    where = "stdin" if args.file == "-" else args.file
+    try:
+        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    except OSError as e:
+        raise UsageError(f"{where}: {e.strerror}") from None
+    try:
+        spec = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"{where}: not valid JSON: {e}") from None
+    with connect(args) as client:
+        try:
+            stored = client.put_spec(args.name, spec, args.description or "")
+        except ValueError as e:
+            raise UsageError(f"{where}: {e}") from None
+    print(f"{stored.name}@{stored.version}")
     return 0
 
 
@@ -305,40 +239,28 @@ HISTORY_FIELDS = ["score_id", "run_id", "step", "group_id", "sample_index", "ver
                   "created_at", "team"]
 
 
-def history_request(args: argparse.Namespace) -> pb.QueryScoresRequest:
-    """The QueryScores filters of `history`. Raises ValueError for a bad time."""
+def history_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The QueryScores filters of `history`. Raises UsageError for a bad time."""
     from .audit.records import parse_time
 
-    req = pb.QueryScoresRequest(run_id=args.run or "", verifier=args.verifier or "", limit=args.limit,
-                                team=args.team or "")
-    if args.step_min is not None:
-        req.step_min = args.step_min
-    if args.step_max is not None:
-        req.step_max = args.step_max
-    if args.status:
-        req.status = pb.Status.Value(f"STATUS_{args.status.upper()}")
-    if args.since:
-        req.created_after = parse_time(args.since, "--since")
-    if args.until:
-        req.created_before = parse_time(args.until, "--until")
-    if args.reward_min is not None:
-        req.reward_min = args.reward_min
-    if args.reward_max is not None:
-        req.reward_max = args.reward_max
-    return req
+    try:
+        return dict(step_min=args.step_min, step_max=args.step_max, verifier=args.verifier or "",
+                    status=args.status, limit=args.limit, team=args.team or "",
+                    created_after=parse_time(args.since, "--since") if args.since else "",
+                    created_before=parse_time(args.until, "--until") if args.until else "",
+                    reward_min=args.reward_min, reward_max=args.reward_max, timeout_s=0)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    try:
-        req = history_request(args)
-    except ValueError as e:
-        sys.exit(f"rewardctl: {e}")
-    stub = pb_grpc.RewardServiceStub(_channel(args.server))
-    if args.run:  # an unknown run is NOT_FOUND (exit 1) as in show and report, not an empty table
-        stub.GetRun(pb.GetRunRequest(run_id=args.run))
+    filters = history_filters(args)
+    client = connect(args)
+    if args.run:  # an unknown run is NOT_FOUND as in show and report, not an empty table
+        client.get_run(args.run)
     found = 0
 
-    def counted(stream: Iterator[pb.ScoreRecord]) -> Iterator[pb.ScoreRecord]:
+    def counted(stream: Iterator[Any]) -> Iterator[Any]:
         nonlocal found
         for r in stream:
             found += 1
@@ -348,15 +270,15 @@ def cmd_history(args: argparse.Namespace) -> int:
         # Only when nothing matched: a verifier no longer registered may still be in the history.
         if found or not args.verifier:
             return
-        names = {v.name for v in stub.ListVerifiers(pb.ListVerifiersRequest(all_versions=True)).verifiers}
+        names = {v.name for v in client.list_verifiers(all_versions=True)}
         if args.verifier not in names:
-            sys.exit(f"rewardctl: NOT_FOUND: no verifier named {args.verifier!r} (known: {', '.join(sorted(names))})")
+            raise Failure(f"NOT_FOUND: no verifier named {args.verifier!r} (known: {', '.join(sorted(names))})", 3)
 
-    records = counted(stub.QueryScores(req))
+    records = counted(client.iter_scores(args.run or "", **filters))
 
-    def as_dict(r: pb.ScoreRecord) -> dict[str, Any]:
+    def as_dict(r: Any) -> dict[str, Any]:
         d = {k: getattr(r, k) for k in HISTORY_FIELDS}
-        d["status"] = STATUS_NAMES[r.status]
+        d["status"] = status_name(r.status)
         d["reward"] = r.reward if r.HasField("reward") else None
         d["total_reward"] = r.total_reward if r.HasField("total_reward") else None
         return d
@@ -387,16 +309,12 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stub(args: argparse.Namespace) -> pb_grpc.RewardServiceStub:
-    return pb_grpc.RewardServiceStub(_channel(args.server))
-
-
 def cmd_show(args: argparse.Namespace) -> int:
     from .audit import show
 
-    stub = _stub(args)
-    rec = stub.GetScore(pb.GetScoreRequest(score_id=args.score_id))
-    p = show.provenance(rec, show.fetch_siblings(stub, rec))
+    with connect(args) as client:
+        rec = client.get_score(args.score_id)
+        p = show.provenance(rec, show.fetch_siblings(client, rec))
     print(json.dumps(p, indent=2) if args.format == "json" else show.render_text(p))
     return 0
 
@@ -405,7 +323,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .audit import report
 
     correctness = tuple(x.strip() for x in args.correctness.split(",") if x.strip())
-    data = report.fetch_run(_stub(args), args.run, texts=False if args.no_texts else None)
+    with connect(args) as client:
+        data = report.fetch_run(client, args.run, texts=False if args.no_texts else None)
     rep = report.build_report(data, correctness=correctness, source=args.server)
     out = args.output or f"report-{args.run}.html"
     with open(out, "w", encoding="utf-8") as f:
@@ -417,21 +336,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from .audit import replay
 
     try:
         spec = replay.VerifierSpec.parse(args.verifier, args.params)
     except ValueError as e:
-        sys.exit(f"rewardctl: {e}")
-    with tqdm(unit="sample", disable=None, file=sys.stderr, desc="replay") as bar:
+        raise UsageError(str(e)) from None
+    with connect(args) as client, tqdm(unit="sample", disable=None, file=sys.stderr, desc="replay") as bar:
         try:
-            result = replay.replay(_stub(args), args.run, spec, name=args.name or "", threshold=args.pass_threshold,
+            result = replay.replay(client, args.run, spec, name=args.name or "", threshold=args.pass_threshold,
                                    max_examples=args.examples, chunk_samples=args.chunk, progress=bar.update)
         except replay.ReplayError as e:
-            sys.exit(f"rewardctl: {e}")
+            raise Failure(str(e), 7) from None
     print(json.dumps(result.as_dict(), indent=2) if args.format == "json" else result.render_text())
     return 0 if result.replay_run is not None else 1
 
+
+# --- parsing ----------------------------------------------------------------------------
 
 def secrets_in(argv: list[str]) -> list[str]:
     """The API keys on a command line: the value of `--api-key KEY`, `--api-key=KEY` and of
@@ -459,46 +382,85 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def _connection_options() -> argparse.ArgumentParser:
-    """--api-key and --tls-ca, accepted before or after the subcommand (after wins)."""
+def _connection_options(top: bool = False) -> argparse.ArgumentParser:
+    """--server, --api-key, --tls-ca and --outage-timeout-s: accepted before or after the
+    subcommand (after wins). On the subcommands their default is SUPPRESS, so a value given
+    before the subcommand is kept."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--api-key", default=argparse.SUPPRESS, help="the team's key (default $REWARD_API_KEY)")
-    p.add_argument("--tls-ca", default=argparse.SUPPRESS,
-                   help="PEM CA certificate: connect with TLS (default $REWARD_TLS_CA)")
+    g = p.add_argument_group("connection (before or after the subcommand)")
+    d = (lambda v: v) if top else (lambda v: argparse.SUPPRESS)
+    g.add_argument("--server", default=d(None),
+                   help=f"HOST:PORT of the reward service (default $REWARD_SERVER_ADDRESS, else {DEFAULT_SERVER}; "
+                        "score and verifiers run in-process when neither is given)")
+    g.add_argument("--api-key", default=d(None), help="the team's key (default $REWARD_API_KEY)")
+    g.add_argument("--tls-ca", default=d(None), help="PEM CA certificate: connect with TLS (default $REWARD_TLS_CA)")
+    g.add_argument("--outage-timeout-s", type=float, default=d(300.0),
+                   help="how long a call waits out an unreachable server before giving up (exit 4); default 300")
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    _Parser.secrets = secrets_in(argv) + [v for v in (os.environ.get("REWARD_API_KEY"),) if v]
-    ap = _Parser(prog="rewardctl", description=__doc__.split("\n")[0])
-    default_server = os.environ.get("REWARD_SERVER_ADDRESS")
-    ap.add_argument("--api-key", default=os.environ.get("REWARD_API_KEY"),
-                    help="the team's key (default $REWARD_API_KEY); also accepted after the subcommand")
-    ap.add_argument("--tls-ca", default=os.environ.get("REWARD_TLS_CA"),
-                    help="PEM CA certificate: connect with TLS (default $REWARD_TLS_CA)")
-    sub = ap.add_subparsers(dest="command", required=True)
+def build_parser() -> _Parser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    ap = _Parser(prog="rewardctl", description=__doc__.split("\n\n")[0], epilog=LINE_FORMAT + "\n\n" + EXIT_CODES,
+                 formatter_class=fmt, parents=[_connection_options(top=True)])
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_connection_options()]
-    p = sub.add_parser("score", parents=common, help="score a JSONL file of samples")
+
+    def add(parent: Any, name: str, help: str, fn: Any, *, epilog: str = EXIT_CODES, **kw: Any) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, parents=common, help=help, description=help, epilog=epilog,
+                              formatter_class=fmt, **kw)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add(sub, "score", "score a JSONL file of samples (in-process, or through --server, into a run with --run)",
+            cmd_score, epilog=LINE_FORMAT + "\n\n" + EXIT_CODES)
     p.add_argument("file")
     p.add_argument("-o", "--output", help="output JSONL (default stdout)")
-    p.add_argument("--server", default=default_server,
-                   help="HOST:PORT; when omitted, scored in-process by the server's own scoring path (the same "
-                        "sandbox, pre-forked interpreters and concurrency: as fast as the service for code)")
+    p.add_argument("--run", help="store the scores in this run (see `runs start`); needs --server")
+    p.add_argument("--step", type=int, default=0, help="the run's step the scores belong to (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with an interrupted -o OUT: skip the lines already in OUT and, with --run, the "
+                        "samples (by id) already stored at that run's --step; ids must be unique in the file")
+    p.add_argument("--batch-size", type=int, default=BATCH, help=f"samples per Score request (default {BATCH})")
+    p.add_argument("--progress", action="store_true",
+                   help="a progress bar on stderr even when it is not a terminal (on a terminal: always)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2,
                    help="in-process: worker processes for isolated verifiers and threads for sandboxed code "
                         "(default: the CPU count)")
-    p.set_defaults(fn=cmd_score)
-    p = sub.add_parser("verifiers", parents=common, help="list verifiers, versions and parameters")
-    p.add_argument("--server", default=default_server)
+
+    p = add(sub, "verifiers", "list verifiers, versions and parameters", cmd_verifiers)
     p.add_argument("--all-versions", action="store_true",
                    help="also the older versions kept for pinned specs and `replay` (default: the newest)")
-    p.set_defaults(fn=cmd_verifiers)
-    p = sub.add_parser("runs", parents=common, help="list runs in the store")
-    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
+
+    p = add(sub, "runs", "runs: list (the default), start, finish", cmd_runs_list)
     p.add_argument("--limit", type=int, default=100)
-    p.set_defaults(fn=cmd_runs)
-    p = sub.add_parser("history", parents=common, help="stored scores, filtered (streamed from the server)")
+    p.add_argument("--team", help="admins: another team's runs, or * for every team")
+    runs = p.add_subparsers(dest="runs_command", metavar="{list,start,finish}")
+    p = add(runs, "list", "list runs, newest first", cmd_runs_list)
+    p.add_argument("--limit", type=int, default=argparse.SUPPRESS, help="at most this many (default 100)")
+    p.add_argument("--team", default=argparse.SUPPRESS, help="admins: another team's runs, or * for every team")
+    p = add(runs, "start", "start a run (or resume one by --run-id); prints its id", cmd_runs_start)
+    p.add_argument("name")
+    p.add_argument("--config", help="the run's configuration, a JSON object (stored verbatim)")
+    p.add_argument("--run-id", help="the run's id (default: generated); an existing id of your team resumes it")
+    p = add(runs, "finish", "mark a run finished or failed", cmd_runs_finish)
+    p.add_argument("run")
+    p.add_argument("--state", choices=["finished", "failed"], default="finished")
+    p.add_argument("--summary", help="summary metrics, a JSON object of numbers")
+
+    p = add(sub, "specs", "stored specs: list, show, put", lambda a: p_specs.error("a command: list, show or put"))
+    p_specs = p
+    specs = p.add_subparsers(dest="specs_command", metavar="{list,show,put}")
+    add(specs, "list", "the newest version of each stored spec", cmd_specs_list)
+    p = add(specs, "show", "one stored spec as JSON", cmd_specs_show)
+    p.add_argument("ref", metavar="NAME[@VERSION]")
+    p = add(specs, "put", "store a spec ({\"components\", \"routes\"?, \"task_key\"?} JSON); prints NAME@VERSION "
+                          "(a new version when the body changed)", cmd_specs_put)
+    p.add_argument("name")
+    p.add_argument("file", metavar="FILE.json|-")
+    p.add_argument("--description", help="what the spec is for")
+
+    p = add(sub, "history", "stored scores, filtered (streamed from the server)", cmd_history)
     p.add_argument("--run", help="a run id (default: every run the team can read)")
     p.add_argument("--step-min", type=int)
     p.add_argument("--step-max", type=int)
@@ -511,26 +473,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--team", help="admins: another team's scores, or * for every team")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
-    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
-    p.set_defaults(fn=cmd_history)
-    p = sub.add_parser("show", parents=common,
-                       help="one score's full provenance (texts, hashes, verifier, worker, run)")
+
+    p = add(sub, "show", "one score's full provenance (texts, hashes, verifier, worker, run)", cmd_show)
     p.add_argument("score_id", type=int)
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
-    p.set_defaults(fn=cmd_show)
-    p = sub.add_parser("report", parents=common,
-                       help="a self-contained HTML report of a run, with reward-hacking flags")
+
+    p = add(sub, "report", "a self-contained HTML report of a run, with reward-hacking flags", cmd_report)
     p.add_argument("run")
     p.add_argument("-o", "--output", help="HTML file (default report-RUN.html)")
     p.add_argument("--correctness", default="math,code",
                    help="verifiers that measure correctness, comma-separated (default math,code)")
     p.add_argument("--no-texts", action="store_true",
                    help="never fetch completion texts (no length from texts when the trainer logged none)")
-    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
-    p.set_defaults(fn=cmd_report)
-    p = sub.add_parser("replay", parents=common,
-                       help="re-score a run's stored completions into a linked replay run")
+
+    p = add(sub, "replay", "re-score a run's stored completions into a linked replay run", cmd_replay)
     p.add_argument("run")
     p.add_argument("--verifier", required=True, help="NAME or NAME@VERSION (default: the newest version)")
     p.add_argument("--params", help="the verifier's parameters, a JSON object")
@@ -540,17 +496,49 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--examples", type=int, default=5, help="examples shown per kind of change (default 5)")
     p.add_argument("--chunk", type=int, default=256, help="samples per scoring round (default 256)")
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--server", default=default_server or "127.0.0.1:50051")
-    p.set_defaults(fn=cmd_replay)
+    return ap
+
+
+LOCAL_COMMANDS = {"score", "verifiers"}     # in-process without a server
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    argv = sys.argv[1:] if argv is None else argv
+    _Parser.secrets = secrets_in(argv) + [v for v in (os.environ.get("REWARD_API_KEY"),) if v]
+    ap = build_parser()
     args = ap.parse_args(argv)
-    CREDENTIALS.update(api_key=args.api_key, tls_ca=args.tls_ca)
+    if args.server is None:
+        args.server = os.environ.get("REWARD_SERVER_ADDRESS") or (None if args.command in LOCAL_COMMANDS
+                                                                  else DEFAULT_SERVER)
     try:
         code = args.fn(args)
         sys.stdout.flush()      # a reader gone away shows here, not at interpreter exit
     except BrokenPipeError:
         _reader_gone()
-    except grpc.RpcError as e:
-        sys.exit(f"rewardctl: {e.code().name}: {e.details()}")
+    except UsageError as e:
+        _fail(f"rewardctl: {e}", 2)
+    except Failure as e:
+        _fail(f"rewardctl: {e}", e.code)
+    except RewardServiceUnavailable as e:
+        _fail(f"rewardctl: UNAVAILABLE: {e}", 4)
+    except RewardCallError as e:
+        name = e.code.name if e.code is not None else ""
+        _fail(f"rewardctl: {e}", EXIT_BY_CODE.get(name, 7))
+    except RewardServiceError as e:
+        _fail(f"rewardctl: {e}", 7)
+    except KeyboardInterrupt:
+        _fail("rewardctl: interrupted", 130)
+    sys.exit(code)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    for secret in _Parser.secrets:
+        message = message.replace(secret, "***")
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _reader_gone()
+    print(message, file=sys.stderr)
     sys.exit(code)
 
 

@@ -46,7 +46,7 @@ def test_score_file_bad_lines_do_not_stop_it(samples, tmp_path, server, through_
     if through_server:
         args += ["--server", server.address]
     r = _run(args)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr          # some lines failed (exit status 1), the others scored
     got = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(got) == len(LINES)
     for g in got:

@@ -48,7 +48,7 @@ def test_score_keeps_gate_and_gate_min(tmp_path, where):
         {"id": "typo", "completion": BOXED, "reference": "4", "verifiers": [{"name": "math", "wieght": 2}]},
     ]
     r, got = score_lines(tmp_path, lines, *where)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr          # the typo line failed: exit status 1
     by_id = {g["id"]: g for g in got}
     assert (by_id["gated"]["status"], by_id["gated"]["reward"]) == ("OK", 0.0), by_id["gated"]
     assert "gate format" in by_id["gated"]["reason"]
@@ -64,7 +64,7 @@ def test_params_that_are_not_an_object_fail_their_line_only(tmp_path, where):
              {"id": "weight", "completion": "x", "verifiers": [{"name": "format", "weight": "heavy"}]},
              {"id": "good", "completion": "<think>a</think><answer>4</answer>", "verifier": "format"}]
     r, got = score_lines(tmp_path, lines, *where)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     assert [g["id"] for g in got] == ["list", "string", "nested", "weight", "good"]
     for g in got[:4]:
         assert g["status"] == "INVALID_ARGUMENT" and g["reward"] is None and "line" in g["reason"], g
@@ -75,7 +75,7 @@ def test_params_that_are_not_an_object_fail_their_line_only(tmp_path, where):
 def test_a_json_error_at_the_end_of_a_line_names_its_column(tmp_path):
     text = '{"completion": "x", "verifier": "format"'
     r, got = score_lines(tmp_path, [text])
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr
     assert got[0]["status"] == "INVALID_ARGUMENT" and f"column {len(text) + 1}" in got[0]["reason"], got[0]
 
 
