@@ -64,6 +64,25 @@ output line: the input plus "reward" (float|null), "status", "reason", "componen
 "latency_ms" (+ "spec": "NAME@VERSION" for a stored spec). A bad line does not stop the file:
 its output line carries the error status (INVALID_ARGUMENT, NOT_FOUND) and the line's number."""
 
+EXAMPLES = {
+    "score": "rewardctl score samples.jsonl -o scored.jsonl --server 127.0.0.1:50051 --run RUN --step 3",
+    "verifiers": "rewardctl verifiers --all-versions",
+    "runs": "rewardctl runs --limit 20",
+    "runs list": "rewardctl runs list --team '*'",
+    "runs start": "rewardctl runs start my-eval --config '{\"model\": \"qwen2.5-0.5b\"}'",
+    "runs finish": "rewardctl runs finish RUN --state failed",
+    "specs": "rewardctl specs list",
+    "specs list": "rewardctl specs list",
+    "specs show": "rewardctl specs show math-r1@2",
+    "specs put": "rewardctl specs put math-r1 spec.json",
+    "history": "rewardctl history --run RUN --step-min 100 --status timeout --format jsonl",
+    "show": "rewardctl show 123",
+    "report": "rewardctl report RUN -o run.html",
+    "replay": "rewardctl replay RUN --verifier math@2.1.0 --params '{\"rounding_sig_digits\": 3}'",
+}
+EXAMPLES_TEXT = "examples:\n" + "\n".join(f"  {v}" for k, v in EXAMPLES.items()
+                                         if k not in ("runs list", "specs"))
+
 CONNECT_TIMEOUT_S = float(os.environ.get("REWARDCTL_CONNECT_TIMEOUT_S", "10"))
 DEFAULT_SERVER = "127.0.0.1:50051"
 EXIT_BY_CODE = {"NOT_FOUND": 3, "UNAVAILABLE": 4, "UNAUTHENTICATED": 5, "PERMISSION_DENIED": 5,
@@ -401,13 +420,16 @@ def _connection_options(top: bool = False) -> argparse.ArgumentParser:
 
 def build_parser() -> _Parser:
     fmt = argparse.RawDescriptionHelpFormatter
-    ap = _Parser(prog="rewardctl", description=__doc__.split("\n\n")[0], epilog=LINE_FORMAT + "\n\n" + EXIT_CODES,
+    ap = _Parser(prog="rewardctl", description=__doc__.split("\n\n")[0],
+                 epilog=EXAMPLES_TEXT + "\n\n" + LINE_FORMAT + "\n\n" + EXIT_CODES,
                  formatter_class=fmt, parents=[_connection_options(top=True)])
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_connection_options()]
 
-    def add(parent: Any, name: str, help: str, fn: Any, *, epilog: str = EXIT_CODES, **kw: Any) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, parents=common, help=help, description=help, epilog=epilog,
+    def add(parent: Any, name: str, help: str, fn: Any, *, epilog: str = EXIT_CODES, key: str = "",
+            **kw: Any) -> argparse.ArgumentParser:
+        example = f"example:\n  {EXAMPLES[key or name]}\n\n"
+        p = parent.add_parser(name, parents=common, help=help, description=help, epilog=example + epilog,
                               formatter_class=fmt, **kw)
         p.set_defaults(fn=fn)
         return p
@@ -436,14 +458,15 @@ def build_parser() -> _Parser:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--team", help="admins: another team's runs, or * for every team")
     runs = p.add_subparsers(dest="runs_command", metavar="{list,start,finish}")
-    p = add(runs, "list", "list runs, newest first", cmd_runs_list)
+    p = add(runs, "list", "list runs, newest first", cmd_runs_list, key="runs list")
     p.add_argument("--limit", type=int, default=argparse.SUPPRESS, help="at most this many (default 100)")
     p.add_argument("--team", default=argparse.SUPPRESS, help="admins: another team's runs, or * for every team")
-    p = add(runs, "start", "start a run (or resume one by --run-id); prints its id", cmd_runs_start)
+    p = add(runs, "start", "start a run (or resume one by --run-id); prints its id", cmd_runs_start,
+            key="runs start")
     p.add_argument("name")
     p.add_argument("--config", help="the run's configuration, a JSON object (stored verbatim)")
     p.add_argument("--run-id", help="the run's id (default: generated); an existing id of your team resumes it")
-    p = add(runs, "finish", "mark a run finished or failed", cmd_runs_finish)
+    p = add(runs, "finish", "mark a run finished or failed", cmd_runs_finish, key="runs finish")
     p.add_argument("run")
     p.add_argument("--state", choices=["finished", "failed"], default="finished")
     p.add_argument("--summary", help="summary metrics, a JSON object of numbers")
@@ -451,11 +474,11 @@ def build_parser() -> _Parser:
     p = add(sub, "specs", "stored specs: list, show, put", lambda a: p_specs.error("a command: list, show or put"))
     p_specs = p
     specs = p.add_subparsers(dest="specs_command", metavar="{list,show,put}")
-    add(specs, "list", "the newest version of each stored spec", cmd_specs_list)
-    p = add(specs, "show", "one stored spec as JSON", cmd_specs_show)
+    add(specs, "list", "the newest version of each stored spec", cmd_specs_list, key="specs list")
+    p = add(specs, "show", "one stored spec as JSON", cmd_specs_show, key="specs show")
     p.add_argument("ref", metavar="NAME[@VERSION]")
     p = add(specs, "put", "store a spec ({\"components\", \"routes\"?, \"task_key\"?} JSON); prints NAME@VERSION "
-                          "(a new version when the body changed)", cmd_specs_put)
+                          "(a new version when the body changed)", cmd_specs_put, key="specs put")
     p.add_argument("name")
     p.add_argument("file", metavar="FILE.json|-")
     p.add_argument("--description", help="what the spec is for")
