@@ -244,29 +244,23 @@ def service_throughput(jobs, refs, threads: int) -> float:
     """Samples per second scoring `jobs` through a real server on loopback (SQLite store)."""
     import tempfile
 
-    import grpc
-
     from reward_server.app import start_server
     from reward_server.config import ServerConfig
-    from rewards.v1 import rewards_pb2 as pb
-    from rewards.v1 import rewards_pb2_grpc as pb_grpc
+    from rewards_client import RewardClient, make_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = ServerConfig(port=0, database_url=f"sqlite:///{tmp}/he.db", workers=1, cache_ttl_s=0,
                            thread_pools={"sandbox": threads})
-        with start_server(cfg) as srv, grpc.insecure_channel(srv.address) as ch:
-            samples = []
-            for p, completion in jobs:
-                smp = pb.Sample(id=p["task_id"], completion=as_sent(p, completion))
-                smp.reference.struct_value.update(refs[p["task_id"]])
-                samples.append(smp)
-            spec = pb.RewardSpec(components=[pb.VerifierRef(name="code", params={"timeout_per_test_s": 3.0})])
+        with start_server(cfg) as srv, RewardClient(srv.address, api_key="", tls_ca="", rpc_timeout_s=600) as client:
+            samples = [make_sample(p["task_id"], as_sent(p, completion), reference=refs[p["task_id"]])
+                       for p, completion in jobs]
+            spec = [{"name": "code", "params": {"timeout_per_test_s": 3.0}}]
             t0 = time.perf_counter()
-            res = pb_grpc.RewardServiceStub(ch).Score(pb.ScoreRequest(samples=samples, spec=spec), timeout=600)
+            results = client.score(samples, spec)
             took = time.perf_counter() - t0
-            bad = [r for r in res.results if r.status != pb.STATUS_OK or r.reward != 1.0]
+            bad = [r for r in results if r.status != "OK" or r.reward != 1.0]
             for r in bad:
-                print(f"  MISS through the service {r.id}: {pb.Status.Name(r.status)} {r.reward} {r.reason}")
+                print(f"  MISS through the service {r.id}: {r.status} {r.reward} {r.reason}")
     return len(jobs) / took
 
 

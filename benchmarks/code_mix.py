@@ -204,37 +204,31 @@ def report(name: str, mix: list[dict], rewards: list[tuple[float | None, str]], 
 
 def through_service(mix: list[dict], cg: CgroupManager, backend: BubblewrapBackend, timeout_s: float,
                     every_s: float) -> None:
-    import grpc
-
     from reward_server.app import start_server
     from reward_server.auth import KeyStore
     from reward_server.config import ServerConfig
-    from rewards.v1 import rewards_pb2 as pb
-    from rewards.v1 import rewards_pb2_grpc as pb_grpc
+    from rewards_client import RewardClient, make_sample
 
-    spec = pb.RewardSpec(components=[pb.VerifierRef(name="code", params={**PARAMS, "timeout_per_test_s": timeout_s})])
+    spec = [{"name": "code", "params": {**PARAMS, "timeout_per_test_s": timeout_s}}]
 
-    def to_pb(m: dict) -> pb.Sample:
-        s = pb.Sample(id=m["id"], completion=m["completion"])
-        s.reference.struct_value.update(m["reference"])
-        return s
+    def to_pb(m: dict):
+        return make_sample(m["id"], m["completion"], reference=m["reference"])
 
     with tempfile.TemporaryDirectory() as tmp, start_server(ServerConfig(
             port=0, database_url=f"sqlite:///{tmp}/mix.db", auth="on", cache_ttl_s=0, grace_s=2)) as srv:
         set_default_backend(backend)  # (the server picked its own at start: ours reads CPU back)
         keys = KeyStore(srv.store)
         mix_key, probe_key = keys.create("mix")[0], keys.create("probe")[0]
-        opts = [("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)]
-        with grpc.insecure_channel(srv.address, options=opts) as ch:
-            rpc = pb_grpc.RewardServiceStub(ch)
+        with RewardClient(srv.address, api_key=mix_key, tls_ca="", rpc_timeout_s=3600) as mix_client, \
+                RewardClient(srv.address, api_key=probe_key, tls_ca="", rpc_timeout_s=3600) as probe_client:
+            clients = {mix_key: mix_client, probe_key: probe_client}
 
             def call(key: str, samples: list) -> list:
-                return list(rpc.Score(pb.ScoreRequest(samples=samples, spec=spec),
-                                      metadata=(("authorization", f"Bearer {key}"),), timeout=3600).results)
+                return clients[key].score(samples, spec)
 
             def probe() -> tuple[bool, str]:
                 (r,) = call(probe_key, [to_pb({"id": "probe", "completion": PROBE, "reference": PROBE_REF})])
-                return r.status == pb.STATUS_OK and r.reward == 1.0, r.reason
+                return r.status == "OK" and r.reward == 1.0, r.reason
 
             probe()  # warm
             chunks = [mix[k:k + 25] for k in range(0, len(mix), 25)]
@@ -244,7 +238,7 @@ def through_service(mix: list[dict], cg: CgroupManager, backend: BubblewrapBacke
                 results = [r for rs in ex.map(lambda c: call(mix_key, [to_pb(m) for m in c]), chunks) for r in rs]
             wall = time.perf_counter() - t0
             cpu, t_cpu, host = cgroup_cpu_s(cg) - cpu0, time.process_time() - t_cpu0, host_busy_s() - h0
-    rewards = [(r.reward, pb.Status.Name(r.status).removeprefix("STATUS_")) for r in results]
+    rewards = [(r.reward, r.status) for r in results]
     report("through the service (auth on; team 'mix' in Score requests of 25, 4 at a time)", mix, rewards, wall,
            cpu, t_cpu, pr, host)
 

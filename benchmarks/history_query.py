@@ -19,7 +19,6 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import grpc
 from sqlalchemy import create_engine, text
 
 
@@ -66,8 +65,7 @@ def main() -> None:
     from reward_server.app import start_server
     from reward_server.config import ServerConfig
     from reward_server.store.store import make_engine, upgrade_schema
-    from rewards.v1 import rewards_pb2 as pb
-    from rewards.v1 import rewards_pb2_grpc as pb_grpc
+    from rewards_client import RewardClient
 
     name = f"rewards_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
@@ -84,24 +82,22 @@ def main() -> None:
         start = datetime(2026, 1, 1, tzinfo=timezone.utc)
         mid = start + timedelta(seconds=args.rows // 2)
         queries = {
-            "one run, steps 400-499": pb.QueryScoresRequest(run_id="run-042", step_min=400, step_max=499, team="*"),
-            "one run, timeouts only": pb.QueryScoresRequest(run_id="run-042", status=pb.STATUS_TIMEOUT, team="*"),
-            "one run, math, reward >= 1": pb.QueryScoresRequest(run_id="run-042", verifier="math", reward_min=1.0,
-                                                                team="*"),
-            "team, 6 h window": pb.QueryScoresRequest(team="team-1", created_after=mid.isoformat(),
-                                                      created_before=(mid + timedelta(hours=6)).isoformat()),
-            "everything, newest 1000 of a verifier+window": pb.QueryScoresRequest(
+            "one run, steps 400-499": dict(run_id="run-042", step_min=400, step_max=499, team="*"),
+            "one run, timeouts only": dict(run_id="run-042", status="TIMEOUT", team="*"),
+            "one run, math, reward >= 1": dict(run_id="run-042", verifier="math", reward_min=1.0, team="*"),
+            "team, 6 h window": dict(team="team-1", created_after=mid.isoformat(),
+                                     created_before=(mid + timedelta(hours=6)).isoformat()),
+            "everything, newest 1000 of a verifier+window": dict(
                 team="*", verifier="format", created_after=mid.isoformat(), limit=1000),
         }
         srv = start_server(ServerConfig(port=0, database_url=url, workers=1, auth="off"))
-        with grpc.insecure_channel(srv.address) as ch:
-            stub = pb_grpc.RewardServiceStub(ch)
+        with RewardClient(srv.address, api_key="", tls_ca="") as client:
             print(f"{'query':<46} {'rows':>7} {'gRPC p50 s':>11} {'gRPC max s':>11}")
-            for label, req in queries.items():
+            for label, filters in queries.items():
                 times, n = [], 0
                 for _ in range(5):
                     t0 = time.perf_counter()
-                    n = sum(1 for _ in stub.QueryScores(req))
+                    n = sum(1 for _ in client.iter_scores(timeout_s=0, **filters))
                     times.append(time.perf_counter() - t0)
                 print(f"{label:<46} {n:>7} {statistics.median(times):>11.3f} {max(times):>11.3f}")
         srv.stop()

@@ -81,36 +81,28 @@ def run_service(cases: list[dict], workers: int, version: str, params: dict | No
 
 def _run_service(cases: list[dict], workers: int, version: str, params: dict | None = None) -> list[Outcome]:
     """Each case as one Score request to a real server on loopback (see module docstring)."""
-    import grpc
-
     from reward_server.app import start_server
     from reward_server.config import ServerConfig
-    from reward_server.convert import py_to_struct
-    from rewards.v1 import rewards_pb2 as pb
-    from rewards.v1 import rewards_pb2_grpc as pb_grpc
+    from rewards_client import RewardCallError, RewardClient, make_sample
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         srv = start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp}/bench.db", workers=workers,
                                         cache_ttl_s=0))
         try:
-            with grpc.insecure_channel(srv.address) as ch:
-                stub = pb_grpc.RewardServiceStub(ch)
+            with RewardClient(srv.address, api_key="", tls_ca="", rpc_timeout_s=60) as client:
                 for c in cases:
-                    ref = pb.VerifierRef(name="math", version=version,
-                                         params=py_to_struct({**c.get("params", {}), **(params or {})}))
-                    sample = pb.Sample(completion=c["pred"], prompt=c.get("prompt", ""))
-                    sample.reference.string_value = c["gold"]
+                    ref = {"name": "math", "version": version, "params": {**c.get("params", {}), **(params or {})}}
+                    sample = make_sample("", c["pred"], prompt=c.get("prompt", ""), reference=c["gold"])
                     t0 = time.perf_counter()
                     try:
-                        (res,) = stub.Score(pb.ScoreRequest(samples=[sample], spec=pb.RewardSpec(components=[ref])),
-                                            timeout=60).results
-                        status = pb.Status.Name(res.status).removeprefix("STATUS_")
+                        (res,) = client.score([sample], [ref])
                         reason = res.components[0].reason if res.components else res.reason
-                        out.append(Outcome(status == "OK" and res.reward == 1.0, status, reason,
+                        out.append(Outcome(res.status == "OK" and res.reward == 1.0, res.status, reason,
                                            time.perf_counter() - t0))
-                    except grpc.RpcError as e:  # a request error (a reference refused) is a non-acceptance
-                        out.append(Outcome(False, e.code().name, e.details() or "", time.perf_counter() - t0))
+                    except RewardCallError as e:  # a request error (a reference refused) is a non-acceptance
+                        out.append(Outcome(False, e.code.name if e.code else "ERROR", e.details,
+                                           time.perf_counter() - t0))
         finally:
             srv.stop()
     return out

@@ -56,33 +56,23 @@ def burst(model: str, n: int, threads: int, max_batch: int, max_wait_ms: float) 
 
 
 def through_service(model: str, n: int, max_batch: int, max_wait_ms: float) -> float:
-    import grpc
-    from google.protobuf import struct_pb2
-    from rewards.v1 import rewards_pb2 as pb
-    from rewards.v1 import rewards_pb2_grpc as pb_grpc
-
     from reward_server.app import start_server
     from reward_server.config import ServerConfig
+    from rewards_client import RewardClient, make_sample
 
-    spec = pb.RewardSpec(components=[pb.VerifierRef(name="reward_model", params={
-        "model": model, "device": "cpu", "max_batch_size": max_batch, "max_wait_ms": max_wait_ms})])
-    samples = []
-    for i in range(n):
-        s = pb.Sample(id=str(i), completion=COMPLETIONS[i % len(COMPLETIONS)])
-        ref = struct_pb2.Struct()
-        ref.update({"prompt": f"What is {i % 7} plus {i % 5} ?"})
-        s.reference.struct_value.CopyFrom(ref)
-        samples.append(s)
+    spec = [{"name": "reward_model", "params": {
+        "model": model, "device": "cpu", "max_batch_size": max_batch, "max_wait_ms": max_wait_ms}}]
+    samples = [make_sample(str(i), COMPLETIONS[i % len(COMPLETIONS)],
+                           reference={"prompt": f"What is {i % 7} plus {i % 5} ?"}) for i in range(n)]
     with tempfile.TemporaryDirectory() as tmp:
         srv = start_server(ServerConfig(port=0, database_url=f"sqlite:///{tmp}/bench.db", workers=1))
-        with grpc.insecure_channel(srv.address) as ch:
-            rpc = pb_grpc.RewardServiceStub(ch)
-            rpc.Score(pb.ScoreRequest(samples=samples[:8], spec=spec))      # warm-up
+        with RewardClient(srv.address, api_key="", tls_ca="", rpc_timeout_s=600) as client:
+            client.score(samples[:8], spec)      # warm-up
             t0 = time.perf_counter()
-            resp = rpc.Score(pb.ScoreRequest(samples=samples, spec=spec))
+            scores = client.score(samples, spec)
             elapsed = time.perf_counter() - t0
         srv.stop()
-    assert all(r.status == pb.STATUS_OK for r in resp.results), resp.results[0].reason
+    assert all(r.status == "OK" for r in scores), scores[0].reason
     return elapsed
 
 

@@ -233,9 +233,10 @@ def test_tls_channel_sends_the_api_key_as_call_credentials(tmp_path, monkeypatch
             run_id = c.start_run("tls")
             c.log_step(run_id, 1, {"x": 1.0})
             assert run_id in {x.run_id for x in c.list_runs()}
-        with RewardClient(r.address, tls_ca=r.tls_ca, max_retries=0) as c:   # no key
+        # None falls back to $REWARD_API_KEY / $REWARD_TLS_CA (rewards_client.channel): "" is "none"
+        with RewardClient(r.address, api_key="", tls_ca=r.tls_ca, max_retries=0) as c:   # no key
             with pytest.raises(RewardCallError, match="UNAUTHENTICATED"):
                 c.start_run("nokey")
-        with RewardClient(r.address, api_key=key, max_retries=0) as c:       # plaintext
+        with RewardClient(r.address, api_key=key, tls_ca="", max_retries=0) as c:       # plaintext
             with pytest.raises(RewardServiceUnavailable):
                 c.start_run("plain")

@@ -1,0 +1,102 @@
+"""The one retry policy against real servers on loopback: UNAVAILABLE through a server
+restart, a quota's retry-after-s, and a refusal that is raised at once with its code."""
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+
+from reward_server.app import start_server
+from reward_server.auth import KeyStore
+from reward_server.config import ServerConfig
+from reward_server.quotas import QuotaConfig, TeamQuota
+from rewards_client import (RewardCallError, RewardClient, RewardServiceCallError, RewardServiceError,
+                            RewardServiceUnavailable, make_sample)
+from tests.conftest import free_port
+
+R1 = "<think>2+2=4</think><answer>4</answer>"
+
+
+def test_a_call_retries_through_a_server_restart(tmp_path):
+    port = free_port()
+    cfg = ServerConfig(host="127.0.0.1", port=port, workers=1, database_url=f"sqlite:///{tmp_path}/r.db")
+    said: list[str] = []
+    servers = [start_server(cfg)]
+    with RewardClient(f"127.0.0.1:{port}", backoff_s=0.1, max_backoff_s=0.5, outage_timeout_s=30,
+                      log=said.append) as client:
+        run_id = client.start_run("restart")
+        servers[0].stop()                                  # the service goes away ...
+
+        def restart_later():
+            time.sleep(1.0)
+            servers.append(start_server(cfg))              # ... and comes back on the same port
+        t = threading.Thread(target=restart_later)
+        t.start()
+        try:
+            t0 = time.monotonic()
+            (s,) = client.score([make_sample("0", R1, reference="4")], ["math"], run_id=run_id, step=1)
+            assert s.status == "OK" and s.reward == 1.0
+            assert 0.9 < time.monotonic() - t0 < 20 and client.retries >= 1
+        finally:
+            t.join()
+            for srv in servers[1:]:
+                srv.stop()
+    assert said[0].startswith(f"reward service at 127.0.0.1:{port} unreachable during Score (step 1); "
+                              f"waiting for it"), said
+    assert said[-1].startswith("reward service back after") and said[-1].endswith("resuming Score (step 1)")
+
+
+def test_unavailable_past_the_window_is_raised_naming_the_address():
+    address = f"127.0.0.1:{free_port()}"
+    with RewardClient(address, max_retries=2, backoff_s=0.05) as client:
+        t0 = time.monotonic()
+        with pytest.raises(RewardServiceUnavailable, match=f"{address} is unreachable after 3 attempts"):
+            client.list_verifiers()
+        assert time.monotonic() - t0 < 10 and client.retries == 2
+
+
+def test_a_quota_refusal_is_retried_after_the_servers_retry_after(tmp_path):
+    cfg = ServerConfig(port=0, database_url=f"sqlite:///{tmp_path}/q.db", workers=1, auth="on",
+                       quotas=QuotaConfig(default=TeamQuota(samples_per_s=20, samples_burst=20)))
+    with start_server(cfg) as srv:
+        key, _ = KeyStore(srv.store).create("team-a")
+        batch = [make_sample(str(i), "x") for i in range(20)]
+        with RewardClient(srv.address, api_key=key, max_retries=3) as client:
+            assert len(client.score(batch, ["format"])) == 20          # the burst
+            t0 = time.monotonic()
+            scores = client.score(batch, ["format"])                   # refused, waits, scored
+            assert len(scores) == 20 and client.retries >= 1
+            assert 0.3 < time.monotonic() - t0 < 5
+        with RewardClient(srv.address, api_key=key, max_retries=0) as impatient:
+            with pytest.raises(RewardCallError) as e:
+                impatient.score(batch, ["format"])
+            assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and impatient.retries == 0
+
+
+def test_other_refusals_are_raised_at_once_with_their_code(server):
+    with RewardClient(server.address, max_retries=5, backoff_s=1.0) as client:
+        t0 = time.monotonic()
+        with pytest.raises(RewardCallError) as e:
+            client.score([make_sample("0", R1, reference="4")], ["no-such-verifier"])
+        assert e.value.code == grpc.StatusCode.NOT_FOUND and "no-such-verifier" in e.value.details
+        assert isinstance(e.value, RewardServiceCallError) and isinstance(e.value, RewardServiceError)
+        assert client.retries == 0 and time.monotonic() - t0 < 1.0   # no back-off slept
+        with pytest.raises(RewardCallError) as e:
+            client.get_spec("never-stored")
+        assert e.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_key_is_sent_as_bearer_and_a_missing_one_says_how_to_fix_it(tmp_path, monkeypatch):
+    cfg = ServerConfig(port=0, database_url=f"sqlite:///{tmp_path}/a.db", workers=1, auth="on")
+    with start_server(cfg) as srv:
+        key, _ = KeyStore(srv.store).create("team-a")
+        monkeypatch.setenv("REWARD_API_KEY", key)
+        monkeypatch.setenv("REWARD_SERVER_ADDRESS", srv.address)
+        with RewardClient() as from_env:                    # address and key from the environment
+            assert from_env.get_stats().team == "team-a"
+        with RewardClient(api_key="") as anonymous:         # "" turns the key off
+            with pytest.raises(RewardCallError, match="UNAUTHENTICATED.*REWARD_API_KEY") as e:
+                anonymous.get_stats()
+            assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
