@@ -290,3 +290,15 @@ def _complete(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def test_global_options_before_or_after_a_nested_subcommand(server):
+    with RewardClient(server.address, api_key="", tls_ca="") as c:
+        c.start_run("placed", run_id="placed-1")
+    for args in (("--server", server.address, "runs", "list"), ("runs", "list", "--server", server.address),
+                 ("runs", "--server", server.address), ("--server", server.address, "specs", "list")):
+        r = ctl(*args, env={"REWARD_SERVER_ADDRESS": ""})
+        assert r.returncode == 0, (args, r.stderr)
+        assert "placed-1" in r.stdout or args[-1] == "list" and args[-2] == "specs"
+    r = ctl("runs", "start", "x", "--config", "[1]", "--api-key", "sk-secret-1", "--server", server.address)
+    assert r.returncode == 2 and "--config" in r.stderr and "sk-secret-1" not in r.stderr
