@@ -20,6 +20,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,8 +28,11 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from rewards_client import (RewardCallError, RewardClient, SampleScore, build_spec, make_sample,
-                            sample_score, status_name)
+from .audit.records import sha256
+
+from rewards_client import (RetryPolicy, RewardCallError, RewardClient, RewardServiceError,
+                            RewardServiceUnavailable, SampleScore, build_spec, make_sample, sample_score,
+                            status_name)
 
 COMPONENT_FIELDS = ("name", "version", "weight", "params", "gate", "gate_min")
 LINE_FIELDS = {"id", "prompt", "completion", "reference", "metadata", "verifier", "verifiers", "params", "spec"}
@@ -169,26 +173,44 @@ def failed(status: str, reason: str) -> dict[str, Any]:
     return {"reward": None, "status": status, "reason": reason}
 
 
+class _QuotaOnly(RetryPolicy):
+    """The client's policy less its UNAVAILABLE retries (RemoteScorer makes those itself);
+    a quota's retry-after is still waited out inside the call."""
+
+    def may_retry(self, attempt: int, first_failure: float, deadline: float = float("inf")) -> bool:
+        return False
+
+
 class RemoteScorer:
     """Score through the server (one Score request per batch), into a run when given one.
 
     A refused request is atomic (nothing scored or stored): the sample the refusal names
     is marked failed and the rest re-sent; a refusal that names none is pinned down line
-    by line. Outages are waited out by the client's retry policy (its outage window)."""
+    by line. Outages are waited out with the client's retry policy (its outage window).
+    Into a run, a Score lost to an outage may have been stored before the answer was lost:
+    before sending it again the run's step is read back (QueryScores) and the samples found
+    there are taken from the store, so that no sample is stored twice."""
 
     REFUSALS = ("INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION")
 
     def __init__(self, client: RewardClient, run_id: str = "", step: int = 0):
         self.client, self.run_id, self.step = client, run_id, step
+        # Score is retried here, not inside the client: into a run, to look before re-sending;
+        # and a call cut by a server's shutdown (CANCELLED) is an outage too.
+        self.once = RewardClient(client.address, api_key=client.api_key or "", tls_ca=client.tls_ca or "",
+                                 rpc_timeout_s=client.rpc_timeout_s)
+        self.once.policy = _QuotaOnly(max_retries=client.policy.max_retries, backoff_s=client.policy.backoff_s,
+                                      max_backoff_s=client.policy.max_backoff_s)
+
+    def close(self) -> None:
+        self.once.close()
 
     def score(self, items: list[tuple[int, Any]]) -> list[dict[str, Any]]:
         """items: (line number, sample) -> one output dict per item, in order."""
         if not items:
             return []
         try:
-            scores = self.client.score([s for _, s in items], run_id=self.run_id, step=self.step,
-                                       timeout_s=SCORE_TIMEOUT_S)
-            return [score_to_json(r) for r in scores]
+            return self._with_retries(items)
         except RewardCallError as e:
             if e.code is None or e.code.name not in self.REFUSALS:
                 raise
@@ -199,6 +221,56 @@ class RemoteScorer:
             if i is None:
                 return [x for item in items for x in self.score([item])]
             return self.score(items[:i]) + [failed(e.code.name, reason)] + self.score(items[i + 1:])
+
+    def _with_retries(self, items: list[tuple[int, Any]]) -> list[dict[str, Any]]:
+        policy, outages = self.client.policy, self.client.outages
+        what = f"Score (run {self.run_id}, step {self.step})" if self.run_id else "Score"
+        out: list[dict[str, Any] | None] = [None] * len(items)
+        todo = list(range(len(items)))
+        attempt, first_failure = 0, 0.0
+        while True:
+            try:
+                scores = self.once.score([items[k][1] for k in todo], run_id=self.run_id, step=self.step,
+                                         timeout_s=SCORE_TIMEOUT_S)
+                outages.recovered(what)
+                for k, r in zip(todo, scores):
+                    out[k] = score_to_json(r)
+                return out  # type: ignore[return-value]
+            except (RewardServiceUnavailable, RewardCallError) as e:
+                if isinstance(e, RewardCallError) and (e.code is None or e.code.name != "CANCELLED"):
+                    raise
+                first_failure = first_failure or time.monotonic()
+                if not policy.may_retry(attempt, first_failure):
+                    outages.gave_up(what)
+                    if isinstance(e, RewardCallError):   # still cut short at the end of the window
+                        raise RewardServiceUnavailable(f"reward service at {self.client.address}: {e}") from None
+                    raise
+                outages.failed(what, policy.give_up_at(first_failure))
+                time.sleep(policy.sleep_s(attempt))
+                attempt += 1
+                if not self.run_id:
+                    continue
+                try:
+                    stored = self._stored([items[k][1] for k in todo])
+                except RewardServiceError:
+                    continue                    # still away: look again before the next try
+                for k in todo:
+                    if items[k][1].id in stored:
+                        out[k] = stored_to_json(stored[items[k][1].id])
+                todo = [k for k in todo if out[k] is None]
+                if not todo:
+                    outages.recovered(what)
+                    return out  # type: ignore[return-value]
+
+    def _stored(self, samples: list[Any]) -> dict[str, list[Any]]:
+        """The rows this run's step already holds for `samples` (same id, same completion)."""
+        hashes = {s.id: sha256(s.completion) for s in samples}
+        ids = set(hashes)
+        found: dict[str, list[Any]] = {}
+        for rec in self.once.iter_scores(self.run_id, step_min=self.step, step_max=self.step, timeout_s=0):
+            if rec.sample_id in ids and rec.completion_sha256 == hashes[rec.sample_id]:
+                found.setdefault(rec.sample_id, []).append(rec)
+        return found
 
 
 class LocalScorer:
@@ -350,7 +422,8 @@ def run_score(args: argparse.Namespace, client: RewardClient | None) -> int:
                     except LineError as e:
                         batch.append((n, shown, None, failed("INVALID_ARGUMENT", str(e))))
                     else:
-                        if sample.id in stored:
+                        hit = stored.get(sample.id)
+                        if hit and hit[0].completion_sha256 == sha256(sample.completion):
                             # stored in the run by an earlier, interrupted rewardctl: not scored again
                             batch.append((n, shown, None, stored_to_json(stored.pop(sample.id))))
                             from_store += 1
@@ -363,8 +436,7 @@ def run_score(args: argparse.Namespace, client: RewardClient | None) -> int:
     finally:
         if args.output:
             out.close()
-        if isinstance(scorer, LocalScorer):
-            scorer.close()
+        scorer.close()
     mean = sum(tally.rewards) / len(tally.rewards) if tally.rewards else float("nan")
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(tally.counts.items()))
     if args.resume:
