@@ -61,8 +61,9 @@ LINE_FORMAT = """input line of score (JSONL; any other field is an error on that
           or   "verifiers": [{"name", "version"?, "weight"?, "params"?, "gate"?, "gate_min"?}]
           or   "spec": "NAME" | "NAME@VERSION" (stored on the server) | {"components", "routes"}}
 output line: the input plus "reward" (float|null), "status", "reason", "components",
-"latency_ms" (+ "spec": "NAME@VERSION" for a stored spec). A bad line does not stop the file:
-its output line carries the error status (INVALID_ARGUMENT, NOT_FOUND) and the line's number."""
+"latency_ms" (+ "spec": "NAME@VERSION" for a stored spec; "stored": true when --resume or a
+retry took it from the run's stored scores). A bad line does not stop the file: its output
+line carries the error status (INVALID_ARGUMENT, NOT_FOUND) and the line's number."""
 
 EXAMPLES = {
     "score": "rewardctl score samples.jsonl -o scored.jsonl --server 127.0.0.1:50051 --run RUN --step 3",
