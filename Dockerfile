@@ -32,6 +32,8 @@ RUN if ls /wheels/*.whl >/dev/null 2>&1; then echo "--no-index --find-links /whe
 COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY reward_server ./reward_server
+COPY rewardctl ./rewardctl
+COPY rewards_client ./rewards_client
 COPY verifiers ./verifiers
 COPY trainer_client ./trainer_client
 COPY rlvr_integrations ./rlvr_integrations

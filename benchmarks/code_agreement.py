@@ -267,14 +267,14 @@ def service_throughput(jobs, refs, threads: int) -> float:
 def rewardctl_local_throughput(jobs, refs, threads: int) -> float:
     """Samples per second scoring `jobs` the way `rewardctl score FILE --workers N` does
     without --server: its JSONL lines, its in-process scorer, its batches."""
-    from reward_server import ctl
+    from rewardctl import score as ctl
 
-    scorer = ctl._LocalScorer(threads)
+    scorer = ctl.LocalScorer(threads)
     try:
         lines = [{"id": p["task_id"], "completion": as_sent(p, c), "reference": refs[p["task_id"]],
                   "verifier": "code",
                   "params": {"timeout_per_test_s": 3.0}} for p, c in jobs]
-        samples = [ctl.line_to_sample(obj, i + 1) for i, obj in enumerate(lines)]
+        samples = [(i + 1, ctl.line_to_sample(obj, i + 1)) for i, obj in enumerate(lines)]
         t0 = time.perf_counter()
         out = []
         for k in range(0, len(samples), ctl.BATCH):

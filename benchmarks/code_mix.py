@@ -245,14 +245,15 @@ def through_service(mix: list[dict], cg: CgroupManager, backend: BubblewrapBacke
 
 def in_process(mix: list[dict], cg: CgroupManager, backend: BubblewrapBackend, timeout_s: float,
                every_s: float) -> None:
-    from reward_server import ctl
+    from rewardctl import score as ctl
 
     set_default_backend(backend)
-    scorer = ctl._LocalScorer(os.cpu_count() or 2)
+    scorer = ctl.LocalScorer(os.cpu_count() or 2)
     params = {**PARAMS, "timeout_per_test_s": timeout_s}
     try:
-        samples = [ctl.line_to_sample({"id": m["id"], "completion": m["completion"], "reference": m["reference"],
-                                       "verifier": "code", "params": params}, i + 1) for i, m in enumerate(mix)]
+        samples = [(i + 1, ctl.line_to_sample({"id": m["id"], "completion": m["completion"],
+                                               "reference": m["reference"], "verifier": "code", "params": params},
+                                              i + 1)) for i, m in enumerate(mix)]
 
         def probe() -> tuple[bool, str]:
             with tenant("probe"):

@@ -267,11 +267,12 @@ class RewardClient:
 
     # --- runs -------------------------------------------------------------------------
     def start_run(self, name: str, config: Mapping[str, Any] | None = None, run_id: str = "",
-                  replay_of: str = "") -> str:
+                  replay_of: str = "", replay_of_team: str = "") -> str:
         """Start (or, for an existing `run_id` of the caller's team, resume) a run; returns
-        its id. `config` is stored verbatim (JSON-able values)."""
+        its id. Run ids are per team. `config` is stored verbatim (JSON-able values);
+        `replay_of` links a replay to the run it re-scores (of `replay_of_team`: admins)."""
         request = pb.StartRunRequest(name=name, config=to_struct(config), run_id=run_id,
-                                     replay_of=replay_of)
+                                     replay_of=replay_of, replay_of_team=replay_of_team)
         try:
             return self.call("StartRun", request).run_id
         except RewardCallError as e:
@@ -292,15 +293,26 @@ class RewardClient:
         return self.call("FinishRun", pb.FinishRunRequest(
             run_id=run_id, state=state, summary={k: float(v) for k, v in (summary or {}).items()}))
 
-    def get_run(self, run_id: str) -> pb.Run:
-        return self.call("GetRun", pb.GetRunRequest(run_id=run_id))
+    def get_run(self, run_id: str, team: str = "") -> pb.Run:
+        """The caller's run `run_id` (admins: of `team`; "" = their own team's, else the one
+        team's that has it). Raises RewardCallError (NOT_FOUND; INVALID_ARGUMENT when an
+        admin's id is ambiguous across teams)."""
+        return self.call("GetRun", pb.GetRunRequest(run_id=run_id, team=team))
 
     def list_runs(self, limit: int = 0, team: str = "") -> list[pb.Run]:
         """The newest runs (limit 0 = the server's 100); `team` for admins ("*" = all)."""
         return list(self.call("ListRuns", pb.ListRunsRequest(limit=limit, team=team)).runs)
 
-    def list_steps(self, run_id: str) -> list[pb.StepRecord]:
-        return list(self.call("ListSteps", pb.ListStepsRequest(run_id=run_id)).steps)
+    def list_steps(self, run_id: str, team: str = "") -> list[pb.StepRecord]:
+        """Every logged step of the run, by step (the server answers a page at a time)."""
+        steps: list[pb.StepRecord] = []
+        token = ""
+        while True:
+            page = self.call("ListSteps", pb.ListStepsRequest(run_id=run_id, team=team, page_token=token))
+            steps.extend(page.steps)
+            token = page.next_page_token
+            if not token:
+                return steps
 
     # --- history ----------------------------------------------------------------------
     def query_scores(self, run_id: str = "", **filters: Any) -> list[pb.ScoreRecord]:

@@ -68,11 +68,14 @@ class GroupStream:
             self._pending[group_id] = req
             self._queue.put(req)
 
-    def collect(self) -> dict[str, list[SampleScore]]:
+    def collect(self, *, strict: bool = True) -> dict[str, list[SampleScore]]:
         """Close the request side and wait for every group's results.
 
-        Raises RewardServiceUnavailable / RewardCallError if the stream failed or the
-        service refused a group (the error names it, with the service's code and message).
+        Raises RewardServiceUnavailable / RewardCallError if the stream failed or (with
+        `strict`, the default) the service refused a group (the error names it, with the
+        service's code and message). With strict=False a refused group is only left out of
+        the answer: `refused` says which and why (a caller that scores stored history, e.g.
+        `rewardctl replay`, skips that group and keeps the others).
         """
         with self._lock:
             self._closed = True
@@ -80,7 +83,7 @@ class GroupStream:
         self._thread.join(timeout=max(0.0, self._deadline - time.monotonic()) + 5.0)
         if self._error is not None:
             raise self._error
-        if self._refused:
+        if self._refused and strict:
             gid, err = next(iter(self._refused.items()))
             code = getattr(grpc.StatusCode, err.code, None)
             cls = RewardServiceUnavailable if code == grpc.StatusCode.UNAVAILABLE else RewardCallError
@@ -91,6 +94,12 @@ class GroupStream:
             raise RewardCallError(f"ScoreGroups ended without results for groups "
                                   f"{sorted(self._pending)[:5]}... ({len(self._pending)})")
         return dict(self._results)
+
+    @property
+    def refused(self) -> dict[str, tuple[str, str]]:
+        """The groups the service refused: group_id -> (gRPC status name, message)."""
+        with self._lock:
+            return {gid: (err.code, err.message) for gid, err in self._refused.items()}
 
     @property
     def arrival_order(self) -> list[str]:

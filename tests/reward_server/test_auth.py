@@ -124,7 +124,7 @@ def test_keys_cli_and_rewardctl_with_a_key(tmp_path):
                              capture_output=True, text=True, check=True).stdout
     assert key.split("_")[1] in listing and key.split("_")[2] not in listing  # the secret is never shown again
     with start_server(ServerConfig(port=0, database_url=url, workers=1, auth="on")) as srv:
-        ctl = [sys.executable, "-m", "reward_server.ctl"]
+        ctl = [sys.executable, "-m", "rewardctl"]
         ok = subprocess.run([*ctl, "--api-key", key, "runs", "--server", srv.address], capture_output=True, text=True)
         assert ok.returncode == 0, ok.stderr
         bad = subprocess.run([*ctl, "runs", "--server", srv.address], capture_output=True, text=True)

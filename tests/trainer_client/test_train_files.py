@@ -93,7 +93,7 @@ def test_mixed_math_code_example_reports_reward_per_task(server, tiny, tmp_path)
         steps = pb_grpc.RewardServiceStub(ch).ListSteps(pb.ListStepsRequest(run_id=res.run_id)).steps
     logged = {k for s in steps for k in s.metrics}
     assert {"reward/task/math", "reward/task/code"} <= logged
-    from reward_server.ctl import main as rewardctl
+    from rewardctl.cli import main as rewardctl
 
     out = tmp_path / "report.html"
     with pytest.raises(SystemExit) as done:

@@ -2,14 +2,13 @@
 
 `provenance()` turns a GetScore record (plus the other components of the same sample,
 when known) into a plain dict; `render_text()` prints it for a person. Pure, except
-`fetch_siblings`, which asks the server for the sample's other component rows.
+`fetch_siblings`, which asks the server (a rewards_client.RewardClient) for the sample's
+other component rows.
 """
 from __future__ import annotations
 
 import json
 from typing import Any
-
-from rewards.v1 import rewards_pb2 as pb
 
 from .records import STATUS_NAMES, Row, TextState, row_from_pb, sha256, text_state
 
@@ -18,7 +17,7 @@ TEXT_STATE_WORDS = {TextState.PRESENT: "stored",
                     TextState.NOT_STORED: "not stored (the server ran with store_texts=false; the hashes remain)"}
 
 
-def fetch_siblings(stub, rec: pb.ScoreRecord) -> list[Row]:
+def fetch_siblings(client, rec: Any) -> list[Row]:
     """The component rows of `rec`'s sample (itself included), in component order.
 
     Found through the run's rows at that step; a score outside any run has no cheap way
@@ -26,17 +25,17 @@ def fetch_siblings(stub, rec: pb.ScoreRecord) -> list[Row]:
     """
     if not rec.run_id:
         return []
-    q = pb.QueryScoresRequest(run_id=rec.run_id, step_min=rec.step, step_max=rec.step, team=rec.team)
-    rows = [row_from_pb(r) for r in stub.QueryScores(q)
+    records = client.iter_scores(rec.run_id, step_min=rec.step, step_max=rec.step, team=rec.team, timeout_s=0)
+    rows = [row_from_pb(r) for r in records
             if r.request_id == rec.request_id and r.sample_index == rec.sample_index]
     return sorted(rows, key=lambda r: r.component_index)
 
 
-def _opt(rec: pb.ScoreRecord, name: str) -> float | None:
+def _opt(rec: Any, name: str) -> float | None:
     return getattr(rec, name) if rec.HasField(name) else None
 
 
-def provenance(rec: pb.ScoreRecord, siblings: list[Row] | None = None) -> dict[str, Any]:
+def provenance(rec: Any, siblings: list[Row] | None = None) -> dict[str, Any]:
     state = text_state(rec, fetched=True)
     try:
         params = json.loads(rec.params_json or "{}")

@@ -1,6 +1,6 @@
 """`rewardctl report RUN`: fetch a run over gRPC and render one self-contained HTML page.
 
-    fetch_run(stub, run_id)  ->  RunData            (GetRun, ListSteps, QueryScores, ListRuns)
+    fetch_run(client, run_id) -> RunData            (GetRun, ListSteps, QueryScores, ListRuns)
     build_report(data)       ->  Report             (series, findings, plots)
     render_html(report)      ->  str                (no scripts, no external resources:
                                                      plots are PNG data: URIs)
@@ -16,10 +16,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import grpc
-from google.protobuf import json_format
+from typing import Any
 
-from rewards.v1 import rewards_pb2 as pb
+from rewards_client import RewardServiceError, message_to_dict
 
 from .flags import Finding, Thresholds, run_checks
 from .plots import Plot, all_plots
@@ -29,27 +28,27 @@ from .series import GATE_MIN, LENGTH_METRICS, RunSeries, build_series
 
 @dataclass
 class RunData:
-    run: pb.Run
+    run: Any                                   # rewards.v1 Run, as rewards_client returns it
     steps: dict[int, dict[str, float]]
     samples: list[Sample]
     texts_fetched: bool
-    replays: list[pb.Run] = field(default_factory=list)
+    replays: list[Any] = field(default_factory=list)
 
 
-def fetch_run(stub, run_id: str, *, team: str = "", texts: bool | None = None) -> RunData:
-    """Everything the report needs about `run_id` (of `team`: admins; "" = as GetRun finds it).
-    texts: None = only when no length metric."""
-    run = stub.GetRun(pb.GetRunRequest(run_id=run_id, team=team))
-    steps = {r.step: dict(r.metrics) for r in stub.ListSteps(pb.ListStepsRequest(run_id=run_id, team=run.team)).steps}
+def fetch_run(client, run_id: str, *, team: str = "", texts: bool | None = None) -> RunData:
+    """Everything the report needs about `run_id` (of `team`: admins; "" = as GetRun finds
+    it), through a rewards_client.RewardClient. texts: None = only when no length metric.
+    Raises RewardCallError (NOT_FOUND: no such run)."""
+    run = client.get_run(run_id, team=team)
+    steps = {r.step: dict(r.metrics) for r in client.list_steps(run_id, team=run.team)}
     if texts is None:
         texts = not any(k in m for m in steps.values() for k in LENGTH_METRICS)
     # team=run.team: an admin reading another team's run sees its scores too.
-    records = stub.QueryScores(pb.QueryScoresRequest(run_id=run_id, team=run.team, include_texts=texts))
+    records = client.iter_scores(run_id, team=run.team, include_texts=texts, timeout_s=0)
     samples = group_samples(row_from_pb(r, texts, keep_texts=False) for r in records)
     try:
-        runs = stub.ListRuns(pb.ListRunsRequest(limit=1000, team=run.team)).runs
-        replays = [r for r in runs if r.replay_of == run_id]
-    except grpc.RpcError:
+        replays = [r for r in client.list_runs(limit=1000, team=run.team) if r.replay_of == run_id]
+    except RewardServiceError:
         replays = []
     return RunData(run, steps, samples, texts, replays)
 
@@ -217,7 +216,7 @@ def render_html(rep: Report) -> str:
     parts.append('<section id="notes"><h2>Notes</h2><ul>'
                  + "".join(f"<li>{_e(n)}</li>" for n in _notes(rep)) + "</ul>")
     parts.append("<h3>Thresholds</h3>" + _table(["threshold", "value"], [list(x) for x in rep.thresholds.describe()]))
-    config = json_format.MessageToDict(run.config) if run.HasField("config") else {}
+    config = message_to_dict(run.config) if run.HasField("config") else {}
     parts.append("<details><summary>Run configuration</summary><pre>"
                  + _e(json.dumps(config, indent=2, sort_keys=True)) + "</pre></details></section>")
     parts.append("</body></html>")

@@ -20,10 +20,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from rewards.v1 import rewards_pb2 as pb
-
-STATUS_NAMES = {pb.STATUS_OK: "OK", pb.STATUS_ABSTAIN: "ABSTAIN", pb.STATUS_TIMEOUT: "TIMEOUT",
-                pb.STATUS_ERROR: "ERROR", pb.STATUS_UNSPECIFIED: "UNSPECIFIED"}
+from rewards_client import STATUS_NAMES
 NON_OK = ("ABSTAIN", "TIMEOUT", "ERROR")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
@@ -86,7 +83,7 @@ class Row:
         return (self.request_id, self.sample_index)
 
 
-def text_state(rec: pb.ScoreRecord, fetched: bool) -> TextState:
+def text_state(rec: Any, fetched: bool) -> TextState:
     """Whether `rec`'s texts are there, and if not, why (see the module docstring)."""
     if rec.texts_dropped:
         return TextState.DROPPED
@@ -99,7 +96,7 @@ def text_state(rec: pb.ScoreRecord, fetched: bool) -> TextState:
     return TextState.PRESENT
 
 
-def row_from_pb(rec: pb.ScoreRecord, texts_fetched: bool = False, keep_texts: bool = True) -> Row:
+def row_from_pb(rec: Any, texts_fetched: bool = False, keep_texts: bool = True) -> Row:
     """keep_texts=False keeps only the completion's length (what a report needs)."""
     state = text_state(rec, texts_fetched)
     present = state is TextState.PRESENT

@@ -22,18 +22,14 @@ ERROR), of reward without a flip (0.2 → 0.4).
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import grpc
-from google.protobuf import json_format
+from rewards_client import RewardCallError, RewardServiceError, SampleScore, build_spec, make_sample
 
-from rewards.v1 import rewards_pb2 as pb
-
-from .records import STATUS_NAMES, Sample, TextState, iter_request_chunks, recover_reference, row_from_pb
+from .records import Sample, TextState, iter_request_chunks, recover_reference, row_from_pb
 
 KINDS = ("to_pass", "to_fail", "status", "reward", "same")
 KIND_WORDS = {"to_pass": "fail → pass", "to_fail": "pass → fail", "status": "status changed (no flip)",
@@ -72,11 +68,9 @@ class VerifierSpec:
     def label(self) -> str:
         return f"{self.name}@{self.version or 'newest'}"
 
-    def to_pb(self) -> pb.RewardSpec:
-        ref = pb.VerifierRef(name=self.name, version=self.version, weight=1.0, weight_set=True)
-        if self.params:
-            ref.params.update(self.params)
-        return pb.RewardSpec(components=[ref])
+    def to_spec(self) -> Any:
+        """The one-component spec (a rewards_client.build_spec message), weight 1."""
+        return build_spec([{"name": self.name, "version": self.version, "weight": 1.0, "params": self.params}])
 
 
 @dataclass(frozen=True)
@@ -114,12 +108,12 @@ def classify(old: Outcome, new: Outcome, threshold: float, atol: float = 1e-9) -
     return "same"
 
 
-def outcome_from_result(r: pb.SampleResult) -> Outcome:
+def outcome_from_result(r: SampleScore) -> Outcome:
     """The replayed verifier's outcome (the spec has exactly one component)."""
     if r.components:
         c = r.components[0]
-        return Outcome(STATUS_NAMES[c.status], c.reward if c.HasField("reward") else None, c.reason, c.version)
-    return Outcome(STATUS_NAMES[r.status], r.reward if r.HasField("reward") else None, r.reason)
+        return Outcome(c.status, c.reward, c.reason, c.version)
+    return Outcome(r.status, r.reward, r.reason)
 
 
 def link_id(sample: Sample) -> str:
@@ -127,13 +121,11 @@ def link_id(sample: Sample) -> str:
     return f"{sample.first.request_id}:{sample.first.sample_index}"
 
 
-def sample_to_pb(sample: Sample) -> pb.Sample:
+def sample_message(sample: Sample) -> Any:
+    """The sample to re-score (rewards_client.make_sample), linked to its original by id."""
     f = sample.first
-    out = pb.Sample(id=link_id(sample), prompt=f.prompt or "", completion=f.completion or "")
-    ref = recover_reference(f.reference_json, f.reference_sha256)
-    if ref is not None:
-        json_format.ParseDict(ref, out.reference)
-    return out
+    return make_sample(link_id(sample), f.completion or "", prompt=f.prompt or "",
+                       reference=recover_reference(f.reference_json, f.reference_sha256))
 
 
 def reference_problem(sample: Sample, spec: VerifierSpec) -> str | None:
@@ -244,7 +236,7 @@ class ReplayResult:
     run_id: str
     spec: VerifierSpec
     version_used: str
-    replay_run: pb.Run | None
+    replay_run: Any                     # the replay's rewards.v1 Run, None when none was written
     tally: ReplayTally
 
     def as_dict(self) -> dict[str, Any]:
@@ -286,92 +278,75 @@ class ReplayResult:
         return "\n".join(lines)
 
 
-def _score_with_retry(stub, req: pb.ScoreRequest, attempts: int = 20) -> pb.ScoreResponse:
-    """Score, waiting out RESOURCE_EXHAUSTED quota answers (their retry-after-s hint)."""
-    for i in range(attempts):
-        try:
-            return stub.Score(req, timeout=600)
-        except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or i == attempts - 1:
-                raise
-            hint = dict(e.trailing_metadata() or ()).get("retry-after-s")
-            if hint is None:  # TooLargeError is RESOURCE_EXHAUSTED too, with no hint: not worth waiting
-                raise
-            time.sleep(min(float(hint), 5.0))
-    raise AssertionError("unreachable")
-
-
-def _score_ungrouped(stub, run_id: str, step: int, samples: list[Sample], spec: pb.RewardSpec,
-                     results: dict[str, pb.SampleResult], rejected: dict[str, str]) -> None:
-    """One original request outside a group -> Score; a batch refused as invalid is retried
-    sample by sample (the refusal is atomic: nothing was scored or stored)."""
+def _score_ungrouped(client, run_id: str, step: int, samples: list[Sample], spec: Any,
+                     results: dict[str, SampleScore], rejected: dict[str, str]) -> None:
+    """One original request outside a group -> Score (the client waits out quotas and
+    outages); a batch refused as invalid is retried sample by sample (the refusal is
+    atomic: nothing was scored or stored)."""
     try:
-        resp = _score_with_retry(stub, pb.ScoreRequest(run_id=run_id, step=step, spec=spec,
-                                                       samples=[sample_to_pb(s) for s in samples]))
-        results.update((r.id, r) for r in resp.results)
-    except grpc.RpcError as e:
-        if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
+        scores = client.score([sample_message(s) for s in samples], spec, run_id=run_id, step=step, timeout_s=600)
+        results.update((r.id, r) for r in scores)
+    except RewardCallError as e:
+        if e.code is None or e.code.name != "INVALID_ARGUMENT":
             raise
         if len(samples) == 1:
-            rejected[link_id(samples[0])] = f"rejected by the server: {e.details()}"
+            rejected[link_id(samples[0])] = f"rejected by the server: {e.details}"
             return
         for s in samples:
-            _score_ungrouped(stub, run_id, step, [s], spec, results, rejected)
+            _score_ungrouped(client, run_id, step, [s], spec, results, rejected)
 
 
-def score_chunk(stub, run_id: str, samples: list[Sample], spec: pb.RewardSpec
-                ) -> tuple[dict[str, pb.SampleResult], dict[str, str]]:
+def score_chunk(client, run_id: str, samples: list[Sample], spec: Any
+                ) -> tuple[dict[str, SampleScore], dict[str, str]]:
     """Score one chunk into run `run_id`: ({link id: result}, {link id: why rejected}).
 
-    Samples that were in a group go through ScoreGroups with their original step and
-    group_id (one GroupRequest per original request); the others through Score.
+    Samples that were in a group go through ScoreGroups (one stream per original step, one
+    group per original request, its group_id kept); a group the server refuses is skipped
+    with its reason, the others go on. The others go through Score.
     """
     requests: dict[str, list[Sample]] = {}
     for s in samples:
         requests.setdefault(s.first.request_id, []).append(s)
-    groups = [pb.GroupRequest(run_id=run_id, step=ss[0].step, group_id=ss[0].group_id, spec=spec,
-                              samples=[sample_to_pb(s) for s in ss])
-              for ss in requests.values() if ss[0].group_id]
-    by_group: dict[tuple[int, str], list[Sample]] = {}
+    by_step: dict[int, dict[str, list[Sample]]] = {}
     for ss in requests.values():
         if ss[0].group_id:
-            by_group.setdefault((ss[0].step, ss[0].group_id), []).extend(ss)
-    results: dict[str, pb.SampleResult] = {}
+            by_step.setdefault(ss[0].step, {}).setdefault(ss[0].group_id, []).extend(ss)
+    results: dict[str, SampleScore] = {}
     rejected: dict[str, str] = {}
-    if groups:
-        got = 0
+    for step, groups in by_step.items():
+        stream = client.open_group_stream(run_id, step, spec)
         try:
-            for g in stub.ScoreGroups(iter(groups), timeout=3600):
-                got += 1
-                if g.HasField("error"):  # the service refused this group alone
-                    for s in by_group.get((g.step, g.group_id), []):
-                        rejected[link_id(s)] = f"rejected by the server: {g.error.code}: {g.error.message}"
-                    continue
-                results.update((r.id, r) for r in g.results)
-        except grpc.RpcError as e:
-            raise ReplayError(f"ScoreGroups failed after {got} of {len(groups)} groups of this chunk: "
-                              f"{e.code().name}: {e.details()}") from e
+            for group_id, ss in groups.items():
+                stream.submit(group_id, [sample_message(s) for s in ss])
+            answered = stream.collect(strict=False)
+        except RewardServiceError as e:
+            raise ReplayError(f"ScoreGroups (step {step}) failed: {e}") from e
+        for scores in answered.values():
+            results.update((r.id, r) for r in scores)
+        for group_id, (code, message) in stream.refused.items():
+            for s in groups.get(group_id, []):
+                rejected[link_id(s)] = f"rejected by the server: {code}: {message}"
     for ss in requests.values():
         if not ss[0].group_id:
-            _score_ungrouped(stub, run_id, ss[0].step, ss, spec, results, rejected)
+            _score_ungrouped(client, run_id, ss[0].step, ss, spec, results, rejected)
     return results, rejected
 
 
-def replay(stub, run_id: str, spec: VerifierSpec, *, team: str = "", name: str = "", threshold: float = 0.5,
+def replay(client, run_id: str, spec: VerifierSpec, *, team: str = "", name: str = "", threshold: float = 0.5,
            max_examples: int = 5, chunk_samples: int = 256,
            progress: Callable[[int], None] | None = None) -> ReplayResult:
-    """Re-score `run_id`'s stored completions (of `team`: admins; "" = as GetRun finds it)
-    with `spec` into a new, linked replay run of the caller's team.
+    """Re-score `run_id`'s stored completions with `spec` into a new, linked replay run.
 
-    Raises grpc.RpcError for a bad verifier/params (before any run is created) and
+    `client`: a rewards_client.RewardClient (its retry policy waits out quotas and outages).
+    Raises RewardCallError for a bad verifier/params (before any run is created) and
     ReplayError when scoring fails midway (the replay run is then marked failed).
     """
-    run = stub.GetRun(pb.GetRunRequest(run_id=run_id, team=team))
+    run = client.get_run(run_id, team=team)
     tally = ReplayTally(spec.name, threshold, max_examples)
-    records = stub.QueryScores(pb.QueryScoresRequest(run_id=run_id, team=run.team, include_texts=True))
+    records = client.iter_scores(run_id, team=run.team, include_texts=True, timeout_s=0)
     rows: Iterable = (row_from_pb(r, texts_fetched=True) for r in records)
-    spec_pb = spec.to_pb()
-    replay_run: pb.Run | None = None
+    spec_msg = spec.to_spec()
+    replay_run: Any = None              # the replay's Run once one is written
     version = spec.version
     try:
         for chunk in iter_request_chunks(rows, chunk_samples):
@@ -387,16 +362,15 @@ def replay(stub, run_id: str, spec: VerifierSpec, *, team: str = "", name: str =
                 continue
             if replay_run is None:
                 # Validate name, version and params on a real sample before writing anything.
-                check = stub.DryRun(pb.DryRunRequest(sample=sample_to_pb(todo[0]), spec=spec_pb))
-                version = check.result.components[0].version if check.result.components else spec.version
+                check = client.dry_run(sample_message(todo[0]), spec_msg)
+                version = check.components[0].version if check.components else spec.version
                 config = {"replay": {"of": run_id, "verifier": spec.name, "version": version,
                                      "params": spec.params, "pass_threshold": threshold,
                                      "sample_id": "<original request_id>:<original sample_index>"}}
-                req = pb.StartRunRequest(name=name or f"replay of {run.name or run_id}: {spec.name}@{version}",
-                                         replay_of=run_id, replay_of_team=run.team)
-                req.config.update(config)
-                replay_run = stub.StartRun(req)
-            results, rejected = score_chunk(stub, replay_run.run_id, todo, spec_pb)
+                replay_id = client.start_run(name or f"replay of {run.name or run_id}: {spec.name}@{version}",
+                                             config=config, replay_of=run_id, replay_of_team=run.team)
+                replay_run = client.get_run(replay_id)
+            results, rejected = score_chunk(client, replay_run.run_id, todo, spec_msg)
             for s in todo:
                 key = link_id(s)
                 if key in results:
@@ -408,16 +382,14 @@ def replay(stub, run_id: str, spec: VerifierSpec, *, team: str = "", name: str =
     except BaseException as e:
         if replay_run is not None:
             try:
-                stub.FinishRun(pb.FinishRunRequest(run_id=replay_run.run_id, state="failed",
-                                                   summary=tally.summary_metrics()))
-            except grpc.RpcError:
+                client.finish_run(replay_run.run_id, "failed", tally.summary_metrics())
+            except RewardServiceError:
                 pass
             if isinstance(e, ReplayError):
                 raise ReplayError(f"{e} (replay run {replay_run.run_id} is marked failed; the original run "
                                   f"{run_id} is untouched)") from e
         raise
     if replay_run is not None:
-        replay_run = stub.FinishRun(pb.FinishRunRequest(run_id=replay_run.run_id, state="finished",
-                                                        summary=tally.summary_metrics()))
+        replay_run = client.finish_run(replay_run.run_id, "finished", tally.summary_metrics())
     return ReplayResult(run_id, spec, version, replay_run, tally)
 

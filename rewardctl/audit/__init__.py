@@ -9,6 +9,6 @@
     replay    re-score a run's stored completions into a linked replay run; the diff   pure + I/O
     show      one score's full provenance as text or JSON                             pure
 
-Everything that talks to the server takes a `RewardServiceStub`; the CLI (`ctl.py`)
+Everything that talks to the server takes a `rewards_client.RewardClient`; the CLI (`cli.py`)
 only parses arguments, opens the channel and prints.
 """

@@ -49,7 +49,7 @@ SPEC = pb.RewardSpec(components=[pb.VerifierRef(name="format", weight=0.5, weigh
 
 
 def _ctl(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "reward_server.ctl", *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "rewardctl", *args], capture_output=True, text=True,
                        timeout=timeout)
     return r
 
@@ -105,7 +105,7 @@ def test_history_time_and_reward_ranges(server, seeded):
     r = _ctl("history", "--run", run_id, "--team", "default", "--server", server.address)
     assert r.returncode == 0, r.stderr   # an unauthenticated server: every caller is an admin
     r = _ctl("history", "--run", run_id, "--team", "other", "--server", server.address)
-    assert r.returncode == 1 and "NOT_FOUND" in r.stderr  # run ids are per team: "other" has none
+    assert r.returncode == 3 and "NOT_FOUND" in r.stderr  # run ids are per team: "other" has none
 
 
 def test_show_full_provenance(server, seeded):
@@ -248,7 +248,7 @@ def test_replay_refuses_bad_params_before_writing(server, stub, seeded):
     # run ids are per team: "other" has no run of that id
     for cmd in (["replay", run_id, "--verifier", "math"], ["report", run_id, "-o", "/dev/null"]):
         r = _ctl(*cmd, "--team", "other", "--server", server.address)
-        assert r.returncode == 1 and "NOT_FOUND" in r.stderr, r.stderr
+        assert r.returncode == 3 and "NOT_FOUND" in r.stderr, r.stderr
     assert len(stub.ListRuns(pb.ListRunsRequest()).runs) == before
 
 

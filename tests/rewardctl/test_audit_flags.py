@@ -9,11 +9,11 @@ import math
 
 import pytest
 
-from reward_server.audit.flags import (Thresholds, check_component_dominance, check_failures,
+from rewardctl.audit.flags import (Thresholds, check_component_dominance, check_failures,
                                        check_gate_vs_correctness, check_reward_vs_length, check_zero_spread,
                                        run_checks, windows)
-from reward_server.audit.records import Row, group_samples
-from reward_server.audit.series import build_series
+from rewardctl.audit.records import Row, group_samples
+from rewardctl.audit.series import build_series
 
 NAN = float("nan")
 TH = Thresholds()

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from reward_server.audit import replay, report, show
-from reward_server.audit.records import (EMPTY_SHA256, Row, TextState, group_samples, iter_request_chunks,
+from rewardctl.audit import replay, report, show
+from rewardctl.audit.records import (EMPTY_SHA256, Row, TextState, group_samples, iter_request_chunks,
                                          parse_time, recover_reference, row_from_pb, sha256)
-from reward_server.audit.series import build_series, zero_spread
+from rewardctl.audit.series import build_series, zero_spread
 from rewards.v1 import rewards_pb2 as pb
 
 
@@ -139,7 +139,7 @@ def test_tally_counts_and_examples():
 def test_verifier_spec_parse():
     spec = replay.VerifierSpec.parse("math@1.0.0", '{"rel_tol": 0.01}')
     assert (spec.name, spec.version, spec.params) == ("math", "1.0.0", {"rel_tol": 0.01})
-    ref = spec.to_pb().components[0]
+    ref = spec.to_spec().components[0]
     assert (ref.name, ref.version, ref.weight, ref.params["rel_tol"]) == ("math", "1.0.0", 1.0, 0.01)
     assert replay.VerifierSpec.parse("format").label == "format@newest"
     for bad, msg in [("@1", "give NAME"), ("math", "not valid JSON")]:
@@ -147,10 +147,10 @@ def test_verifier_spec_parse():
             replay.VerifierSpec.parse(bad, "{" if bad == "math" else None)
 
 
-def test_sample_to_pb_links_to_the_original():
+def test_sample_message_links_to_the_original():
     s = group_samples([row(i=3, request="abc", prompt="p", completion="c", reference_json='{"answer": "4"}',
                            text_state=TextState.PRESENT)])[0]
-    m = replay.sample_to_pb(s)
+    m = replay.sample_message(s)
     assert m.id == "abc:3" and (m.prompt, m.completion) == ("p", "c")
     assert m.reference.struct_value["answer"] == "4"
     # the local registry's reference check: math needs a reference, format does not
