@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent import futures
 
 import grpc
 import pytest
+from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
 from reward_server.app import start_server
 from reward_server.auth import KeyStore
@@ -100,3 +102,69 @@ def test_a_key_is_sent_as_bearer_and_a_missing_one_says_how_to_fix_it(tmp_path, 
             with pytest.raises(RewardCallError, match="UNAUTHENTICATED.*REWARD_API_KEY") as e:
                 anonymous.get_stats()
             assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+
+
+class _QuotaServer(pb_grpc.RewardServiceServicer):
+    """A broken or hostile server: every ListVerifiers is a quota refusal carrying `hint`
+    as its retry-after-s trailer."""
+
+    hint = "0"
+
+    def ListVerifiers(self, request, context):
+        context.set_trailing_metadata((("retry-after-s", self.hint),))
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "team quota")
+
+
+@pytest.fixture
+def quota_server():
+    servicer = _QuotaServer()
+    srv = grpc.server(futures.ThreadPoolExecutor(2))
+    pb_grpc.add_RewardServiceServicer_to_server(servicer, srv)
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    yield servicer, f"127.0.0.1:{port}"
+    srv.stop(0)
+
+
+@pytest.mark.parametrize("hint", ["1e9", "86400"])
+def test_attack_a_huge_retry_after_is_clamped_not_slept(quota_server, hint):
+    servicer, address = quota_server
+    servicer.hint = hint
+    with RewardClient(address, max_retries=2) as client:
+        client.policy.max_retry_after_s = 0.1          # the cap (default 60 s), small for the test
+        raised: list[BaseException] = []
+
+        def call():
+            try:
+                client.list_verifiers()
+            except BaseException as e:  # noqa: BLE001 - checked below
+                raised.append(e)
+        t = threading.Thread(target=call, daemon=True)   # a daemon: the bug sleeps for days
+        t.start()
+        t.join(2.0)
+        assert not t.is_alive(), f"slept on retry-after-s {hint}"
+        (e,) = raised
+        assert isinstance(e, RewardCallError) and e.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert client.retries == 2
+
+
+@pytest.mark.parametrize("hint", ["inf", "nan", "-inf", "soon", ""])
+def test_attack_a_broken_retry_after_is_raised_at_once_as_the_quota_refusal(quota_server, hint):
+    servicer, address = quota_server
+    servicer.hint = hint
+    with RewardClient(address, max_retries=3) as client:
+        t0 = time.monotonic()
+        with pytest.raises(RewardCallError) as e:         # not OverflowError from time.sleep(inf)
+            client.list_verifiers()
+        assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and client.retries == 0
+        assert time.monotonic() - t0 < 1.0
+
+
+def test_attack_a_negative_retry_after_is_zero(quota_server):
+    servicer, address = quota_server
+    servicer.hint = "-5"
+    with RewardClient(address, max_retries=2) as client:
+        t0 = time.monotonic()
+        with pytest.raises(RewardCallError):
+            client.list_verifiers()
+        assert client.retries == 2 and time.monotonic() - t0 < 1.0
