@@ -127,6 +127,10 @@ class RewardClient:
     def close(self) -> None:
         self.channel.close()
 
+    def __repr__(self) -> str:   # never the key itself
+        return (f"{type(self).__name__}(address={self.address!r}, tls_ca={self.tls_ca!r}, "
+                f"api_key={'set' if self.api_key else None})")
+
     def __enter__(self) -> RewardClient:
         return self
 
