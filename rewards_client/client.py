@@ -31,7 +31,7 @@ from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
 from .channel import (ENV_ADDRESS, ENV_API_KEY, SERVICE_NAME, channel_options, make_channel,
                       resolve_address, resolve_api_key, resolve_tls_ca)
-from .convert import (SampleScore, as_sample, build_spec, sample_score, status_value, to_struct)
+from .convert import (SampleScore, as_sample, build_spec, mismatch, sample_score, status_value, to_struct)
 from .errors import RewardCallError, RewardServiceError, RewardServiceUnavailable
 from .retry import OutageNotices, RetryPolicy
 
@@ -223,9 +223,9 @@ class RewardClient:
         request = pb.ScoreRequest(run_id=run_id, step=int(step), spec=build_spec(spec),
                                   samples=[as_sample(s, i) for i, s in enumerate(samples)])
         results = self.call("Score", request, timeout_s=timeout_s).results
-        if len(results) != len(request.samples):
-            raise RewardCallError(f"Score: {len(request.samples)} samples sent, {len(results)} "
-                                  f"results came back")
+        wrong = mismatch("Score", request.samples, results)
+        if wrong:
+            raise RewardCallError(wrong)
         out = [sample_score(r) for r in results]
         self._count(out)
         return out

@@ -456,4 +456,15 @@ def sample_score(r: pb.SampleResult) -> SampleScore:
                        r.latency_ms, r.spec_name, r.spec_version)
 
 
+def mismatch(what: str, samples: Sequence[pb.Sample], results: Sequence[pb.SampleResult]) -> str:
+    """Why `results` are not the answers to `samples`, one by one (count, then each id), or
+    "" when they are: results are matched by position, so a broken answer must not pass."""
+    if len(results) != len(samples):
+        return f"{what}: {len(samples)} samples sent, {len(results)} result(s) came back"
+    for i, (s, r) in enumerate(zip(samples, results)):
+        if r.id != s.id:
+            return f"{what}: result {i} is for sample {r.id!r}, sample {i} is {s.id!r}"
+    return ""
+
+
 sample_score_from_proto = sample_score   # the trainer client's old name
