@@ -28,6 +28,17 @@ class _Broken(pb_grpc.RewardServiceServicer):
                    for i, s in enumerate(request.samples)]
         return pb.ScoreResponse(results=results[::-1] if self.mode == "swapped" else results)
 
+    def QueryScores(self, request, context):
+        self.queries = getattr(self, "queries", 0) + 1
+        for i in range(3):
+            yield pb.ScoreRecord(score_id=i + 1, sample_id=f"s{i}")
+            if i == 1:   # broken mid-way: a restart, or a deadline
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED if self.mode == "deadline"
+                              else grpc.StatusCode.UNAVAILABLE, "cut")
+
+    def ListVerifiers(self, request, context):
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the service's outage signal")
+
     def ScoreGroups(self, request_iterator, context):
         self.calls = getattr(self, "calls", 0) + 1
         for g in request_iterator:
@@ -107,3 +118,28 @@ def test_attack_a_score_answer_in_another_order_is_refused(broken):
     with RewardClient(address) as client:
         with pytest.raises(RewardCallError, match=r"Score: result 0 is for sample 'b'.*'a'"):
             client.score([make_sample("a", R1), make_sample("b", R1)], ["math"])
+
+
+@pytest.mark.parametrize("mode, error", [("unavailable", RewardServiceUnavailable),
+                                         ("deadline", RewardCallError)])
+def test_attack_a_query_broken_mid_way_is_raised_not_short_nor_repeated(broken, mode, error):
+    servicer, address = broken
+    servicer.mode = mode
+    got = []
+    with RewardClient(address, max_retries=3, backoff_s=0.01) as client:
+        with pytest.raises(error):
+            for record in client.iter_scores("run"):
+                got.append(record.sample_id)
+    assert got == ["s0", "s1"] and servicer.queries == 1      # not re-run (no duplicates)
+
+
+def test_attack_unavailable_forever_is_bounded_by_the_outage_window(broken):
+    servicer, address = broken
+    with RewardClient(address, max_retries=1, backoff_s=0.05, max_backoff_s=0.2, outage_timeout_s=1.0,
+                      log=(said := []).append) as client:
+        t0 = time.monotonic()
+        with pytest.raises(RewardServiceUnavailable, match=address):
+            client.list_verifiers()
+        assert 1.0 <= time.monotonic() - t0 < 2.5 and client.retries >= 3
+    assert said[0].startswith(f"reward service at {address} unreachable during ListVerifiers")
+    assert said[-1].startswith(f"reward service at {address} still unreachable after 1 s; giving up")
