@@ -117,6 +117,15 @@ def _checked(obj: Any, where: str) -> Any:
     return obj
 
 
+def integer(v: Any, where: str) -> int:
+    """`v` as an int: an int or a numpy / torch integer, not a bool, a str ("007") or a
+    float (1.9), which int() would turn into another number silently. Raises TypeError
+    naming `where`."""
+    if _is_bool(v) or isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"{where}: an int, got {type(v).__name__} {_short(v)}")
+    return operator.index(v)
+
+
 def _short(v: Any) -> str:
     text = repr(v)
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
