@@ -137,7 +137,10 @@ def _scalar_text(obj: Any) -> str | None:
     if isinstance(obj, bool):
         return None
     if hasattr(obj, "detach") and getattr(obj, "ndim", None) == 0:    # a torch scalar
-        obj = obj.detach().cpu().numpy()[()]
+        try:
+            obj = obj.detach().cpu().numpy()[()]
+        except (TypeError, RuntimeError):   # bfloat16 has no numpy type: a Python number
+            obj = obj.item()
     if type(obj).__module__ == "numpy" and getattr(obj, "ndim", None) == 0:
         if obj.dtype.kind == "f":
             if not math.isfinite(float(obj)):

@@ -177,3 +177,6 @@ def test_attack_numpy_and_torch_numbers_are_accepted_where_numbers_go():
                         "gate_min": np.float64(0.25)}]).components
     assert (c.weight, c.gate, c.gate_min) == (0.5, True, 0.25)
     assert make_sample(np.int64(3), "x").id == "3"
+    torch = pytest.importorskip("torch")
+    assert to_value(torch.tensor(0.1)).string_value == "0.1"                # float32: its own digits
+    assert to_value(torch.tensor(0.1, dtype=torch.bfloat16)).string_value == "0.10009765625"
