@@ -5,9 +5,18 @@
     REWARD_TLS_CA           a PEM CA certificate file: connect with TLS, trusting that CA
 
 An argument left None falls back to its variable; "" turns the key / TLS off explicitly.
+
+A key is stripped of surrounding whitespace (a key file's newline) and must otherwise be
+printable ASCII without spaces (ValueError, which never repeats the key). A key sent in
+plaintext to a host that is not loopback is warned about, once per channel, on the
+`rewards_client` logger (naming the host, never the key), but not refused: a private
+network such as docker-compose's (`reward-server:50051`) is a legitimate plaintext hop.
+Use TLS ($REWARD_TLS_CA) anywhere the network is shared.
 """
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +29,8 @@ ENV_TLS_CA = "REWARD_TLS_CA"
 ENV_SPEC = "REWARD_SPEC"
 
 SERVICE_NAME = "rewards.v1.RewardService"   # the health service's name for it
+
+_log = logging.getLogger("rewards_client")
 
 
 def channel_options(max_reconnect_backoff_s: float = 5.0) -> list[tuple[str, Any]]:
@@ -43,9 +54,39 @@ def resolve_address(address: str | None) -> str:
 
 
 def resolve_api_key(api_key: str | None) -> str | None:
-    """`api_key`, else $REWARD_API_KEY; "" (or unset) gives None: no key."""
+    """`api_key`, else $REWARD_API_KEY, stripped; "" (or unset) gives None: no key.
+    Raises ValueError (without the key) for one that cannot be sent as metadata."""
     key = os.environ.get(ENV_API_KEY) if api_key is None else api_key
+    return _checked_key(key) if key else None
+
+
+def _checked_key(key: str) -> str | None:
+    """The key without surrounding whitespace; ValueError for spaces, control or non-ASCII
+    characters (gRPC would fail each call with "INTERNAL: Invalid metadata"). The message
+    says where the bad character is, never what the key is."""
+    if not isinstance(key, str):
+        raise TypeError(f"api_key: a str, got {type(key).__name__}")
+    key = key.strip()
+    bad = next((i for i, ch in enumerate(key) if not "!" <= ch <= "~"), None)
+    if bad is not None:
+        raise ValueError(f"api_key: character {bad + 1} of {len(key)} is a space, a control or a non-ASCII "
+                         f"character; a key is printable ASCII (check how it was pasted or read)")
     return key or None
+
+
+def is_loopback(address: str) -> bool:
+    """Whether `address` ("HOST:PORT", "[::1]:PORT", "unix:PATH", "dns:///HOST:PORT") stays on
+    this machine."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    target = address.split("///", 1)[-1].removeprefix("ipv4:").removeprefix("ipv6:")
+    host = target[1:target.find("]")] if target.startswith("[") else target.rsplit(":", 1)[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_tls_ca(tls_ca: str | os.PathLike | None) -> str | None:
@@ -59,7 +100,12 @@ def make_channel(address: str, tls_ca: str | os.PathLike | None = None, *, api_k
     """A channel to the reward service: plaintext, or TLS trusting the PEM CA file at
     `tls_ca`; with `api_key`, every call carries `authorization: Bearer <key>` as call
     metadata (which works on both). Arguments are used as given (no environment look-up).
-    Raises OSError when the CA file cannot be read."""
+    Raises OSError when the CA file cannot be read, ValueError for a malformed key; warns
+    (never echoing it) when a key goes in plaintext to a host that is not loopback."""
+    api_key = _checked_key(api_key) if api_key else None
+    if api_key and not tls_ca and not is_loopback(address):
+        _log.warning("the API key goes in plaintext to %s (not loopback): anyone on that network can "
+                     "read it; pass tls_ca= or set $%s unless the network is private", address, ENV_TLS_CA)
     opts = list(channel_options() if options is None else options)
     if tls_ca:
         with open(tls_ca, "rb") as f:

@@ -31,7 +31,8 @@ from rewards.v1 import rewards_pb2_grpc as pb_grpc
 
 from .channel import (ENV_ADDRESS, ENV_API_KEY, SERVICE_NAME, channel_options, make_channel,
                       resolve_address, resolve_api_key, resolve_tls_ca)
-from .convert import (SampleScore, as_sample, build_spec, sample_score, status_value, to_struct)
+from .convert import (SampleScore, as_sample, build_spec, integer, mismatch, sample_score, status_value,
+                      to_struct)
 from .errors import RewardCallError, RewardServiceError, RewardServiceUnavailable
 from .retry import OutageNotices, RetryPolicy
 
@@ -127,6 +128,10 @@ class RewardClient:
     def close(self) -> None:
         self.channel.close()
 
+    def __repr__(self) -> str:   # never the key itself
+        return (f"{type(self).__name__}(address={self.address!r}, tls_ca={self.tls_ca!r}, "
+                f"api_key={'set' if self.api_key else None})")
+
     def __enter__(self) -> RewardClient:
         return self
 
@@ -216,12 +221,12 @@ class RewardClient:
         `samples`: make_sample(...) messages or dicts (as_sample); `spec`: any build_spec()
         form (None: each sample's own). With `run_id`, the scores are stored under (run, step).
         """
-        request = pb.ScoreRequest(run_id=run_id, step=int(step), spec=build_spec(spec),
+        request = pb.ScoreRequest(run_id=run_id, step=integer(step, "step"), spec=build_spec(spec),
                                   samples=[as_sample(s, i) for i, s in enumerate(samples)])
         results = self.call("Score", request, timeout_s=timeout_s).results
-        if len(results) != len(request.samples):
-            raise RewardCallError(f"Score: {len(request.samples)} samples sent, {len(results)} "
-                                  f"results came back")
+        wrong = mismatch("Score", request.samples, results)
+        if wrong:
+            raise RewardCallError(wrong)
         out = [sample_score(r) for r in results]
         self._count(out)
         return out
@@ -234,7 +239,7 @@ class RewardClient:
     def open_group_stream(self, run_id: str, step: int, spec: Any) -> GroupStream:
         """One step's ScoreGroups stream (see GroupStream); `spec` in any build_spec() form."""
         from .stream import GroupStream
-        return GroupStream(self, run_id, step, build_spec(spec))
+        return GroupStream(self, run_id, integer(step, "step"), build_spec(spec))
 
     def list_verifiers(self, all_versions: bool = False) -> list[pb.VerifierInfo]:
         """The verifiers the server offers (with `all_versions`, older versions kept too)."""
@@ -284,14 +289,16 @@ class RewardClient:
 
     def log_step(self, run_id: str, step: int, metrics: Mapping[str, float | None]) -> None:
         """Store a step's metrics (None values are left out)."""
-        clean = {k: float(v) for k, v in metrics.items() if v is not None}
-        self.call("LogStep", pb.LogStepRequest(run_id=run_id, step=int(step), metrics=clean))
+        step = integer(step, "step")
+        clean = {k: _metric(v, f"metrics.{k}") for k, v in metrics.items() if v is not None}
+        self.call("LogStep", pb.LogStepRequest(run_id=run_id, step=step, metrics=clean))
 
     def finish_run(self, run_id: str, state: str = "finished",
                    summary: Mapping[str, float] | None = None) -> pb.Run:
         """Mark a run finished | failed, with summary metrics; returns the Run."""
         return self.call("FinishRun", pb.FinishRunRequest(
-            run_id=run_id, state=state, summary={k: float(v) for k, v in (summary or {}).items()}))
+            run_id=run_id, state=state,
+            summary={k: _metric(v, f"summary.{k}") for k, v in (summary or {}).items()}))
 
     def get_run(self, run_id: str, team: str = "") -> pb.Run:
         """The caller's run `run_id` (admins: of `team`; "" = their own team's, else the one
@@ -335,10 +342,12 @@ class RewardClient:
             run_id=run_id, verifier=verifier, limit=limit, created_after=created_after,
             created_before=created_before, include_texts=include_texts, team=team,
             status=status_value(status) if status is not None else pb.STATUS_UNSPECIFIED)
-        for key, v in (("step_min", step_min), ("step_max", step_max),
-                       ("reward_min", reward_min), ("reward_max", reward_max)):
+        for key, v in (("step_min", step_min), ("step_max", step_max)):
             if v is not None:
-                setattr(request, key, v)
+                setattr(request, key, integer(v, key))
+        for key, v in (("reward_min", reward_min), ("reward_max", reward_max)):
+            if v is not None:
+                setattr(request, key, _metric(v, key))
         timeout = self.rpc_timeout_s if timeout_s is None else (timeout_s or None)
         return self._stream_records(request, timeout)
 
@@ -363,5 +372,16 @@ class RewardClient:
 
     def get_score(self, score_id: int) -> pb.ScoreRecord:
         """One stored score with its full provenance (texts while retained)."""
-        return self.call("GetScore", pb.GetScoreRequest(score_id=int(score_id)))
+        return self.call("GetScore", pb.GetScoreRequest(score_id=integer(score_id, "score_id")))
 
+
+
+def _metric(v: Any, where: str) -> float:
+    """A metric as a float (NaN kept: a diverged loss is worth recording; a bool as 0/1);
+    ValueError naming `where` for what is not a number ("0.5" included)."""
+    if isinstance(v, (str, bytes)):
+        raise ValueError(f"{where}: a number, got {type(v).__name__} {v!r}")
+    try:
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: a number, got {type(v).__name__}") from None

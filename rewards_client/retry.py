@@ -6,13 +6,16 @@
   times and, with `outage_timeout_s` > 0, for that long after the first failure; never
   past a call's own deadline.
 - RESOURCE_EXHAUSTED carrying the server's `retry-after-s` trailer (a team quota): retried
-  after the wait the server asked for, up to `max_retries` times.
+  after the wait the server asked for (negative as 0, capped at `max_retry_after_s`), up to
+  `max_retries` times. A trailer that is not a finite number (inf, NaN, text) is a broken
+  hint: the refusal is raised at once rather than slept on.
 - Everything else (including RESOURCE_EXHAUSTED without the trailer: a request over a size
   limit) is not retried: a retry would be refused again.
 """
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -25,11 +28,13 @@ _log = logging.getLogger("rewards_client")
 
 
 def retry_after_s(err: grpc.RpcError) -> float | None:
-    """The server's `retry-after-s` trailer of a refused call, in seconds; None when absent."""
+    """The server's `retry-after-s` trailer of a refused call, in seconds (>= 0); None when
+    absent or not a finite number (a broken or hostile hint is no reason to sleep)."""
     try:
         for key, value in err.trailing_metadata() or ():
             if key == "retry-after-s":
-                return max(0.0, float(value))
+                seconds = float(value)
+                return max(0.0, seconds) if math.isfinite(seconds) else None
     except (AttributeError, TypeError, ValueError):
         pass
     return None
@@ -46,6 +51,7 @@ class RetryPolicy:
     backoff_s: float = 0.25
     max_backoff_s: float = 5.0
     outage_timeout_s: float = 0.0
+    max_retry_after_s: float = 60.0   # the longest quota wait honoured (a server may ask for days)
     jitter: bool = True
 
     def backoff(self, attempt: int) -> float:
@@ -74,11 +80,12 @@ class RetryPolicy:
 
     def quota_wait_s(self, attempt: int, err: grpc.RpcError) -> float | None:
         """The wait before retrying a RESOURCE_EXHAUSTED call: the server's retry-after-s
-        (plus up to 50 ms of jitter), or None when it carries none or the retries are spent."""
+        capped at max_retry_after_s (plus up to 50 ms of jitter), or None when it carries none
+        (or a broken one) or the retries are spent."""
         hint = retry_after_s(err)
         if hint is None or attempt >= self.max_retries:
             return None
-        return hint + (random.random() * 0.05 if self.jitter else 0.0)
+        return min(hint, self.max_retry_after_s) + (random.random() * 0.05 if self.jitter else 0.0)
 
 
 class OutageNotices:

@@ -12,6 +12,12 @@ UNAVAILABLE (its outage signal: e.g. the score store is down and nothing was rec
 kept and re-sent after the same back-off, within the same outage window, instead of
 failing the step at once; any other refusal (a bad field, an unknown run:
 INVALID_ARGUMENT, NOT_FOUND, ...) fails the step, since a retry would be refused again.
+
+Results are matched to groups by group_id and to samples by position, so an answer that
+does not fit (a group never submitted, a different count of results, a result whose id is
+not its sample's) fails the step with RewardCallError rather than being misattributed; a
+group_id submitted twice in a step is a ValueError. A deadline that runs out while an
+outage is being retried is raised as RewardServiceUnavailable, like the outage itself.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import grpc
 from rewards.v1 import rewards_pb2
 
-from .convert import SampleScore, as_sample, sample_score
+from .convert import SampleScore, as_sample, mismatch, sample_score
 from .errors import RewardCallError, RewardServiceError, RewardServiceUnavailable
 
 if TYPE_CHECKING:
@@ -48,6 +54,7 @@ class GroupStream:
         self._arrival: list[str] = []                              # group ids, arrival order
         self._refused: dict[str, rewards_pb2.GroupError] = {}      # groups the service refused
         self._unavailable: dict[str, rewards_pb2.GroupError] = {}  # refused UNAVAILABLE: re-send
+        self._submitted: set[str] = set()
         self._closed = False
         self._error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue()
@@ -58,13 +65,18 @@ class GroupStream:
 
     def submit(self, group_id: str, samples: list[Any]) -> None:
         """Send one group now (non-blocking): make_sample(...) messages or dicts (as_sample).
-        Raises RewardServiceError after collect(), ValueError for a bad sample."""
+        Raises RewardServiceError after collect(), ValueError for a bad sample or a group_id
+        already submitted on this stream (its answer could not be told from the first's)."""
         req = rewards_pb2.GroupRequest(run_id=self._run_id, step=self._step, group_id=group_id,
                                        samples=[as_sample(s, i) for i, s in enumerate(samples)],
                                        spec=self._spec)
         with self._lock:
             if self._closed:
                 raise RewardServiceError("submit() after collect()")
+            if group_id in self._submitted:
+                raise ValueError(f"group_id {group_id!r}: already submitted in step {self._step}; "
+                                 f"group ids are unique within a step")
+            self._submitted.add(group_id)
             self._pending[group_id] = req
             self._queue.put(req)
 
@@ -137,6 +149,14 @@ class GroupStream:
                     with self._lock:
                         if res.group_id in self._results:   # a re-sent group answered twice
                             continue
+                        sent = self._pending.get(res.group_id)
+                        wrong = (f"results for group {res.group_id!r}, which was not submitted"
+                                 if sent is None else
+                                 mismatch(f"group {res.group_id!r}", sent.samples, res.results))
+                        if wrong:   # a broken server: fail the step rather than misattribute
+                            self._error = RewardCallError(f"ScoreGroups (step {self._step}): {wrong}")
+                            call.cancel()
+                            return
                         c._count(scores)
                         self._pending.pop(res.group_id, None)
                         self._results[res.group_id] = scores
@@ -189,7 +209,9 @@ class GroupStream:
                             q.put(_CLOSE)
                         self._queue = q
                     continue
-                if code == grpc.StatusCode.UNAVAILABLE:
+                if code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.DEADLINE_EXCEEDED
+                                                           and first_failure):
+                    # the deadline ran out while retrying an outage: still the outage's error
                     c.outages.gave_up(what)
                     self._error = RewardServiceUnavailable(
                         f"ScoreGroups (step {self._step}): reward service at {c.address} "

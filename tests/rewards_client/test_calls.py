@@ -51,3 +51,19 @@ def test_a_stream_of_groups_with_dict_samples(server):
                              {"id": "g0-1", "completion": "\\boxed{5}", "reference": "4"}])
         results = stream.collect()
     assert [s.reward for s in results["g0"]] == [1.0, 0.0] and client.scores_returned == 2
+
+
+@pytest.mark.parametrize("step", ["007", 1.9, True, None])
+def test_attack_a_step_or_score_id_that_is_not_an_int_is_named_not_coerced(server, step):
+    # int("007") == 7 and int(1.9) == 1 would store the scores under another step, silently
+    with RewardClient(server.address) as client:
+        with pytest.raises(TypeError, match=r"step: an int"):
+            client.score([make_sample("0", R1, reference="4")], ["math"], run_id="r", step=step)
+        with pytest.raises(TypeError, match=r"step: an int"):
+            client.log_step("r", step, {"loss": 0.5})
+        with pytest.raises(TypeError, match=r"step: an int"):
+            client.open_group_stream("r", step, ["math"])
+        with pytest.raises(TypeError, match=r"score_id: an int"):
+            client.get_score(step)
+        with pytest.raises(ValueError, match=r"metrics\.loss"):
+            client.log_step("r", 1, {"loss": "low"})
