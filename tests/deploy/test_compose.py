@@ -158,7 +158,7 @@ class Stack:
 
     def container(self, service: str, index: int = 1) -> str:
         """The container id of a service's replica (1-based, in creation order)."""
-        r = self.run("ps", "-q", service)
+        r = self.run("ps", "-a", "-q", service)    # -a: v2 lists running ones only without it
         ids = r.stdout.split()
         assert r.returncode == 0 and ids, f"no container for {service}: {r.stderr}"
         created = {i: _run(["docker", "inspect", "-f", "{{.Created}}", i], timeout=30).stdout for i in ids}
