@@ -22,13 +22,13 @@ RUN pkgs=""; command -v bwrap >/dev/null || pkgs="bubblewrap"; \
       apt-get install -y --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*; fi \
  && python3 -m venv /opt/venv && useradd --system --uid 10001 --home-dir /app rewards
 WORKDIR /app
-# build/wheel[s]: the wheelhouse when the script made one; the glob lets the build go on
-# without it (pyproject.toml keeps the source list non-empty).
-COPY pyproject.toml build/wheel[s] /wheels/
-ARG PIP_INDEX_URL
-ARG PIP_EXTRA_INDEX_URL
-RUN if ls /wheels/*.whl >/dev/null 2>&1; then echo "--no-index --find-links /wheels" > /wheels/pip-args; \
-    else : > /wheels/pip-args; fi
+
+# Each image is installed in a build stage of its own and only its /opt/venv is copied on,
+# so no wheel stays in an image and the server never sees the trainer's wheels:
+# build/wheels holds the server's, build/wheels-trainer (`--with-trainer`) torch and
+# '.[train]'. build/wheel[s]: the glob lets the build go on without a wheelhouse
+# (pyproject.toml keeps the source list non-empty); then pip uses the package index.
+FROM base AS source
 COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY reward_server ./reward_server
@@ -38,22 +38,41 @@ COPY verifiers ./verifiers
 COPY trainer_client ./trainer_client
 COPY rlvr_integrations ./rlvr_integrations
 
+FROM source AS server-build
+COPY pyproject.toml build/wheel[s] /wheels/
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+RUN if ls /wheels/*.whl >/dev/null 2>&1; then set -- --no-index --find-links /wheels; fi; \
+    pip install "$@" ".[postgres]"
+
 FROM base AS server
-RUN pip install $(cat /wheels/pip-args) ".[postgres]" && rm -rf /app/build /app/*.egg-info
+COPY --from=server-build /opt/venv /opt/venv
+# Every `reward-server` run as root steps down to `rewards` first (docker/reward-server.sh):
+# compose runs this service as root for one mount, see docker-compose.yml.
+COPY docker/reward-server.sh /opt/rlvr/bin/reward-server
+ENV PATH=/opt/rlvr/bin:$PATH
 USER rewards
 EXPOSE 50051 8080 9090
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 CMD ["reward-server", "health"]
 ENTRYPOINT ["reward-server"]
 CMD ["--host", "0.0.0.0", "--port", "50051"]
 
-FROM base AS trainer
+FROM source AS trainer-build
+COPY pyproject.toml build/wheel[s] /wheels/
+COPY pyproject.toml build/wheels-traine[r] /wheels-trainer/
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
 # TORCH_SPEC picks the build, e.g. torch==2.13.0 (CUDA wheels from PyPI on x86_64). The
 # wheelhouse carries torch and '.[train]' only when made with
 # `scripts/docker-base-images.sh --with-trainer`; else this stage needs the package index.
 ARG TORCH_SPEC=torch==2.13.0
-RUN pip install $(cat /wheels/pip-args) "$TORCH_SPEC" && pip install $(cat /wheels/pip-args) ".[train]" \
- && rm -rf /app/build /app/*.egg-info \
- && mkdir -p /app/checkpoints && chown rewards /app/checkpoints
+RUN if ls /wheels-trainer/*.whl >/dev/null 2>&1; then \
+      set -- --no-index --find-links /wheels --find-links /wheels-trainer; fi; \
+    pip install "$@" "$TORCH_SPEC" && pip install "$@" ".[train]"
+
+FROM base AS trainer
+COPY --from=trainer-build /opt/venv /opt/venv
+RUN mkdir -p /app/checkpoints && chown rewards /app/checkpoints
 # The model comes from a mounted directory (compose: MODEL_DIR -> /models/policy), never a
 # hub; caches go to /tmp (the user's home /app is read-only to it).
 ENV HF_HOME=/tmp/huggingface HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

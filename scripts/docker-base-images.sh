@@ -4,7 +4,7 @@
 #
 #   scripts/docker-base-images.sh [--python-image NAME] [--postgres-image NAME]
 #                                 [--wheels DIR | --no-wheels] [--with-trainer] [--rebuild]
-#                                 [--mirror URL] [--suite NAME]
+#                                 [--mirror URL] [--suite NAME] [--compose-v2]
 #
 # Images (each from a `debootstrap --variant=minbase` root file system, `docker import`ed):
 #   rlvr-python:SUITE    python3 + venv + pip, bubblewrap, util-linux (setpriv, prlimit),
@@ -19,12 +19,15 @@
 # `pip install ".[postgres]"` needs, built here with this host's pip configuration (its
 # index, mirror or local wheel folders), plus setuptools and wheel for building the
 # project itself. The Dockerfile installs from it with --no-index when it is present.
-# --with-trainer adds the trainer image's wheels ($RLVR_TORCH_SPEC, default torch==2.13.0,
-# and '.[train]'): about 1 GB more.
+# --with-trainer also fills build/wheels-trainer (DIR-trainer) with the trainer image's
+# wheels ($RLVR_TORCH_SPEC, default torch==2.13.0, and '.[train]'): a folder of its own,
+# which only the trainer image's build stage copies.
 #
 # Engine: scripts/docker-engine.sh (reuses a running engine, else starts dockerd as root).
 # Compose: when neither `docker compose` nor docker-compose is installed, Debian's
-# docker-compose is installed as root with apt.
+# docker-compose is installed as root with apt (v1 1.29 on bookworm). --compose-v2 (or
+# RLVR_COMPOSE_V2=1) installs the v2 plugin when `docker compose` is missing: Debian
+# trixie's docker-compose package ($RLVR_COMPOSE_V2_SUITE), only its plugin binary.
 # Last lines of stdout: PYTHON_IMAGE=... and POSTGRES_IMAGE=..., ready for an .env file
 # or `export`. Exit status: 0; 3 when this host cannot (no engine, no debootstrap...),
 # the reason on the last line of stderr.
@@ -38,6 +41,8 @@ PG_IMAGE=""
 WHEELS="build/wheels"
 REBUILD=0
 WITH_TRAINER=0
+COMPOSE_V2="${RLVR_COMPOSE_V2:-0}"
+COMPOSE_V2_SUITE="${RLVR_COMPOSE_V2_SUITE:-trixie}"
 
 cannot() { echo "cannot: $*" >&2; exit 3; }
 say() { echo "[docker-base-images] $*" >&2; }
@@ -50,6 +55,7 @@ while [ $# -gt 0 ]; do
     --no-wheels) WHEELS=""; shift ;;
     --rebuild) REBUILD=1; shift ;;
     --with-trainer) WITH_TRAINER=1; shift ;;
+    --compose-v2) COMPOSE_V2=1; shift ;;
     --mirror) MIRROR="$2"; shift 2 ;;
     --suite) SUITE="$2"; shift 2 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
@@ -64,10 +70,46 @@ fi
 PY_IMAGE="${PY_IMAGE:-rlvr-python:$SUITE}"
 PG_IMAGE="${PG_IMAGE:-rlvr-postgres:$SUITE}"
 
+if [ -z "$MIRROR" ]; then  # the first Debian archive (not -security) apt uses; deb822 or one-line form
+  MIRROR="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' \
+            | grep -v -- '-security' | head -1)"
+  [ -n "$MIRROR" ] || MIRROR="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+            | awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' \
+            | grep -v -- '-security' | head -1)"
+  [ -n "$MIRROR" ] || MIRROR="http://deb.debian.org/debian"
+fi
+
+# install_compose_v2: Compose v2 as a docker CLI plugin where apt has none (bookworm ships
+# v1 only): Debian $COMPOSE_V2_SUITE's docker-compose package (a static Go binary, v2),
+# fetched with a private apt state (this host's apt sources stay as they are) and its
+# plugin copied to /usr/local/lib/docker/cli-plugins. Debian v1 stays as `docker-compose`.
+install_compose_v2() {
+  local dir plugin=/usr/local/lib/docker/cli-plugins/docker-compose apt
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || { say "--compose-v2 needs root and apt"; return 0; }
+  dir="$(mktemp -d /var/tmp/rlvr-compose.XXXXXX)" || return 0
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $COMPOSE_V2_SUITE main" > "$dir/sources.list"
+  apt=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+       -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o APT::Sandbox::User=root)
+  say "installing Compose v2 from Debian $COMPOSE_V2_SUITE's docker-compose into $plugin"
+  if (cd "$dir" && apt-get "${apt[@]}" -qq update && apt-get "${apt[@]}" -qq download docker-compose) >"$dir/log" 2>&1 \
+     && dpkg-deb -x "$dir"/docker-compose_*.deb "$dir/x" \
+     && [ -x "$dir/x/usr/libexec/docker/cli-plugins/docker-compose" ]; then
+    mkdir -p "$(dirname "$plugin")" && install -m 755 "$dir/x/usr/libexec/docker/cli-plugins/docker-compose" "$plugin"
+    say "$(docker compose version 2>&1)"
+  else
+    say "Compose v2 not installed: $(tail -1 "$dir/log" 2>/dev/null)"
+  fi
+  rm -rf "$dir"
+}
+
 bash scripts/docker-engine.sh || exit 3
 
 # Compose, to run docker-compose.yml: the v2 plugin when installed, else (as root with apt)
-# Debian's docker-compose (v1 1.29 on bookworm; see the README for what v1 cannot send).
+# Debian's docker-compose (v1 1.29 on bookworm); --compose-v2 adds the v2 plugin.
+if [ "$COMPOSE_V2" = 1 ] && ! docker compose version >/dev/null 2>&1; then
+  install_compose_v2
+fi
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing docker-compose (no compose installed)"
@@ -80,18 +122,22 @@ fi
 if [ -n "$WHEELS" ]; then
   PY="${RLVR_PYTHON:-}"
   [ -n "$PY" ] || { [ -x .venv/bin/python ] && PY=.venv/bin/python; } || PY=python3
-  mkdir -p "$WHEELS"
-  say "wheelhouse $WHEELS: pip wheel '.[postgres]' setuptools wheel$([ "$WITH_TRAINER" = 1 ] && echo " torch '.[train]'") (this host's pip configuration)"
-  t0=$(date +%s)
-  WANT=(".[postgres]" "setuptools>=69" wheel)
-  [ "$WITH_TRAINER" = 1 ] && WANT+=("${RLVR_TORCH_SPEC:-torch==2.13.0}" ".[train]")
-  if ! "$PY" -m pip wheel -q --wheel-dir "$WHEELS" "${WANT[@]}" >/tmp/rlvr-wheels.log 2>&1; then
-    tail -5 /tmp/rlvr-wheels.log >&2
-    cannot "pip wheel failed (log /tmp/rlvr-wheels.log)"
-  fi
-  # The image builds the project from its copied source, never from a stale wheel.
-  rm -f "$WHEELS"/rlvr_rewards-*.whl
-  say "wheelhouse: $(ls "$WHEELS" | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1), $(( $(date +%s) - t0 )) s"
+  # wheelhouse DIR SPEC...: pip wheel SPEC... into DIR, less the project's own wheel (the
+  # image builds the project from its copied source, never from a stale wheel).
+  wheelhouse() {
+    local dir="$1" t0; shift
+    mkdir -p "$dir"; t0=$(date +%s)
+    say "wheelhouse $dir: pip wheel $* (this host's pip configuration)"
+    if ! "$PY" -m pip wheel -q --wheel-dir "$dir" "$@" >/tmp/rlvr-wheels.log 2>&1; then
+      tail -5 /tmp/rlvr-wheels.log >&2
+      cannot "pip wheel failed (log /tmp/rlvr-wheels.log)"
+    fi
+    rm -f "$dir"/rlvr_rewards-*.whl
+    say "wheelhouse $dir: $(ls "$dir" | wc -l) wheels, $(du -sh "$dir" | cut -f1), $(( $(date +%s) - t0 )) s"
+  }
+  wheelhouse "$WHEELS" ".[postgres]" "setuptools>=69" wheel
+  # The trainer's own wheels in a folder of their own: the server image never sees them.
+  [ "$WITH_TRAINER" = 1 ] && wheelhouse "$WHEELS-trainer" "${RLVR_TORCH_SPEC:-torch==2.13.0}" ".[train]"
 fi
 
 # -- the images -----------------------------------------------------------------------------
@@ -110,14 +156,6 @@ if ! command -v debootstrap >/dev/null && command -v apt-get >/dev/null; then
 fi
 command -v debootstrap >/dev/null || cannot "debootstrap is not installed (Debian package debootstrap)"
 
-if [ -z "$MIRROR" ]; then  # the first Debian archive (not -security) apt uses; deb822 or one-line form
-  MIRROR="$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' \
-            | grep -v -- '-security' | head -1)"
-  [ -n "$MIRROR" ] || MIRROR="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-            | awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' \
-            | grep -v -- '-security' | head -1)"
-  [ -n "$MIRROR" ] || MIRROR="http://deb.debian.org/debian"
-fi
 
 WORK="$(mktemp -d /var/tmp/rlvr-base.XXXXXX)" || cannot "no scratch space in /var/tmp"
 MOUNTS=()
