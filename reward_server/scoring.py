@@ -260,9 +260,10 @@ class Scorer:
         # delay everyone); four calls per worker keep the workers fed between turns.
         self.pool_gate = FairGate(4 * workers)
         # Bulk inline checks sent to the workers (see OFFLOAD_INLINE_ABOVE): at most one batch
-        # per worker at once, so a verifier call of another team's waits for one batch (a few
-        # ms) at most, never for a queue of them.
-        self.offload_gate = FairGate(workers)
+        # per two workers at once, so they take at most about the one core they took on the
+        # GIL-bound inline threads, and another team's verifier call waits for one batch (a
+        # few ms) at most, never for a queue of them.
+        self.offload_gate = FairGate(max(1, workers // 2))
         # The same at each thread pool: a team's thousands of queued inline checks (or sandboxed
         # programs, or judge calls) never sit ahead of another team's next one.
         self.thread_gates = {name: FairGate(n) for name, n in sizes.items()}
