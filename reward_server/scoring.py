@@ -34,7 +34,7 @@ from cachetools import TTLCache
 from verifiers import registry
 from verifiers.core import Params, Status, VerifierResult, params_hash
 from verifiers.errors import InvalidParamsError, InvalidReferenceError, VerifierError
-from verifiers.pool import VerifierPool, run_inline
+from verifiers.pool import BatchCall, VerifierPool, run_batch, run_inline
 from verifiers.sandbox.admission import tenant as sandbox_tenant
 
 from .errors import InvalidRequestError
@@ -191,6 +191,15 @@ def combine(sample: SampleInput, outcomes: list[ComponentOutcome], latency_ms: f
     return SampleOutcome(sample, Status.OK, reward, reason, tuple(outcomes), latency_ms)
 
 
+def _failed(e: Exception) -> VerifierResult:
+    """The ERROR result of a verifier call that raised `e`."""
+    if isinstance(e, InvalidReferenceError):
+        return VerifierResult.error(f"invalid reference: {e}")
+    if isinstance(e, VerifierError):  # validated up front; only a race with a registry change lands here
+        return VerifierResult.error(str(e))
+    return VerifierResult.error(f"{type(e).__name__}: {e}")
+
+
 class ResultCache:
     """Thread-safe TTL cache of verifier results; counts hits and misses."""
 
@@ -250,13 +259,25 @@ class Scorer:
         # Teams take turns at the worker pool (FIFO inside it would let one team's backlog
         # delay everyone); four calls per worker keep the workers fed between turns.
         self.pool_gate = FairGate(4 * workers)
+        # Bulk inline checks sent to the workers (see OFFLOAD_INLINE_ABOVE): at most one batch
+        # per two workers at once, so they take at most about the one core they took on the
+        # GIL-bound inline threads, and another team's verifier call waits for one batch (a
+        # few ms) at most, never for a queue of them.
+        self.offload_gate = FairGate(max(1, workers // 2))
         # The same at each thread pool: a team's thousands of queued inline checks (or sandboxed
         # programs, or judge calls) never sit ahead of another team's next one.
         self.thread_gates = {name: FairGate(n) for name, n in sizes.items()}
         self._pid = os.getpid()
+        # Inline batches sent to the threads, and the parameter sets they validated (event loop only).
+        self.inline_batches = self.params_parsed = 0
 
     def warm_up(self) -> None:
         self.pool.warm_up()
+
+    def _is_inline(self, c: Component) -> bool:
+        """Runs on the "inline" threads (cheap checks such as format or length)."""
+        return not c.isolated and c.thread_pool != "sandbox" and (c.thread_pool == "inline"
+                                                                    or c.thread_pool not in self.threads)
 
     async def _run(self, sample: SampleInput, c: Component, team: str) -> tuple[VerifierResult, int]:
         if c.isolated:
@@ -288,37 +309,139 @@ class Scorer:
         try:
             result, pid = await self._run(sample, c, team)
             worker = f"{'pool' if c.isolated else c.thread_pool}:{pid}" if pid > 0 else "pool:killed"
-        except InvalidReferenceError as e:
-            result, worker = VerifierResult.error(f"invalid reference: {e}"), "-"
-        except VerifierError as e:  # validated up front; only a race with a registry change lands here
-            result, worker = VerifierResult.error(str(e)), "-"
         except Exception as e:
-            result, worker = VerifierResult.error(f"{type(e).__name__}: {e}"), "-"
+            result, worker = _failed(e), "-"
         if key is not None:
             self.cache.put(key, result)
         return ComponentOutcome(c, result, (time.perf_counter() - t0) * 1000, worker)
 
-    async def score(self, sample: SampleInput, use_cache: bool = True, team: str = "default") -> SampleOutcome:
+    async def _inline_calls(self, samples: list[SampleInput], items: list[tuple[int, Component]], use_cache: bool,
+                            team: str, t0: float, offload: bool) -> list[ComponentOutcome]:
+        """Run the inline components `items` ((sample position, component)) as one call
+        (`verifiers.pool.run_batch`): on an inline thread, or with `offload` in a worker
+        process, so that a big batch's checks do not hold this process's GIL against the
+        event loop. Latency is counted from `t0`, the unit's start. Outcomes in order."""
+        out: list[ComponentOutcome | None] = [None] * len(items)
+        keys = [ResultCache.key(c, samples[k], team) if use_cache and self.cache.enabled else None
+                for k, c in items]
+        todo = []
+        for n, ((k, c), key) in enumerate(zip(items, keys)):
+            if key is not None and (hit := self.cache.get(key)) is not None:
+                out[n] = ComponentOutcome(c, hit, (time.perf_counter() - t0) * 1000, "cache", cached=True)
+            else:
+                todo.append(n)
+        if not todo:  # all cached: still one turn of the event loop per unit, as a call would take
+            await asyncio.sleep(0)
+            return out  # type: ignore[return-value]
+        calls: list[BatchCall] = [(c.name, c.version, s.completion, s.reference, c.params_json, s.prompt, c.params_hash)
+                                  for c, s in ((items[n][1], samples[items[n][0]]) for n in todo)]
+        try:
+            if offload:
+                async with self.offload_gate.slot(team), self.pool_gate.slot(team):
+                    results, parsed, pid = await asyncio.wrap_future(self.pool.submit_batch(
+                        calls, sum(items[n][1].timeout_s for n in todo)))
+            else:
+                async with self.thread_gates["inline"].slot(team):
+                    results, parsed, pid = await asyncio.wrap_future(self.threads["inline"].submit(run_batch, calls))
+        except Exception as e:  # the threads or the pool are shutting down
+            results, parsed, pid = [_failed(e)] * len(todo), 0, 0
+        self.inline_batches += 1
+        self.params_parsed += parsed
+        for n, value in zip(todo, results):
+            c = items[n][1]
+            if isinstance(value, VerifierError) or not pid:
+                result, worker = (_failed(value) if isinstance(value, VerifierError) else value), "-"
+            elif offload:
+                result, worker = value, f"pool:{pid}" if pid > 0 else "pool:killed"
+            else:
+                result, worker = value, f"{c.thread_pool}:{pid}"
+            if keys[n] is not None:
+                self.cache.put(keys[n], result)
+            out[n] = ComponentOutcome(c, result, (time.perf_counter() - t0) * 1000, worker)
+        return out  # type: ignore[return-value]
+
+    async def _score_unit(self, samples: list[SampleInput], use_cache: bool, team: str,
+                          offload: bool = False) -> list[SampleOutcome]:
+        """Score a few samples together: their inline components in one call to an inline
+        thread (one turn at its gate, one wake-up of the event loop), every other component
+        as its own call."""
         t0 = time.perf_counter()
-        outcomes = await asyncio.gather(*(self._score_component(sample, c, use_cache, team)
-                                          for c in sample.components))
-        return combine(sample, list(outcomes), (time.perf_counter() - t0) * 1000)
+        slots: list[list[ComponentOutcome | None]] = [[None] * len(s.components) for s in samples]
+        inline = [(k, j) for k, s in enumerate(samples) for j, c in enumerate(s.components) if self._is_inline(c)]
+        inline_set = set(inline)
+
+        async def one(k: int, j: int) -> None:
+            slots[k][j] = await self._score_component(samples[k], samples[k].components[j], use_cache, team)
+
+        async def batch() -> None:
+            items = [(k, samples[k].components[j]) for k, j in inline]
+            for (k, j), o in zip(inline, await self._inline_calls(samples, items, use_cache, team, t0, offload)):
+                slots[k][j] = o
+
+        calls = [one(k, j) for k, s in enumerate(samples) for j in range(len(s.components))
+                 if (k, j) not in inline_set]
+        if inline:
+            calls.append(batch())
+        if len(calls) == 1:
+            await calls[0]
+        else:
+            await asyncio.gather(*calls)
+        return [combine(s, slots[k], (time.perf_counter() - t0) * 1000)  # type: ignore[arg-type]
+                for k, s in enumerate(samples)]
+
+    async def score(self, sample: SampleInput, use_cache: bool = True, team: str = "default") -> SampleOutcome:
+        (outcome,) = await self._score_unit([sample], use_cache, team)
+        return outcome
 
     SAMPLES_IN_FLIGHT = 128  # per call: enough to keep every pool busy
+    INLINE_BATCH = 64  # inline verifications per call when samples have only inline components
+    # A call with more inline verifications than this runs them in the worker processes (in
+    # turns by team at the pool) rather than on this process's threads: thousands of cheap
+    # checks on threads would hold the GIL against the event loop that every team shares.
+    OFFLOAD_INLINE_ABOVE = 256
+
+    def units(self, samples: list[SampleInput]) -> list[list[int]]:
+        """`samples`' positions in scoring units: runs of consecutive samples whose components
+        are all inline, up to INLINE_BATCH components a unit; every other sample alone."""
+        out: list[list[int]] = []
+        run: list[int] = []
+        size = 0
+        for i, s in enumerate(samples):
+            if not all(self._is_inline(c) for c in s.components):
+                if run:
+                    out.append(run)
+                    run, size = [], 0
+                out.append([i])
+                continue
+            if run and size + len(s.components) > self.INLINE_BATCH:
+                out.append(run)
+                run, size = [], 0
+            run.append(i)
+            size += len(s.components)
+        if run:
+            out.append(run)
+        return out
 
     async def score_many(self, samples: list[SampleInput], use_cache: bool = True,
                          team: str = "default") -> list[SampleOutcome]:
-        """Score `samples` concurrently (at most SAMPLES_IN_FLIGHT at a time, so a batch of
+        """Score `samples` concurrently (at most SAMPLES_IN_FLIGHT units at a time, so a batch of
         thousands does not flood the event loop with tasks ahead of other teams' calls);
-        `team` takes its turn at the worker pool and the thread pools. Results in order."""
+        `team` takes its turn at the worker pool and the thread pools. Cheap inline checks go
+        in batches (`units`): one call per 64 verifications, not one each, so a large batch
+        of them costs the event loop (which every team's calls share) a few wake-ups rather
+        than thousands; above OFFLOAD_INLINE_ABOVE of them those calls go to the worker
+        processes instead of the inline threads. Results in order."""
         out: list[SampleOutcome | None] = [None] * len(samples)
-        todo = iter(range(len(samples)))
+        units = self.units(samples)
+        todo = iter(units)
+        offload = sum(self._is_inline(c) for s in samples for c in s.components) > self.OFFLOAD_INLINE_ABOVE
 
         async def lane() -> None:
-            for i in todo:
-                out[i] = await self.score(samples[i], use_cache, team)
+            for unit in todo:
+                for i, o in zip(unit, await self._score_unit([samples[i] for i in unit], use_cache, team, offload)):
+                    out[i] = o
 
-        await asyncio.gather(*(lane() for _ in range(min(len(samples), self.SAMPLES_IN_FLIGHT))))
+        await asyncio.gather(*(lane() for _ in range(min(len(units), self.SAMPLES_IN_FLIGHT))))
         return out  # type: ignore[return-value]
 
     def close(self) -> None:

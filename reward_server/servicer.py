@@ -14,7 +14,7 @@ import time
 import logging
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,20 @@ def _group_error(g: pb.GroupRequest, exc: Exception) -> pb.GroupResult | None:
         return None
     return pb.GroupResult(group_id=g.group_id, step=g.step,
                           error=pb.GroupError(code=code.name, message=public_message(exc)))
+
+
+def _chunks(outcomes: list[Any], components: int) -> Iterator[list[Any]]:
+    """`outcomes` in runs of consecutive samples of about `components` components each."""
+    chunk: list[Any] = []
+    n = 0
+    for o in outcomes:
+        chunk.append(o)
+        n += len(o.components)
+        if n >= components:
+            yield chunk
+            chunk, n = [], 0
+    if chunk:
+        yield chunk
 
 
 def _rpc(fn: Callable) -> Callable:
@@ -259,14 +273,24 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             return await asyncio.get_running_loop().run_in_executor(self._validate_threads, functools.partial(
                 convert.samples_from_pb, samples, spec, where, self.config.timeout_s, self._load_spec, self.limits))
 
+    # Components converted (rows, response, metrics) between two turns of the event loop: a few ms.
+    CONVERT_CHUNK_COMPONENTS = 256
+
     async def _score_and_store(self, samples: list[SampleInput], *, who: Principal, run_id: str, step: int,
                                group_id: str) -> list[pb.SampleResult]:
         outcomes = await self.scorer.score_many(samples, team=who.team)
-        self.metrics.scored(outcomes, who.team, self.scorer.cache.enabled)
         request_id = convert.new_request_id()
-        rows = [row for o in outcomes for row in convert.outcome_rows(
-            o, run_id=run_id, step=step if run_id else None, group_id=group_id, team=who.team,
-            request_id=request_id, store_texts=self.config.store_texts)]
+        rows: list[dict[str, Any]] = []
+        results: list[pb.SampleResult] = []
+        for chunk in _chunks(outcomes, self.CONVERT_CHUNK_COMPONENTS):
+            if rows:  # a batch of thousands of components converts in turns with the other calls
+                await asyncio.sleep(0)
+            self.metrics.scored(chunk, who.team, self.scorer.cache.enabled)
+            for o in chunk:
+                rows += convert.outcome_rows(o, run_id=run_id, step=step if run_id else None, group_id=group_id,
+                                             team=who.team, request_id=request_id,
+                                             store_texts=self.config.store_texts)
+                results.append(convert.outcome_to_pb(o))
         counts = self._team_counts[who.team]
         if self.scorer.cache.enabled:  # one cache lookup per component, as the cache counts them
             hits = sum(co.cached for o in outcomes for co in o.components)
@@ -281,7 +305,7 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
             counts.rows_pending -= len(rows)
         counts.rows_written += len(rows)
         await self._charge_sandbox(who, outcomes)
-        return [convert.outcome_to_pb(o) for o in outcomes]
+        return results
 
     async def _charge_sandbox(self, who: Principal, outcomes: list[Any]) -> None:
         sandbox_s = sum(co.latency_ms for o in outcomes for co in o.components

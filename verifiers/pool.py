@@ -39,20 +39,67 @@ def _run(name: str, version: str, completion: str, reference: Any, params: dict[
     keep their type across the process boundary."""
     from . import registry
 
-    try:
+    def call() -> VerifierResult:
         cls = registry.get(name, version)
-        parsed = registry.parse_params(cls, params)
-        if cls.uses_prompt:
-            return cls().verify(completion, reference, parsed, prompt=prompt), os.getpid()
-        return cls().verify(completion, reference, parsed), os.getpid()
+        return _call(cls, registry.parse_params(cls, params), completion, reference, prompt)
+
+    return _guarded(call), os.getpid()
+
+
+def _call(cls: type, parsed: Any, completion: str, reference: Any, prompt: str | None) -> VerifierResult:
+    if cls.uses_prompt:
+        return cls().verify(completion, reference, parsed, prompt=prompt)
+    return cls().verify(completion, reference, parsed)
+
+
+def _guarded(call: Any) -> VerifierResult | VerifierError:
+    """`call()`'s result, with a request error returned and any other failure as an ERROR result."""
+    try:
+        return call()
     except VerifierError as e:
-        return e, os.getpid()
+        return e
     except MemoryError:
-        return VerifierResult.error("memory limit exceeded in the verifier worker"), os.getpid()
+        return VerifierResult.error("memory limit exceeded in the verifier worker")
     except RecursionError:
-        return VerifierResult.error("input too deeply nested (recursion limit)"), os.getpid()
+        return VerifierResult.error("input too deeply nested (recursion limit)")
     except Exception as e:  # a verifier bug is an ERROR result with its reason
-        return VerifierResult.error(f"verifier raised {type(e).__name__}: {e}"), os.getpid()
+        return VerifierResult.error(f"verifier raised {type(e).__name__}: {e}")
+
+
+# One call of a batch: (name, version, completion, reference, params, prompt, params key). Calls
+# with the same (name, version, params key) share one registry lookup and one parameter parse.
+BatchCall = tuple[str, str, str, Any, dict[str, Any], "str | None", str]
+
+
+def run_batch(calls: list[BatchCall]) -> tuple[list[VerifierResult | VerifierError], int, int]:
+    """Run `calls` one after another in this process: (each call's result, or its request
+    error as a value; how many distinct parameter sets were validated; this process's id).
+    Each result is what `_run` gives for that call alone."""
+    from . import registry
+
+    prepared: dict[tuple[str, str, str], tuple[type, Any]] = {}
+    out: list[VerifierResult | VerifierError] = []
+    for name, version, completion, reference, params, prompt, key in calls:
+        def call() -> VerifierResult:
+            ready = prepared.get((name, version, key))
+            if ready is None:
+                cls = registry.get(name, version)
+                ready = prepared[(name, version, key)] = (cls, registry.parse_params(cls, params))
+            return _call(*ready, completion, reference, prompt)
+
+        out.append(_guarded(call))
+    return out, len(prepared), os.getpid()
+
+
+def _lost(name: str, timeout_s: float, exc: BaseException) -> VerifierResult:
+    """The result of a pool call that returned nothing: killed at its limit, died, cancelled."""
+    if isinstance(exc, cf.TimeoutError):
+        return VerifierResult.timeout(f"{name} ran past its {timeout_s:g} s wall-clock limit; worker killed")
+    if isinstance(exc, ProcessExpired):
+        return VerifierResult.error(f"{name} worker died (exit code {exc.exitcode}); likely the memory limit")
+    if isinstance(exc, cf.CancelledError):
+        return VerifierResult.error(f"{name} call cancelled (pool shutting down)")
+    return VerifierResult.error(f"{name} call failed: {type(exc).__name__}: {exc}")  # pickling failures and the like
 
 
 class VerifierPool:
@@ -103,24 +150,30 @@ class VerifierPool:
         def done(f: cf.Future) -> None:
             try:
                 value, pid = f.result()
-            except cf.TimeoutError:
-                out.set_result((VerifierResult.timeout(
-                    f"{name} ran past its {timeout_s:g} s wall-clock limit; worker killed"), -1))
-                return
-            except ProcessExpired as e:
-                out.set_result((VerifierResult.error(
-                    f"{name} worker died (exit code {e.exitcode}); likely the memory limit"), -1))
-                return
-            except cf.CancelledError:
-                out.set_result((VerifierResult.error(f"{name} call cancelled (pool shutting down)"), -1))
-                return
-            except Exception as e:  # pickling failures and the like
-                out.set_result((VerifierResult.error(f"{name} call failed: {type(e).__name__}: {e}"), -1))
+            except (Exception, cf.CancelledError) as e:
+                out.set_result((_lost(name, timeout_s, e), -1))
                 return
             if isinstance(value, VerifierError):
                 out.set_exception(value)
             else:
                 out.set_result((value, pid))
+
+        inner.add_done_callback(done)
+        return out
+
+    def submit_batch(self, calls: list[BatchCall], timeout_s: float
+                     ) -> "cf.Future[tuple[list[VerifierResult | VerifierError], int, int]]":
+        """`run_batch(calls)` in one worker, killed after `timeout_s` for the whole batch (every
+        call then TIMEOUT). The future never fails: (results, parameter sets validated, pid or -1)."""
+        out: cf.Future = cf.Future()
+        inner = self._schedule(run_batch, (calls,), timeout_s)
+        label = f"a batch of {len(calls)} calls ({', '.join(sorted({c[0] for c in calls}))})"
+
+        def done(f: cf.Future) -> None:
+            try:
+                out.set_result(f.result())
+            except (Exception, cf.CancelledError) as e:
+                out.set_result(([_lost(label, timeout_s, e)] * len(calls), 0, -1))
 
         inner.add_done_callback(done)
         return out
@@ -139,4 +192,4 @@ def run_inline(name: str, version: str, completion: str, reference: Any,
     return value
 
 
-__all__ = ["VerifierPool", "run_inline", "Status"]
+__all__ = ["VerifierPool", "run_batch", "run_inline", "Status"]
