@@ -305,9 +305,9 @@ def test_compose_stack_scores_math_and_code_and_stores_them_in_postgres(stack: S
                              spec=build_spec("deploy-math"))
     got = {r.id: (r.status, r.reward) for r in [*math, *code, *named]}
     # The wrong program ran and printed -1 where 3 was expected: the sandbox really ran it.
-    assert got == {"math-right": (pb.STATUS_OK, 1.0), "math-wrong": (pb.STATUS_OK, 0.0),
-                   "code-right": (pb.STATUS_OK, 1.0), "code-wrong": (pb.STATUS_OK, 0.0),
-                   "math-by-config-spec": (pb.STATUS_OK, 1.0)}, f"{[*math, *code, *named]}\n{stack.logs()}"
+    assert got == {"math-right": ("OK", 1.0), "math-wrong": ("OK", 0.0),
+                   "code-right": ("OK", 1.0), "code-wrong": ("OK", 0.0),
+                   "math-by-config-spec": ("OK", 1.0)}, f"{[*math, *code, *named]}\n{stack.logs()}"
 
     # The rows, read in PostgreSQL itself (the score writer commits before it answers).
     rows = stack.sql("SELECT sample_id, verifier, status, reward, team FROM scores WHERE run_id IS NULL "
@@ -386,7 +386,7 @@ def test_a_killed_server_comes_back_and_migrate_runs_once(stack: Stack, team_key
     _wait_serving(stack, stack.address)
     with ServiceClient(stack.address, api_key=team_key, max_retries=2) as client:
         (r,) = client.score([make_sample("after-restart", "\\boxed{4}", reference="4")], spec=build_spec(["math"]))
-    assert (r.status, r.reward) == (pb.STATUS_OK, 1.0)
+    assert (r.status, r.reward) == ("OK", 1.0)
     assert stack.inspect(migrate, "{{.State.Status}} {{.RestartCount}}") == "exited 0"
 
 
@@ -403,7 +403,7 @@ def test_two_replicas_each_on_a_port_of_the_range_and_one_service_name(stack: St
         _wait_serving(stack, address)
         with ServiceClient(address, api_key=team_key, max_retries=2) as client:
             (r,) = client.score([make_sample(f"replica-{i}", "\\boxed{1}", reference="1")], spec=build_spec(["math"]))
-            assert (r.status, r.reward) == (pb.STATUS_OK, 1.0)
+            assert (r.status, r.reward) == ("OK", 1.0)
             replicas.add(client.call("GetStats", pb.GetStatsRequest()).replica)
     assert len(replicas) == 2, replicas
     dns = stack.run("exec", "-T", "reward-server", "python", "-c",
