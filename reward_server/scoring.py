@@ -394,7 +394,11 @@ class Scorer:
         return outcome
 
     SAMPLES_IN_FLIGHT = 128  # per call: enough to keep every pool busy
-    INLINE_BATCH = 64  # inline verifications per call when samples have only inline components
+    # Inline verifications per call when samples have only inline components. Small enough
+    # that one call of another team's bulk checks (on a thread or a worker) is a short wait:
+    # at 64, team B's p99 under issue #17's 1,024 x 8 attack was 540-770 ms; at 16, 157-215 ms
+    # (benchmarks/team_fairness.py, bound 244 ms), with the event loop's savings kept.
+    INLINE_BATCH = 16
     # A call with more inline verifications than this runs them in the worker processes (in
     # turns by team at the pool) rather than on this process's threads: thousands of cheap
     # checks on threads would hold the GIL against the event loop that every team shares.

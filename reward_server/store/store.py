@@ -160,7 +160,7 @@ def _insert_skipping_stored(dialect: str) -> Any:
 class ScoreStore:
     """Runs, steps and scores in one database. Thread-safe."""
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, batch_rows: int = 1000, flush_ms: int = 0):
+    def __init__(self, url: str, *, auto_migrate: bool = True, batch_rows: int = 250, flush_ms: int = 0):
         self.url = url
         self.engine = make_engine(url)
         current, head = schema_revisions(self.engine)

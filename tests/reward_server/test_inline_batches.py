@@ -1,5 +1,5 @@
 """Cheap inline checks go in batches (issue #17.4/17.7): one call, one event-loop wake-up and
-one parameter validation per 64 verifications rather than one each, with the same verdicts;
+one parameter validation per Scorer.INLINE_BATCH (16) verifications rather than one each, with the same verdicts;
 a large batch's calls run in the worker processes, off the server's GIL and event loop."""
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ def scorer():
     s.close()
 
 
-def test_a_large_batch_of_inline_checks_runs_in_the_workers_one_call_per_64(scorer):
+def test_a_large_batch_of_inline_checks_runs_in_the_workers_in_calls_of_inline_batch(scorer):
     samples = convert.samples_from_pb(COSTLY, pb.RewardSpec(), "request", None)
     outcomes = asyncio.run(scorer.score_many(samples, team="a"))
-    # 8,192 verifications in 128 worker calls (not 8,192 thread calls), and the one distinct parameter set
+    # 8,192 verifications in 512 worker calls (not 8,192 thread calls), and the one distinct parameter set
     # (format's defaults; the weights differ) validated once per call.
-    assert scorer.inline_batches == 8192 // Scorer.INLINE_BATCH == 128
-    assert scorer.params_parsed == 128
+    assert scorer.inline_batches == 8192 // Scorer.INLINE_BATCH == 512
+    assert scorer.params_parsed == 512
     for s, o in zip(samples, outcomes):
         assert o.sample is s and len(o.components) == 8
         alone = run_inline("format", s.components[0].version, s.completion, None, s.components[0].params_json)
