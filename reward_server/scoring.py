@@ -431,7 +431,7 @@ class Scorer:
         """Score `samples` concurrently (at most SAMPLES_IN_FLIGHT units at a time, so a batch of
         thousands does not flood the event loop with tasks ahead of other teams' calls);
         `team` takes its turn at the worker pool and the thread pools. Cheap inline checks go
-        in batches (`units`): one call per 64 verifications, not one each, so a large batch
+        in batches (`units`): one call per INLINE_BATCH verifications, not one each, so a large batch
         of them costs the event loop (which every team's calls share) a few wake-ups rather
         than thousands; above OFFLOAD_INLINE_ABOVE of them those calls go to the worker
         processes instead of the inline threads. Results in order."""
