@@ -124,6 +124,17 @@ class GroupStream:
                 return
             yield item
 
+    def _resend_queue(self) -> queue.Queue:
+        """A new request queue holding every group without a result yet (and the close mark
+        when the caller has closed), installed as the stream's queue. Call holding _lock."""
+        q: queue.Queue = queue.Queue()
+        for req in self._pending.values():
+            q.put(req)
+        if self._closed:
+            q.put(_CLOSE)
+        self._queue = q
+        return q
+
     def _consume(self) -> None:
         c = self._client
         attempt, first_failure = 0, 0.0
@@ -182,12 +193,7 @@ class GroupStream:
                     attempt += 1
                     with self._lock:
                         self._unavailable.clear()
-                        q = queue.Queue()
-                        for req in self._pending.values():
-                            q.put(req)
-                        if self._closed:
-                            q.put(_CLOSE)
-                        self._queue = q
+                        q = self._resend_queue()
                     continue
                 c.outages.recovered(what)
                 return
@@ -200,14 +206,9 @@ class GroupStream:
                     c.outages.failed(what, c.policy.give_up_at(first_failure, self._deadline))
                     time.sleep(c.policy.sleep_s(attempt))
                     attempt += 1
-                    with self._lock:  # new queue: re-send what has no result yet
+                    with self._lock:
                         q.put(_CLOSE)     # ends the failed call's request iterator
-                        q = queue.Queue()
-                        for req in self._pending.values():
-                            q.put(req)
-                        if self._closed:
-                            q.put(_CLOSE)
-                        self._queue = q
+                        q = self._resend_queue()
                     continue
                 if code == grpc.StatusCode.UNAVAILABLE or (code == grpc.StatusCode.DEADLINE_EXCEEDED
                                                            and first_failure):
