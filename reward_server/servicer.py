@@ -602,10 +602,10 @@ class RewardServicer(pb_grpc.RewardServiceServicer):
         limit = min(request.limit or STEPS_PAGE_MAX, STEPS_PAGE_MAX)
         after = None
         if request.page_token:
-            if not re.fullmatch(r"-?[0-9]{1,19}", request.page_token):
+            after = int(request.page_token) if re.fullmatch(r"-?[0-9]{1,19}", request.page_token) else None
+            if after is None or not -2**63 <= after < 2**63:  # a step is an int64 (the column too)
                 raise InvalidRequestError("page_token: not a token this server gave; send the previous "
                                           "answer's next_page_token, or \"\" for the first page")
-            after = int(request.page_token)
         team = await self._check_run(request.run_id, who, write=False, team=request.team)
 
         def page() -> pb.ListStepsResponse:

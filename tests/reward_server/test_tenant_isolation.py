@@ -655,6 +655,7 @@ def test_list_steps_answers_a_bounded_page(sqlite_tenants):
     assert [len(p.steps) for p in pages] == [1000, 64, 37]
     small = t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id, limit=10), metadata=md(t.k["a"]))
     assert [s.step for s in small.steps] == list(range(10)) and small.next_page_token
-    with pytest.raises(grpc.RpcError) as e:
-        t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id, page_token="step 5"), metadata=md(t.k["a"]))
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "next_page_token" in e.value.details()
+    for forged in ("step 5", "9999999999999999999", "-9999999999999999999"):  # the last two: past int64
+        with pytest.raises(grpc.RpcError) as e:
+            t.stub.ListSteps(pb.ListStepsRequest(run_id=run.run_id, page_token=forged), metadata=md(t.k["a"]))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "next_page_token" in e.value.details()
