@@ -103,8 +103,9 @@ def connect(args: argparse.Namespace) -> RewardClient:
     client = RewardClient(args.server, api_key=args.api_key, tls_ca=args.tls_ca, rpc_timeout_s=120.0,
                           stream_timeout_s=3600.0,   # replay: one ScoreGroups stream per step of a chunk
                           # The outage window bounds the wait (--outage-timeout-s 1 gives up after
-                          # about a second, not after ten back-offs of up to 5 s each).
-                          max_retries=1, outage_timeout_s=args.outage_timeout_s,
+                          # about a second, not after ten back-offs of up to 5 s each); a team's
+                          # quota refusals are still waited out up to ten times.
+                          max_retries=1, max_quota_retries=10, outage_timeout_s=args.outage_timeout_s,
                           log=lambda line: print(f"rewardctl: {line}", file=sys.stderr))
     try:
         client.wait_ready(CONNECT_TIMEOUT_S)

@@ -60,6 +60,7 @@ class RewardClient:
                  tls_ca: str | Path | None = None, rpc_timeout_s: float = 30.0,
                  stream_timeout_s: float = 300.0, max_retries: int = 3, backoff_s: float = 0.25,
                  max_backoff_s: float = 5.0, outage_timeout_s: float = 0.0,
+                 max_quota_retries: int | None = None,
                  log: Callable[[str], None] | None = None, outage_notice_every_s: float = 30.0):
         self.address = resolve_address(address)
         self.api_key = resolve_api_key(api_key)
@@ -67,7 +68,8 @@ class RewardClient:
         self.rpc_timeout_s = rpc_timeout_s
         self.stream_timeout_s = stream_timeout_s
         self.policy = RetryPolicy(max_retries=max_retries, backoff_s=backoff_s,
-                                  max_backoff_s=max_backoff_s, outage_timeout_s=outage_timeout_s)
+                                  max_backoff_s=max_backoff_s, outage_timeout_s=outage_timeout_s,
+                                  max_quota_retries=max_quota_retries)
         self.outages = OutageNotices(self.address, log, outage_notice_every_s)
         self.channel = make_channel(self.address, self.tls_ca, api_key=self.api_key,
                                     options=channel_options(max_backoff_s))

@@ -52,6 +52,7 @@ class RetryPolicy:
     max_backoff_s: float = 5.0
     outage_timeout_s: float = 0.0
     max_retry_after_s: float = 60.0   # the longest quota wait honoured (a server may ask for days)
+    max_quota_retries: int | None = None  # quota refusals retried; None = max_retries
     jitter: bool = True
 
     def backoff(self, attempt: int) -> float:
@@ -83,7 +84,8 @@ class RetryPolicy:
         capped at max_retry_after_s (plus up to 50 ms of jitter), or None when it carries none
         (or a broken one) or the retries are spent."""
         hint = retry_after_s(err)
-        if hint is None or attempt >= self.max_retries:
+        limit = self.max_retries if self.max_quota_retries is None else self.max_quota_retries
+        if hint is None or attempt >= limit:
             return None
         return min(hint, self.max_retry_after_s) + (random.random() * 0.05 if self.jitter else 0.0)
 

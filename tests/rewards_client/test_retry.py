@@ -76,6 +76,11 @@ def test_a_quota_refusal_is_retried_after_the_servers_retry_after(tmp_path):
             with pytest.raises(RewardCallError) as e:
                 impatient.score(batch, ["format"])
             assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and impatient.retries == 0
+        # rewardctl's setting: an outage bounded by its window (one back-off), a team's quota still
+        # waited out (with max_retries=1 alone, a second quota refusal would end the file).
+        with RewardClient(srv.address, api_key=key, max_retries=0, max_quota_retries=3) as patient:
+            scores = patient.score(batch, ["format"])
+            assert len(scores) == 20 and patient.retries >= 1
 
 
 def test_other_refusals_are_raised_at_once_with_their_code(server):
