@@ -3,7 +3,11 @@ Each rank appends `step checksum` of its weights after every step to rank{R}.txt
 writes its result (run id, logged history) to result{R}.json, and its own stdout and
 stderr (file descriptors 1 and 2, where the trainer's console lines go) to
 stdout{R}.txt / stderr{R}.txt. math abstains on a completion with no answer, so some
-samples are non-OK and the ranks' counts differ."""
+samples are non-OK and the ranks' counts differ.
+
+With `--then-tasks` (test_ddp.py), the same ranks then run _ddp_tasks_worker.py's step, their
+stdout and stderr going to tasks-stdout{R}.txt / tasks-stderr{R}.txt: one launch (~6 s of
+process start and imports) serves both tests."""
 from __future__ import annotations
 
 import json
@@ -37,3 +41,11 @@ result = train(cfg, problems=(problems(8), problems(2, 5)), on_step=on_step)
 (out / f"result{rank}.json").write_text(json.dumps({"run_id": result.run_id,
                                                      "steps": result.steps,
                                                      "history": result.history}))
+
+if sys.argv[4:] == ["--then-tasks"]:
+    from tests.trainer_client._ddp_tasks_worker import run_tasks
+
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(os.open(out / f"tasks-{name}{rank}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    run_tasks(model_dir, address, out, rank)

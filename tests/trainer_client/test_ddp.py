@@ -25,16 +25,35 @@ from ._launch import launch  # noqa: E402
 from .test_resume import TINY  # noqa: E402
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
-TASKS_WORKER = Path(__file__).with_name("_ddp_tasks_worker.py")
 
 
-def test_two_ranks_stay_identical_and_both_stream_their_groups(server, tmp_path):
-    model_dir = build_tiny_model(tmp_path / "tiny", TINY)
-    addr = f"127.0.0.1:{server.port}"
-    proc = launch("torchrun", WORKER, str(model_dir), addr, str(tmp_path))
-    err = {r: (tmp_path / f"stderr{r}.txt").read_text() if (tmp_path / f"stderr{r}.txt").exists() else ""
-           for r in (0, 1)}
-    assert proc.returncode == 0, proc.stderr[-3000:] + err[0][-2000:] + err[1][-2000:]
+@pytest.fixture(scope="module")
+def ddp_launch(tmp_path_factory):
+    """One `torchrun` for both tests (a launch is ~6 s of process start and imports on 2
+    cores): _ddp_worker.py's 2-step run, then in the same ranks _ddp_tasks_worker.py's step,
+    against a real server. Yields (process, its folder, the server's address)."""
+    from reward_server.app import start_server
+    from reward_server.config import ServerConfig
+
+    tmp = tmp_path_factory.mktemp("ddp")
+    with start_server(ServerConfig(host="127.0.0.1", port=0, database_url=f"sqlite:///{tmp}/rewards.db",
+                                   workers=2, grace_s=5)) as srv:
+        model_dir = build_tiny_model(tmp / "tiny", TINY)
+        addr = f"127.0.0.1:{srv.port}"
+        yield launch("torchrun", WORKER, str(model_dir), addr, str(tmp), "--then-tasks"), tmp, addr
+
+
+def _stderr(tmp_path: Path, prefix: str = "") -> dict[int, str]:
+    return {r: (tmp_path / f"{prefix}stderr{r}.txt").read_text()
+            if (tmp_path / f"{prefix}stderr{r}.txt").exists() else "" for r in (0, 1)}
+
+
+def test_two_ranks_stay_identical_and_both_stream_their_groups(ddp_launch):
+    proc, tmp_path, addr = ddp_launch
+    err = _stderr(tmp_path)
+    tasks_err = _stderr(tmp_path, "tasks-")
+    assert proc.returncode == 0, (proc.stderr[-3000:] + err[0][-2000:] + err[1][-2000:]
+                                  + tasks_err[0][-2000:] + tasks_err[1][-2000:])
 
     sums = [(tmp_path / f"rank{r}.txt").read_text().split("\n")[:-1] for r in (0, 1)]
     assert len(sums[0]) == 2 and sums[0] == sums[1]          # identical after each step
@@ -74,14 +93,13 @@ def test_two_ranks_stay_identical_and_both_stream_their_groups(server, tmp_path)
     assert any((non_ok[(s, "r0")] - non_ok[(s, "r1")]) % 2 for s in (1, 2)), non_ok
 
 
-def test_per_task_metrics_have_the_same_keys_on_every_rank(server, tmp_path):
+def test_per_task_metrics_have_the_same_keys_on_every_rank(ddp_launch):
     """Each rank's batch holds other tasks; the metrics all-reduce needs the same keys on
     every rank, so the per-task keys come from the data's tasks, not from a rank's batch
     (NaN where this step drew none of that task)."""
-    model_dir = build_tiny_model(tmp_path / "tiny", TINY)
-    proc = launch("torchrun", TASKS_WORKER, str(model_dir), f"127.0.0.1:{server.port}",
-                  str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc, tmp_path, _ = ddp_launch
+    err = _stderr(tmp_path, "tasks-")
+    assert proc.returncode == 0, proc.stderr[-3000:] + err[0][-2000:] + err[1][-2000:]
     hist = [json.loads((tmp_path / f"tasks{r}.json").read_text()) for r in (0, 1)]
     want = {f"reward/task/t{i}" for i in range(8)}
     keys = [{k for k in h[0] if k.startswith("reward/task/")} for h in hist]
