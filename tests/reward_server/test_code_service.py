@@ -203,10 +203,11 @@ def test_a_teams_sleeping_programs_do_not_delay_another_teams_correct_program(tm
             assert score(rpc, b, [good], code_spec())[0].reward == 1.0  # warm
             sleepers = [sample("```python\nimport time\ntime.sleep(60)\n```", STDIO, f"a-sleep-{i}")
                         for i in range(24)]
-            # a 0.5 s CPU limit: each sleeper holds its slot for its 3 s wall-clock backstop, well
-            # past team B's three runs below (the default 2 s held 10.5 s: two waves took 21 s)
+            # a 1 s CPU limit: each sleeper holds its slot for its 5.5 s wall-clock backstop, so a
+            # team B run stuck behind them would wait ~4 s, twice the bound below (the default 2 s
+            # held 10.5 s: the two waves took 21 s)
             with cf.ThreadPoolExecutor(2) as ex:
-                flood = ex.submit(score, rpc, a, sleepers, code_spec(timeout_per_test_s=0.5))
+                flood = ex.submit(score, rpc, a, sleepers, code_spec(timeout_per_test_s=1))
                 time.sleep(1.5)  # team A's sleepers now hold what they can
                 took = []
                 for _ in range(3):
