@@ -144,3 +144,49 @@ def test_a_big_request_is_written_in_turns_with_other_teams(url):
     assert big.result(timeout=60) is None and count(url) == 2001
     assert store.flush(timeout_s=5) and store.unsettled() == []
     store.close()
+
+
+def test_a_teams_requests_commit_in_order_and_close_writes_every_lane(url):
+    """Queued without waiting, a team's requests still commit in the order sent (the first
+    write of a key wins, as the trainer's re-sends expect), whichever lane is free; close()
+    returns only when every team's rows are written."""
+    store = ScoreStore(url, batch_rows=8)
+    futs = []
+    for team in ("a", "b", "c"):
+        store.start_run("run", team, {}, team=team)
+    for k in range(30):
+        for team in ("a", "b", "c"):
+            futs.append(store.add_scores([dict(_row(i, "run"), team=team, reward=float(k), request_id=f"k{k}")
+                                          for i in range(8)]))
+    store.close()
+    assert all(f.done() and f.exception() is None for f in futs)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        stored = c.execute(text("select team, min(request_id), max(request_id), count(*) from scores "
+                                "group by team order by team")).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [(t, "k0", "k0", 8) for t in ("a", "b", "c")]
+
+
+def test_on_postgresql_a_teams_rows_do_not_wait_for_another_teams_transaction(pg_url):
+    """Team A's transaction is held by a lock (another connection inserted one of its keys
+    and has not committed): team B's rows are committed meanwhile by the other lane."""
+    store = ScoreStore(pg_url)
+    store.start_run("run-a", "a", {}, team="a")
+    store.start_run("run-b", "b", {}, team="b")
+    row_a = dict(_row(0, "run-a"), team="a")
+    with store.engine.connect() as blocker:
+        tx = blocker.begin()
+        blocker.execute(insert(ScoreRow), [row_a])
+        held = store.add_scores([dict(row_a, request_id="writer")])
+        time.sleep(0.5)
+        assert not held.done()  # waiting for the blocker's transaction
+        other = store.add_scores([dict(_row(i, "run-b"), team="b") for i in range(8)])
+        assert other.result(timeout=5) is None and count(pg_url, "team = 'b'") == 8
+        more_a = store.add_scores([dict(_row(1, "run-a"), team="a")])  # behind A's held request
+        time.sleep(0.3)
+        assert not held.done() and not more_a.done()
+        tx.rollback()
+    assert held.result(timeout=10) is None and more_a.result(timeout=10) is None
+    assert count(pg_url, "team = 'a'") == 2
+    store.close()
