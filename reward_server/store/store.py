@@ -315,19 +315,27 @@ class ScoreStore:
 
     def _execute_with_retries(self, batch: list[dict[str, Any]], attempts: int = 5) -> Exception | None:
         error: Exception | None = None
-        for attempt in range(attempts):
+        reconnected = False
+        attempt = 0
+        while attempt < attempts:
             try:
                 with self._write_engine.begin() as conn:  # Core, not the ORM: a third less CPU per row
                     conn.execute(self._insert_stmt, batch)
                 return None
             except Exception as e:  # a transient lock or connection drop must not lose scores
                 error = e
+                if not reconnected and isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+                    # A pooled connection the database dropped (no checkout ping): at once, on a fresh one.
+                    reconnected = True
+                    log.info("score writer: the database dropped a connection; writing on a fresh one")
+                    continue
                 if _permanent(e):  # the same rows would be refused again: do not hold the writer
                     log.warning("the database refused a batch of %d score rows: %s", len(batch), e)
                     return e
                 log.exception("score write failed (attempt %d/%d, %d rows)", attempt + 1, attempts, len(batch))
                 if attempt + 1 < attempts:
                     time.sleep(0.2 * 2 ** attempt)
+                attempt += 1
         return error
 
     def _settle(self, items: list[tuple[list[dict[str, Any]], Future]], error: Exception | None) -> None:

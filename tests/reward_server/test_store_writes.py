@@ -190,3 +190,28 @@ def test_on_postgresql_a_teams_rows_do_not_wait_for_another_teams_transaction(pg
     assert held.result(timeout=10) is None and more_a.result(timeout=10) is None
     assert count(pg_url, "team = 'a'") == 2
     store.close()
+
+
+def test_connections_the_database_dropped_are_replaced_at_once(pg_url, caplog):
+    """The writer's lanes do no checkout ping: a pooled connection the database dropped
+    (a restart, an idle timeout) costs one immediate retry on a fresh one, not a logged
+    failure and a back-off, even for a request tried alone."""
+    import logging
+
+    store = ScoreStore(pg_url)
+    store.start_run("run-a", "a", {}, team="a")
+    for k in range(4):  # every lane has a pooled connection
+        store.add_scores([dict(_row(i, "run-a"), team="a", step=k) for i in range(4)]).result(timeout=10)
+    with store.engine.connect() as c:
+        killed = c.execute(text("select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                                "where datname = current_database() and pid <> pg_backend_pid()")).scalar()
+    assert killed >= 1
+    caplog.set_level(logging.INFO, logger="reward_server.store.store")
+    t0 = time.monotonic()
+    assert store.add_scores([dict(_row(i, "run-a"), team="a", step=9) for i in range(4)]).result(timeout=10) is None
+    assert store._execute_with_retries([dict(_row(0, "run-a"), team="a", step=10)], attempts=1) is None
+    assert time.monotonic() - t0 < 0.2 * 0.9  # no back-off was slept
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("reward_server")], \
+        caplog.text
+    assert count(pg_url, "team = 'a'") == 21
+    store.close()
