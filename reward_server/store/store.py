@@ -258,11 +258,12 @@ class ScoreStore:
         Called with `_cond` held."""
         items: list[tuple[list[dict[str, Any]], Future]] = []
         n = 0
-        for team in list(self._waiting):
-            if n >= self._batch_rows:
+        # Round after round (a team alone still fills the batch: one request per transaction
+        # would cost a WAL flush per request and cap a team's rate).
+        while n < self._batch_rows:
+            team = next((t for t in self._waiting if t not in self._writing), None)
+            if team is None:
                 break
-            if team in self._writing:
-                continue
             q = self._waiting[team]
             if items and n + len(q[0][0]) > self._batch_rows:
                 break

@@ -215,3 +215,41 @@ def test_connections_the_database_dropped_are_replaced_at_once(pg_url, caplog):
         caplog.text
     assert count(pg_url, "team = 'a'") == 21
     store.close()
+
+
+def test_one_teams_queued_requests_share_transactions(url):
+    """Batches grow with the load for a team alone too: 40 requests of 5 rows of one team,
+    queued while the writer waits for a lock, are committed in a few transactions of up to
+    writer_batch_rows rows, not in a transaction (a WAL flush) each."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    store = ScoreStore(url, batch_rows=100)
+    store.start_run("run-a", "a", {}, team="a")
+    commits = []
+    if url.startswith("sqlite"):  # one lane, on the store's engine
+        event.listen(store.engine, "commit", lambda conn: commits.append(1))
+        blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+    else:
+        engine = make_engine(url)
+        blocker = engine.raw_connection()
+        blocker.cursor().execute("LOCK TABLE scores IN EXCLUSIVE MODE")
+    first = store.add_scores([dict(_row(0, "run-a"), team="a", group_id="first")])
+    time.sleep(0.3)
+    futs = [store.add_scores([dict(_row(i, "run-a"), team="a", step=k) for i in range(5)]) for k in range(40)]
+    time.sleep(0.2)
+    assert not first.done()
+    blocker.rollback()
+    blocker.close()
+    assert first.result(timeout=30) is None and all(f.result(timeout=30) is None for f in futs)
+    assert count(url, "team = 'a'") == 201
+    if url.startswith("sqlite"):
+        n = len(commits)
+    else:
+        with engine.connect() as c:
+            n = c.execute(text("select count(distinct xmin::text) from scores")).scalar()
+        engine.dispose()
+    assert n <= 4, f"{n} transactions for 201 rows of 41 requests (batch_rows 100)"
+    store.close()
