@@ -189,7 +189,13 @@ class ScoreStore:
         # every queued request not yet settled -> when it was queued (writer lag = the oldest's age)
         self._unsettled: dict[Future, float] = {}
         self._step_locks = [threading.Lock() for _ in range(64)]
-        self._cond = threading.Condition()
+        # One lock, two conditions: lanes wait on `_work` for rows to write, flush() callers on
+        # `_cond` for settlements, so a request's single wake-up always reaches a lane (on one
+        # condition, a flush() caller could take it, go back to waiting, and leave a free lane
+        # asleep while another team's transaction was in flight).
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._work = threading.Condition(lock)
         self.rows_written = 0
         self.write_errors = 0
         self._insert_stmt = _insert_skipping_stored(self.engine.dialect.name)
@@ -218,7 +224,7 @@ class ScoreStore:
             self._pending += len(rows)
             self._unsettled[fut] = time.monotonic()
             self._waiting.setdefault(str(rows[0].get("team", "")), deque()).extend(chunks)
-            self._cond.notify()
+            self._work.notify()
         return fut
 
     def _chunks(self, rows: list[dict[str, Any]], fut: Future) -> list[tuple[list[dict[str, Any]], Future]]:
@@ -285,11 +291,11 @@ class ScoreStore:
     def _lane_loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._writable() or (self._stopping and not self._waiting))
+                self._work.wait_for(lambda: self._writable() or (self._stopping and not self._waiting))
                 if not self._waiting:
                     return  # stopping, and every queued row is written
                 if self._flush_s and not self._stopping and self._writable_rows() < self._batch_rows:
-                    self._cond.wait(self._flush_s)  # gather a bigger batch under load
+                    self._work.wait(self._flush_s)  # gather a bigger batch under load
                 items = self._next_batch()
                 teams = {str(rows[0].get("team", "")) for rows, _ in items}
                 self._writing |= teams
@@ -302,7 +308,7 @@ class ScoreStore:
             finally:
                 with self._cond:
                     self._writing -= teams
-                    self._cond.notify_all()
+                    self._work.notify_all()
 
     def _insert(self, items: list[tuple[list[dict[str, Any]], Future]]) -> None:
         batch = [row for rows, _ in items for row in rows]
@@ -393,7 +399,7 @@ class ScoreStore:
         """Write everything queued, then stop the writer and release connections."""
         with self._cond:
             self._stopping = True
-            self._cond.notify_all()
+            self._work.notify_all()
         for t in self._lanes:
             t.join()
         if self._write_engine is not self.engine:

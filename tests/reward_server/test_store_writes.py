@@ -253,3 +253,34 @@ def test_one_teams_queued_requests_share_transactions(url):
         engine.dispose()
     assert n <= 4, f"{n} transactions for 201 rows of 41 requests (batch_rows 100)"
     store.close()
+
+
+def test_on_postgresql_a_caller_in_flush_does_not_swallow_a_free_lanes_wakeup(pg_url):
+    """Lane 1 waits for a lock on team A's rows; a thread waits in flush(). Team B's request
+    must wake the free lane, not the flush() caller (which goes back to waiting), or B's
+    rows wait for A's transaction after all."""
+    import threading
+
+    store = ScoreStore(pg_url)
+    store.start_run("run-a", "a", {}, team="a")
+    store.start_run("run-b", "b", {}, team="b")
+    row_a = dict(_row(0, "run-a"), team="a")
+    with store.engine.connect() as blocker:
+        tx = blocker.begin()
+        blocker.execute(insert(ScoreRow), [row_a])
+        held = store.add_scores([dict(row_a, request_id="writer")])
+        time.sleep(0.3)
+        flusher = threading.Thread(target=store.flush, kwargs={"timeout_s": 20}, daemon=True)
+        flusher.start()
+        time.sleep(0.2)
+        more_a = store.add_scores([dict(_row(1, "run-a"), team="a")])  # the free lane wakes, finds only A
+        time.sleep(0.2)
+        other = store.add_scores([dict(_row(i, "run-b"), team="b") for i in range(8)])
+        try:
+            assert other.result(timeout=5) is None and count(pg_url, "team = 'b'") == 8
+            assert not held.done()
+        finally:
+            tx.rollback()
+    assert held.result(timeout=10) is None and more_a.result(timeout=10) is None
+    flusher.join(timeout=10)
+    store.close()
