@@ -284,3 +284,35 @@ def test_on_postgresql_a_caller_in_flush_does_not_swallow_a_free_lanes_wakeup(pg
     assert held.result(timeout=10) is None and more_a.result(timeout=10) is None
     flusher.join(timeout=10)
     store.close()
+
+
+def test_requests_with_different_columns_committed_together_keep_their_values(url):
+    """Two teams' requests committed in one transaction, one naming columns the other left
+    to their defaults (team, spec_name): each row keeps its own values. (Core's executemany
+    compiles one statement from the first row's keys and drops the others' extra ones.)"""
+    import sqlite3
+
+    store = ScoreStore(url, writer_lanes=1)  # one lane: the two teams share its next transaction
+    store.start_run("r", "r", {})
+    store.start_run("r", "r", {}, team="b")
+    if url.startswith("sqlite"):
+        blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+    else:
+        engine = make_engine(url)
+        blocker = engine.raw_connection()
+        blocker.cursor().execute("LOCK TABLE scores IN EXCLUSIVE MODE")
+    futs = [store.add_scores([dict(_row(0, "r"), group_id="x")])]  # the lane waits for the lock
+    time.sleep(0.3)
+    futs.append(store.add_scores([dict(_row(1, "r"))]))
+    futs.append(store.add_scores([dict(_row(2, "r"), team="b", spec_name="s")]))
+    time.sleep(0.2)
+    blocker.rollback()
+    blocker.close()
+    assert all(f.result(timeout=30) is None for f in futs)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        stored = c.execute(text("select team, sample_id, spec_name from scores order by sample_id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [("default", "0", None), ("default", "1", None), ("b", "2", "s")]
+    store.close()
