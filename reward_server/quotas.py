@@ -374,9 +374,9 @@ class DatabaseBackend:
         with self._lock:
             ids = list(self._held)
         if ids:
-            with self.engine.begin() as conn:
-                L = self.leases
-                conn.execute(update(L).where(L.c.id.in_(ids)).values(expires_at=self._now() + self.lease_ttl_s))
+            L = self.leases
+            self._in_txn(lambda conn: conn.execute(update(L).where(L.c.id.in_(ids))
+                                                   .values(expires_at=self._now() + self.lease_ttl_s)))
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.lease_ttl_s / 3):
@@ -387,11 +387,15 @@ class DatabaseBackend:
                             exc_info=True)
 
     def charge(self, team: str, r: BucketRequest, amount: float) -> None:
-        with self.engine.begin() as conn:
+        # Retried like an admission (without a checkout ping, a dropped connection would fail
+        # a request already scored and stored); a drop that hid the commit charges it twice.
+        def debit(conn: Connection) -> None:
             rows, now = self._lock_rows(conn, team, {r.kind: r.capacity})
             tokens = refilled(*rows[r.kind], now, r.rate, r.capacity) - amount
             conn.execute(self._write_rows, [{"b_team": team, "b_kind": r.kind, "b_tokens": tokens,
                                              "b_stamp": max(now, rows[r.kind][1])}])
+
+        self._in_txn(debit)
 
     def close(self) -> None:
         self._stop.set()
