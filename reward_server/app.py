@@ -121,7 +121,8 @@ async def _build(config: ServerConfig) -> _Parts:
 
 async def _build_parts(config: ServerConfig) -> _Parts:
     store = ScoreStore(config.database_url, auto_migrate=config.migrate_on_start,
-                       batch_rows=config.writer_batch_rows, flush_ms=config.writer_flush_ms)
+                       batch_rows=config.writer_batch_rows, flush_ms=config.writer_flush_ms,
+                       writer_lanes=config.writer_lanes)
     scorer = Scorer(config.workers, config.worker_memory_limit_bytes, config.thread_pools,
                     cache_ttl_s=config.cache_ttl_s, cache_max_entries=config.cache_max_entries)
     try:

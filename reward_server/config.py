@@ -161,6 +161,8 @@ class ServerConfig(BaseSettings):
     writer_batch_rows: int = Field(250, ge=1, description="score rows per database transaction")
     writer_flush_ms: int = Field(0, ge=0, description="longest the writer waits to gather a bigger batch (0: "
                                  "commit what is queued at once; results are answered after their commit)")
+    writer_lanes: int = Field(2, ge=1, le=16, description="PostgreSQL: score-writing transactions in flight at "
+                              "once, each a different team's (SQLite: always 1)")
 
     @property
     def is_sqlite(self) -> bool:

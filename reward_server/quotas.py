@@ -38,6 +38,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, func, insert, literal, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import QuotaExceededError
@@ -242,15 +243,32 @@ class DatabaseBackend:
         # cost of an admission otherwise): a database crash can lose the last fraction of a
         # second of quota updates, which only hands back a few tokens or slots. Visibility and
         # locks are as with any commit. Scores keep the store's durable commits.
+        # No checkout ping (a round trip per admission and per release, a tenth of their
+        # cost): a connection the database dropped fails one attempt, which `_in_txn`
+        # repeats once on a fresh one.
         self._own_engine = self._pg
         self.engine = (create_engine(engine.url, connect_args={"options": "-c synchronous_commit=off"},
-                                     pool_pre_ping=True, pool_size=4, max_overflow=16) if self._pg else engine)
+                                     pool_size=4, max_overflow=16) if self._pg else engine)
         self.buckets, self.leases = QuotaBucket.__table__, QuotaLease.__table__
         self.lease_ttl_s, self.replica = lease_ttl_s, replica[:200]
         self._insert = (postgresql.insert if self._pg else sqlite.insert)(self.buckets)
-        t = self.buckets
+        t, L = self.buckets, self.leases
+        # Statements built once: building and keying them per call was a fifth of an admission's CPU.
         self._write_rows = update(t).where(t.c.team == bindparam("b_team"), t.c.kind == bindparam("b_kind")).values(
             tokens=bindparam("b_tokens"), stamp=bindparam("b_stamp"))
+        self._lock_query = (select(t.c.kind, t.c.tokens, t.c.stamp, self._now().label("now"))
+                            .where(t.c.team == bindparam("q_team"), t.c.kind.in_(bindparam("q_kinds", expanding=True)))
+                            .order_by(t.c.kind).with_for_update())
+        self._delete_lapsed = delete(L).where(L.c.team == bindparam("q_team"), L.c.kind == bindparam("q_kind"),
+                                              L.c.expires_at <= bindparam("q_now")).returning(L.c.amount)
+        self._insert_lease = insert(L)
+        self._delete_lease = delete(L).where(L.c.id == bindparam("q_lease")).returning(L.c.amount)
+        # PostgreSQL: a release is one statement (the lease's delete feeds the counter's update).
+        gone = delete(L).where(L.c.id == bindparam("q_lease")).returning(L.c.team, L.c.kind, L.c.amount).cte("gone")
+        self._release_one = (update(t).where(t.c.team == gone.c.team, t.c.kind == gone.c.kind)
+                             .values(tokens=t.c.tokens - gone.c.amount))
+        self._give_back = update(t).where(t.c.team == bindparam("q_team"), t.c.kind == bindparam("q_kind")).values(
+            tokens=t.c.tokens - bindparam("q_amount"))
         self._held: set[str] = set()  # this process's leases, renewed by _renew_loop
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -263,73 +281,90 @@ class DatabaseBackend:
     def _lock_rows(self, conn: Connection, team: str, initial: dict[str, float]
                    ) -> tuple[dict[str, tuple[float, float]], float]:
         """{kind: (tokens, stamp)} of the team's rows for `initial`'s kinds, locked; and now."""
-        t = self.buckets
         kinds = sorted(initial)
-        query = (select(t.c.kind, t.c.tokens, t.c.stamp, self._now().label("now"))
-                 .where(t.c.team == team, t.c.kind.in_(kinds)).order_by(t.c.kind).with_for_update())
+        args = {"q_team": team, "q_kinds": kinds}
         # SQLite locks the file at its first write: write first there, so admissions queue.
-        rows = conn.execute(query).all() if self._pg else []
+        rows = conn.execute(self._lock_query, args).all() if self._pg else []
         if len(rows) < len(kinds):
             conn.execute(self._insert.values([{"team": team, "kind": k, "tokens": initial[k], "stamp": self._now()}
                                               for k in kinds]).on_conflict_do_nothing())
-            rows = conn.execute(query).all()
+            rows = conn.execute(self._lock_query, args).all()
         return {r.kind: (r.tokens, r.stamp) for r in rows}, float(rows[0].now)
 
     def _lapsed(self, conn: Connection, team: str, kind: str, now: float) -> int:
         """Delete the team's leases of `kind` that lapsed; the amount they held."""
-        L = self.leases
-        gone = conn.execute(delete(L).where(L.c.team == team, L.c.kind == kind, L.c.expires_at <= now)
-                            .returning(L.c.amount)).scalars().all()
+        gone = conn.execute(self._delete_lapsed, {"q_team": team, "q_kind": kind, "q_now": now}).scalars().all()
         return int(sum(gone))
+
+    def _in_txn(self, fn: Callable[[Connection], Any]) -> Any:
+        """`fn(conn)` in one transaction; once more on a fresh connection when the pooled one
+        had been dropped (a database restart, an idle timeout). If the drop hid a commit, the
+        first attempt's lease is not this process's to renew, so it lapses after lease_ttl_s."""
+        for attempt in (0, 1):
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            except sa_exc.DBAPIError as e:
+                if attempt or not e.connection_invalidated:
+                    raise
+                log.info("quota database connection was dropped; retrying on a fresh one")
 
     def admit(self, team: str, wanted: list[BucketRequest], hold: Hold | None
               ) -> tuple[tuple[str, float] | None, Any]:
         spec = {r.kind: r for r in wanted}
         initial = {k: r.capacity for k, r in spec.items()} | ({hold.kind: 0.0} if hold else {})
-        with self.engine.begin() as conn:
-            rows, now = self._lock_rows(conn, team, initial)
-            tokens = {k: refilled(*rows[k], now, r.rate, r.capacity) for k, r in spec.items()}
-            held = int(rows[hold.kind][0]) if hold else 0
-            refusal = first_refusal(tokens, wanted, hold, held)
-            if refusal is not None and hold is not None and hold.refusal(held) and (freed := self._lapsed(
-                    conn, team, hold.kind, now)):
-                held -= freed
-                refusal = first_refusal(tokens, wanted, hold, held)
-            if refusal is not None:
-                if hold is not None and held != rows[hold.kind][0]:  # keep what the lapsed leases freed
-                    conn.execute(self._write_rows, [{"b_team": team, "b_kind": hold.kind, "b_tokens": held,
-                                                     "b_stamp": rows[hold.kind][1]}])
-                return refusal, None
-            values = [{"b_team": team, "b_kind": k, "b_tokens": tokens[k] - spec[k].n,
-                       "b_stamp": max(now, rows[k][1])} for k in spec]
-            if hold is not None:
-                values.append({"b_team": team, "b_kind": hold.kind, "b_tokens": held + hold.amount,
-                               "b_stamp": rows[hold.kind][1]})
-            conn.execute(self._write_rows, values)
-            lease = None
-            if hold is not None:
-                lease = uuid.uuid4().hex
-                conn.execute(insert(self.leases).values(id=lease, team=team, kind=hold.kind, amount=hold.amount,
-                                                        replica=self.replica, expires_at=now + self.lease_ttl_s))
+        refusal, lease = self._in_txn(lambda conn: self._admit(conn, team, spec, initial, wanted, hold))
         if lease:
             with self._lock:
                 self._held.add(lease)
                 if self._renewer is None:
                     self._renewer = threading.Thread(target=self._renew_loop, name="quota-leases", daemon=True)
                     self._renewer.start()
+        return refusal, lease
+
+    def _admit(self, conn: Connection, team: str, spec: dict[str, BucketRequest], initial: dict[str, float],
+               wanted: list[BucketRequest], hold: Hold | None) -> tuple[tuple[str, float] | None, Any]:
+        rows, now = self._lock_rows(conn, team, initial)
+        tokens = {k: refilled(*rows[k], now, r.rate, r.capacity) for k, r in spec.items()}
+        held = int(rows[hold.kind][0]) if hold else 0
+        refusal = first_refusal(tokens, wanted, hold, held)
+        if refusal is not None and hold is not None and hold.refusal(held) and (freed := self._lapsed(
+                conn, team, hold.kind, now)):
+            held -= freed
+            refusal = first_refusal(tokens, wanted, hold, held)
+        if refusal is not None:
+            if hold is not None and held != rows[hold.kind][0]:  # keep what the lapsed leases freed
+                conn.execute(self._write_rows, [{"b_team": team, "b_kind": hold.kind, "b_tokens": held,
+                                                 "b_stamp": rows[hold.kind][1]}])
+            return refusal, None
+        values = [{"b_team": team, "b_kind": k, "b_tokens": tokens[k] - spec[k].n,
+                   "b_stamp": max(now, rows[k][1])} for k in spec]
+        if hold is not None:
+            values.append({"b_team": team, "b_kind": hold.kind, "b_tokens": held + hold.amount,
+                           "b_stamp": rows[hold.kind][1]})
+        conn.execute(self._write_rows, values)
+        lease = None
+        if hold is not None:
+            lease = uuid.uuid4().hex
+            conn.execute(self._insert_lease, {"id": lease, "team": team, "kind": hold.kind, "amount": hold.amount,
+                                              "replica": self.replica, "expires_at": now + self.lease_ttl_s})
         return None, lease
 
     def release(self, team: str, hold: Hold, lease: Any) -> None:
         with self._lock:
             self._held.discard(lease)
-        L, t = self.leases, self.buckets
+
+        def give_back(conn: Connection) -> None:
+            # Only a lease still there gives its amount back (one that lapsed was already taken off).
+            if self._pg:
+                conn.execute(self._release_one, {"q_lease": lease})
+                return
+            gone = conn.execute(self._delete_lease, {"q_lease": lease}).scalars().all()
+            if gone:
+                conn.execute(self._give_back, {"q_team": team, "q_kind": hold.kind, "q_amount": gone[0]})
+
         try:
-            with self.engine.begin() as conn:
-                # Only a lease still there gives its amount back (one that lapsed was already taken off).
-                gone = conn.execute(delete(L).where(L.c.id == lease).returning(L.c.amount)).scalars().all()
-                if gone:
-                    conn.execute(update(t).where(t.c.team == team, t.c.kind == hold.kind)
-                                 .values(tokens=t.c.tokens - gone[0]))
+            self._in_txn(give_back)
         except Exception:  # the answer is computed; the slot lapses within lease_ttl_s instead
             log.warning("could not release quota lease %s; it lapses in %.0f s", lease, self.lease_ttl_s,
                         exc_info=True)
@@ -339,9 +374,9 @@ class DatabaseBackend:
         with self._lock:
             ids = list(self._held)
         if ids:
-            with self.engine.begin() as conn:
-                L = self.leases
-                conn.execute(update(L).where(L.c.id.in_(ids)).values(expires_at=self._now() + self.lease_ttl_s))
+            L = self.leases
+            self._in_txn(lambda conn: conn.execute(update(L).where(L.c.id.in_(ids))
+                                                   .values(expires_at=self._now() + self.lease_ttl_s)))
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.lease_ttl_s / 3):
@@ -352,11 +387,15 @@ class DatabaseBackend:
                             exc_info=True)
 
     def charge(self, team: str, r: BucketRequest, amount: float) -> None:
-        with self.engine.begin() as conn:
+        # Retried like an admission (without a checkout ping, a dropped connection would fail
+        # a request already scored and stored); a drop that hid the commit charges it twice.
+        def debit(conn: Connection) -> None:
             rows, now = self._lock_rows(conn, team, {r.kind: r.capacity})
             tokens = refilled(*rows[r.kind], now, r.rate, r.capacity) - amount
             conn.execute(self._write_rows, [{"b_team": team, "b_kind": r.kind, "b_tokens": tokens,
                                              "b_stamp": max(now, rows[r.kind][1])}])
+
+        self._in_txn(debit)
 
     def close(self) -> None:
         self._stop.set()

@@ -1,6 +1,6 @@
 """The score store: schema management, a group-committing background writer, and queries.
 
-`add_scores` queues rows for the one writer thread and returns a future that completes
+`add_scores` queues rows for the writer and returns a future that completes
 when they are committed; the service answers a request only then, so a reward a client
 has seen is in the database even if the server is killed the next instant. The writer
 commits whatever is queued as one transaction (up to `writer_batch_rows` rows; it may
@@ -10,7 +10,12 @@ stored is skipped: a group re-sent after an outage is stored once.
 
 Teams take turns at the writer: each transaction takes queued requests round-robin by
 team, so one team's backlog of rows never sits ahead of another team's next request (a
-request of more than `writer_batch_rows` rows takes its turns chunk by chunk). A
+request of more than `writer_batch_rows` rows takes its turns chunk by chunk). On
+PostgreSQL the writer has several lanes (threads, each with its own connection), and a
+team is written by one lane at a time: another team's rows never wait for a transaction
+of the first team's that is in flight (a commit there waits for the WAL flush, milliseconds
+that grow under load), only for a free lane; a team's own requests still commit in order.
+SQLite has one write lock, so one lane. A
 batch the database refuses for its content (a value it cannot hold) is not retried: each
 request in it is tried once alone and the refused one fails with StoreRefusedError, so a
 bad row costs the writer one round trip, never seconds. Only connection and operational
@@ -21,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
 import threading
 import time
 from concurrent.futures import Future
@@ -142,8 +146,6 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-_STOP = object()
-
 
 def _insert_skipping_stored(dialect: str) -> Any:
     """INSERT into scores that skips rows whose sample key is already stored."""
@@ -157,10 +159,25 @@ def _insert_skipping_stored(dialect: str) -> Any:
                                                            index_where=text(SAMPLE_KEY_WHERE))
 
 
+def _same_columns(batch: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """`batch` as consecutive runs of rows naming the same columns (in order: the first write
+    of a key still wins). Core's executemany compiles one statement from the first row's
+    keys: another request's row naming more columns would lose them silently (its team,
+    say), or one naming fewer would be refused. The ORM's bulk insert grouped them so."""
+    runs, start = [], 0
+    for i in range(1, len(batch)):
+        if batch[i].keys() != batch[start].keys():
+            runs.append(batch[start:i])
+            start = i
+    runs.append(batch[start:])
+    return runs
+
+
 class ScoreStore:
     """Runs, steps and scores in one database. Thread-safe."""
 
-    def __init__(self, url: str, *, auto_migrate: bool = True, batch_rows: int = 250, flush_ms: int = 0):
+    def __init__(self, url: str, *, auto_migrate: bool = True, batch_rows: int = 250, flush_ms: int = 0,
+                 writer_lanes: int = 2):
         self.url = url
         self.engine = make_engine(url)
         current, head = schema_revisions(self.engine)
@@ -172,18 +189,34 @@ class ScoreStore:
             upgrade_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._batch_rows, self._flush_s = batch_rows, flush_ms / 1000
-        self._queue: queue.Queue = queue.Queue()
+        sqlite = self.engine.dialect.name == "sqlite"
+        lanes = 1 if sqlite else max(1, writer_lanes)
+        # The lanes' own connections: a history read holding the shared pool never holds
+        # a write, and no checkout ping per batch (a dropped connection fails that attempt,
+        # which is retried on a fresh one).
+        self._write_engine = self.engine if sqlite else create_engine(
+            url, pool_size=lanes, max_overflow=0, pool_pre_ping=False)
         self._waiting: OrderedDict[str, deque] = OrderedDict()  # team -> queued requests, in turn order
+        self._writing: set[str] = set()  # teams whose rows a lane is committing now
+        self._stopping = False
         self._pending = 0
         # every queued request not yet settled -> when it was queued (writer lag = the oldest's age)
         self._unsettled: dict[Future, float] = {}
         self._step_locks = [threading.Lock() for _ in range(64)]
-        self._cond = threading.Condition()
+        # One lock, two conditions: lanes wait on `_work` for rows to write, flush() callers on
+        # `_cond` for settlements, so a request's single wake-up always reaches a lane (on one
+        # condition, a flush() caller could take it, go back to waiting, and leave a free lane
+        # asleep while another team's transaction was in flight).
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._work = threading.Condition(lock)
         self.rows_written = 0
         self.write_errors = 0
         self._insert_stmt = _insert_skipping_stored(self.engine.dialect.name)
-        self._writer = threading.Thread(target=self._write_loop, name="score-writer", daemon=True)
-        self._writer.start()
+        self._lanes = [threading.Thread(target=self._lane_loop, name=f"score-writer-{i}", daemon=True)
+                       for i in range(lanes)]
+        for t in self._lanes:
+            t.start()
 
     # -- writes ---------------------------------------------------------------------
     def add_scores(self, rows: list[dict[str, Any]]) -> Future:
@@ -198,27 +231,15 @@ class ScoreStore:
         if not rows:
             fut.set_result(None)
             return fut
+        chunks = self._chunks(rows, fut)
         with self._cond:
+            if self._stopping:
+                raise RuntimeError("the score store is closed")
             self._pending += len(rows)
             self._unsettled[fut] = time.monotonic()
-        self._queue.put((rows, fut))
+            self._waiting.setdefault(str(rows[0].get("team", "")), deque()).extend(chunks)
+            self._work.notify()
         return fut
-
-    def _take_turns(self, block: bool) -> bool:
-        """Move queued requests into the per-team turn order. False when told to stop."""
-        try:
-            item = self._queue.get() if block else self._queue.get_nowait()
-        except queue.Empty:
-            return True
-        while True:
-            if item is _STOP:
-                return False
-            team = str(item[0][0].get("team", ""))
-            self._waiting.setdefault(team, deque()).extend(self._chunks(*item))
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return True
 
     def _chunks(self, rows: list[dict[str, Any]], fut: Future) -> list[tuple[list[dict[str, Any]], Future]]:
         """A request of more than `batch_rows` rows as chunks of at most that many, each its
@@ -253,11 +274,17 @@ class ScoreStore:
 
     def _next_batch(self) -> list[tuple[list[dict[str, Any]], Future]]:
         """Up to `batch_rows` rows, one request per team in turn (a team's next request
-        waits behind every other team's next one)."""
+        waits behind every other team's next one), of teams no other lane is writing.
+        Called with `_cond` held."""
         items: list[tuple[list[dict[str, Any]], Future]] = []
         n = 0
-        while self._waiting and n < self._batch_rows:
-            team, q = next(iter(self._waiting.items()))
+        # Round after round (a team alone still fills the batch: one request per transaction
+        # would cost a WAL flush per request and cap a team's rate).
+        while n < self._batch_rows:
+            team = next((t for t in self._waiting if t not in self._writing), None)
+            if team is None:
+                break
+            q = self._waiting[team]
             if items and n + len(q[0][0]) > self._batch_rows:
                 break
             rows_fut = q.popleft()
@@ -268,22 +295,34 @@ class ScoreStore:
             n += len(rows_fut[0])
         return items
 
-    def _write_loop(self) -> None:
-        running = True
-        while running or self._waiting:
-            if running:
-                running = self._take_turns(block=not self._waiting)
-                queued = sum(len(rows) for q in self._waiting.values() for rows, _ in q)
-                if running and self._flush_s and queued < self._batch_rows:
-                    time.sleep(self._flush_s)  # gather a bigger batch under load
-                    running = self._take_turns(block=False)
-            items = self._next_batch()
-            if items:
-                try:
+    def _writable(self) -> bool:
+        """Whether a team no lane is writing has rows queued. Called with `_cond` held."""
+        return any(team not in self._writing for team in self._waiting)
+
+    def _writable_rows(self) -> int:
+        return sum(len(rows) for team, q in self._waiting.items() if team not in self._writing for rows, _ in q)
+
+    def _lane_loop(self) -> None:
+        while True:
+            with self._cond:
+                self._work.wait_for(lambda: self._writable() or (self._stopping and not self._waiting))
+                if not self._waiting:
+                    return  # stopping, and every queued row is written
+                if self._flush_s and not self._stopping and self._writable_rows() < self._batch_rows:
+                    self._work.wait(self._flush_s)  # gather a bigger batch under load
+                items = self._next_batch()
+                teams = {str(rows[0].get("team", "")) for rows, _ in items}
+                self._writing |= teams
+            try:
+                if items:
                     self._insert(items)
-                except Exception as e:  # the one writer must outlive any batch
-                    log.exception("score writer: unexpected failure; failing %d requests", len(items))
-                    self._settle([it for it in items if not it[1].done()], e)
+            except Exception as e:  # a lane must outlive any batch
+                log.exception("score writer: unexpected failure; failing %d requests", len(items))
+                self._settle([it for it in items if not it[1].done()], e)
+            finally:
+                with self._cond:
+                    self._writing -= teams
+                    self._work.notify_all()
 
     def _insert(self, items: list[tuple[list[dict[str, Any]], Future]]) -> None:
         batch = [row for rows, _ in items for row in rows]
@@ -297,19 +336,28 @@ class ScoreStore:
 
     def _execute_with_retries(self, batch: list[dict[str, Any]], attempts: int = 5) -> Exception | None:
         error: Exception | None = None
-        for attempt in range(attempts):
+        reconnected = False
+        attempt = 0
+        while attempt < attempts:
             try:
-                with self._sessions.begin() as s:
-                    s.execute(self._insert_stmt, batch)
+                with self._write_engine.begin() as conn:  # Core, not the ORM: a third less CPU per row
+                    for part in _same_columns(batch):
+                        conn.execute(self._insert_stmt, part)
                 return None
             except Exception as e:  # a transient lock or connection drop must not lose scores
                 error = e
+                if not reconnected and isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+                    # A pooled connection the database dropped (no checkout ping): at once, on a fresh one.
+                    reconnected = True
+                    log.info("score writer: the database dropped a connection; writing on a fresh one")
+                    continue
                 if _permanent(e):  # the same rows would be refused again: do not hold the writer
                     log.warning("the database refused a batch of %d score rows: %s", len(batch), e)
                     return e
                 log.exception("score write failed (attempt %d/%d, %d rows)", attempt + 1, attempts, len(batch))
                 if attempt + 1 < attempts:
                     time.sleep(0.2 * 2 ** attempt)
+                attempt += 1
         return error
 
     def _settle(self, items: list[tuple[list[dict[str, Any]], Future]], error: Exception | None) -> None:
@@ -364,9 +412,13 @@ class ScoreStore:
 
     def close(self) -> None:
         """Write everything queued, then stop the writer and release connections."""
-        if self._writer.is_alive():
-            self._queue.put(_STOP)
-            self._writer.join()
+        with self._cond:
+            self._stopping = True
+            self._work.notify_all()
+        for t in self._lanes:
+            t.join()
+        if self._write_engine is not self.engine:
+            self._write_engine.dispose()
         self.engine.dispose()
 
     # -- runs and steps -------------------------------------------------------------

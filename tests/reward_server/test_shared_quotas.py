@@ -220,3 +220,57 @@ def test_counters_are_leases_shared_by_replicas_and_renewed_while_held(pg_url): 
         m2.close()
         store.close()
 
+
+
+def test_a_quota_connection_the_database_dropped_fails_no_admission_and_loses_no_slot(pg_url):
+    """The quota engine does no checkout ping (a round trip per call): a pooled connection
+    the database dropped (a restart, an idle timeout) is replaced within the call, and the
+    slots held and given back still add up."""
+    from sqlalchemy import text
+
+    store = ScoreStore(pg_url)
+    m = QuotaManager(QuotaConfig(default=TeamQuota(max_inflight_samples=4)), DatabaseBackend(store.engine, 30, "r1"))
+    try:
+        with m.admit("t", 1):
+            pass
+        with store.engine.connect() as c:  # drops every other connection, the quota engine's pooled one included
+            killed = c.execute(text("select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                                    "where datname = current_database() and pid <> pg_backend_pid()")).scalar()
+        assert killed >= 1
+        with m.admit("t", 3):
+            with pytest.raises(QuotaExceededError, match="3 samples already in flight .limit 4."):
+                with m.admit("t", 2):
+                    pass
+        with m.admit("t", 4):  # the 3 were given back
+            pass
+    finally:
+        m.backend.close()
+        store.close()
+
+
+def test_a_sandbox_charge_or_lease_renewal_on_a_dropped_connection_is_retried(pg_url):
+    """Without a checkout ping, every quota call meets a connection the database dropped:
+    the sandbox charge made after a request's rows are stored (an error there fails a
+    request already scored and stored) and the lease renewal are retried on a fresh one
+    like admissions and releases."""
+    from sqlalchemy import text
+
+    store = ScoreStore(pg_url)
+    backend = DatabaseBackend(store.engine, 30, "r1")
+    m = QuotaManager(QuotaConfig(default=TeamQuota(sandbox_seconds_per_min=60, max_inflight_samples=4)), backend)
+    def drop_every_other_connection() -> None:
+        with store.engine.connect() as c:
+            killed = c.execute(text("select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                                    "where datname = current_database() and pid <> pg_backend_pid()")).scalar()
+        assert killed >= 1
+
+    try:
+        m.charge_sandbox("t", 1.0)
+        with m.admit("t", 1):
+            drop_every_other_connection()
+            m.charge_sandbox("t", 1.0)
+            drop_every_other_connection()
+            backend.renew()
+    finally:
+        backend.close()
+        store.close()

@@ -144,3 +144,175 @@ def test_a_big_request_is_written_in_turns_with_other_teams(url):
     assert big.result(timeout=60) is None and count(url) == 2001
     assert store.flush(timeout_s=5) and store.unsettled() == []
     store.close()
+
+
+def test_a_teams_requests_commit_in_order_and_close_writes_every_lane(url):
+    """Queued without waiting, a team's requests still commit in the order sent (the first
+    write of a key wins, as the trainer's re-sends expect), whichever lane is free; close()
+    returns only when every team's rows are written."""
+    store = ScoreStore(url, batch_rows=8)
+    futs = []
+    for team in ("a", "b", "c"):
+        store.start_run("run", team, {}, team=team)
+    for k in range(30):
+        for team in ("a", "b", "c"):
+            futs.append(store.add_scores([dict(_row(i, "run"), team=team, reward=float(k), request_id=f"k{k}")
+                                          for i in range(8)]))
+    store.close()
+    assert all(f.done() and f.exception() is None for f in futs)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        stored = c.execute(text("select team, min(request_id), max(request_id), count(*) from scores "
+                                "group by team order by team")).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [(t, "k0", "k0", 8) for t in ("a", "b", "c")]
+
+
+def test_on_postgresql_a_teams_rows_do_not_wait_for_another_teams_transaction(pg_url):
+    """Team A's transaction is held by a lock (another connection inserted one of its keys
+    and has not committed): team B's rows are committed meanwhile by the other lane."""
+    store = ScoreStore(pg_url)
+    store.start_run("run-a", "a", {}, team="a")
+    store.start_run("run-b", "b", {}, team="b")
+    row_a = dict(_row(0, "run-a"), team="a")
+    with store.engine.connect() as blocker:
+        tx = blocker.begin()
+        blocker.execute(insert(ScoreRow), [row_a])
+        held = store.add_scores([dict(row_a, request_id="writer")])
+        time.sleep(0.5)
+        assert not held.done()  # waiting for the blocker's transaction
+        other = store.add_scores([dict(_row(i, "run-b"), team="b") for i in range(8)])
+        assert other.result(timeout=5) is None and count(pg_url, "team = 'b'") == 8
+        more_a = store.add_scores([dict(_row(1, "run-a"), team="a")])  # behind A's held request
+        time.sleep(0.3)
+        assert not held.done() and not more_a.done()
+        tx.rollback()
+    assert held.result(timeout=10) is None and more_a.result(timeout=10) is None
+    assert count(pg_url, "team = 'a'") == 2
+    store.close()
+
+
+def test_connections_the_database_dropped_are_replaced_at_once(pg_url, caplog):
+    """The writer's lanes do no checkout ping: a pooled connection the database dropped
+    (a restart, an idle timeout) costs one immediate retry on a fresh one, not a logged
+    failure and a back-off, even for a request tried alone."""
+    import logging
+
+    store = ScoreStore(pg_url)
+    store.start_run("run-a", "a", {}, team="a")
+    for k in range(4):  # every lane has a pooled connection
+        store.add_scores([dict(_row(i, "run-a"), team="a", step=k) for i in range(4)]).result(timeout=10)
+    with store.engine.connect() as c:
+        killed = c.execute(text("select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                                "where datname = current_database() and pid <> pg_backend_pid()")).scalar()
+    assert killed >= 1
+    caplog.set_level(logging.INFO, logger="reward_server.store.store")
+    t0 = time.monotonic()
+    assert store.add_scores([dict(_row(i, "run-a"), team="a", step=9) for i in range(4)]).result(timeout=10) is None
+    assert store._execute_with_retries([dict(_row(0, "run-a"), team="a", step=10)], attempts=1) is None
+    assert time.monotonic() - t0 < 0.2 * 0.9  # no back-off was slept
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("reward_server")], \
+        caplog.text
+    assert count(pg_url, "team = 'a'") == 21
+    store.close()
+
+
+def test_one_teams_queued_requests_share_transactions(url):
+    """Batches grow with the load for a team alone too: 40 requests of 5 rows of one team,
+    queued while the writer waits for a lock, are committed in a few transactions of up to
+    writer_batch_rows rows, not in a transaction (a WAL flush) each."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    store = ScoreStore(url, batch_rows=100)
+    store.start_run("run-a", "a", {}, team="a")
+    commits = []
+    if url.startswith("sqlite"):  # one lane, on the store's engine
+        event.listen(store.engine, "commit", lambda conn: commits.append(1))
+        blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
+    else:
+        engine = make_engine(url)
+        blocker = engine.raw_connection()
+        blocker.cursor().execute("LOCK TABLE scores IN EXCLUSIVE MODE")
+    first = store.add_scores([dict(_row(0, "run-a"), team="a", group_id="first")])
+    time.sleep(0.3)
+    futs = [store.add_scores([dict(_row(i, "run-a"), team="a", step=k) for i in range(5)]) for k in range(40)]
+    time.sleep(0.2)
+    assert not first.done()
+    blocker.rollback()
+    blocker.close()
+    assert first.result(timeout=30) is None and all(f.result(timeout=30) is None for f in futs)
+    assert count(url, "team = 'a'") == 201
+    if url.startswith("sqlite"):
+        n = len(commits)
+    else:
+        with engine.connect() as c:
+            n = c.execute(text("select count(distinct xmin::text) from scores")).scalar()
+        engine.dispose()
+    assert n <= 4, f"{n} transactions for 201 rows of 41 requests (batch_rows 100)"
+    store.close()
+
+
+def test_on_postgresql_a_caller_in_flush_does_not_swallow_a_free_lanes_wakeup(pg_url):
+    """Lane 1 waits for a lock on team A's rows; a thread waits in flush(). Team B's request
+    must wake the free lane, not the flush() caller (which goes back to waiting), or B's
+    rows wait for A's transaction after all."""
+    import threading
+
+    store = ScoreStore(pg_url)
+    store.start_run("run-a", "a", {}, team="a")
+    store.start_run("run-b", "b", {}, team="b")
+    row_a = dict(_row(0, "run-a"), team="a")
+    with store.engine.connect() as blocker:
+        tx = blocker.begin()
+        blocker.execute(insert(ScoreRow), [row_a])
+        held = store.add_scores([dict(row_a, request_id="writer")])
+        time.sleep(0.3)
+        flusher = threading.Thread(target=store.flush, kwargs={"timeout_s": 20}, daemon=True)
+        flusher.start()
+        time.sleep(0.2)
+        more_a = store.add_scores([dict(_row(1, "run-a"), team="a")])  # the free lane wakes, finds only A
+        time.sleep(0.2)
+        other = store.add_scores([dict(_row(i, "run-b"), team="b") for i in range(8)])
+        try:
+            assert other.result(timeout=5) is None and count(pg_url, "team = 'b'") == 8
+            assert not held.done()
+        finally:
+            tx.rollback()
+    assert held.result(timeout=10) is None and more_a.result(timeout=10) is None
+    flusher.join(timeout=10)
+    store.close()
+
+
+def test_requests_with_different_columns_committed_together_keep_their_values(url):
+    """Two teams' requests committed in one transaction, one naming columns the other left
+    to their defaults (team, spec_name): each row keeps its own values. (Core's executemany
+    compiles one statement from the first row's keys and drops the others' extra ones.)"""
+    import sqlite3
+
+    store = ScoreStore(url, writer_lanes=1)  # one lane: the two teams share its next transaction
+    store.start_run("r", "r", {})
+    store.start_run("r", "r", {}, team="b")
+    if url.startswith("sqlite"):
+        blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+    else:
+        engine = make_engine(url)
+        blocker = engine.raw_connection()
+        blocker.cursor().execute("LOCK TABLE scores IN EXCLUSIVE MODE")
+    futs = [store.add_scores([dict(_row(0, "r"), group_id="x")])]  # the lane waits for the lock
+    time.sleep(0.3)
+    futs.append(store.add_scores([dict(_row(1, "r"))]))
+    futs.append(store.add_scores([dict(_row(2, "r"), team="b", spec_name="s")]))
+    time.sleep(0.2)
+    blocker.rollback()
+    blocker.close()
+    assert all(f.result(timeout=30) is None for f in futs)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        stored = c.execute(text("select team, sample_id, spec_name from scores order by sample_id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [("default", "0", None), ("default", "1", None), ("b", "2", "s")]
+    store.close()
