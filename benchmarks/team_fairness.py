@@ -13,6 +13,8 @@ B's p99 <= 3x its p99 alone + 100 ms, and the server never restarts.
 
 Attacks (the number is the finding of issue #17):
   flood             8 ScoreGroups streams, 16 groups of 8 in flight each (A's quota: 64 in flight)
+  tiny-groups       the same with groups of 1 sample, 64 in flight per stream: the most
+                    requests (admissions, releases, transactions) A's quota allows
   unread-history    3: 24 QueryScores streams of 16 KiB rows opened and never read
   huge-spec         4: a spec of 150,000 routes (3 MiB), over and over
   validation        4: legal but costly requests (1,024 samples, 50 different 8-component
@@ -54,9 +56,9 @@ def md(key: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {key}"),)
 
 
-def math_group(i: int, run_id: str = "") -> pb.GroupRequest:
+def math_group(i: int, run_id: str = "", size: int = 8) -> pb.GroupRequest:
     samples = []
-    for j in range(8):
+    for j in range(size):
         s = pb.Sample(completion=f"so the answer is \\boxed{{\\frac{{{i + j}}}{{{j + 2}}}}}")
         s.reference.string_value = f"{i + j}/{j + 2}"
         samples.append(s)
@@ -94,6 +96,22 @@ def attacks(key_a: str, run_a: str) -> list[Attack]:
                 if window.acquire(timeout=0.1):
                     i += 1
                     yield math_group(i)
+
+        try:
+            for _ in stub.ScoreGroups(gen(), metadata=A, timeout=120):
+                window.release()
+        except grpc.RpcError:
+            time.sleep(0.1)
+
+    def tiny_groups(stub, stop):
+        window = threading.Semaphore(64)
+
+        def gen():
+            i = 0
+            while not stop.is_set():
+                if window.acquire(timeout=0.1):
+                    i += 1
+                    yield math_group(i, size=1)
 
         try:
             for _ in stub.ScoreGroups(gen(), metadata=A, timeout=120):
@@ -196,7 +214,7 @@ def attacks(key_a: str, run_a: str) -> list[Attack]:
         while not stop.is_set():
             _ignore(lambda: stub.Score(pb.ScoreRequest(samples=[s], spec=MATH), metadata=A, timeout=60))
 
-    return [Attack("flood", "-", 8, flood), Attack("unread-history", "3", 8, unread_history),
+    return [Attack("flood", "-", 8, flood), Attack("tiny-groups", "-", 8, tiny_groups), Attack("unread-history", "3", 8, unread_history),
             Attack("huge-spec", "4", 2, huge_spec), Attack("validation", "4", 2, validation),
             Attack("store-poison", "5", 2, store_poison), Attack("dryrun", "7", 20, dryrun),
             Attack("components", "7", 2, components), Attack("bookkeeping", "7", 4, bookkeeping),
