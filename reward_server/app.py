@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -267,12 +268,22 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+# How long a thread may hold the GIL while another waits (CPython's default: 5 ms). The
+# serving process runs the event loop, the score writer's lanes, validation and quota
+# threads under one GIL; while one team's big batch keeps the writer and conversion busy,
+# another team's small call needs the GIL a dozen times, each wait up to this long. At 1 ms,
+# team B's p50 under issue #17's costly-validation attack went from 63-93 to 51-69 ms
+# (benchmarks/team_fairness.py, runs alternated); service throughput showed no cost.
+SWITCH_INTERVAL_S = 0.001
+
+
 def serve(config: ServerConfig, ready: "callable | None" = None) -> None:
     """Run in the foreground until SIGTERM or SIGINT, then shut down gracefully."""
 
     async def main() -> None:
         parts = await _build(config)
         settle_heap()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
