@@ -87,37 +87,26 @@ def _ignore(fn: Callable[[], object]) -> None:
 def attacks(key_a: str, run_a: str) -> list[Attack]:
     A = md(key_a)
 
-    def flood(stub, stop):
-        window = threading.Semaphore(16)
+    def streamed(in_flight: int, size: int):
+        """One ScoreGroups stream keeping `in_flight` groups of `size` math samples open."""
+        def body(stub, stop):
+            window = threading.Semaphore(in_flight)
 
-        def gen():
-            i = 0
-            while not stop.is_set():
-                if window.acquire(timeout=0.1):
-                    i += 1
-                    yield math_group(i)
+            def gen():
+                i = 0
+                while not stop.is_set():
+                    if window.acquire(timeout=0.1):
+                        i += 1
+                        yield math_group(i, size=size)
 
-        try:
-            for _ in stub.ScoreGroups(gen(), metadata=A, timeout=120):
-                window.release()
-        except grpc.RpcError:
-            time.sleep(0.1)
+            try:
+                for _ in stub.ScoreGroups(gen(), metadata=A, timeout=120):
+                    window.release()
+            except grpc.RpcError:
+                time.sleep(0.1)
+        return body
 
-    def tiny_groups(stub, stop):
-        window = threading.Semaphore(64)
-
-        def gen():
-            i = 0
-            while not stop.is_set():
-                if window.acquire(timeout=0.1):
-                    i += 1
-                    yield math_group(i, size=1)
-
-        try:
-            for _ in stub.ScoreGroups(gen(), metadata=A, timeout=120):
-                window.release()
-        except grpc.RpcError:
-            time.sleep(0.1)
+    flood, tiny_groups = streamed(16, 8), streamed(64, 1)
 
     def unread_history(stub, stop):
         held = []

@@ -168,16 +168,25 @@ def test_a_teams_requests_commit_in_order_and_close_writes_every_lane(url):
     assert [tuple(r) for r in stored] == [(t, "k0", "k0", 8) for t in ("a", "b", "c")]
 
 
-def test_on_postgresql_a_teams_rows_do_not_wait_for_another_teams_transaction(pg_url):
-    """Team A's transaction is held by a lock (another connection inserted one of its keys
-    and has not committed): team B's rows are committed meanwhile by the other lane."""
+def _team_a_blocked(pg_url: str):
+    """A store with runs for teams a and b, and another connection holding an uncommitted
+    insert of team a's first row: the writer's insert of that key waits for it (roll `tx`
+    back to release it)."""
     store = ScoreStore(pg_url)
     store.start_run("run-a", "a", {}, team="a")
     store.start_run("run-b", "b", {}, team="b")
     row_a = dict(_row(0, "run-a"), team="a")
-    with store.engine.connect() as blocker:
-        tx = blocker.begin()
-        blocker.execute(insert(ScoreRow), [row_a])
+    blocker = store.engine.connect()
+    tx = blocker.begin()
+    blocker.execute(insert(ScoreRow), [row_a])
+    return store, blocker, tx, row_a
+
+
+def test_on_postgresql_a_teams_rows_do_not_wait_for_another_teams_transaction(pg_url):
+    """Team A's transaction is held by a lock (another connection inserted one of its keys
+    and has not committed): team B's rows are committed meanwhile by the other lane."""
+    store, blocker, tx, row_a = _team_a_blocked(pg_url)
+    with blocker:
         held = store.add_scores([dict(row_a, request_id="writer")])
         time.sleep(0.5)
         assert not held.done()  # waiting for the blocker's transaction
@@ -261,13 +270,8 @@ def test_on_postgresql_a_caller_in_flush_does_not_swallow_a_free_lanes_wakeup(pg
     rows wait for A's transaction after all."""
     import threading
 
-    store = ScoreStore(pg_url)
-    store.start_run("run-a", "a", {}, team="a")
-    store.start_run("run-b", "b", {}, team="b")
-    row_a = dict(_row(0, "run-a"), team="a")
-    with store.engine.connect() as blocker:
-        tx = blocker.begin()
-        blocker.execute(insert(ScoreRow), [row_a])
+    store, blocker, tx, row_a = _team_a_blocked(pg_url)
+    with blocker:
         held = store.add_scores([dict(row_a, request_id="writer")])
         time.sleep(0.3)
         flusher = threading.Thread(target=store.flush, kwargs={"timeout_s": 20}, daemon=True)
