@@ -6,8 +6,10 @@ Creates its own database, applies the migrations, and admits `n` one-sample requ
 a team whose quota never refuses, with two buckets (samples/s, judge requests/min), then
 with a samples-in-flight limit too (a lease taken and released per request); from one
 thread, then from `--threads` threads on the same team (they contend for the team's row
-locks, as replicas do). Prints admissions per second and p50/p99 latency (admit and
-release) per backend. Drops the database at the end.
+locks, as replicas do). Prints admissions per second, p50/p99 latency (admit and
+release) and the CPU this process spent per admission (what a replica's serving process
+pays: its threads share the GIL with every team's calls) per backend. Drops the database
+at the end.
 """
 from __future__ import annotations
 
@@ -23,18 +25,18 @@ from reward_server.quotas import DatabaseBackend, QuotaConfig, QuotaManager, Tea
 from reward_server.store import ScoreStore
 
 
-def run(m: QuotaManager, n: int, threads: int) -> tuple[float, float, float]:
+def run(m: QuotaManager, n: int, threads: int) -> tuple[float, float, float, float]:
     def one(_: int) -> float:
         t0 = time.perf_counter()
         with m.admit("team-a", 1, judge_requests=1):
             pass
         return time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(threads) as ex:
         lat = sorted(ex.map(one, range(n)))
-    wall = time.perf_counter() - t0
-    return n / wall, statistics.median(lat) * 1000, lat[int(0.99 * (len(lat) - 1))] * 1000
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return n / wall, statistics.median(lat) * 1000, lat[int(0.99 * (len(lat) - 1))] * 1000, cpu / n * 1000
 
 
 def main() -> None:
@@ -57,9 +59,9 @@ def main() -> None:
             for label, m in (("memory", QuotaManager(quotas)),
                              ("postgresql", QuotaManager(quotas, DatabaseBackend(store.engine, 30, "bench")))):
                 for threads in (1, args.threads):
-                    rate, p50, p99 = run(m, args.n, threads)
+                    rate, p50, p99, cpu = run(m, args.n, threads)
                     print(f"{what:>13} {label:>10} {threads:>2} thread(s): {rate:9.0f} admissions/s  "
-                          f"p50 {p50:7.3f} ms  p99 {p99:7.3f} ms")
+                          f"p50 {p50:7.3f} ms  p99 {p99:7.3f} ms  CPU {cpu:6.3f} ms each")
                 m.close()
     finally:
         store.close()
