@@ -146,7 +146,6 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-
 def _insert_skipping_stored(dialect: str) -> Any:
     """INSERT into scores that skips rows whose sample key is already stored."""
     if dialect == "postgresql":
@@ -281,7 +280,7 @@ class ScoreStore:
         # Round after round (a team alone still fills the batch: one request per transaction
         # would cost a WAL flush per request and cap a team's rate).
         while n < self._batch_rows:
-            team = next((t for t in self._waiting if t not in self._writing), None)
+            team = next(self._free_teams(), None)
             if team is None:
                 break
             q = self._waiting[team]
@@ -295,20 +294,19 @@ class ScoreStore:
             n += len(rows_fut[0])
         return items
 
-    def _writable(self) -> bool:
-        """Whether a team no lane is writing has rows queued. Called with `_cond` held."""
-        return any(team not in self._writing for team in self._waiting)
-
-    def _writable_rows(self) -> int:
-        return sum(len(rows) for team, q in self._waiting.items() if team not in self._writing for rows, _ in q)
+    def _free_teams(self) -> Iterator[str]:
+        """Teams with rows queued that no lane is writing, in turn order. Called with `_cond` held."""
+        return (team for team in self._waiting if team not in self._writing)
 
     def _lane_loop(self) -> None:
         while True:
             with self._cond:
-                self._work.wait_for(lambda: self._writable() or (self._stopping and not self._waiting))
+                self._work.wait_for(lambda: next(self._free_teams(), None) is not None
+                                    or (self._stopping and not self._waiting))
                 if not self._waiting:
                     return  # stopping, and every queued row is written
-                if self._flush_s and not self._stopping and self._writable_rows() < self._batch_rows:
+                if self._flush_s and not self._stopping and sum(
+                        len(rows) for team in self._free_teams() for rows, _ in self._waiting[team]) < self._batch_rows:
                     self._work.wait(self._flush_s)  # gather a bigger batch under load
                 items = self._next_batch()
                 teams = {str(rows[0].get("team", "")) for rows, _ in items}
